@@ -1,0 +1,194 @@
+//! JWT access tokens (RFC 9068): minting, and the strict verification the MCP endpoint applies
+//! (signature, `typ`, `iss`, `aud`, `exp`, `nbf`; RFC 9068 §4, RFC 8725 §3).
+
+use crate::jwt::{self, JwsError};
+use crate::keys::KeyRing;
+use serde::{Deserialize, Serialize};
+
+/// The `typ` header of access tokens (RFC 9068 §2.1).
+pub const TYP: &str = "at+jwt";
+
+/// Clock skew tolerated on `nbf`/`iat`, seconds.
+pub const LEEWAY: i64 = 5;
+
+/// The claims Portcullis puts in an access token (RFC 9068 §2.2). Time claims are integers: a string-typed
+/// `exp` fails to parse (the jsonwebtoken CVE-2026-25537 lesson).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// RFC 9068 §2.2 `iss`.
+    pub iss: String,
+    /// RFC 9068 §2.2 `sub`: the user id.
+    pub sub: String,
+    /// RFC 9068 §2.2 `aud`: the resource (RFC 8707).
+    pub aud: Audience,
+    /// RFC 9068 §2.2 `client_id`.
+    pub client_id: String,
+    /// RFC 9068 §2.2.3 `scope`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// RFC 9068 §2.2 `exp`.
+    pub exp: i64,
+    /// RFC 9068 §2.2 `iat`.
+    pub iat: i64,
+    /// RFC 7519 §4.1.5 `nbf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// RFC 9068 §2.2 `jti`.
+    pub jti: String,
+    /// The grant the token belongs to, so revoking the grant reaches its access tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+/// `aud`: one string or an array (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// A single audience.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Whether `resource` is an audience.
+    pub fn contains(&self, resource: &str) -> bool {
+        match self {
+            Self::One(a) => a == resource,
+            Self::Many(v) => v.iter().any(|a| a == resource),
+        }
+    }
+}
+
+/// Why an access token was refused. Every variant answers 401 `invalid_token`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Signature or structure.
+    #[error("{0}")]
+    Jws(#[from] JwsError),
+    /// The header's `typ` is not `at+jwt`.
+    #[error("token is not an access token (typ)")]
+    Typ,
+    /// The claims are not an RFC 9068 claim set of the right types.
+    #[error("malformed claims")]
+    Claims,
+    /// Wrong issuer.
+    #[error("token was issued by another issuer")]
+    Issuer,
+    /// Not for this resource.
+    #[error("token is not for this resource (aud)")]
+    Audience,
+    /// Expired.
+    #[error("token expired")]
+    Expired,
+    /// Not yet valid.
+    #[error("token is not yet valid")]
+    NotYetValid,
+    /// Revoked.
+    #[error("token was revoked")]
+    Revoked,
+}
+
+/// Signs an access token.
+pub fn mint(ring: &KeyRing, claims: &AccessClaims) -> String {
+    // AccessClaims holds only strings and integers: serialization cannot fail.
+    let json = serde_json::to_vec(claims).unwrap_or_default();
+    jwt::sign(ring.signing_key(), ring.active_kid(), TYP, &json)
+}
+
+/// The kid named by a token's header, if it parses; used to decide whether to reload keys.
+pub fn kid_of(token: &str) -> Option<String> {
+    jwt::decode(token).ok().map(|u| u.header.kid)
+}
+
+/// Verifies `token` for `issuer` and `resource` at time `now`. Revocation is the caller's job (it depends on
+/// state); everything that can be decided from the token and the keys is decided here.
+pub fn verify(ring: &KeyRing, token: &str, issuer: &str, resource: &str, now: i64) -> Result<AccessClaims, TokenError> {
+    let unverified = jwt::decode(token)?;
+    let typ = unverified.header.typ.to_ascii_lowercase();
+    if typ != TYP && typ != "application/at+jwt" {
+        return Err(TokenError::Typ);
+    }
+    let key = ring.verifying_key(&unverified.header.kid).ok_or(JwsError::UnknownKey)?;
+    let payload = unverified.verify(key)?;
+    let claims: AccessClaims = serde_json::from_slice(&payload).map_err(|_| TokenError::Claims)?;
+    if claims.iss != issuer {
+        return Err(TokenError::Issuer);
+    }
+    if !claims.aud.contains(resource) {
+        return Err(TokenError::Audience);
+    }
+    if now >= claims.exp {
+        return Err(TokenError::Expired);
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY) || claims.iat > now + LEEWAY {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys;
+    use crate::testing::SeqRandom;
+    use portcullis_proto::b64;
+
+    fn ring() -> KeyRing {
+        KeyRing::from_records(&[keys::generate(&SeqRandom::default(), 0)]).unwrap()
+    }
+
+    fn claims() -> AccessClaims {
+        AccessClaims {
+            iss: "https://as".into(),
+            sub: "u1".into(),
+            aud: Audience::One("https://as/mcp".into()),
+            client_id: "c1".into(),
+            scope: Some("mcp:tools".into()),
+            exp: 1000,
+            iat: 100,
+            nbf: None,
+            jti: "j1".into(),
+            sid: Some("g1".into()),
+        }
+    }
+
+    #[test]
+    fn valid_token_verifies() {
+        let r = ring();
+        let t = mint(&r, &claims());
+        assert_eq!(verify(&r, &t, "https://as", "https://as/mcp", 500).unwrap(), claims());
+    }
+
+    #[test]
+    fn each_claim_is_checked() {
+        let r = ring();
+        let t = mint(&r, &claims());
+        assert_eq!(verify(&r, &t, "https://other", "https://as/mcp", 500), Err(TokenError::Issuer));
+        assert_eq!(verify(&r, &t, "https://as", "https://as/other", 500), Err(TokenError::Audience));
+        assert_eq!(verify(&r, &t, "https://as", "https://as/mcp", 1000), Err(TokenError::Expired));
+        assert_eq!(verify(&r, &t, "https://as", "https://as/mcp", 50), Err(TokenError::NotYetValid));
+        let other = KeyRing::from_records(&[keys::generate(&crate::random::OsRandom, 0)]).unwrap();
+        assert_eq!(verify(&other, &t, "https://as", "https://as/mcp", 500), Err(TokenError::Jws(JwsError::UnknownKey)));
+    }
+
+    #[test]
+    fn wrong_typ_and_string_times_are_refused() {
+        let r = ring();
+        let json = serde_json::to_vec(&claims()).unwrap();
+        let t = jwt::sign(r.signing_key(), r.active_kid(), "JWT", &json);
+        assert_eq!(verify(&r, &t, "https://as", "https://as/mcp", 500), Err(TokenError::Typ));
+        let mut v = serde_json::to_value(claims()).unwrap();
+        v["exp"] = serde_json::json!("99999999999");
+        let t = jwt::sign(r.signing_key(), r.active_kid(), TYP, v.to_string().as_bytes());
+        assert_eq!(verify(&r, &t, "https://as", "https://as/mcp", 500), Err(TokenError::Claims));
+        // Signature over different bytes than the payload claims.
+        let t = mint(&r, &claims());
+        let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
+        let mut c = claims();
+        c.aud = Audience::Many(vec!["https://as/mcp".into(), "x".into()]);
+        parts[1] = b64::encode(serde_json::to_vec(&c).unwrap());
+        assert!(matches!(verify(&r, &parts.join("."), "https://as", "https://as/mcp", 500), Err(TokenError::Jws(_))));
+    }
+}

@@ -1,0 +1,76 @@
+//! Password hashing with argon2id at OWASP's recommended parameters (m = 19 MiB, t = 2, p = 1; OWASP Password
+//! Storage Cheat Sheet). These functions are CPU-heavy by design: callers on an async runtime run them on a
+//! blocking thread.
+
+use crate::random::Random;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+/// Longest password accepted, in bytes (bounds the hashing cost an attacker can cause).
+pub const MAX_LEN: usize = 1024;
+/// Shortest password accepted when setting one.
+pub const MIN_LEN: usize = 8;
+
+fn argon2() -> Argon2<'static> {
+    // Constant, valid parameters: Params::new only fails on out-of-range values.
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Why a password cannot be set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PasswordError {
+    /// Too short or too long.
+    #[error("password must be {MIN_LEN} to {MAX_LEN} bytes long")]
+    Length,
+    /// Hashing failed.
+    #[error("password hashing failed")]
+    Hash,
+}
+
+/// Hashes a new password to a PHC string.
+pub fn hash(password: &str, rng: &dyn Random) -> Result<String, PasswordError> {
+    if password.len() < MIN_LEN || password.len() > MAX_LEN {
+        return Err(PasswordError::Length);
+    }
+    let mut salt = [0u8; 16];
+    rng.fill(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|_| PasswordError::Hash)?;
+    argon2().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|_| PasswordError::Hash)
+}
+
+/// Checks a password against a PHC string. Over-long passwords fail without hashing.
+pub fn verify(password: &str, phc: &str) -> bool {
+    if password.len() > MAX_LEN {
+        return false;
+    }
+    match PasswordHash::new(phc) {
+        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A hash of a random password with the same parameters, checked when the user does not exist so that an
+/// unknown name costs as much time as a wrong password (no user enumeration by timing).
+pub fn dummy_hash() -> &'static str {
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$wH8hQ5l2c0w3nqo6Qq7mA2oT8qz3M0V4P0b5QyH0mJk"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::OsRandom;
+
+    #[test]
+    fn hash_and_verify() {
+        let h = hash("correct horse", &OsRandom).unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(verify("correct horse", &h));
+        assert!(!verify("correct horsf", &h));
+        assert!(!verify(&"x".repeat(MAX_LEN + 1), &h));
+        assert_eq!(hash("short", &OsRandom), Err(PasswordError::Length));
+        assert!(!verify("anything", dummy_hash()));
+        assert!(PasswordHash::new(dummy_hash()).is_ok(), "dummy hash must parse so it costs a full verification");
+    }
+}

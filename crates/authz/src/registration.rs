@@ -1,0 +1,301 @@
+//! Dynamic Client Registration policy (RFC 7591 §2, §3.2; security notes "Registration").
+//!
+//! Only the authorization code grant (with refresh) exists here, so a client must register at least one
+//! redirect URI, `response_types` can only be `code`, and implicit or password grants are refused.
+
+use crate::error::AuthzError;
+use crate::random;
+use crate::secret::{Secret, TokenHash};
+use crate::service::Authz;
+use crate::store::ClientRecord;
+use portcullis_proto::registration::{ClientInformation, ClientMetadata};
+use portcullis_proto::{RedirectUri, Scope};
+
+/// Most redirect URIs one client may register.
+pub const MAX_REDIRECT_URIS: usize = 10;
+/// Longest `client_name`.
+pub const MAX_NAME_LEN: usize = 200;
+/// Longest display URI.
+pub const MAX_URI_LEN: usize = 2000;
+
+/// How a client authenticates at the token endpoint (RFC 7591 §2 `token_endpoint_auth_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// A public client (RFC 6749 §2.1).
+    None,
+    /// HTTP Basic (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// Form parameters (RFC 6749 §2.3.1).
+    ClientSecretPost,
+}
+
+impl AuthMethod {
+    /// Parses the metadata value.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "none" => Some(Self::None),
+            "client_secret_basic" => Some(Self::ClientSecretBasic),
+            "client_secret_post" => Some(Self::ClientSecretPost),
+            _ => None,
+        }
+    }
+
+    /// The metadata value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+        }
+    }
+}
+
+/// A registered client, parsed from storage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegisteredClient {
+    /// The client identifier.
+    pub client_id: String,
+    /// Redirect URIs.
+    pub redirect_uris: Vec<RedirectUri>,
+    /// Token endpoint authentication.
+    pub auth_method: AuthMethod,
+    /// Whether `refresh_token` is among its grant types.
+    pub may_refresh: bool,
+    /// Secret hash, for confidential clients.
+    pub secret_hash: Option<TokenHash>,
+    /// Registration time.
+    pub created_at: i64,
+    /// The registered metadata.
+    pub metadata: ClientMetadata,
+}
+
+impl RegisteredClient {
+    /// Parses a stored record.
+    pub fn from_record(record: &ClientRecord) -> Result<Self, AuthzError> {
+        let corrupt = || AuthzError::Internal(format!("stored client {} is unreadable", record.client_id));
+        let metadata: ClientMetadata = serde_json::from_str(&record.metadata_json).map_err(|_| corrupt())?;
+        let redirect_uris =
+            metadata.redirect_uris.iter().map(|u| RedirectUri::parse(u)).collect::<Result<Vec<_>, _>>().map_err(|_| corrupt())?;
+        let auth_method = metadata.token_endpoint_auth_method.as_deref().and_then(AuthMethod::parse).ok_or_else(corrupt)?;
+        let may_refresh = metadata.grant_types.as_ref().is_some_and(|g| g.iter().any(|g| g == "refresh_token"));
+        Ok(Self {
+            client_id: record.client_id.clone(),
+            redirect_uris,
+            auth_method,
+            may_refresh,
+            secret_hash: record.secret_hash.clone(),
+            created_at: record.created_at,
+            metadata,
+        })
+    }
+
+    /// The display name (unverified: chosen by whoever registered the client).
+    pub fn name(&self) -> &str {
+        self.metadata.client_name.as_deref().unwrap_or("Unnamed client")
+    }
+
+    /// The registered redirect URI that `requested` matches (RFC 8252 §7.3 for loopback ports).
+    pub fn redirect_uri_matching(&self, requested: &str) -> Option<&RedirectUri> {
+        self.redirect_uris.iter().find(|r| r.matches(requested))
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> AuthzError {
+    AuthzError::InvalidClientMetadata(msg.into())
+}
+
+fn no_controls(field: &str, value: &str, max: usize) -> Result<(), AuthzError> {
+    if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
+        return Err(invalid(format!("{field} must be 1 to {max} characters without control characters")));
+    }
+    Ok(())
+}
+
+fn https_uri(field: &str, value: &Option<String>) -> Result<(), AuthzError> {
+    if let Some(v) = value {
+        let ok = v.len() <= MAX_URI_LEN
+            && v.bytes().all(|b| (0x21..=0x7e).contains(&b))
+            && url::Url::parse(v).is_ok_and(|u| u.scheme() == "https" && u.host().is_some() && u.username().is_empty());
+        if !ok {
+            return Err(invalid(format!("{field} must be an https URL")));
+        }
+    }
+    Ok(())
+}
+
+/// Applies the registration rules to submitted metadata, returning the metadata to store and echo.
+pub fn check_metadata(mut meta: ClientMetadata, supported_scopes: &Scope) -> Result<ClientMetadata, AuthzError> {
+    if meta.redirect_uris.is_empty() {
+        return Err(AuthzError::InvalidRedirectUri("at least one redirect_uri is required".into()));
+    }
+    if meta.redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(AuthzError::InvalidRedirectUri(format!("at most {MAX_REDIRECT_URIS} redirect_uris are allowed")));
+    }
+    for uri in &meta.redirect_uris {
+        RedirectUri::parse(uri).map_err(|e| AuthzError::InvalidRedirectUri(e.to_string()))?;
+    }
+    // RFC 7591 §2: the default is client_secret_basic.
+    let method = meta.token_endpoint_auth_method.as_deref().unwrap_or("client_secret_basic");
+    let method = AuthMethod::parse(method)
+        .ok_or_else(|| invalid("token_endpoint_auth_method must be none, client_secret_basic or client_secret_post"))?;
+    meta.token_endpoint_auth_method = Some(method.as_str().into());
+    let grants = meta.grant_types.take().unwrap_or_else(|| vec!["authorization_code".into()]);
+    for g in &grants {
+        if g != "authorization_code" && g != "refresh_token" {
+            return Err(invalid(format!("grant type {g:?} is not supported (only authorization_code and refresh_token)")));
+        }
+    }
+    if !grants.iter().any(|g| g == "authorization_code") {
+        return Err(invalid("grant_types must include authorization_code"));
+    }
+    let mut grants_sorted: Vec<String> = vec!["authorization_code".into()];
+    if grants.iter().any(|g| g == "refresh_token") {
+        grants_sorted.push("refresh_token".into());
+    }
+    meta.grant_types = Some(grants_sorted);
+    let responses = meta.response_types.take().unwrap_or_else(|| vec!["code".into()]);
+    if responses.is_empty() || responses.iter().any(|r| r != "code") {
+        return Err(invalid("response_types must be [\"code\"]"));
+    }
+    meta.response_types = Some(vec!["code".into()]);
+    if let Some(name) = &meta.client_name {
+        no_controls("client_name", name, MAX_NAME_LEN)?;
+    }
+    https_uri("client_uri", &meta.client_uri)?;
+    https_uri("logo_uri", &meta.logo_uri)?;
+    https_uri("tos_uri", &meta.tos_uri)?;
+    https_uri("policy_uri", &meta.policy_uri)?;
+    if let Some(scope) = &meta.scope {
+        let parsed = Scope::parse(scope).map_err(|_| invalid("scope is not a valid scope string"))?;
+        // Unknown scopes are dropped (RFC 7591 §2: the server may replace the requested value).
+        let kept = parsed.intersection(supported_scopes);
+        meta.scope = if kept.is_empty() { None } else { Some(kept.to_string()) };
+    }
+    if let Some(contacts) = &meta.contacts {
+        if contacts.len() > 10 {
+            return Err(invalid("at most 10 contacts are allowed"));
+        }
+        for c in contacts {
+            no_controls("contacts", c, 320)?;
+        }
+    }
+    if let Some(t) = &meta.application_type {
+        if t != "native" && t != "web" {
+            return Err(invalid("application_type must be native or web"));
+        }
+    }
+    for (field, v) in [("software_id", &meta.software_id), ("software_version", &meta.software_version)] {
+        if let Some(v) = v {
+            no_controls(field, v, 200)?;
+        }
+    }
+    // RFC 7591 §2: metadata the server does not understand is ignored, and not echoed.
+    meta.extra.clear();
+    Ok(meta)
+}
+
+impl Authz {
+    /// Registers a client (RFC 7591 §3.1) and returns the client information response (§3.2.1). For a
+    /// confidential client the secret appears in this response only; it is stored hashed.
+    pub async fn register(&self, meta: ClientMetadata) -> Result<ClientInformation, AuthzError> {
+        let meta = check_metadata(meta, &self.config.supported_scopes())?;
+        let now = self.now();
+        let client_id = random::id(self.rng.as_ref());
+        let secret: Option<Secret> = match meta.token_endpoint_auth_method.as_deref() {
+            Some("none") => None,
+            _ => Some(random::token(self.rng.as_ref())),
+        };
+        let metadata_json = serde_json::to_string(&meta).map_err(|e| AuthzError::Internal(e.to_string()))?;
+        let record = ClientRecord { client_id: client_id.clone(), secret_hash: secret.as_ref().map(Secret::hash), metadata_json, created_at: now };
+        self.store.insert_client(&record).await?;
+        Ok(ClientInformation {
+            client_id,
+            client_secret_expires_at: secret.as_ref().map(|_| 0),
+            client_secret: secret.map(|s| s.expose().to_owned()),
+            client_id_issued_at: Some(now),
+            metadata: meta,
+        })
+    }
+
+    /// Reads a registered client.
+    pub async fn client(&self, client_id: &str) -> Result<Option<RegisteredClient>, AuthzError> {
+        if client_id.is_empty() || client_id.len() > 256 {
+            return Ok(None);
+        }
+        match self.store.client(client_id).await? {
+            Some(r) => Ok(Some(RegisteredClient::from_record(&r)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::authz;
+
+    fn seed_meta() -> ClientMetadata {
+        serde_json::from_str(
+            r#"{"client_name":"My MCP Client","redirect_uris":["http://localhost:8080/callback"],
+                "grant_types":["authorization_code","refresh_token"],"response_types":["code"],
+                "token_endpoint_auth_method":"none"}"#,
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn registers_a_public_client() {
+        let a = authz().await;
+        let info = a.register(seed_meta()).await.unwrap();
+        assert!(info.client_secret.is_none());
+        assert_eq!(info.metadata.client_name.as_deref(), Some("My MCP Client"));
+        let c = a.client(&info.client_id).await.unwrap().unwrap();
+        assert_eq!(c.auth_method, AuthMethod::None);
+        assert!(c.may_refresh);
+    }
+
+    #[tokio::test]
+    async fn confidential_by_default_with_hashed_secret() {
+        let a = authz().await;
+        let mut m = seed_meta();
+        m.token_endpoint_auth_method = None;
+        let info = a.register(m).await.unwrap();
+        let secret = info.client_secret.unwrap();
+        assert_eq!(info.client_secret_expires_at, Some(0));
+        let c = a.client(&info.client_id).await.unwrap().unwrap();
+        assert_eq!(c.auth_method, AuthMethod::ClientSecretBasic);
+        assert_eq!(c.secret_hash, Some(TokenHash::of(&secret)));
+    }
+
+    #[test]
+    fn refusals_carry_the_rfc7591_code() {
+        let scopes = Scope::parse("mcp:tools").unwrap();
+        let with = |f: &dyn Fn(&mut ClientMetadata)| {
+            let mut m = seed_meta();
+            f(&mut m);
+            check_metadata(m, &scopes).unwrap_err()
+        };
+        assert!(matches!(with(&|m| m.redirect_uris.clear()), AuthzError::InvalidRedirectUri(_)));
+        assert!(matches!(with(&|m| m.redirect_uris = vec!["javascript:alert(1)".into()]), AuthzError::InvalidRedirectUri(_)));
+        assert!(matches!(with(&|m| m.redirect_uris = vec!["http://evil.com/cb".into()]), AuthzError::InvalidRedirectUri(_)));
+        assert!(matches!(with(&|m| m.redirect_uris = vec!["https://a.com/cb".into(); 11]), AuthzError::InvalidRedirectUri(_)));
+        assert!(matches!(with(&|m| m.grant_types = Some(vec!["implicit".into()])), AuthzError::InvalidClientMetadata(_)));
+        assert!(matches!(with(&|m| m.grant_types = Some(vec!["password".into()])), AuthzError::InvalidClientMetadata(_)));
+        assert!(matches!(with(&|m| m.response_types = Some(vec!["token".into()])), AuthzError::InvalidClientMetadata(_)));
+        assert!(matches!(with(&|m| m.token_endpoint_auth_method = Some("private_key_jwt".into())), AuthzError::InvalidClientMetadata(_)));
+        assert!(matches!(with(&|m| m.logo_uri = Some("http://a.com/x.png".into())), AuthzError::InvalidClientMetadata(_)));
+        assert!(matches!(with(&|m| m.client_uri = Some("javascript:alert(1)".into())), AuthzError::InvalidClientMetadata(_)));
+        assert!(matches!(with(&|m| m.client_name = Some("a\u{0}b".into())), AuthzError::InvalidClientMetadata(_)));
+        assert!(matches!(with(&|m| m.client_name = Some("x".repeat(201))), AuthzError::InvalidClientMetadata(_)));
+    }
+
+    #[test]
+    fn unknown_scopes_and_members_are_dropped() {
+        let mut m = seed_meta();
+        m.scope = Some("mcp:tools read:jira-work".into());
+        m.extra.insert("evil".into(), serde_json::json!(1));
+        let out = check_metadata(m, &Scope::parse("mcp:tools").unwrap()).unwrap();
+        assert_eq!(out.scope.as_deref(), Some("mcp:tools"));
+        assert!(out.extra.is_empty());
+    }
+}

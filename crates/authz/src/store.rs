@@ -1,0 +1,307 @@
+//! Storage traits, one per aggregate, and the records they hold. `portcullis-store` implements them on SQLite
+//! (and PostgreSQL); tests in this crate use an in-memory implementation.
+//!
+//! Every method is one transaction: when it returns `Ok`, the change is durable. Single-use transitions (code
+//! redemption, refresh rotation) are conditional updates so that exactly one of many concurrent callers wins.
+
+use crate::secret::{Secret, TokenHash};
+use async_trait::async_trait;
+use std::fmt;
+
+/// Why storage failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database cannot be reached or timed out; the caller answers 503 `temporarily_unavailable`.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A unique constraint was hit (e.g. a user name that exists).
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// Stored data could not be read back.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// Anything else.
+    #[error("storage error: {0}")]
+    Other(String),
+}
+
+/// A registered client, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientRecord {
+    /// The client identifier.
+    pub client_id: String,
+    /// Hash of the client secret, for confidential clients.
+    pub secret_hash: Option<TokenHash>,
+    /// The registered metadata as echoed to the client (JSON object text).
+    pub metadata_json: String,
+    /// Registration time.
+    pub created_at: i64,
+}
+
+/// An end user who can log in.
+#[derive(Clone, PartialEq)]
+pub struct UserRecord {
+    /// Stable identifier (the token `sub`).
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Creation time.
+    pub created_at: i64,
+}
+
+impl fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserRecord").field("id", &self.id).field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
+/// A browser login session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    /// Hash of the session cookie value.
+    pub id_hash: TokenHash,
+    /// The logged-in user.
+    pub user_id: String,
+    /// The user's login name, for display.
+    pub username: String,
+    /// Key for this session's CSRF tokens.
+    pub csrf_key: Secret,
+    /// Login time.
+    pub created_at: i64,
+    /// End of the session.
+    pub expires_at: i64,
+}
+
+/// An authorization code, bound to everything the token request must repeat (RFC 6749 §4.1.3, RFC 7636 §4.6,
+/// RFC 8707 §2.2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodeRecord {
+    /// Hash of the code.
+    pub code_hash: TokenHash,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The user who approved it.
+    pub user_id: String,
+    /// The `redirect_uri` of the authorization request, exactly as sent.
+    pub redirect_uri: String,
+    /// The S256 `code_challenge`.
+    pub code_challenge: String,
+    /// The granted scope.
+    pub scope: String,
+    /// The audience of the tokens.
+    pub resource: String,
+    /// Issue time.
+    pub created_at: i64,
+    /// Expiry.
+    pub expires_at: i64,
+    /// When it was redeemed (`None` while unused).
+    pub used_at: Option<i64>,
+    /// The grant its redemption created.
+    pub grant_id: Option<String>,
+}
+
+/// A grant: one user's authorization of one client, the family of every refresh token rotated from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrantRecord {
+    /// Identifier (the access token's `sid` claim).
+    pub id: String,
+    /// The client.
+    pub client_id: String,
+    /// The user.
+    pub user_id: String,
+    /// The granted scope.
+    pub scope: String,
+    /// The audience.
+    pub resource: String,
+    /// Start of the grant.
+    pub created_at: i64,
+    /// Absolute end: no refresh token of the family outlives it.
+    pub expires_at: i64,
+    /// When it was revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// A refresh token of a grant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshRecord {
+    /// Hash of the token.
+    pub token_hash: TokenHash,
+    /// The grant (family).
+    pub grant_id: String,
+    /// Issue time.
+    pub created_at: i64,
+    /// Idle expiry.
+    pub expires_at: i64,
+    /// When it was rotated (`None` while it is the live token of its family).
+    pub used_at: Option<i64>,
+}
+
+/// A signing key.
+#[derive(Clone, PartialEq)]
+pub struct SigningKeyRecord {
+    /// Key id (RFC 7638 thumbprint).
+    pub kid: String,
+    /// JWS algorithm.
+    pub alg: String,
+    /// Private key bytes.
+    pub private_key: Vec<u8>,
+    /// Public JWK (JSON object text).
+    pub public_jwk: String,
+    /// Creation time.
+    pub created_at: i64,
+    /// Whether new tokens are signed with it (exactly one key is active).
+    pub active: bool,
+    /// Once retired: when it may leave the JWKS (all tokens it signed have expired).
+    pub publish_until: Option<i64>,
+}
+
+impl fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("active", &self.active)
+            .field("publish_until", &self.publish_until)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a revocation entry revokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokedKind {
+    /// One access token, by `jti`.
+    AccessToken,
+    /// Every token of a grant, by grant id (`sid`).
+    Grant,
+}
+
+/// A revocation the MCP endpoint must honour until `expires_at` (after which the tokens it names have expired
+/// anyway).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevocationRecord {
+    /// Monotonic sequence number, for incremental sync.
+    pub seq: i64,
+    /// What is revoked.
+    pub kind: RevokedKind,
+    /// The `jti` or grant id.
+    pub value: String,
+    /// When the entry can be forgotten.
+    pub expires_at: i64,
+}
+
+/// Outcome of a conditional single-use transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// This caller won: the transition happened and its successor rows are committed.
+    Won,
+    /// Someone already used it (replay or a lost race).
+    AlreadyUsed,
+}
+
+/// Registered clients.
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    /// Stores a new client.
+    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
+    /// Reads a client.
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
+    /// Every client, oldest first.
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+    /// Deletes a client and everything issued to it. Returns whether it existed.
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+}
+
+/// End users.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Stores a new user; `Conflict` if the name is taken.
+    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+    /// Reads a user by login name.
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Every user, by name.
+    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// Deletes a user, their sessions, consents and grants. Returns whether they existed.
+    async fn delete_user(&self, username: &str) -> Result<bool, StoreError>;
+    /// Replaces a user's password hash and ends their sessions. Returns whether they existed.
+    async fn set_password(&self, username: &str, password_hash: &str) -> Result<bool, StoreError>;
+    /// How many users exist.
+    async fn count_users(&self) -> Result<i64, StoreError>;
+}
+
+/// Login sessions and remembered consent.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session.
+    async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// Reads a live session (not expired at `now`).
+    async fn session(&self, id_hash: &TokenHash, now: i64) -> Result<Option<SessionRecord>, StoreError>;
+    /// Ends a session.
+    async fn delete_session(&self, id_hash: &TokenHash) -> Result<(), StoreError>;
+    /// The scope a user has approved for a client, if any.
+    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError>;
+    /// Records (replaces) a user's approval of a scope for a client.
+    async fn save_consent(&self, user_id: &str, client_id: &str, scope: &str, now: i64) -> Result<(), StoreError>;
+}
+
+/// Codes, grants, refresh tokens and revocations.
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// Stores a new authorization code.
+    async fn insert_code(&self, code: &CodeRecord) -> Result<(), StoreError>;
+    /// Reads a code (used or not).
+    async fn code(&self, code_hash: &TokenHash) -> Result<Option<CodeRecord>, StoreError>;
+    /// In one transaction: marks the code used if it is unused, and if so creates `grant` and its first
+    /// `refresh` token (none when the client may not refresh).
+    async fn redeem_code(
+        &self,
+        code_hash: &TokenHash,
+        now: i64,
+        grant: &GrantRecord,
+        refresh: Option<&RefreshRecord>,
+    ) -> Result<Transition, StoreError>;
+    /// Revokes the grant a code's redemption created, if any (code reuse, RFC 6749 §4.1.2). Returns the grant id.
+    async fn revoke_grant_of_code(&self, code_hash: &TokenHash, now: i64, revocation_expires_at: i64)
+        -> Result<Option<String>, StoreError>;
+    /// Reads a refresh token and its grant.
+    async fn refresh_token(&self, token_hash: &TokenHash) -> Result<Option<(RefreshRecord, GrantRecord)>, StoreError>;
+    /// In one transaction: marks `old` used if it is unused and its grant is not revoked, and if so stores `new`.
+    async fn rotate_refresh(&self, old: &TokenHash, now: i64, new: &RefreshRecord) -> Result<Transition, StoreError>;
+    /// Revokes a grant (every refresh token of the family, and its access tokens through a revocation entry
+    /// that lives until `revocation_expires_at`). Returns whether the grant existed and was live.
+    async fn revoke_grant(&self, grant_id: &str, now: i64, revocation_expires_at: i64) -> Result<bool, StoreError>;
+    /// Records the revocation of one access token.
+    async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
+    /// Revocations with a sequence number above `after` that have not expired at `now`, in order.
+    async fn revocations_since(&self, after: i64, now: i64) -> Result<Vec<RevocationRecord>, StoreError>;
+    /// Reads a grant.
+    async fn grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError>;
+    /// Deletes expired codes, refresh tokens, grants, sessions and revocation entries. Returns rows removed.
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
+}
+
+/// Signing keys.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Every key that is active or still published at `now`.
+    async fn signing_keys(&self, now: i64) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    /// Stores `key` as the active key if no key is active (first start). Returns whether it was stored.
+    async fn insert_first_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError>;
+    /// In one transaction: retires the active key (published until `retire_publish_until`) and makes `key`
+    /// the active one.
+    async fn rotate_key(&self, key: &SigningKeyRecord, retire_publish_until: i64) -> Result<(), StoreError>;
+}
+
+/// Health of the storage backend.
+#[async_trait]
+pub trait HealthStore: Send + Sync {
+    /// A cheap round trip to the database.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Everything the server needs from storage.
+pub trait Storage: ClientStore + UserStore + SessionStore + GrantStore + KeyStore + HealthStore + 'static {}
+
+impl<T: ClientStore + UserStore + SessionStore + GrantStore + KeyStore + HealthStore + 'static> Storage for T {}

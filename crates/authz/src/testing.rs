@@ -1,0 +1,287 @@
+//! Test support: an in-memory store, deterministic randomness, and helpers for the flows.
+
+#![allow(clippy::unwrap_used)]
+
+use crate::clock::FixedClock;
+use crate::config::AuthzConfig;
+use crate::random::Random;
+use crate::secret::{Secret, TokenHash};
+use crate::service::Authz;
+use crate::store::*;
+use crate::token::TokenRequest;
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// RFC 7636 Appendix B.
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(crate) const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// Deterministic bytes: a counter stretched through SHA-256.
+#[derive(Default)]
+pub(crate) struct SeqRandom(AtomicU64);
+
+impl Random for SeqRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        use sha2::{Digest, Sha256};
+        for chunk in buf.chunks_mut(32) {
+            let n = self.0.fetch_add(1, Ordering::SeqCst);
+            let d = Sha256::digest(n.to_le_bytes());
+            chunk.copy_from_slice(&d[..chunk.len()]);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    clients: HashMap<String, ClientRecord>,
+    users: HashMap<String, UserRecord>,
+    sessions: HashMap<String, SessionRecord>,
+    consents: HashMap<(String, String), String>,
+    codes: HashMap<String, CodeRecord>,
+    grants: HashMap<String, GrantRecord>,
+    refresh: HashMap<String, RefreshRecord>,
+    keys: Vec<SigningKeyRecord>,
+    revocations: Vec<RevocationRecord>,
+}
+
+/// An in-memory [`Storage`] with the same transition semantics as the SQL stores.
+#[derive(Default)]
+pub(crate) struct MemStore(Mutex<Inner>);
+
+impl MemStore {
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        f(&mut self.0.lock().unwrap())
+    }
+}
+
+#[async_trait]
+impl ClientStore for MemStore {
+    async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
+        self.with(|i| i.clients.insert(c.client_id.clone(), c.clone()));
+        Ok(())
+    }
+    async fn client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        Ok(self.with(|i| i.clients.get(id).cloned()))
+    }
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        Ok(self.with(|i| i.clients.values().cloned().collect()))
+    }
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.with(|i| i.clients.remove(id).is_some()))
+    }
+}
+
+#[async_trait]
+impl UserStore for MemStore {
+    async fn insert_user(&self, u: &UserRecord) -> Result<(), StoreError> {
+        self.with(|i| {
+            if i.users.contains_key(&u.username) {
+                return Err(StoreError::Conflict("user".into()));
+            }
+            i.users.insert(u.username.clone(), u.clone());
+            Ok(())
+        })
+    }
+    async fn user_by_name(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self.with(|i| i.users.get(name).cloned()))
+    }
+    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        Ok(self.with(|i| i.users.values().cloned().collect()))
+    }
+    async fn delete_user(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.with(|i| i.users.remove(name).is_some()))
+    }
+    async fn set_password(&self, name: &str, hash: &str) -> Result<bool, StoreError> {
+        Ok(self.with(|i| match i.users.get_mut(name) {
+            Some(u) => {
+                u.password_hash = hash.into();
+                true
+            }
+            None => false,
+        }))
+    }
+    async fn count_users(&self) -> Result<i64, StoreError> {
+        Ok(self.with(|i| i.users.len() as i64))
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemStore {
+    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        self.with(|i| i.sessions.insert(s.id_hash.as_str().into(), s.clone()));
+        Ok(())
+    }
+    async fn session(&self, h: &TokenHash, now: i64) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self.with(|i| i.sessions.get(h.as_str()).filter(|s| s.expires_at > now).cloned()))
+    }
+    async fn delete_session(&self, h: &TokenHash) -> Result<(), StoreError> {
+        self.with(|i| i.sessions.remove(h.as_str()));
+        Ok(())
+    }
+    async fn consent(&self, u: &str, c: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.with(|i| i.consents.get(&(u.into(), c.into())).cloned()))
+    }
+    async fn save_consent(&self, u: &str, c: &str, scope: &str, _now: i64) -> Result<(), StoreError> {
+        self.with(|i| i.consents.insert((u.into(), c.into()), scope.into()));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl GrantStore for MemStore {
+    async fn insert_code(&self, c: &CodeRecord) -> Result<(), StoreError> {
+        self.with(|i| i.codes.insert(c.code_hash.as_str().into(), c.clone()));
+        Ok(())
+    }
+    async fn code(&self, h: &TokenHash) -> Result<Option<CodeRecord>, StoreError> {
+        Ok(self.with(|i| i.codes.get(h.as_str()).cloned()))
+    }
+    async fn redeem_code(&self, h: &TokenHash, now: i64, g: &GrantRecord, r: Option<&RefreshRecord>) -> Result<Transition, StoreError> {
+        Ok(self.with(|i| {
+            let Some(code) = i.codes.get_mut(h.as_str()) else { return Transition::AlreadyUsed };
+            if code.used_at.is_some() {
+                return Transition::AlreadyUsed;
+            }
+            code.used_at = Some(now);
+            code.grant_id = Some(g.id.clone());
+            i.grants.insert(g.id.clone(), g.clone());
+            if let Some(r) = r {
+                i.refresh.insert(r.token_hash.as_str().into(), r.clone());
+            }
+            Transition::Won
+        }))
+    }
+    async fn revoke_grant_of_code(&self, h: &TokenHash, now: i64, exp: i64) -> Result<Option<String>, StoreError> {
+        let gid = self.with(|i| i.codes.get(h.as_str()).and_then(|c| c.grant_id.clone()));
+        if let Some(g) = &gid {
+            self.revoke_grant(g, now, exp).await?;
+        }
+        Ok(gid)
+    }
+    async fn refresh_token(&self, h: &TokenHash) -> Result<Option<(RefreshRecord, GrantRecord)>, StoreError> {
+        Ok(self.with(|i| {
+            let r = i.refresh.get(h.as_str())?.clone();
+            let g = i.grants.get(&r.grant_id)?.clone();
+            Some((r, g))
+        }))
+    }
+    async fn rotate_refresh(&self, old: &TokenHash, now: i64, new: &RefreshRecord) -> Result<Transition, StoreError> {
+        Ok(self.with(|i| {
+            let live = i.refresh.get(old.as_str()).is_some_and(|r| r.used_at.is_none())
+                && i.grants.get(&new.grant_id).is_some_and(|g| g.revoked_at.is_none());
+            if !live {
+                return Transition::AlreadyUsed;
+            }
+            if let Some(r) = i.refresh.get_mut(old.as_str()) {
+                r.used_at = Some(now);
+            }
+            i.refresh.insert(new.token_hash.as_str().into(), new.clone());
+            Transition::Won
+        }))
+    }
+    async fn revoke_grant(&self, id: &str, now: i64, exp: i64) -> Result<bool, StoreError> {
+        Ok(self.with(|i| {
+            let Some(g) = i.grants.get_mut(id) else { return false };
+            if g.revoked_at.is_some() {
+                return false;
+            }
+            g.revoked_at = Some(now);
+            let seq = i.revocations.len() as i64 + 1;
+            i.revocations.push(RevocationRecord { seq, kind: RevokedKind::Grant, value: id.into(), expires_at: exp });
+            true
+        }))
+    }
+    async fn revoke_access_token(&self, jti: &str, exp: i64) -> Result<(), StoreError> {
+        self.with(|i| {
+            let seq = i.revocations.len() as i64 + 1;
+            i.revocations.push(RevocationRecord { seq, kind: RevokedKind::AccessToken, value: jti.into(), expires_at: exp });
+        });
+        Ok(())
+    }
+    async fn revocations_since(&self, after: i64, now: i64) -> Result<Vec<RevocationRecord>, StoreError> {
+        Ok(self.with(|i| i.revocations.iter().filter(|r| r.seq > after && r.expires_at > now).cloned().collect()))
+    }
+    async fn grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
+        Ok(self.with(|i| i.grants.get(id).cloned()))
+    }
+    async fn purge_expired(&self, _now: i64) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}
+
+#[async_trait]
+impl KeyStore for MemStore {
+    async fn signing_keys(&self, now: i64) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        Ok(self.with(|i| i.keys.iter().filter(|k| k.active || k.publish_until.is_some_and(|t| t > now)).cloned().collect()))
+    }
+    async fn insert_first_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError> {
+        Ok(self.with(|i| {
+            if i.keys.iter().any(|k| k.active) {
+                return false;
+            }
+            i.keys.push(key.clone());
+            true
+        }))
+    }
+    async fn rotate_key(&self, key: &SigningKeyRecord, until: i64) -> Result<(), StoreError> {
+        self.with(|i| {
+            for k in i.keys.iter_mut().filter(|k| k.active) {
+                k.active = false;
+                k.publish_until = Some(until);
+            }
+            i.keys.push(key.clone());
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl HealthStore for MemStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+pub(crate) async fn authz_with_clock() -> (Authz, Arc<FixedClock>) {
+    let clock = Arc::new(FixedClock::new(1_700_000_000));
+    let config = AuthzConfig::new("http://127.0.0.1:8080", "http://127.0.0.1:8080/mcp");
+    let a = Authz::new(Arc::new(MemStore::default()), clock.clone(), Arc::new(SeqRandom::default()), config).await.unwrap();
+    (a, clock)
+}
+
+pub(crate) async fn authz() -> Authz {
+    authz_with_clock().await.0
+}
+
+pub(crate) async fn register_public(a: &Authz) -> String {
+    let meta = serde_json::from_str(
+        r#"{"client_name":"Test","redirect_uris":["http://localhost:8080/callback"],
+            "grant_types":["authorization_code","refresh_token"],"token_endpoint_auth_method":"none"}"#,
+    )
+    .unwrap();
+    a.register(meta).await.unwrap().client_id
+}
+
+/// Runs an authorization request for `client_id` approved by user `u1`; returns the code.
+pub(crate) async fn code_for(a: &Authz, client_id: &str) -> String {
+    let q = format!(
+        "response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2Flocalhost%3A8080%2Fcallback\
+         &code_challenge={CHALLENGE}&code_challenge_method=S256"
+    );
+    let req = a.authorization_request(&q).await.unwrap();
+    let loc = a.approve("u1", &req).await.unwrap();
+    let url = url::Url::parse(&loc).unwrap();
+    url.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned()
+}
+
+pub(crate) fn token_req(code: &str, verifier: &str) -> TokenRequest {
+    TokenRequest {
+        grant_type: Some("authorization_code".into()),
+        code: Some(Secret::new(code)),
+        redirect_uri: Some("http://localhost:8080/callback".into()),
+        code_verifier: Some(Secret::new(verifier)),
+        ..Default::default()
+    }
+}
