@@ -104,13 +104,21 @@ pub fn kid_of(token: &str) -> Option<String> {
 
 /// Verifies `token` for `issuer` and `resource` at time `now`. Revocation is the caller's job (it depends on
 /// state); everything that can be decided from the token and the keys is decided here.
-pub fn verify(ring: &KeyRing, token: &str, issuer: &str, resource: &str, now: i64) -> Result<AccessClaims, TokenError> {
+pub fn verify(
+    ring: &KeyRing,
+    token: &str,
+    issuer: &str,
+    resource: &str,
+    now: i64,
+) -> Result<AccessClaims, TokenError> {
     let unverified = jwt::decode(token)?;
     let typ = unverified.header.typ.to_ascii_lowercase();
     if typ != TYP && typ != "application/at+jwt" {
         return Err(TokenError::Typ);
     }
-    let key = ring.verifying_key(&unverified.header.kid).ok_or(JwsError::UnknownKey)?;
+    let key = ring
+        .verifying_key(&unverified.header.kid)
+        .ok_or(JwsError::UnknownKey)?;
     let payload = unverified.verify(key)?;
     let claims: AccessClaims = serde_json::from_slice(&payload).map_err(|_| TokenError::Claims)?;
     if claims.iss != issuer {
@@ -158,19 +166,37 @@ mod tests {
     fn valid_token_verifies() {
         let r = ring();
         let t = mint(&r, &claims());
-        assert_eq!(verify(&r, &t, "https://as", "https://as/mcp", 500).unwrap(), claims());
+        assert_eq!(
+            verify(&r, &t, "https://as", "https://as/mcp", 500).unwrap(),
+            claims()
+        );
     }
 
     #[test]
     fn each_claim_is_checked() {
         let r = ring();
         let t = mint(&r, &claims());
-        assert_eq!(verify(&r, &t, "https://other", "https://as/mcp", 500), Err(TokenError::Issuer));
-        assert_eq!(verify(&r, &t, "https://as", "https://as/other", 500), Err(TokenError::Audience));
-        assert_eq!(verify(&r, &t, "https://as", "https://as/mcp", 1000), Err(TokenError::Expired));
-        assert_eq!(verify(&r, &t, "https://as", "https://as/mcp", 50), Err(TokenError::NotYetValid));
+        assert_eq!(
+            verify(&r, &t, "https://other", "https://as/mcp", 500),
+            Err(TokenError::Issuer)
+        );
+        assert_eq!(
+            verify(&r, &t, "https://as", "https://as/other", 500),
+            Err(TokenError::Audience)
+        );
+        assert_eq!(
+            verify(&r, &t, "https://as", "https://as/mcp", 1000),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            verify(&r, &t, "https://as", "https://as/mcp", 50),
+            Err(TokenError::NotYetValid)
+        );
         let other = KeyRing::from_records(&[keys::generate(&crate::random::OsRandom, 0)]).unwrap();
-        assert_eq!(verify(&other, &t, "https://as", "https://as/mcp", 500), Err(TokenError::Jws(JwsError::UnknownKey)));
+        assert_eq!(
+            verify(&other, &t, "https://as", "https://as/mcp", 500),
+            Err(TokenError::Jws(JwsError::UnknownKey))
+        );
     }
 
     #[test]
@@ -178,17 +204,31 @@ mod tests {
         let r = ring();
         let json = serde_json::to_vec(&claims()).unwrap();
         let t = jwt::sign(r.signing_key(), r.active_kid(), "JWT", &json);
-        assert_eq!(verify(&r, &t, "https://as", "https://as/mcp", 500), Err(TokenError::Typ));
+        assert_eq!(
+            verify(&r, &t, "https://as", "https://as/mcp", 500),
+            Err(TokenError::Typ)
+        );
         let mut v = serde_json::to_value(claims()).unwrap();
         v["exp"] = serde_json::json!("99999999999");
-        let t = jwt::sign(r.signing_key(), r.active_kid(), TYP, v.to_string().as_bytes());
-        assert_eq!(verify(&r, &t, "https://as", "https://as/mcp", 500), Err(TokenError::Claims));
+        let t = jwt::sign(
+            r.signing_key(),
+            r.active_kid(),
+            TYP,
+            v.to_string().as_bytes(),
+        );
+        assert_eq!(
+            verify(&r, &t, "https://as", "https://as/mcp", 500),
+            Err(TokenError::Claims)
+        );
         // Signature over different bytes than the payload claims.
         let t = mint(&r, &claims());
         let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
         let mut c = claims();
         c.aud = Audience::Many(vec!["https://as/mcp".into(), "x".into()]);
         parts[1] = b64::encode(serde_json::to_vec(&c).unwrap());
-        assert!(matches!(verify(&r, &parts.join("."), "https://as", "https://as/mcp", 500), Err(TokenError::Jws(_))));
+        assert!(matches!(
+            verify(&r, &parts.join("."), "https://as", "https://as/mcp", 500),
+            Err(TokenError::Jws(_))
+        ));
     }
 }

@@ -85,9 +85,16 @@ impl AuthorizeError {
     pub fn location(&self, issuer: &str) -> Option<String> {
         match self {
             Self::Page(_) => None,
-            Self::Redirect { redirect_uri, state, error } => {
+            Self::Redirect {
+                redirect_uri,
+                state,
+                error,
+            } => {
                 let desc = error.description();
-                let mut p = vec![("error", error.code().as_str()), ("error_description", desc.as_str())];
+                let mut p = vec![
+                    ("error", error.code().as_str()),
+                    ("error_description", desc.as_str()),
+                ];
                 if let Some(s) = state {
                     p.push(("state", s));
                 }
@@ -113,12 +120,18 @@ pub fn parse_query(query: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 impl Authz {
     /// Parses and checks an authorization request from its raw query string.
-    pub async fn authorization_request(&self, query: &str) -> Result<AuthorizationRequest, AuthorizeError> {
+    pub async fn authorization_request(
+        &self,
+        query: &str,
+    ) -> Result<AuthorizationRequest, AuthorizeError> {
         let page = |m: &str| AuthorizeError::Page(AuthzError::InvalidRequest(m.into()));
         if query.len() > MAX_QUERY_LEN {
             return Err(page("the authorization request is too long"));
@@ -157,16 +170,30 @@ impl Authz {
         }
         match get(&params, "response_type") {
             Some("code") => {}
-            None => return Err(fail(AuthzError::InvalidRequest("response_type is required".into()))),
-            Some(_) => return Err(fail(AuthzError::UnsupportedResponseType("only response_type=code is supported".into()))),
+            None => {
+                return Err(fail(AuthzError::InvalidRequest(
+                    "response_type is required".into(),
+                )))
+            }
+            Some(_) => {
+                return Err(fail(AuthzError::UnsupportedResponseType(
+                    "only response_type=code is supported".into(),
+                )))
+            }
         }
         if let Some(mode) = get(&params, "response_mode") {
             if mode != "query" {
-                return Err(fail(AuthzError::InvalidRequest("only response_mode=query is supported".into())));
+                return Err(fail(AuthzError::InvalidRequest(
+                    "only response_mode=query is supported".into(),
+                )));
             }
         }
         let code_challenge = match get(&params, "code_challenge") {
-            None => return Err(fail(AuthzError::InvalidRequest("code_challenge is required (PKCE, S256)".into()))),
+            None => {
+                return Err(fail(AuthzError::InvalidRequest(
+                    "code_challenge is required (PKCE, S256)".into(),
+                )))
+            }
             Some(c) => CodeChallenge::parse(c, get(&params, "code_challenge_method"))
                 .map_err(|e| fail(AuthzError::InvalidRequest(format!("code_challenge: {e}"))))?,
         };
@@ -199,22 +226,25 @@ impl Authz {
         &self,
         params: &[(String, String)],
     ) -> Result<(RegisteredClient, String, bool), AuthorizeError> {
-        let client_id = get(params, "client_id")
-            .ok_or_else(|| AuthorizeError::Page(AuthzError::InvalidRequest("client_id is missing".into())))?;
-        let client = self
-            .client(client_id)
-            .await?
-            .ok_or_else(|| AuthorizeError::Page(AuthzError::InvalidClient("unknown client_id".into())))?;
+        let client_id = get(params, "client_id").ok_or_else(|| {
+            AuthorizeError::Page(AuthzError::InvalidRequest("client_id is missing".into()))
+        })?;
+        let client = self.client(client_id).await?.ok_or_else(|| {
+            AuthorizeError::Page(AuthzError::InvalidClient("unknown client_id".into()))
+        })?;
         let (redirect_uri, sent) = match get(params, "redirect_uri") {
             Some(r) => {
                 if client.redirect_uri_matching(r).is_none() {
                     return Err(AuthorizeError::Page(AuthzError::InvalidRequest(
-                        "redirect_uri does not match any registered redirect URI of this client".into(),
+                        "redirect_uri does not match any registered redirect URI of this client"
+                            .into(),
                     )));
                 }
                 (r.to_owned(), true)
             }
-            None if client.redirect_uris.len() == 1 => (client.redirect_uris[0].as_str().to_owned(), false),
+            None if client.redirect_uris.len() == 1 => {
+                (client.redirect_uris[0].as_str().to_owned(), false)
+            }
             None => {
                 return Err(AuthorizeError::Page(AuthzError::InvalidRequest(
                     "redirect_uri is required: the client registered several".into(),
@@ -225,31 +255,53 @@ impl Authz {
     }
 
     /// Whether the user must be asked: no remembered consent covering this request's scope.
-    pub async fn needs_consent(&self, user_id: &str, req: &AuthorizationRequest) -> Result<bool, AuthzError> {
-        let Some(stored) = self.store.consent(user_id, &req.client.client_id).await? else { return Ok(true) };
+    pub async fn needs_consent(
+        &self,
+        user_id: &str,
+        req: &AuthorizationRequest,
+    ) -> Result<bool, AuthzError> {
+        let Some(stored) = self.store.consent(user_id, &req.client.client_id).await? else {
+            return Ok(true);
+        };
         let stored = Scope::parse(&stored).unwrap_or_default();
         Ok(!stored.includes(&req.scope))
     }
 
     /// The user approved: remembers the consent, issues a code (RFC 6749 §4.1.2) and returns the redirect
     /// location with `code`, `state` and `iss` (RFC 9207 §2).
-    pub async fn approve(&self, user_id: &str, req: &AuthorizationRequest) -> Result<String, AuthzError> {
+    pub async fn approve(
+        &self,
+        user_id: &str,
+        req: &AuthorizationRequest,
+    ) -> Result<String, AuthzError> {
         let now = self.now();
         let previous = self.store.consent(user_id, &req.client.client_id).await?;
-        let remembered = Scope::parse(previous.as_deref().unwrap_or("")).unwrap_or_default().union(&req.scope);
-        self.store.save_consent(user_id, &req.client.client_id, &remembered.to_string(), now).await?;
+        let remembered = Scope::parse(previous.as_deref().unwrap_or(""))
+            .unwrap_or_default()
+            .union(&req.scope);
+        self.store
+            .save_consent(user_id, &req.client.client_id, &remembered.to_string(), now)
+            .await?;
         self.issue_code(user_id, req).await
     }
 
     /// Issues a code for an already-approved request and returns the redirect location.
-    pub async fn issue_code(&self, user_id: &str, req: &AuthorizationRequest) -> Result<String, AuthzError> {
+    pub async fn issue_code(
+        &self,
+        user_id: &str,
+        req: &AuthorizationRequest,
+    ) -> Result<String, AuthzError> {
         let now = self.now();
         let code = random::token(self.rng.as_ref());
         let record = CodeRecord {
             code_hash: code.hash(),
             client_id: req.client.client_id.clone(),
             user_id: user_id.to_owned(),
-            redirect_uri: if req.redirect_uri_sent { req.redirect_uri.clone() } else { String::new() },
+            redirect_uri: if req.redirect_uri_sent {
+                req.redirect_uri.clone()
+            } else {
+                String::new()
+            },
             code_challenge: req.code_challenge.as_str().to_owned(),
             scope: req.scope.to_string(),
             resource: req.resource.clone(),
@@ -295,9 +347,15 @@ mod tests {
     async fn seed_request_is_accepted_with_unknown_scopes_ignored() {
         let a = authz().await;
         let c = register_public(&a).await;
-        let r = a.authorization_request(&q(&c, "&scope=read:jira-work%20write:jira-work")).await.unwrap();
+        let r = a
+            .authorization_request(&q(&c, "&scope=read:jira-work%20write:jira-work"))
+            .await
+            .unwrap();
         assert_eq!(r.scope.to_string(), "mcp:tools");
-        assert_eq!(r.ignored_scope.to_string(), "read:jira-work write:jira-work");
+        assert_eq!(
+            r.ignored_scope.to_string(),
+            "read:jira-work write:jira-work"
+        );
         assert_eq!(r.resource, "http://127.0.0.1:8080/mcp");
         let loc = a.approve("u1", &r).await.unwrap();
         assert!(loc.starts_with("http://localhost:8080/callback?code="));
@@ -309,11 +367,20 @@ mod tests {
         let a = authz().await;
         let c = register_public(&a).await;
         let e = a.authorization_request(&q("nope", "")).await.unwrap_err();
-        assert!(matches!(e, AuthorizeError::Page(AuthzError::InvalidClient(_))));
+        assert!(matches!(
+            e,
+            AuthorizeError::Page(AuthzError::InvalidClient(_))
+        ));
         let bad = q(&c, "").replace("callback", "callback2");
-        assert!(matches!(a.authorization_request(&bad).await.unwrap_err(), AuthorizeError::Page(_)));
+        assert!(matches!(
+            a.authorization_request(&bad).await.unwrap_err(),
+            AuthorizeError::Page(_)
+        ));
         let dup = format!("{}&redirect_uri=https%3A%2F%2Fevil.com%2F", q(&c, ""));
-        assert!(matches!(a.authorization_request(&dup).await.unwrap_err(), AuthorizeError::Page(_)));
+        assert!(matches!(
+            a.authorization_request(&dup).await.unwrap_err(),
+            AuthorizeError::Page(_)
+        ));
     }
 
     #[tokio::test]
@@ -327,13 +394,37 @@ mod tests {
             "http://localhost:8080/callback?error=invalid_request&error_description=code_challenge+is+required+%28PKCE%2C+S256%29&state=xyz&iss=http%3A%2F%2F127.0.0.1%3A8080"
         );
         let plain = q(&c, "").replace("S256", "plain");
-        assert!(matches!(a.authorization_request(&plain).await.unwrap_err(), AuthorizeError::Redirect { error: AuthzError::InvalidRequest(_), .. }));
+        assert!(matches!(
+            a.authorization_request(&plain).await.unwrap_err(),
+            AuthorizeError::Redirect {
+                error: AuthzError::InvalidRequest(_),
+                ..
+            }
+        ));
         let token = q(&c, "").replace("response_type=code", "response_type=token");
-        assert!(matches!(a.authorization_request(&token).await.unwrap_err(), AuthorizeError::Redirect { error: AuthzError::UnsupportedResponseType(_), .. }));
+        assert!(matches!(
+            a.authorization_request(&token).await.unwrap_err(),
+            AuthorizeError::Redirect {
+                error: AuthzError::UnsupportedResponseType(_),
+                ..
+            }
+        ));
         let target = q(&c, "&resource=https%3A%2F%2Fother.example%2Fmcp");
-        assert!(matches!(a.authorization_request(&target).await.unwrap_err(), AuthorizeError::Redirect { error: AuthzError::InvalidTarget(_), .. }));
+        assert!(matches!(
+            a.authorization_request(&target).await.unwrap_err(),
+            AuthorizeError::Redirect {
+                error: AuthzError::InvalidTarget(_),
+                ..
+            }
+        ));
         let dup = q(&c, "&scope=a&scope=b");
-        assert!(matches!(a.authorization_request(&dup).await.unwrap_err(), AuthorizeError::Redirect { error: AuthzError::InvalidRequest(_), .. }));
+        assert!(matches!(
+            a.authorization_request(&dup).await.unwrap_err(),
+            AuthorizeError::Redirect {
+                error: AuthzError::InvalidRequest(_),
+                ..
+            }
+        ));
     }
 
     #[tokio::test]
@@ -346,9 +437,18 @@ mod tests {
         assert!(a.needs_consent("u1", &r).await.unwrap());
         a.approve("u1", &r).await.unwrap();
         assert!(!a.needs_consent("u1", &r).await.unwrap());
-        assert!(a.needs_consent("u2", &r).await.unwrap(), "consent is per user");
-        let wider = a.authorization_request(&q(&c, "&scope=mcp:tools%20mcp:admin")).await.unwrap();
-        assert!(a.needs_consent("u1", &wider).await.unwrap(), "wider scope asks again");
+        assert!(
+            a.needs_consent("u2", &r).await.unwrap(),
+            "consent is per user"
+        );
+        let wider = a
+            .authorization_request(&q(&c, "&scope=mcp:tools%20mcp:admin"))
+            .await
+            .unwrap();
+        assert!(
+            a.needs_consent("u1", &wider).await.unwrap(),
+            "wider scope asks again"
+        );
     }
 
     #[test]

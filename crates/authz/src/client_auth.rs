@@ -33,7 +33,9 @@ impl ClientCredentials {
     /// The claimed client id.
     pub fn client_id(&self) -> &str {
         match self {
-            Self::Public { client_id } | Self::Basic { client_id, .. } | Self::Post { client_id, .. } => client_id,
+            Self::Public { client_id }
+            | Self::Basic { client_id, .. }
+            | Self::Post { client_id, .. } => client_id,
         }
     }
 
@@ -45,7 +47,10 @@ impl ClientCredentials {
 
 impl Authz {
     /// Authenticates the client the way it registered. One message for unknown client and wrong secret.
-    pub async fn authenticate_client(&self, creds: &ClientCredentials) -> Result<RegisteredClient, AuthzError> {
+    pub async fn authenticate_client(
+        &self,
+        creds: &ClientCredentials,
+    ) -> Result<RegisteredClient, AuthzError> {
         let fail = || AuthzError::InvalidClient("client authentication failed".into());
         let client = self.client(creds.client_id()).await?.ok_or_else(fail)?;
         let secret = match (client.auth_method, creds) {

@@ -70,7 +70,13 @@ impl AuthzConfig {
 /// The built-in catalogue, matching the built-in MCP server's tools.
 pub fn default_scopes() -> Vec<ScopeInfo> {
     vec![
-        ScopeInfo { name: "mcp:tools".into(), description: "List and call the MCP server's tools".into() },
-        ScopeInfo { name: "mcp:admin".into(), description: "See server statistics (administrative tools)".into() },
+        ScopeInfo {
+            name: "mcp:tools".into(),
+            description: "List and call the MCP server's tools".into(),
+        },
+        ScopeInfo {
+            name: "mcp:admin".into(),
+            description: "See server statistics (administrative tools)".into(),
+        },
     ]
 }

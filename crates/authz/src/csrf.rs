@@ -14,7 +14,8 @@ use subtle::ConstantTimeEq;
 /// The consent form's token for `request` (the canonical authorization request string).
 pub fn consent_token(session_key: &Secret, request: &str) -> String {
     // HMAC accepts keys of any length.
-    let mut mac = Hmac::<Sha256>::new_from_slice(session_key.expose().as_bytes()).expect("HMAC takes any key length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(session_key.expose().as_bytes())
+        .expect("HMAC takes any key length");
     mac.update(b"portcullis consent v1\n");
     mac.update(request.as_bytes());
     b64::encode(mac.finalize().into_bytes())
@@ -40,8 +41,14 @@ mod tests {
         let k2 = Secret::new("key-two");
         let t = consent_token(&k1, "client_id=a&scope=x");
         assert!(verify_consent_token(&k1, "client_id=a&scope=x", &t));
-        assert!(!verify_consent_token(&k2, "client_id=a&scope=x", &t), "another browser's session");
-        assert!(!verify_consent_token(&k1, "client_id=a&scope=x+y", &t), "another request");
+        assert!(
+            !verify_consent_token(&k2, "client_id=a&scope=x", &t),
+            "another browser's session"
+        );
+        assert!(
+            !verify_consent_token(&k1, "client_id=a&scope=x+y", &t),
+            "another request"
+        );
         assert!(!verify_consent_token(&k1, "client_id=a&scope=x", ""));
     }
 }

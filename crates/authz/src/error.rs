@@ -94,7 +94,9 @@ impl AuthzError {
             | Self::InvalidClientMetadata(d)
             | Self::UnsupportedTokenType(d) => d.clone(),
             Self::BadCredentials => "invalid username or password".into(),
-            Self::TemporarilyUnavailable => "the server is temporarily unavailable; retry later".into(),
+            Self::TemporarilyUnavailable => {
+                "the server is temporarily unavailable; retry later".into()
+            }
             Self::Internal(_) => "internal server error".into(),
         }
     }

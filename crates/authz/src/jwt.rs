@@ -46,7 +46,11 @@ pub struct Header {
 
 /// Signs `claims` (already JSON) with `key`, producing `header.payload.signature`.
 pub fn sign(key: &SigningKey, kid: &str, typ: &str, claims_json: &[u8]) -> String {
-    let header = Header { alg: ALG.into(), typ: typ.into(), kid: kid.into() };
+    let header = Header {
+        alg: ALG.into(),
+        typ: typ.into(),
+        kid: kid.into(),
+    };
     // Serializing a struct of three strings cannot fail.
     let header_json = serde_json::to_vec(&header).unwrap_or_default();
     let mut out = String::with_capacity(64 + claims_json.len() * 4 / 3 + 90);
@@ -75,7 +79,9 @@ pub fn decode(token: &str) -> Result<Unverified<'_>, JwsError> {
         return Err(JwsError::Malformed);
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(JwsError::Malformed);
     };
     let header_bytes = b64::decode(h).ok_or(JwsError::Malformed)?;
@@ -86,14 +92,20 @@ pub fn decode(token: &str) -> Result<Unverified<'_>, JwsError> {
     let payload = b64::decode(p).ok_or(JwsError::Malformed)?;
     let signature = b64::decode(s).ok_or(JwsError::Malformed)?;
     let signing_input = &token[..h.len() + 1 + p.len()];
-    Ok(Unverified { header, signing_input, payload, signature })
+    Ok(Unverified {
+        header,
+        signing_input,
+        payload,
+        signature,
+    })
 }
 
 impl Unverified<'_> {
     /// Checks the signature with `key` and returns the payload bytes.
     pub fn verify(self, key: &VerifyingKey) -> Result<Vec<u8>, JwsError> {
         let sig = Signature::from_slice(&self.signature).map_err(|_| JwsError::Signature)?;
-        key.verify(self.signing_input.as_bytes(), &sig).map_err(|_| JwsError::Signature)?;
+        key.verify(self.signing_input.as_bytes(), &sig)
+            .map_err(|_| JwsError::Signature)?;
         Ok(self.payload)
     }
 }
@@ -121,9 +133,20 @@ mod tests {
         let t = sign(&k, "k1", "at+jwt", br#"{"sub":"a"}"#);
         let (_, rest) = t.split_once('.').unwrap();
         let forge = |header: &str| format!("{}.{}", b64::encode(header), rest);
-        assert_eq!(decode(&forge(r#"{"alg":"none","typ":"at+jwt","kid":"k1"}"#)).unwrap_err(), JwsError::Header);
-        assert_eq!(decode(&forge(r#"{"alg":"HS256","typ":"at+jwt","kid":"k1"}"#)).unwrap_err(), JwsError::Header);
-        for extra in [r#""jku":"https://evil""#, r#""jwk":{}"#, r#""x5u":"https://evil""#, r#""crit":["exp"]"#] {
+        assert_eq!(
+            decode(&forge(r#"{"alg":"none","typ":"at+jwt","kid":"k1"}"#)).unwrap_err(),
+            JwsError::Header
+        );
+        assert_eq!(
+            decode(&forge(r#"{"alg":"HS256","typ":"at+jwt","kid":"k1"}"#)).unwrap_err(),
+            JwsError::Header
+        );
+        for extra in [
+            r#""jku":"https://evil""#,
+            r#""jwk":{}"#,
+            r#""x5u":"https://evil""#,
+            r#""crit":["exp"]"#,
+        ] {
             let h = format!(r#"{{"alg":"ES256","typ":"at+jwt","kid":"k1",{extra}}}"#);
             assert_eq!(decode(&forge(&h)).unwrap_err(), JwsError::Header, "{extra}");
         }
@@ -131,11 +154,26 @@ mod tests {
         let mut parts: Vec<&str> = t.split('.').collect();
         let other = b64::encode(br#"{"sub":"b"}"#);
         parts[1] = &other;
-        assert_eq!(decode(&parts.join(".")).unwrap().verify(k.verifying_key()).unwrap_err(), JwsError::Signature);
+        assert_eq!(
+            decode(&parts.join("."))
+                .unwrap()
+                .verify(k.verifying_key())
+                .unwrap_err(),
+            JwsError::Signature
+        );
         // Another key.
         let k2 = SigningKey::from_slice(&[9u8; 32]).unwrap();
-        assert_eq!(decode(&t).unwrap().verify(k2.verifying_key()).unwrap_err(), JwsError::Signature);
-        for bad in ["", "a.b", "a.b.c.d", "!!.!!.!!", &"a".repeat(MAX_TOKEN_LEN + 1)] {
+        assert_eq!(
+            decode(&t).unwrap().verify(k2.verifying_key()).unwrap_err(),
+            JwsError::Signature
+        );
+        for bad in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "!!.!!.!!",
+            &"a".repeat(MAX_TOKEN_LEN + 1),
+        ] {
             assert!(decode(bad).is_err());
         }
     }

@@ -22,7 +22,9 @@ pub struct KeyRing {
 
 impl fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyRing").field("active_kid", &self.active_kid).finish_non_exhaustive()
+        f.debug_struct("KeyRing")
+            .field("active_kid", &self.active_kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -85,10 +87,11 @@ impl KeyRing {
         let mut verifying = HashMap::new();
         let mut jwks = Vec::new();
         for r in records {
-            let sk = SigningKey::from_slice(&r.private_key).map_err(|_| KeyError::Corrupt(r.kid.clone()))?;
+            let sk = SigningKey::from_slice(&r.private_key)
+                .map_err(|_| KeyError::Corrupt(r.kid.clone()))?;
             let vk = *sk.verifying_key();
-            let jwk: serde_json::Value =
-                serde_json::from_str(&r.public_jwk).map_err(|_| KeyError::Corrupt(r.kid.clone()))?;
+            let jwk: serde_json::Value = serde_json::from_str(&r.public_jwk)
+                .map_err(|_| KeyError::Corrupt(r.kid.clone()))?;
             jwks.push(jwk);
             verifying.insert(r.kid.clone(), vk);
             if r.active {
@@ -97,7 +100,12 @@ impl KeyRing {
         }
         let (active_kid, active) = active.ok_or(KeyError::NoActiveKey)?;
         let jwks_json = serde_json::json!({ "keys": jwks }).to_string();
-        Ok(Self { active_kid, active, verifying, jwks_json })
+        Ok(Self {
+            active_kid,
+            active,
+            verifying,
+            jwks_json,
+        })
     }
 
     /// The key id new tokens are signed with.
@@ -122,7 +130,11 @@ impl KeyRing {
 }
 
 /// Loads the keys, generating the first one on an empty database.
-pub async fn load_or_create(store: &dyn KeyStore, rng: &dyn Random, now: i64) -> Result<KeyRing, KeyError> {
+pub async fn load_or_create(
+    store: &dyn KeyStore,
+    rng: &dyn Random,
+    now: i64,
+) -> Result<KeyRing, KeyError> {
     let mut records = store.signing_keys(now).await?;
     if !records.iter().any(|r| r.active) {
         // Another instance may win this race; either way exactly one active key exists afterwards.
@@ -134,7 +146,12 @@ pub async fn load_or_create(store: &dyn KeyStore, rng: &dyn Random, now: i64) ->
 
 /// Rotates: a new active key; the old one stays published for `grace` seconds (at least the access token
 /// lifetime). Returns the new key id.
-pub async fn rotate(store: &dyn KeyStore, rng: &dyn Random, now: i64, grace: i64) -> Result<String, KeyError> {
+pub async fn rotate(
+    store: &dyn KeyStore,
+    rng: &dyn Random,
+    now: i64,
+    grace: i64,
+) -> Result<String, KeyError> {
     let key = generate(rng, now);
     store.rotate_key(&key, now + grace).await?;
     Ok(key.kid)
@@ -156,12 +173,18 @@ mod tests {
         let new = rotate(&store, &rng, 200, 3600).await.unwrap();
         let ring = load_or_create(&store, &rng, 300).await.unwrap();
         assert_eq!(ring.active_kid(), new);
-        assert!(ring.verifying_key(&first).is_some(), "old key still published");
+        assert!(
+            ring.verifying_key(&first).is_some(),
+            "old key still published"
+        );
         let jwks: serde_json::Value = serde_json::from_str(ring.jwks_json()).unwrap();
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
         assert!(!ring.jwks_json().contains("\"d\""), "no private parts");
         let later = KeyRing::from_records(&store.signing_keys(200 + 3601).await.unwrap()).unwrap();
-        assert!(later.verifying_key(&first).is_none(), "old key dropped after its tokens expired");
+        assert!(
+            later.verifying_key(&first).is_none(),
+            "old key dropped after its tokens expired"
+        );
     }
 
     #[test]

@@ -44,4 +44,4 @@ pub use config::AuthzConfig;
 pub use error::AuthzError;
 pub use random::{OsRandom, Random};
 pub use service::Authz;
-pub use store::{StoreError, Storage};
+pub use store::{Storage, StoreError};

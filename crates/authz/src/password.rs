@@ -37,7 +37,10 @@ pub fn hash(password: &str, rng: &dyn Random) -> Result<String, PasswordError> {
     let mut salt = [0u8; 16];
     rng.fill(&mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(|_| PasswordError::Hash)?;
-    argon2().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|_| PasswordError::Hash)
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| PasswordError::Hash)
 }
 
 /// Checks a password against a PHC string. Over-long passwords fail without hashing.
@@ -46,7 +49,9 @@ pub fn verify(password: &str, phc: &str) -> bool {
         return false;
     }
     match PasswordHash::new(phc) {
-        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -71,6 +76,9 @@ mod tests {
         assert!(!verify(&"x".repeat(MAX_LEN + 1), &h));
         assert_eq!(hash("short", &OsRandom), Err(PasswordError::Length));
         assert!(!verify("anything", dummy_hash()));
-        assert!(PasswordHash::new(dummy_hash()).is_ok(), "dummy hash must parse so it costs a full verification");
+        assert!(
+            PasswordHash::new(dummy_hash()).is_ok(),
+            "dummy hash must parse so it costs a full verification"
+        );
     }
 }

@@ -72,12 +72,25 @@ pub struct RegisteredClient {
 impl RegisteredClient {
     /// Parses a stored record.
     pub fn from_record(record: &ClientRecord) -> Result<Self, AuthzError> {
-        let corrupt = || AuthzError::Internal(format!("stored client {} is unreadable", record.client_id));
-        let metadata: ClientMetadata = serde_json::from_str(&record.metadata_json).map_err(|_| corrupt())?;
-        let redirect_uris =
-            metadata.redirect_uris.iter().map(|u| RedirectUri::parse(u)).collect::<Result<Vec<_>, _>>().map_err(|_| corrupt())?;
-        let auth_method = metadata.token_endpoint_auth_method.as_deref().and_then(AuthMethod::parse).ok_or_else(corrupt)?;
-        let may_refresh = metadata.grant_types.as_ref().is_some_and(|g| g.iter().any(|g| g == "refresh_token"));
+        let corrupt =
+            || AuthzError::Internal(format!("stored client {} is unreadable", record.client_id));
+        let metadata: ClientMetadata =
+            serde_json::from_str(&record.metadata_json).map_err(|_| corrupt())?;
+        let redirect_uris = metadata
+            .redirect_uris
+            .iter()
+            .map(|u| RedirectUri::parse(u))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| corrupt())?;
+        let auth_method = metadata
+            .token_endpoint_auth_method
+            .as_deref()
+            .and_then(AuthMethod::parse)
+            .ok_or_else(corrupt)?;
+        let may_refresh = metadata
+            .grant_types
+            .as_ref()
+            .is_some_and(|g| g.iter().any(|g| g == "refresh_token"));
         Ok(Self {
             client_id: record.client_id.clone(),
             redirect_uris,
@@ -91,7 +104,10 @@ impl RegisteredClient {
 
     /// The display name (unverified: chosen by whoever registered the client).
     pub fn name(&self) -> &str {
-        self.metadata.client_name.as_deref().unwrap_or("Unnamed client")
+        self.metadata
+            .client_name
+            .as_deref()
+            .unwrap_or("Unnamed client")
     }
 
     /// The registered redirect URI that `requested` matches (RFC 8252 §7.3 for loopback ports).
@@ -106,7 +122,9 @@ fn invalid(msg: impl Into<String>) -> AuthzError {
 
 fn no_controls(field: &str, value: &str, max: usize) -> Result<(), AuthzError> {
     if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
-        return Err(invalid(format!("{field} must be 1 to {max} characters without control characters")));
+        return Err(invalid(format!(
+            "{field} must be 1 to {max} characters without control characters"
+        )));
     }
     Ok(())
 }
@@ -115,7 +133,9 @@ fn https_uri(field: &str, value: &Option<String>) -> Result<(), AuthzError> {
     if let Some(v) = value {
         let ok = v.len() <= MAX_URI_LEN
             && v.bytes().all(|b| (0x21..=0x7e).contains(&b))
-            && url::Url::parse(v).is_ok_and(|u| u.scheme() == "https" && u.host().is_some() && u.username().is_empty());
+            && url::Url::parse(v).is_ok_and(|u| {
+                u.scheme() == "https" && u.host().is_some() && u.username().is_empty()
+            });
         if !ok {
             return Err(invalid(format!("{field} must be an https URL")));
         }
@@ -124,25 +144,43 @@ fn https_uri(field: &str, value: &Option<String>) -> Result<(), AuthzError> {
 }
 
 /// Applies the registration rules to submitted metadata, returning the metadata to store and echo.
-pub fn check_metadata(mut meta: ClientMetadata, supported_scopes: &Scope) -> Result<ClientMetadata, AuthzError> {
+pub fn check_metadata(
+    mut meta: ClientMetadata,
+    supported_scopes: &Scope,
+) -> Result<ClientMetadata, AuthzError> {
     if meta.redirect_uris.is_empty() {
-        return Err(AuthzError::InvalidRedirectUri("at least one redirect_uri is required".into()));
+        return Err(AuthzError::InvalidRedirectUri(
+            "at least one redirect_uri is required".into(),
+        ));
     }
     if meta.redirect_uris.len() > MAX_REDIRECT_URIS {
-        return Err(AuthzError::InvalidRedirectUri(format!("at most {MAX_REDIRECT_URIS} redirect_uris are allowed")));
+        return Err(AuthzError::InvalidRedirectUri(format!(
+            "at most {MAX_REDIRECT_URIS} redirect_uris are allowed"
+        )));
     }
     for uri in &meta.redirect_uris {
         RedirectUri::parse(uri).map_err(|e| AuthzError::InvalidRedirectUri(e.to_string()))?;
     }
     // RFC 7591 §2: the default is client_secret_basic.
-    let method = meta.token_endpoint_auth_method.as_deref().unwrap_or("client_secret_basic");
-    let method = AuthMethod::parse(method)
-        .ok_or_else(|| invalid("token_endpoint_auth_method must be none, client_secret_basic or client_secret_post"))?;
+    let method = meta
+        .token_endpoint_auth_method
+        .as_deref()
+        .unwrap_or("client_secret_basic");
+    let method = AuthMethod::parse(method).ok_or_else(|| {
+        invalid(
+            "token_endpoint_auth_method must be none, client_secret_basic or client_secret_post",
+        )
+    })?;
     meta.token_endpoint_auth_method = Some(method.as_str().into());
-    let grants = meta.grant_types.take().unwrap_or_else(|| vec!["authorization_code".into()]);
+    let grants = meta
+        .grant_types
+        .take()
+        .unwrap_or_else(|| vec!["authorization_code".into()]);
     for g in &grants {
         if g != "authorization_code" && g != "refresh_token" {
-            return Err(invalid(format!("grant type {g:?} is not supported (only authorization_code and refresh_token)")));
+            return Err(invalid(format!(
+                "grant type {g:?} is not supported (only authorization_code and refresh_token)"
+            )));
         }
     }
     if !grants.iter().any(|g| g == "authorization_code") {
@@ -153,7 +191,10 @@ pub fn check_metadata(mut meta: ClientMetadata, supported_scopes: &Scope) -> Res
         grants_sorted.push("refresh_token".into());
     }
     meta.grant_types = Some(grants_sorted);
-    let responses = meta.response_types.take().unwrap_or_else(|| vec!["code".into()]);
+    let responses = meta
+        .response_types
+        .take()
+        .unwrap_or_else(|| vec!["code".into()]);
     if responses.is_empty() || responses.iter().any(|r| r != "code") {
         return Err(invalid("response_types must be [\"code\"]"));
     }
@@ -166,10 +207,15 @@ pub fn check_metadata(mut meta: ClientMetadata, supported_scopes: &Scope) -> Res
     https_uri("tos_uri", &meta.tos_uri)?;
     https_uri("policy_uri", &meta.policy_uri)?;
     if let Some(scope) = &meta.scope {
-        let parsed = Scope::parse(scope).map_err(|_| invalid("scope is not a valid scope string"))?;
+        let parsed =
+            Scope::parse(scope).map_err(|_| invalid("scope is not a valid scope string"))?;
         // Unknown scopes are dropped (RFC 7591 §2: the server may replace the requested value).
         let kept = parsed.intersection(supported_scopes);
-        meta.scope = if kept.is_empty() { None } else { Some(kept.to_string()) };
+        meta.scope = if kept.is_empty() {
+            None
+        } else {
+            Some(kept.to_string())
+        };
     }
     if let Some(contacts) = &meta.contacts {
         if contacts.len() > 10 {
@@ -184,7 +230,10 @@ pub fn check_metadata(mut meta: ClientMetadata, supported_scopes: &Scope) -> Res
             return Err(invalid("application_type must be native or web"));
         }
     }
-    for (field, v) in [("software_id", &meta.software_id), ("software_version", &meta.software_version)] {
+    for (field, v) in [
+        ("software_id", &meta.software_id),
+        ("software_version", &meta.software_version),
+    ] {
         if let Some(v) = v {
             no_controls(field, v, 200)?;
         }
@@ -205,8 +254,14 @@ impl Authz {
             Some("none") => None,
             _ => Some(random::token(self.rng.as_ref())),
         };
-        let metadata_json = serde_json::to_string(&meta).map_err(|e| AuthzError::Internal(e.to_string()))?;
-        let record = ClientRecord { client_id: client_id.clone(), secret_hash: secret.as_ref().map(Secret::hash), metadata_json, created_at: now };
+        let metadata_json =
+            serde_json::to_string(&meta).map_err(|e| AuthzError::Internal(e.to_string()))?;
+        let record = ClientRecord {
+            client_id: client_id.clone(),
+            secret_hash: secret.as_ref().map(Secret::hash),
+            metadata_json,
+            created_at: now,
+        };
         self.store.insert_client(&record).await?;
         Ok(ClientInformation {
             client_id,
@@ -275,18 +330,54 @@ mod tests {
             f(&mut m);
             check_metadata(m, &scopes).unwrap_err()
         };
-        assert!(matches!(with(&|m| m.redirect_uris.clear()), AuthzError::InvalidRedirectUri(_)));
-        assert!(matches!(with(&|m| m.redirect_uris = vec!["javascript:alert(1)".into()]), AuthzError::InvalidRedirectUri(_)));
-        assert!(matches!(with(&|m| m.redirect_uris = vec!["http://evil.com/cb".into()]), AuthzError::InvalidRedirectUri(_)));
-        assert!(matches!(with(&|m| m.redirect_uris = vec!["https://a.com/cb".into(); 11]), AuthzError::InvalidRedirectUri(_)));
-        assert!(matches!(with(&|m| m.grant_types = Some(vec!["implicit".into()])), AuthzError::InvalidClientMetadata(_)));
-        assert!(matches!(with(&|m| m.grant_types = Some(vec!["password".into()])), AuthzError::InvalidClientMetadata(_)));
-        assert!(matches!(with(&|m| m.response_types = Some(vec!["token".into()])), AuthzError::InvalidClientMetadata(_)));
-        assert!(matches!(with(&|m| m.token_endpoint_auth_method = Some("private_key_jwt".into())), AuthzError::InvalidClientMetadata(_)));
-        assert!(matches!(with(&|m| m.logo_uri = Some("http://a.com/x.png".into())), AuthzError::InvalidClientMetadata(_)));
-        assert!(matches!(with(&|m| m.client_uri = Some("javascript:alert(1)".into())), AuthzError::InvalidClientMetadata(_)));
-        assert!(matches!(with(&|m| m.client_name = Some("a\u{0}b".into())), AuthzError::InvalidClientMetadata(_)));
-        assert!(matches!(with(&|m| m.client_name = Some("x".repeat(201))), AuthzError::InvalidClientMetadata(_)));
+        assert!(matches!(
+            with(&|m| m.redirect_uris.clear()),
+            AuthzError::InvalidRedirectUri(_)
+        ));
+        assert!(matches!(
+            with(&|m| m.redirect_uris = vec!["javascript:alert(1)".into()]),
+            AuthzError::InvalidRedirectUri(_)
+        ));
+        assert!(matches!(
+            with(&|m| m.redirect_uris = vec!["http://evil.com/cb".into()]),
+            AuthzError::InvalidRedirectUri(_)
+        ));
+        assert!(matches!(
+            with(&|m| m.redirect_uris = vec!["https://a.com/cb".into(); 11]),
+            AuthzError::InvalidRedirectUri(_)
+        ));
+        assert!(matches!(
+            with(&|m| m.grant_types = Some(vec!["implicit".into()])),
+            AuthzError::InvalidClientMetadata(_)
+        ));
+        assert!(matches!(
+            with(&|m| m.grant_types = Some(vec!["password".into()])),
+            AuthzError::InvalidClientMetadata(_)
+        ));
+        assert!(matches!(
+            with(&|m| m.response_types = Some(vec!["token".into()])),
+            AuthzError::InvalidClientMetadata(_)
+        ));
+        assert!(matches!(
+            with(&|m| m.token_endpoint_auth_method = Some("private_key_jwt".into())),
+            AuthzError::InvalidClientMetadata(_)
+        ));
+        assert!(matches!(
+            with(&|m| m.logo_uri = Some("http://a.com/x.png".into())),
+            AuthzError::InvalidClientMetadata(_)
+        ));
+        assert!(matches!(
+            with(&|m| m.client_uri = Some("javascript:alert(1)".into())),
+            AuthzError::InvalidClientMetadata(_)
+        ));
+        assert!(matches!(
+            with(&|m| m.client_name = Some("a\u{0}b".into())),
+            AuthzError::InvalidClientMetadata(_)
+        ));
+        assert!(matches!(
+            with(&|m| m.client_name = Some("x".repeat(201))),
+            AuthzError::InvalidClientMetadata(_)
+        ));
     }
 
     #[test]

@@ -13,7 +13,12 @@ use portcullis_proto::token::TokenTypeHint;
 impl Authz {
     /// Revokes `token` for `client`. A refresh token revokes its whole grant, including the grant's access tokens
     /// (RFC 7009 §2.1 SHOULD); an access token revokes just itself.
-    pub async fn revoke(&self, client: &RegisteredClient, token: &str, hint: Option<TokenTypeHint>) -> Result<(), AuthzError> {
+    pub async fn revoke(
+        &self,
+        client: &RegisteredClient,
+        token: &str,
+        hint: Option<TokenTypeHint>,
+    ) -> Result<(), AuthzError> {
         if token.is_empty() || token.len() > jwt::MAX_TOKEN_LEN {
             return Ok(());
         }
@@ -30,13 +35,19 @@ impl Authz {
         Ok(())
     }
 
-    async fn revoke_access(&self, client: &RegisteredClient, token: &str) -> Result<bool, AuthzError> {
+    async fn revoke_access(
+        &self,
+        client: &RegisteredClient,
+        token: &str,
+    ) -> Result<bool, AuthzError> {
         let claims = match self.read_own_access_token(token) {
             Ok(c) => c,
             Err(_) => return Ok(false),
         };
         if claims.client_id == client.client_id && claims.exp > self.now() {
-            self.store.revoke_access_token(&claims.jti, claims.exp).await?;
+            self.store
+                .revoke_access_token(&claims.jti, claims.exp)
+                .await?;
         }
         Ok(true)
     }
@@ -46,9 +57,12 @@ impl Authz {
     fn read_own_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let ring = self.keys();
         let u = jwt::decode(token)?;
-        let key = ring.verifying_key(&u.header.kid).ok_or(jwt::JwsError::UnknownKey)?;
+        let key = ring
+            .verifying_key(&u.header.kid)
+            .ok_or(jwt::JwsError::UnknownKey)?;
         let payload = u.verify(key)?;
-        let claims: AccessClaims = serde_json::from_slice(&payload).map_err(|_| TokenError::Claims)?;
+        let claims: AccessClaims =
+            serde_json::from_slice(&payload).map_err(|_| TokenError::Claims)?;
         if claims.iss != self.config.issuer {
             return Err(TokenError::Issuer);
         }
@@ -67,11 +81,21 @@ mod tests {
         let c = register_public(&a).await;
         let client = a.client(&c).await.unwrap().unwrap();
         let other = a.client(&register_public(&a).await).await.unwrap().unwrap();
-        let resp = a.exchange_code(&client, token_req(&code_for(&a, &c).await, VERIFIER)).await.unwrap();
+        let resp = a
+            .exchange_code(&client, token_req(&code_for(&a, &c).await, VERIFIER))
+            .await
+            .unwrap();
         let rt = resp.refresh_token.unwrap();
         a.revoke(&other, &rt, None).await.unwrap();
         a.revoke(&other, &resp.access_token, None).await.unwrap();
-        assert!(a.store.revocations_since(0, a.now()).await.unwrap().is_empty(), "another client's revocation does nothing");
+        assert!(
+            a.store
+                .revocations_since(0, a.now())
+                .await
+                .unwrap()
+                .is_empty(),
+            "another client's revocation does nothing"
+        );
         a.revoke(&client, &resp.access_token, None).await.unwrap();
         let revs = a.store.revocations_since(0, a.now()).await.unwrap();
         assert_eq!(revs.len(), 1);

@@ -18,7 +18,9 @@ pub struct Authz {
 
 impl std::fmt::Debug for Authz {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authz").field("issuer", &self.config.issuer).finish_non_exhaustive()
+        f.debug_struct("Authz")
+            .field("issuer", &self.config.issuer)
+            .finish_non_exhaustive()
     }
 }
 
@@ -31,7 +33,13 @@ impl Authz {
         config: AuthzConfig,
     ) -> Result<Self, KeyError> {
         let ring = keys::load_or_create(store.as_ref(), rng.as_ref(), clock.now()).await?;
-        Ok(Self { store, clock, rng, config, keys: RwLock::new(Arc::new(ring)) })
+        Ok(Self {
+            store,
+            clock,
+            rng,
+            config,
+            keys: RwLock::new(Arc::new(ring)),
+        })
     }
 
     /// The configuration.
@@ -69,7 +77,13 @@ impl Authz {
 
     /// Rotates the signing key; the old key stays published for the access token lifetime plus a minute.
     pub async fn rotate_keys(&self) -> Result<String, KeyError> {
-        let kid = keys::rotate(self.store.as_ref(), self.rng.as_ref(), self.now(), self.config.access_token_ttl + 60).await?;
+        let kid = keys::rotate(
+            self.store.as_ref(),
+            self.rng.as_ref(),
+            self.now(),
+            self.config.access_token_ttl + 60,
+        )
+        .await?;
         self.reload_keys().await?;
         Ok(kid)
     }

@@ -54,7 +54,10 @@ pub struct UserRecord {
 
 impl fmt::Debug for UserRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UserRecord").field("id", &self.id).field("username", &self.username).finish_non_exhaustive()
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 
@@ -210,8 +213,14 @@ pub trait ClientStore: Send + Sync {
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
     /// Every client, oldest first.
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
-    /// Deletes a client and everything issued to it. Returns whether it existed.
-    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+    /// Deletes a client and everything issued to it; its live grants get revocation entries that live until
+    /// `revocation_expires_at`, so their access tokens stop working too. Returns whether it existed.
+    async fn delete_client(
+        &self,
+        client_id: &str,
+        now: i64,
+        revocation_expires_at: i64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// End users.
@@ -223,8 +232,14 @@ pub trait UserStore: Send + Sync {
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
     /// Every user, by name.
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
-    /// Deletes a user, their sessions, consents and grants. Returns whether they existed.
-    async fn delete_user(&self, username: &str) -> Result<bool, StoreError>;
+    /// Deletes a user, their sessions, consents and grants (revoked as in [`ClientStore::delete_client`]).
+    /// Returns whether they existed.
+    async fn delete_user(
+        &self,
+        username: &str,
+        now: i64,
+        revocation_expires_at: i64,
+    ) -> Result<bool, StoreError>;
     /// Replaces a user's password hash and ends their sessions. Returns whether they existed.
     async fn set_password(&self, username: &str, password_hash: &str) -> Result<bool, StoreError>;
     /// How many users exist.
@@ -237,13 +252,23 @@ pub trait SessionStore: Send + Sync {
     /// Stores a new session.
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
     /// Reads a live session (not expired at `now`).
-    async fn session(&self, id_hash: &TokenHash, now: i64) -> Result<Option<SessionRecord>, StoreError>;
+    async fn session(
+        &self,
+        id_hash: &TokenHash,
+        now: i64,
+    ) -> Result<Option<SessionRecord>, StoreError>;
     /// Ends a session.
     async fn delete_session(&self, id_hash: &TokenHash) -> Result<(), StoreError>;
     /// The scope a user has approved for a client, if any.
     async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError>;
     /// Records (replaces) a user's approval of a scope for a client.
-    async fn save_consent(&self, user_id: &str, client_id: &str, scope: &str, now: i64) -> Result<(), StoreError>;
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// Codes, grants, refresh tokens and revocations.
@@ -263,19 +288,40 @@ pub trait GrantStore: Send + Sync {
         refresh: Option<&RefreshRecord>,
     ) -> Result<Transition, StoreError>;
     /// Revokes the grant a code's redemption created, if any (code reuse, RFC 6749 §4.1.2). Returns the grant id.
-    async fn revoke_grant_of_code(&self, code_hash: &TokenHash, now: i64, revocation_expires_at: i64)
-        -> Result<Option<String>, StoreError>;
+    async fn revoke_grant_of_code(
+        &self,
+        code_hash: &TokenHash,
+        now: i64,
+        revocation_expires_at: i64,
+    ) -> Result<Option<String>, StoreError>;
     /// Reads a refresh token and its grant.
-    async fn refresh_token(&self, token_hash: &TokenHash) -> Result<Option<(RefreshRecord, GrantRecord)>, StoreError>;
+    async fn refresh_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> Result<Option<(RefreshRecord, GrantRecord)>, StoreError>;
     /// In one transaction: marks `old` used if it is unused and its grant is not revoked, and if so stores `new`.
-    async fn rotate_refresh(&self, old: &TokenHash, now: i64, new: &RefreshRecord) -> Result<Transition, StoreError>;
+    async fn rotate_refresh(
+        &self,
+        old: &TokenHash,
+        now: i64,
+        new: &RefreshRecord,
+    ) -> Result<Transition, StoreError>;
     /// Revokes a grant (every refresh token of the family, and its access tokens through a revocation entry
     /// that lives until `revocation_expires_at`). Returns whether the grant existed and was live.
-    async fn revoke_grant(&self, grant_id: &str, now: i64, revocation_expires_at: i64) -> Result<bool, StoreError>;
+    async fn revoke_grant(
+        &self,
+        grant_id: &str,
+        now: i64,
+        revocation_expires_at: i64,
+    ) -> Result<bool, StoreError>;
     /// Records the revocation of one access token.
     async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
     /// Revocations with a sequence number above `after` that have not expired at `now`, in order.
-    async fn revocations_since(&self, after: i64, now: i64) -> Result<Vec<RevocationRecord>, StoreError>;
+    async fn revocations_since(
+        &self,
+        after: i64,
+        now: i64,
+    ) -> Result<Vec<RevocationRecord>, StoreError>;
     /// Reads a grant.
     async fn grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError>;
     /// Deletes expired codes, refresh tokens, grants, sessions and revocation entries. Returns rows removed.
@@ -291,7 +337,11 @@ pub trait KeyStore: Send + Sync {
     async fn insert_first_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError>;
     /// In one transaction: retires the active key (published until `retire_publish_until`) and makes `key`
     /// the active one.
-    async fn rotate_key(&self, key: &SigningKeyRecord, retire_publish_until: i64) -> Result<(), StoreError>;
+    async fn rotate_key(
+        &self,
+        key: &SigningKeyRecord,
+        retire_publish_until: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// Health of the storage backend.
@@ -302,6 +352,12 @@ pub trait HealthStore: Send + Sync {
 }
 
 /// Everything the server needs from storage.
-pub trait Storage: ClientStore + UserStore + SessionStore + GrantStore + KeyStore + HealthStore + 'static {}
+pub trait Storage:
+    ClientStore + UserStore + SessionStore + GrantStore + KeyStore + HealthStore + 'static
+{
+}
 
-impl<T: ClientStore + UserStore + SessionStore + GrantStore + KeyStore + HealthStore + 'static> Storage for T {}
+impl<T: ClientStore + UserStore + SessionStore + GrantStore + KeyStore + HealthStore + 'static>
+    Storage for T
+{
+}

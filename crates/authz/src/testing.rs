@@ -68,7 +68,7 @@ impl ClientStore for MemStore {
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
         Ok(self.with(|i| i.clients.values().cloned().collect()))
     }
-    async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+    async fn delete_client(&self, id: &str, _now: i64, _exp: i64) -> Result<bool, StoreError> {
         Ok(self.with(|i| i.clients.remove(id).is_some()))
     }
 }
@@ -90,7 +90,7 @@ impl UserStore for MemStore {
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
         Ok(self.with(|i| i.users.values().cloned().collect()))
     }
-    async fn delete_user(&self, name: &str) -> Result<bool, StoreError> {
+    async fn delete_user(&self, name: &str, _now: i64, _exp: i64) -> Result<bool, StoreError> {
         Ok(self.with(|i| i.users.remove(name).is_some()))
     }
     async fn set_password(&self, name: &str, hash: &str) -> Result<bool, StoreError> {
@@ -114,7 +114,12 @@ impl SessionStore for MemStore {
         Ok(())
     }
     async fn session(&self, h: &TokenHash, now: i64) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(self.with(|i| i.sessions.get(h.as_str()).filter(|s| s.expires_at > now).cloned()))
+        Ok(self.with(|i| {
+            i.sessions
+                .get(h.as_str())
+                .filter(|s| s.expires_at > now)
+                .cloned()
+        }))
     }
     async fn delete_session(&self, h: &TokenHash) -> Result<(), StoreError> {
         self.with(|i| i.sessions.remove(h.as_str()));
@@ -123,7 +128,13 @@ impl SessionStore for MemStore {
     async fn consent(&self, u: &str, c: &str) -> Result<Option<String>, StoreError> {
         Ok(self.with(|i| i.consents.get(&(u.into(), c.into())).cloned()))
     }
-    async fn save_consent(&self, u: &str, c: &str, scope: &str, _now: i64) -> Result<(), StoreError> {
+    async fn save_consent(
+        &self,
+        u: &str,
+        c: &str,
+        scope: &str,
+        _now: i64,
+    ) -> Result<(), StoreError> {
         self.with(|i| i.consents.insert((u.into(), c.into()), scope.into()));
         Ok(())
     }
@@ -138,9 +149,17 @@ impl GrantStore for MemStore {
     async fn code(&self, h: &TokenHash) -> Result<Option<CodeRecord>, StoreError> {
         Ok(self.with(|i| i.codes.get(h.as_str()).cloned()))
     }
-    async fn redeem_code(&self, h: &TokenHash, now: i64, g: &GrantRecord, r: Option<&RefreshRecord>) -> Result<Transition, StoreError> {
+    async fn redeem_code(
+        &self,
+        h: &TokenHash,
+        now: i64,
+        g: &GrantRecord,
+        r: Option<&RefreshRecord>,
+    ) -> Result<Transition, StoreError> {
         Ok(self.with(|i| {
-            let Some(code) = i.codes.get_mut(h.as_str()) else { return Transition::AlreadyUsed };
+            let Some(code) = i.codes.get_mut(h.as_str()) else {
+                return Transition::AlreadyUsed;
+            };
             if code.used_at.is_some() {
                 return Transition::AlreadyUsed;
             }
@@ -153,55 +172,96 @@ impl GrantStore for MemStore {
             Transition::Won
         }))
     }
-    async fn revoke_grant_of_code(&self, h: &TokenHash, now: i64, exp: i64) -> Result<Option<String>, StoreError> {
+    async fn revoke_grant_of_code(
+        &self,
+        h: &TokenHash,
+        now: i64,
+        exp: i64,
+    ) -> Result<Option<String>, StoreError> {
         let gid = self.with(|i| i.codes.get(h.as_str()).and_then(|c| c.grant_id.clone()));
         if let Some(g) = &gid {
             self.revoke_grant(g, now, exp).await?;
         }
         Ok(gid)
     }
-    async fn refresh_token(&self, h: &TokenHash) -> Result<Option<(RefreshRecord, GrantRecord)>, StoreError> {
+    async fn refresh_token(
+        &self,
+        h: &TokenHash,
+    ) -> Result<Option<(RefreshRecord, GrantRecord)>, StoreError> {
         Ok(self.with(|i| {
             let r = i.refresh.get(h.as_str())?.clone();
             let g = i.grants.get(&r.grant_id)?.clone();
             Some((r, g))
         }))
     }
-    async fn rotate_refresh(&self, old: &TokenHash, now: i64, new: &RefreshRecord) -> Result<Transition, StoreError> {
+    async fn rotate_refresh(
+        &self,
+        old: &TokenHash,
+        now: i64,
+        new: &RefreshRecord,
+    ) -> Result<Transition, StoreError> {
         Ok(self.with(|i| {
-            let live = i.refresh.get(old.as_str()).is_some_and(|r| r.used_at.is_none())
-                && i.grants.get(&new.grant_id).is_some_and(|g| g.revoked_at.is_none());
+            let live = i
+                .refresh
+                .get(old.as_str())
+                .is_some_and(|r| r.used_at.is_none())
+                && i.grants
+                    .get(&new.grant_id)
+                    .is_some_and(|g| g.revoked_at.is_none());
             if !live {
                 return Transition::AlreadyUsed;
             }
             if let Some(r) = i.refresh.get_mut(old.as_str()) {
                 r.used_at = Some(now);
             }
-            i.refresh.insert(new.token_hash.as_str().into(), new.clone());
+            i.refresh
+                .insert(new.token_hash.as_str().into(), new.clone());
             Transition::Won
         }))
     }
     async fn revoke_grant(&self, id: &str, now: i64, exp: i64) -> Result<bool, StoreError> {
         Ok(self.with(|i| {
-            let Some(g) = i.grants.get_mut(id) else { return false };
+            let Some(g) = i.grants.get_mut(id) else {
+                return false;
+            };
             if g.revoked_at.is_some() {
                 return false;
             }
             g.revoked_at = Some(now);
             let seq = i.revocations.len() as i64 + 1;
-            i.revocations.push(RevocationRecord { seq, kind: RevokedKind::Grant, value: id.into(), expires_at: exp });
+            i.revocations.push(RevocationRecord {
+                seq,
+                kind: RevokedKind::Grant,
+                value: id.into(),
+                expires_at: exp,
+            });
             true
         }))
     }
     async fn revoke_access_token(&self, jti: &str, exp: i64) -> Result<(), StoreError> {
         self.with(|i| {
             let seq = i.revocations.len() as i64 + 1;
-            i.revocations.push(RevocationRecord { seq, kind: RevokedKind::AccessToken, value: jti.into(), expires_at: exp });
+            i.revocations.push(RevocationRecord {
+                seq,
+                kind: RevokedKind::AccessToken,
+                value: jti.into(),
+                expires_at: exp,
+            });
         });
         Ok(())
     }
-    async fn revocations_since(&self, after: i64, now: i64) -> Result<Vec<RevocationRecord>, StoreError> {
-        Ok(self.with(|i| i.revocations.iter().filter(|r| r.seq > after && r.expires_at > now).cloned().collect()))
+    async fn revocations_since(
+        &self,
+        after: i64,
+        now: i64,
+    ) -> Result<Vec<RevocationRecord>, StoreError> {
+        Ok(self.with(|i| {
+            i.revocations
+                .iter()
+                .filter(|r| r.seq > after && r.expires_at > now)
+                .cloned()
+                .collect()
+        }))
     }
     async fn grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
         Ok(self.with(|i| i.grants.get(id).cloned()))
@@ -214,7 +274,13 @@ impl GrantStore for MemStore {
 #[async_trait]
 impl KeyStore for MemStore {
     async fn signing_keys(&self, now: i64) -> Result<Vec<SigningKeyRecord>, StoreError> {
-        Ok(self.with(|i| i.keys.iter().filter(|k| k.active || k.publish_until.is_some_and(|t| t > now)).cloned().collect()))
+        Ok(self.with(|i| {
+            i.keys
+                .iter()
+                .filter(|k| k.active || k.publish_until.is_some_and(|t| t > now))
+                .cloned()
+                .collect()
+        }))
     }
     async fn insert_first_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError> {
         Ok(self.with(|i| {
@@ -247,7 +313,14 @@ impl HealthStore for MemStore {
 pub(crate) async fn authz_with_clock() -> (Authz, Arc<FixedClock>) {
     let clock = Arc::new(FixedClock::new(1_700_000_000));
     let config = AuthzConfig::new("http://127.0.0.1:8080", "http://127.0.0.1:8080/mcp");
-    let a = Authz::new(Arc::new(MemStore::default()), clock.clone(), Arc::new(SeqRandom::default()), config).await.unwrap();
+    let a = Authz::new(
+        Arc::new(MemStore::default()),
+        clock.clone(),
+        Arc::new(SeqRandom::default()),
+        config,
+    )
+    .await
+    .unwrap();
     (a, clock)
 }
 
@@ -273,7 +346,11 @@ pub(crate) async fn code_for(a: &Authz, client_id: &str) -> String {
     let req = a.authorization_request(&q).await.unwrap();
     let loc = a.approve("u1", &req).await.unwrap();
     let url = url::Url::parse(&loc).unwrap();
-    url.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned()
+    url.query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned()
 }
 
 pub(crate) fn token_req(code: &str, verifier: &str) -> TokenRequest {

@@ -35,7 +35,11 @@ pub struct TokenRequest {
 
 impl Authz {
     /// Runs the grant named by `grant_type` for an authenticated client.
-    pub async fn token(&self, client: &RegisteredClient, req: TokenRequest) -> Result<TokenResponse, AuthzError> {
+    pub async fn token(
+        &self,
+        client: &RegisteredClient,
+        req: TokenRequest,
+    ) -> Result<TokenResponse, AuthzError> {
         match req.grant_type.as_deref() {
             Some("authorization_code") => self.exchange_code(client, req).await,
             Some("refresh_token") => self.refresh(client, req).await,
@@ -54,7 +58,11 @@ impl Authz {
             sub: grant.user_id.clone(),
             aud: Audience::One(grant.resource.clone()),
             client_id: grant.client_id.clone(),
-            scope: if scope.is_empty() { None } else { Some(scope.to_owned()) },
+            scope: if scope.is_empty() {
+                None
+            } else {
+                Some(scope.to_owned())
+            },
             exp: now + self.config.access_token_ttl,
             iat: now,
             nbf: None,
@@ -65,7 +73,12 @@ impl Authz {
     }
 
     /// Builds the response of RFC 6749 §5.1.
-    pub(crate) fn token_response(&self, access_token: String, refresh: Option<String>, scope: &str) -> TokenResponse {
+    pub(crate) fn token_response(
+        &self,
+        access_token: String,
+        refresh: Option<String>,
+        scope: &str,
+    ) -> TokenResponse {
         TokenResponse {
             access_token,
             token_type: "Bearer".into(),
@@ -78,7 +91,9 @@ impl Authz {
     /// Revokes a grant and its access tokens; the revocation entry lives as long as an access token can.
     pub(crate) async fn revoke_grant_now(&self, grant_id: &str) -> Result<(), AuthzError> {
         let now = self.now();
-        self.store.revoke_grant(grant_id, now, now + self.config.access_token_ttl + 60).await?;
+        self.store
+            .revoke_grant(grant_id, now, now + self.config.access_token_ttl + 60)
+            .await?;
         Ok(())
     }
 }

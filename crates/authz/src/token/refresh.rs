@@ -13,15 +13,27 @@ use portcullis_proto::Scope;
 
 impl Authz {
     /// Refreshes: a new access token and a new refresh token.
-    pub async fn refresh(&self, client: &RegisteredClient, req: TokenRequest) -> Result<TokenResponse, AuthzError> {
+    pub async fn refresh(
+        &self,
+        client: &RegisteredClient,
+        req: TokenRequest,
+    ) -> Result<TokenResponse, AuthzError> {
         let grant_err = |m: &str| AuthzError::InvalidGrant(m.into());
-        let token = req.refresh_token.ok_or_else(|| AuthzError::InvalidRequest("refresh_token is required".into()))?;
+        let token = req
+            .refresh_token
+            .ok_or_else(|| AuthzError::InvalidRequest("refresh_token is required".into()))?;
         if !client.may_refresh {
-            return Err(AuthzError::UnauthorizedClient("this client did not register the refresh_token grant".into()));
+            return Err(AuthzError::UnauthorizedClient(
+                "this client did not register the refresh_token grant".into(),
+            ));
         }
         let now = self.now();
         let hash = token.hash();
-        let (record, grant) = self.store.refresh_token(&hash).await?.ok_or_else(|| grant_err("the refresh token is invalid"))?;
+        let (record, grant) = self
+            .store
+            .refresh_token(&hash)
+            .await?
+            .ok_or_else(|| grant_err("the refresh token is invalid"))?;
         if grant.client_id != client.client_id {
             return Err(grant_err("the refresh token was issued to another client"));
         }
@@ -30,7 +42,9 @@ impl Authz {
         }
         if record.used_at.is_some() {
             self.revoke_grant_now(&grant.id).await?;
-            return Err(grant_err("the refresh token was already used; the grant is revoked"));
+            return Err(grant_err(
+                "the refresh token was already used; the grant is revoked",
+            ));
         }
         if now >= record.expires_at || now >= grant.expires_at {
             return Err(grant_err("the refresh token expired"));
@@ -41,14 +55,18 @@ impl Authz {
             Some(s) => {
                 let asked = Scope::parse(s).map_err(|e| AuthzError::InvalidScope(e.to_string()))?;
                 if !granted.includes(&asked) {
-                    return Err(AuthzError::InvalidScope("scope exceeds the scope originally granted".into()));
+                    return Err(AuthzError::InvalidScope(
+                        "scope exceeds the scope originally granted".into(),
+                    ));
                 }
                 asked
             }
         };
         if let Some(r) = &req.resource {
             if *r != grant.resource {
-                return Err(AuthzError::InvalidTarget("resource differs from the original grant".into()));
+                return Err(AuthzError::InvalidTarget(
+                    "resource differs from the original grant".into(),
+                ));
             }
         }
         let next = random::token(self.rng.as_ref());
@@ -63,7 +81,9 @@ impl Authz {
             Transition::Won => {}
             Transition::AlreadyUsed => {
                 self.revoke_grant_now(&grant.id).await?;
-                return Err(grant_err("the refresh token was already used; the grant is revoked"));
+                return Err(grant_err(
+                    "the refresh token was already used; the grant is revoked",
+                ));
             }
         }
         let scope = scope.to_string();
@@ -80,7 +100,11 @@ mod tests {
     use crate::token::TokenRequest;
 
     fn refresh_req(rt: &str) -> TokenRequest {
-        TokenRequest { grant_type: Some("refresh_token".into()), refresh_token: Some(Secret::new(rt)), ..Default::default() }
+        TokenRequest {
+            grant_type: Some("refresh_token".into()),
+            refresh_token: Some(Secret::new(rt)),
+            ..Default::default()
+        }
     }
 
     #[tokio::test]
@@ -89,13 +113,19 @@ mod tests {
         let c = register_public(&a).await;
         let client = a.client(&c).await.unwrap().unwrap();
         let code = code_for(&a, &c).await;
-        let first = a.exchange_code(&client, token_req(&code, VERIFIER)).await.unwrap();
+        let first = a
+            .exchange_code(&client, token_req(&code, VERIFIER))
+            .await
+            .unwrap();
         let rt1 = first.refresh_token.unwrap();
         let second = a.token(&client, refresh_req(&rt1)).await.unwrap();
         let rt2 = second.refresh_token.unwrap();
         assert_ne!(rt1, rt2);
         // Replaying rt1 revokes the family: rt2 dies too.
-        assert!(matches!(a.token(&client, refresh_req(&rt1)).await.unwrap_err(), AuthzError::InvalidGrant(_)));
+        assert!(matches!(
+            a.token(&client, refresh_req(&rt1)).await.unwrap_err(),
+            AuthzError::InvalidGrant(_)
+        ));
         assert_eq!(
             a.token(&client, refresh_req(&rt2)).await.unwrap_err(),
             AuthzError::InvalidGrant("the refresh token was revoked".into())
@@ -109,11 +139,22 @@ mod tests {
         let client = a.client(&c).await.unwrap().unwrap();
         let other = a.client(&register_public(&a).await).await.unwrap().unwrap();
         let code = code_for(&a, &c).await;
-        let rt = a.exchange_code(&client, token_req(&code, VERIFIER)).await.unwrap().refresh_token.unwrap();
-        assert!(matches!(a.token(&other, refresh_req(&rt)).await.unwrap_err(), AuthzError::InvalidGrant(_)));
+        let rt = a
+            .exchange_code(&client, token_req(&code, VERIFIER))
+            .await
+            .unwrap()
+            .refresh_token
+            .unwrap();
+        assert!(matches!(
+            a.token(&other, refresh_req(&rt)).await.unwrap_err(),
+            AuthzError::InvalidGrant(_)
+        ));
         let mut wide = refresh_req(&rt);
         wide.scope = Some("mcp:tools mcp:admin".into());
-        assert!(matches!(a.token(&client, wide).await.unwrap_err(), AuthzError::InvalidScope(_)));
+        assert!(matches!(
+            a.token(&client, wide).await.unwrap_err(),
+            AuthzError::InvalidScope(_)
+        ));
         clock.advance(a.config().refresh_idle_ttl);
         assert_eq!(
             a.token(&client, refresh_req(&rt)).await.unwrap_err(),
