@@ -1,1 +1,251 @@
-fn main() {}
+//! `portcullis`: OAuth 2.1 for the Model Context Protocol in one binary. This file only parses arguments and
+//! calls the crates: `serve` runs the authorization server and protected MCP endpoint; `user`, `keys` and
+//! `clients` administer the database; the client commands (`login`, `tools`, `call`, `token`, `logout`,
+//! `bridge`, `status`) live in [`client_cmd`].
+
+mod admin;
+mod client_cmd;
+mod settings;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use portcullis_authz::{Authz, OsRandom, SystemClock};
+use portcullis_server::config::parse_issuer;
+use portcullis_server::routes::Routes;
+use portcullis_server::{AppState, ServerConfig};
+use portcullis_store::StoreOptions;
+use settings::{pick, FileSettings, DEFAULT_DATABASE, DEFAULT_LISTEN};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// OAuth 2.1 for the Model Context Protocol: authorization server, protected MCP endpoint and client.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the authorization server and the protected MCP endpoint.
+    Serve(ServeArgs),
+    /// Manage the users who can sign in.
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
+    /// Manage registered clients.
+    #[command(subcommand)]
+    Clients(admin::ClientsCommand),
+    #[command(flatten)]
+    Client(client_cmd::ClientCommand),
+}
+
+/// Where the database is: shared by `serve` and the admin commands.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DbArgs {
+    /// Database URL: sqlite://PATH (default sqlite://portcullis.db).
+    #[arg(long, env = "PORTCULLIS_DATABASE")]
+    pub(crate) database: Option<String>,
+    /// TOML configuration file.
+    #[arg(long, env = "PORTCULLIS_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Address to listen on; port 0 picks a free port (default 127.0.0.1:8080).
+    #[arg(long, env = "PORTCULLIS_LISTEN")]
+    listen: Option<String>,
+    /// Issuer URL, as clients see it (default http://<listen address>).
+    #[arg(long, env = "PORTCULLIS_ISSUER")]
+    issuer: Option<String>,
+    /// Path of the MCP endpoint (default <issuer path>/mcp).
+    #[arg(long, env = "PORTCULLIS_MCP_PATH")]
+    mcp_path: Option<String>,
+    /// Access token lifetime in seconds (default 3600).
+    #[arg(long, env = "PORTCULLIS_ACCESS_TOKEN_TTL")]
+    access_token_ttl: Option<i64>,
+    /// Refresh token idle lifetime in seconds (default 30 days).
+    #[arg(long, env = "PORTCULLIS_REFRESH_IDLE_TTL")]
+    refresh_idle_ttl: Option<i64>,
+    /// Refresh token absolute lifetime in seconds (default 90 days).
+    #[arg(long, env = "PORTCULLIS_REFRESH_ABSOLUTE_TTL")]
+    refresh_absolute_ttl: Option<i64>,
+    /// Login session lifetime in seconds (default 12 hours).
+    #[arg(long, env = "PORTCULLIS_SESSION_TTL")]
+    session_ttl: Option<i64>,
+    /// How often revocations are read from the database, in milliseconds (default 1000).
+    #[arg(long, env = "PORTCULLIS_REVOCATION_SYNC_MS")]
+    revocation_sync_ms: Option<u64>,
+    /// Database reader connections (default 4).
+    #[arg(long, env = "PORTCULLIS_DB_MAX_CONNECTIONS")]
+    db_max_connections: Option<u32>,
+    /// Log format: text or json (default text). Log level from RUST_LOG (default info).
+    #[arg(long, env = "PORTCULLIS_LOG_FORMAT")]
+    log_format: Option<String>,
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Opens the store named by the flags/file.
+pub(crate) async fn open_store(
+    db: &DbArgs,
+    file: &FileSettings,
+    max_connections: Option<u32>,
+) -> anyhow::Result<Arc<dyn portcullis_authz::Storage>> {
+    let url = pick(
+        db.database.clone(),
+        file.database.clone(),
+        DEFAULT_DATABASE.to_owned(),
+    );
+    let options = StoreOptions {
+        max_connections: pick(max_connections, file.db_max_connections, 4),
+        ..StoreOptions::default()
+    };
+    portcullis_store::open(&url, &options)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open database {}",
+                portcullis_store::redact_url(&url)
+            )
+        })
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let file = FileSettings::load(args.db.config.as_deref())?;
+    let log_format = pick(
+        args.log_format.clone(),
+        file.log_format.clone(),
+        "text".into(),
+    );
+    settings::check_log_format(&log_format)?;
+    init_logging(&log_format);
+    let listen = pick(args.listen, file.listen.clone(), DEFAULT_LISTEN.into());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let mut addr = listener.local_addr()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let issuer_text = pick(args.issuer, file.issuer.clone(), format!("http://{addr}"));
+    let issuer = parse_issuer(&issuer_text)?;
+    let mut config = ServerConfig::new(issuer.clone());
+    if let Some(p) = args.mcp_path.or(file.mcp_path.clone()) {
+        config.mcp_path = p;
+    }
+    config.access_token_ttl = pick(
+        args.access_token_ttl,
+        file.access_token_ttl,
+        config.access_token_ttl,
+    );
+    config.refresh_idle_ttl = pick(
+        args.refresh_idle_ttl,
+        file.refresh_idle_ttl,
+        config.refresh_idle_ttl,
+    );
+    config.refresh_absolute_ttl = pick(
+        args.refresh_absolute_ttl,
+        file.refresh_absolute_ttl,
+        config.refresh_absolute_ttl,
+    );
+    config.session_ttl = pick(args.session_ttl, file.session_ttl, config.session_ttl);
+    config.revocation_sync_ms = pick(
+        args.revocation_sync_ms,
+        file.revocation_sync_ms,
+        config.revocation_sync_ms,
+    );
+    config.check()?;
+    let store = open_store(&args.db, &file, args.db_max_connections).await?;
+    let routes = Routes::new(&issuer, &config.mcp_path);
+    let authz_config = config.authz_config(&routes.issuer, &routes.mcp_url);
+    let authz = Authz::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        Arc::new(OsRandom),
+        authz_config,
+    )
+    .await
+    .context("cannot load or create the signing key")?;
+    if store.count_users().await.unwrap_or(0) == 0 {
+        tracing::warn!("no users yet: add one with `portcullis user add NAME --password-stdin` (same --database)");
+        eprintln!("No users exist yet, so nobody can sign in. Add one with:\n  portcullis user add alice --password-stdin\n(use the same --database as this server)");
+    }
+    let state = AppState::new(config, routes.clone(), Arc::new(authz));
+    tracing::info!(issuer = %routes.issuer, mcp = %routes.mcp_url, %addr, "portcullis serving");
+    println!("listening on http://{addr}");
+    println!("issuer {}", routes.issuer);
+    println!("mcp endpoint {}", routes.mcp_url);
+    std::io::stdout().flush().ok();
+    portcullis_server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+}
+
+/// The error chain as one line: "cannot open database …: unable to open database file".
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::User(cmd) => admin::user(cmd).await,
+        Command::Keys(cmd) => admin::keys(cmd).await,
+        Command::Clients(cmd) => admin::clients(cmd).await,
+        Command::Client(cmd) => client_cmd::run(cmd).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,58 @@
-//! placeholder
+//! The Portcullis client: everything a program needs to use an OAuth-protected remote MCP server.
+//!
+//! # Layout
+//! - [`error`]: the one error type; every message says what happened and what to do.
+//! - [`secret`]: secret newtypes (tokens, client secret, code) whose `Debug` is redacted.
+//! - [`url_check`]: which URLs the client will talk to or open (`https:`, or `http:` on loopback).
+//! - [`discovery`]: RFC 9728 protected resource metadata, then RFC 8414 / OIDC authorization server metadata, with the
+//!   MCP 2025-03-26 fallbacks.
+//! - [`registration`]: pre-registered credentials, Client ID Metadata Documents, or RFC 7591 dynamic registration.
+//! - [`authorize`]: the authorization request (RFC 6749 §4.1, PKCE RFC 7636, RFC 8707 `resource`) and the checks of
+//!   its response (`state`, RFC 9207 `iss`).
+//! - [`browser`]: opening the authorization URL safely.
+//! - [`callback`]: the loopback redirect listener (RFC 8252 §7.3).
+//! - [`token`]: the token endpoint (code exchange, refresh) and revocation (RFC 7009), with the registered client
+//!   authentication.
+//! - [`cache`]: the on-disk token and registration cache, written atomically, mode 0600, locked around refresh.
+//! - [`auth`]: the [`Authenticator`] that ties the above together: a valid token on demand, login, refresh, step-up,
+//!   logout.
+//! - [`mcp`]: the Streamable HTTP transport (JSON or SSE responses, sessions) and a small MCP client with the 401 /
+//!   403 retry rules.
+//! - [`bridge`]: stdio ↔ Streamable HTTP, for stdio-only MCP clients.
+
+pub mod auth;
+pub mod authorize;
+pub mod bridge;
+pub mod browser;
+pub mod cache;
+pub mod callback;
+pub mod discovery;
+pub mod error;
+pub mod mcp;
+pub mod registration;
+pub mod secret;
+pub mod token;
+pub mod url_check;
+
+#[cfg(test)]
+pub(crate) mod mock;
+
+pub use auth::{Authenticator, LoginOptions};
+pub use error::{Error, Result};
+
+/// The `User-Agent` the client sends.
+pub const USER_AGENT: &str = concat!("portcullis/", env!("CARGO_PKG_VERSION"));
+
+/// Builds the HTTP client every module uses: no redirects are followed (a metadata or token response that
+/// redirects is treated as a failure, not followed to another host), with sensible timeouts.
+pub fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .build()
+        .map_err(|e| Error::Http {
+            url: String::new(),
+            reason: e.to_string(),
+        })
+}

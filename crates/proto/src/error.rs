@@ -86,7 +86,10 @@ pub struct ErrorResponse {
 impl ErrorResponse {
     /// Builds an error body with a description.
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        Self { error: code.as_str().to_owned(), error_description: Some(description.into()) }
+        Self {
+            error: code.as_str().to_owned(),
+            error_description: Some(description.into()),
+        }
     }
 }
 
@@ -98,7 +101,10 @@ mod tests {
     fn codes_serialize_as_rfc_strings() {
         let body = ErrorResponse::new(ErrorCode::InvalidGrant, "code already used");
         let json = serde_json::to_string(&body).unwrap();
-        assert_eq!(json, r#"{"error":"invalid_grant","error_description":"code already used"}"#);
+        assert_eq!(
+            json,
+            r#"{"error":"invalid_grant","error_description":"code already used"}"#
+        );
         let code: ErrorCode = serde_json::from_str("\"invalid_redirect_uri\"").unwrap();
         assert_eq!(code, ErrorCode::InvalidRedirectUri);
         assert_eq!(ErrorCode::InvalidTarget.to_string(), "invalid_target");

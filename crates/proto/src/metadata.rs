@@ -59,7 +59,9 @@ pub struct AuthorizationServerMetadata {
 impl AuthorizationServerMetadata {
     /// Whether PKCE with S256 is advertised (MCP authorization: clients MUST refuse to proceed otherwise).
     pub fn supports_s256(&self) -> bool {
-        self.code_challenge_methods_supported.as_ref().is_some_and(|m| m.iter().any(|m| m == "S256"))
+        self.code_challenge_methods_supported
+            .as_ref()
+            .is_some_and(|m| m.iter().any(|m| m == "S256"))
     }
 }
 
@@ -113,7 +115,10 @@ mod tests {
         let m: AuthorizationServerMetadata = serde_json::from_str(doc).unwrap();
         assert!(m.supports_s256());
         assert_eq!(m.extra["x_custom"], 1);
-        let m2 = AuthorizationServerMetadata { issuer: "x".into(), ..Default::default() };
+        let m2 = AuthorizationServerMetadata {
+            issuer: "x".into(),
+            ..Default::default()
+        };
         assert!(!m2.supports_s256());
     }
 }

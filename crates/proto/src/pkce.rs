@@ -70,7 +70,10 @@ impl CodeChallenge {
         if challenge.len() != 43 {
             return Err(PkceError::Length);
         }
-        if !challenge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if !challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(PkceError::Charset);
         }
         Ok(Self(challenge.to_owned()))
@@ -103,8 +106,13 @@ mod tests {
     fn rfc7636_appendix_b_vector() {
         let verifier = CodeVerifier::parse("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").unwrap();
         let challenge = CodeChallenge::s256(&verifier);
-        assert_eq!(challenge.as_str(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
-        let parsed = CodeChallenge::parse("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", Some("S256")).unwrap();
+        assert_eq!(
+            challenge.as_str(),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        let parsed =
+            CodeChallenge::parse("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", Some("S256"))
+                .unwrap();
         assert!(parsed.verify(&verifier));
         let other = CodeVerifier::parse("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj").unwrap();
         assert!(!parsed.verify(&other));
@@ -113,19 +121,40 @@ mod tests {
     #[test]
     fn verifier_syntax() {
         assert_eq!(CodeVerifier::parse("short").unwrap_err(), PkceError::Length);
-        assert_eq!(CodeVerifier::parse(&"a".repeat(129)).unwrap_err(), PkceError::Length);
-        assert_eq!(CodeVerifier::parse(&format!("{}+", "a".repeat(42))).unwrap_err(), PkceError::Charset);
+        assert_eq!(
+            CodeVerifier::parse(&"a".repeat(129)).unwrap_err(),
+            PkceError::Length
+        );
+        assert_eq!(
+            CodeVerifier::parse(&format!("{}+", "a".repeat(42))).unwrap_err(),
+            PkceError::Charset
+        );
         assert!(CodeVerifier::parse(&"a~._-".repeat(9)).is_ok());
     }
 
     #[test]
     fn plain_and_missing_methods_are_refused() {
         let c = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-        assert_eq!(CodeChallenge::parse(c, None).unwrap_err(), PkceError::Method);
-        assert_eq!(CodeChallenge::parse(c, Some("plain")).unwrap_err(), PkceError::Method);
-        assert_eq!(CodeChallenge::parse(c, Some("s256")).unwrap_err(), PkceError::Method);
-        assert_eq!(CodeChallenge::parse("abc", Some("S256")).unwrap_err(), PkceError::Length);
-        assert_eq!(CodeChallenge::parse(&format!("{}=", &c[..42]), Some("S256")).unwrap_err(), PkceError::Charset);
+        assert_eq!(
+            CodeChallenge::parse(c, None).unwrap_err(),
+            PkceError::Method
+        );
+        assert_eq!(
+            CodeChallenge::parse(c, Some("plain")).unwrap_err(),
+            PkceError::Method
+        );
+        assert_eq!(
+            CodeChallenge::parse(c, Some("s256")).unwrap_err(),
+            PkceError::Method
+        );
+        assert_eq!(
+            CodeChallenge::parse("abc", Some("S256")).unwrap_err(),
+            PkceError::Length
+        );
+        assert_eq!(
+            CodeChallenge::parse(&format!("{}=", &c[..42]), Some("S256")).unwrap_err(),
+            PkceError::Charset
+        );
     }
 
     #[test]

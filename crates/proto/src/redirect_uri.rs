@@ -110,7 +110,10 @@ impl RedirectUri {
             scheme if scheme.contains('.') => Kind::PrivateUse,
             _ => return Err(RedirectUriError::Scheme),
         };
-        Ok(Self { text: text.to_owned(), kind })
+        Ok(Self {
+            text: text.to_owned(),
+            kind,
+        })
     }
 
     /// The URI exactly as registered.
@@ -144,8 +147,12 @@ impl RedirectUri {
         if self.kind != Kind::Loopback {
             return false;
         }
-        let Ok(req) = parse_canonical(requested) else { return false };
-        let Ok(mut reg) = Url::parse(&self.text) else { return false };
+        let Ok(req) = parse_canonical(requested) else {
+            return false;
+        };
+        let Ok(mut reg) = Url::parse(&self.text) else {
+            return false;
+        };
         if req.scheme() != "http" || reg.set_port(req.port()).is_err() {
             return false;
         }
@@ -171,32 +178,89 @@ mod tests {
 
     #[test]
     fn accepts_the_three_kinds() {
-        assert_eq!(RedirectUri::parse("https://app.example.com/cb").unwrap().kind(), Kind::Https);
-        assert_eq!(RedirectUri::parse("http://localhost:8080/callback").unwrap().kind(), Kind::Loopback);
-        assert_eq!(RedirectUri::parse("http://127.0.0.1:33418/").unwrap().kind(), Kind::Loopback);
-        assert_eq!(RedirectUri::parse("http://[::1]/cb").unwrap().kind(), Kind::Loopback);
-        assert_eq!(RedirectUri::parse("com.example.app:/oauth").unwrap().kind(), Kind::PrivateUse);
+        assert_eq!(
+            RedirectUri::parse("https://app.example.com/cb")
+                .unwrap()
+                .kind(),
+            Kind::Https
+        );
+        assert_eq!(
+            RedirectUri::parse("http://localhost:8080/callback")
+                .unwrap()
+                .kind(),
+            Kind::Loopback
+        );
+        assert_eq!(
+            RedirectUri::parse("http://127.0.0.1:33418/")
+                .unwrap()
+                .kind(),
+            Kind::Loopback
+        );
+        assert_eq!(
+            RedirectUri::parse("http://[::1]/cb").unwrap().kind(),
+            Kind::Loopback
+        );
+        assert_eq!(
+            RedirectUri::parse("com.example.app:/oauth").unwrap().kind(),
+            Kind::PrivateUse
+        );
     }
 
     #[test]
     fn refuses_dangerous_and_ambiguous_uris() {
         use RedirectUriError as E;
         assert_eq!(RedirectUri::parse("javascript:alert(1)"), Err(E::Scheme));
-        assert_eq!(RedirectUri::parse("JavaScript:alert(1)"), Err(E::NotCanonical("javascript:alert(1)".into())));
-        assert_eq!(RedirectUri::parse(" javascript:alert(1)"), Err(E::Characters));
-        assert_eq!(RedirectUri::parse("java\tscript:alert(1)"), Err(E::Characters));
+        assert_eq!(
+            RedirectUri::parse("JavaScript:alert(1)"),
+            Err(E::NotCanonical("javascript:alert(1)".into()))
+        );
+        assert_eq!(
+            RedirectUri::parse(" javascript:alert(1)"),
+            Err(E::Characters)
+        );
+        assert_eq!(
+            RedirectUri::parse("java\tscript:alert(1)"),
+            Err(E::Characters)
+        );
         assert_eq!(RedirectUri::parse("data:text/html,hi"), Err(E::Scheme));
         assert_eq!(RedirectUri::parse("file:///etc/passwd"), Err(E::Scheme));
-        assert_eq!(RedirectUri::parse("http://example.com/cb"), Err(E::InsecureHttp));
-        assert_eq!(RedirectUri::parse("http://localhost.evil.com/cb"), Err(E::InsecureHttp));
-        assert_eq!(RedirectUri::parse("https://a.com/cb#frag"), Err(E::Fragment));
-        assert_eq!(RedirectUri::parse("https://user@a.com/cb"), Err(E::Userinfo));
-        assert_eq!(RedirectUri::parse("https://A.com/cb"), Err(E::NotCanonical("https://a.com/cb".into())));
-        assert!(matches!(RedirectUri::parse("https://a.com\\@evil.com/"), Err(E::NotCanonical(_))));
-        assert!(matches!(RedirectUri::parse("https://a.com:443/cb"), Err(E::NotCanonical(_))));
-        assert_eq!(RedirectUri::parse("https://a.com/\u{e9}"), Err(E::Characters));
+        assert_eq!(
+            RedirectUri::parse("http://example.com/cb"),
+            Err(E::InsecureHttp)
+        );
+        assert_eq!(
+            RedirectUri::parse("http://localhost.evil.com/cb"),
+            Err(E::InsecureHttp)
+        );
+        assert_eq!(
+            RedirectUri::parse("https://a.com/cb#frag"),
+            Err(E::Fragment)
+        );
+        assert_eq!(
+            RedirectUri::parse("https://user@a.com/cb"),
+            Err(E::Userinfo)
+        );
+        assert_eq!(
+            RedirectUri::parse("https://A.com/cb"),
+            Err(E::NotCanonical("https://a.com/cb".into()))
+        );
+        assert!(matches!(
+            RedirectUri::parse("https://a.com\\@evil.com/"),
+            Err(E::NotCanonical(_))
+        ));
+        assert!(matches!(
+            RedirectUri::parse("https://a.com:443/cb"),
+            Err(E::NotCanonical(_))
+        ));
+        assert_eq!(
+            RedirectUri::parse("https://a.com/\u{e9}"),
+            Err(E::Characters)
+        );
         assert_eq!(RedirectUri::parse(""), Err(E::Length));
-        assert_eq!(RedirectUri::parse(&format!("https://a.com/{}", "a".repeat(2000))), Err(E::Length));
+        assert_eq!(
+            RedirectUri::parse(&format!("https://a.com/{}", "a".repeat(2000))),
+            Err(E::Length)
+        );
         assert_eq!(RedirectUri::parse("myapp:/cb"), Err(E::Scheme));
         assert_eq!(RedirectUri::parse("relative/path"), Err(E::Syntax));
     }
@@ -238,7 +302,17 @@ mod tests {
 
     #[test]
     fn display_host() {
-        assert_eq!(RedirectUri::parse("https://app.example.com/cb").unwrap().display_host(), "app.example.com");
-        assert_eq!(RedirectUri::parse("com.example.app:/cb").unwrap().display_host(), "com.example.app:");
+        assert_eq!(
+            RedirectUri::parse("https://app.example.com/cb")
+                .unwrap()
+                .display_host(),
+            "app.example.com"
+        );
+        assert_eq!(
+            RedirectUri::parse("com.example.app:/cb")
+                .unwrap()
+                .display_host(),
+            "com.example.app:"
+        );
     }
 }

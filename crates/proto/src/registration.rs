@@ -96,7 +96,10 @@ mod tests {
             client_secret: None,
             client_id_issued_at: Some(1),
             client_secret_expires_at: None,
-            metadata: ClientMetadata { extra: Map::new(), ..m },
+            metadata: ClientMetadata {
+                extra: Map::new(),
+                ..m
+            },
         };
         let v = serde_json::to_value(&info).unwrap();
         assert_eq!(v["client_id"], "abc");
@@ -106,7 +109,10 @@ mod tests {
 
     #[test]
     fn wrong_types_fail_to_parse() {
-        assert!(serde_json::from_str::<ClientMetadata>(r#"{"redirect_uris": "https://a.com/cb"}"#).is_err());
+        assert!(
+            serde_json::from_str::<ClientMetadata>(r#"{"redirect_uris": "https://a.com/cb"}"#)
+                .is_err()
+        );
         assert!(serde_json::from_str::<ClientMetadata>(r#"{"client_name": 5}"#).is_err());
     }
 }

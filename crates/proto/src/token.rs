@@ -27,7 +27,10 @@ impl fmt::Debug for TokenResponse {
             .field("access_token", &"[redacted]")
             .field("token_type", &self.token_type)
             .field("expires_in", &self.expires_in)
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
             .field("scope", &self.scope)
             .finish()
     }
@@ -68,7 +71,10 @@ mod tests {
         };
         let d = format!("{t:?}");
         assert!(!d.contains("secret"));
-        assert_eq!(TokenTypeHint::parse("refresh_token"), Some(TokenTypeHint::RefreshToken));
+        assert_eq!(
+            TokenTypeHint::parse("refresh_token"),
+            Some(TokenTypeHint::RefreshToken)
+        );
         assert_eq!(TokenTypeHint::parse("id_token"), None);
     }
 }

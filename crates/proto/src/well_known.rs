@@ -31,7 +31,12 @@ fn trimmed_path(url: &Url) -> &str {
 /// RFC 9728 §3.1: the protected resource metadata URL for `resource` (path-inserted form). A query component
 /// of the resource is kept (§3.1).
 pub fn protected_resource_metadata_url(resource: &Url) -> String {
-    let mut s = format!("{}{}{}", origin(resource), PROTECTED_RESOURCE, trimmed_path(resource));
+    let mut s = format!(
+        "{}{}{}",
+        origin(resource),
+        PROTECTED_RESOURCE,
+        trimmed_path(resource)
+    );
     if let Some(q) = resource.query() {
         s.push('?');
         s.push_str(q);
@@ -51,7 +56,10 @@ pub fn authorization_server_metadata_urls(issuer: &Url) -> Vec<String> {
     let o = origin(issuer);
     let path = trimmed_path(issuer);
     if path.is_empty() {
-        vec![format!("{o}{AUTHORIZATION_SERVER}"), format!("{o}{OPENID_CONFIGURATION}")]
+        vec![
+            format!("{o}{AUTHORIZATION_SERVER}"),
+            format!("{o}{OPENID_CONFIGURATION}"),
+        ]
     } else {
         let path = path.trim_end_matches('/');
         vec![
@@ -80,7 +88,10 @@ mod tests {
             protected_resource_metadata_url(&u("https://ex.com/v1/mcp/")),
             "https://ex.com/.well-known/oauth-protected-resource/v1/mcp/"
         );
-        assert_eq!(protected_resource_metadata_url(&u("https://ex.com")), "https://ex.com/.well-known/oauth-protected-resource");
+        assert_eq!(
+            protected_resource_metadata_url(&u("https://ex.com")),
+            "https://ex.com/.well-known/oauth-protected-resource"
+        );
         assert_eq!(
             protected_resource_metadata_root_url(&u("http://127.0.0.1:8080/mcp")),
             "http://127.0.0.1:8080/.well-known/oauth-protected-resource"
@@ -99,7 +110,10 @@ mod tests {
         );
         assert_eq!(
             authorization_server_metadata_urls(&u("https://a.com")),
-            vec!["https://a.com/.well-known/oauth-authorization-server", "https://a.com/.well-known/openid-configuration"]
+            vec![
+                "https://a.com/.well-known/oauth-authorization-server",
+                "https://a.com/.well-known/openid-configuration"
+            ]
         );
     }
 }

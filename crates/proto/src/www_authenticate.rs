@@ -64,8 +64,16 @@ impl BearerChallenge {
 
     /// Finds the first `Bearer` challenge in a header value and reads its parameters.
     pub fn parse(header: &str) -> Option<Self> {
-        let challenge = parse_challenges(header).into_iter().find(|c| c.scheme.eq_ignore_ascii_case("bearer"))?;
-        let get = |n: &str| challenge.params.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+        let challenge = parse_challenges(header)
+            .into_iter()
+            .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))?;
+        let get = |n: &str| {
+            challenge
+                .params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        };
         Some(Self {
             error: get("error"),
             error_description: get("error_description"),
@@ -173,7 +181,10 @@ pub fn parse_challenges(header: &str) -> Vec<Challenge> {
             }
         } else {
             // A new challenge: scheme name.
-            out.push(Challenge { scheme: name.to_owned(), params: Vec::new() });
+            out.push(Challenge {
+                scheme: name.to_owned(),
+                params: Vec::new(),
+            });
             cur.i = after_name;
         }
     }
@@ -188,7 +199,9 @@ mod tests {
     fn builds_rfc6750_challenge() {
         let c = BearerChallenge {
             scope: Some("mcp:tools".into()),
-            resource_metadata: Some("http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp".into()),
+            resource_metadata: Some(
+                "http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp".into(),
+            ),
             ..Default::default()
         }
         .with_error(ErrorCode::InvalidToken, "the \"token\" expired");
@@ -221,12 +234,24 @@ mod tests {
         assert_eq!(b.scope.as_deref(), Some("read write"));
         assert_eq!(b.resource_metadata.as_deref(), Some("https://a/b"));
         assert_eq!(BearerChallenge::parse("Basic realm=\"x\""), None);
-        assert_eq!(BearerChallenge::parse("bearer").unwrap(), BearerChallenge::default());
+        assert_eq!(
+            BearerChallenge::parse("bearer").unwrap(),
+            BearerChallenge::default()
+        );
     }
 
     #[test]
     fn garbage_does_not_panic() {
-        for h in ["", "=", "\"", "Bearer =", "Bearer a=\"unterminated", "Bearer ,,, a=b=c", "Bearer é=1", "\u{1}"] {
+        for h in [
+            "",
+            "=",
+            "\"",
+            "Bearer =",
+            "Bearer a=\"unterminated",
+            "Bearer ,,, a=b=c",
+            "Bearer é=1",
+            "\u{1}",
+        ] {
             let _ = parse_challenges(h);
             let _ = BearerChallenge::parse(h);
         }

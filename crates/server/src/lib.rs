@@ -1,1 +1,154 @@
-//! placeholder
+//! The Portcullis HTTP server: the OAuth 2.1 authorization server and the OAuth-protected MCP endpoint, on one
+//! origin.
+//!
+//! # Layout
+//! - [`config`]: the typed server configuration (issuer, paths, lifetimes, limits).
+//! - [`routes`]: every route path, built once from the issuer; the metadata documents use the same values.
+//! - [`state`]: [`AppState`], shared by every handler.
+//! - [`error`]: the one place errors become HTTP responses (status, RFC JSON body, headers).
+//! - [`form`]: `application/x-www-form-urlencoded` bodies with repeated parameters refused.
+//! - [`metadata`]: RFC 8414 / OIDC discovery, RFC 9728 protected resource metadata, the JWKS.
+//! - [`register`]: `POST /register` (RFC 7591).
+//! - [`authorize`], [`pages`], [`cookies`]: `GET /authorize`, the login and consent pages and their POSTs.
+//! - [`token`], [`client_auth`]: `POST /token` and client authentication.
+//! - [`revoke`]: `POST /revoke` (RFC 7009).
+//! - [`guard`], [`revocations`]: the bearer-token check of the MCP endpoint and the revocation set it honours.
+//! - [`mcp`]: the built-in MCP server (Streamable HTTP, JSON-RPC 2.0).
+//! - [`health`]: `/livez`, `/readyz`.
+//! - [`background`]: periodic jobs (revocation sync, key reload, purge of expired rows).
+//!
+//! [`app`] builds the router (tests drive it in-process); [`serve`] runs it on a bound listener until shutdown.
+
+pub mod authorize;
+pub mod background;
+pub mod client_auth;
+pub mod config;
+pub mod cookies;
+pub mod error;
+pub mod form;
+pub mod guard;
+pub mod health;
+pub mod limits;
+pub mod mcp;
+pub mod metadata;
+pub mod pages;
+pub mod register;
+pub mod revocations;
+pub mod revoke;
+pub mod routes;
+pub mod state;
+pub mod token;
+
+pub use config::ServerConfig;
+pub use state::AppState;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Request, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// Longest request URI accepted (RFC 9110 §15.5.15: 414 beyond it).
+pub const MAX_URI_LEN: usize = 8192;
+/// Largest request body accepted anywhere.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Builds the router for `state`.
+pub fn app(state: Arc<AppState>) -> Router {
+    let r = state.routes.clone();
+    let mut router = Router::new()
+        .route(&r.as_metadata, get(metadata::authorization_server))
+        .route(&r.oidc_metadata, get(metadata::authorization_server))
+        .route(&r.prm, get(metadata::protected_resource))
+        .route(&r.prm_root, get(metadata::protected_resource))
+        .route(&r.jwks, get(metadata::jwks))
+        .route(
+            &r.register,
+            post(register::register).layer(DefaultBodyLimit::max(register::MAX_BODY)),
+        )
+        .route(&r.authorize, get(authorize::authorize))
+        .route(&r.login, post(authorize::login))
+        .route(&r.consent, post(authorize::consent))
+        .route(&r.token, post(token::token))
+        .route(&r.revoke, post(revoke::revoke))
+        .route(&r.mcp, post(mcp::post).get(mcp::get).delete(mcp::delete))
+        .route(&r.stylesheet, get(pages::stylesheet))
+        .route(routes::LIVEZ, get(health::livez))
+        .route(routes::READYZ, get(health::readyz));
+    if let Some(alt) = &r.oidc_metadata_appended {
+        router = router.route(alt, get(metadata::authorization_server));
+    }
+    if let Some(alt) = &r.as_metadata_root {
+        router = router.route(alt, get(metadata::authorization_server));
+    }
+    router
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(limit_uri))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(middleware::from_fn(trace))
+        .with_state(state)
+}
+
+async fn limit_uri(req: Request<axum::body::Body>, next: Next) -> Response {
+    let len = req.uri().path().len() + req.uri().query().map_or(0, str::len);
+    if len > MAX_URI_LEN {
+        return error::json_error(
+            StatusCode::URI_TOO_LONG,
+            "invalid_request",
+            "request URI too long",
+        );
+    }
+    next.run(req).await
+}
+
+/// Logs method, path (never the query: it can carry codes and state) and status.
+async fn trace(req: Request<axum::body::Body>, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), micros = start.elapsed().as_micros() as u64, "request");
+    resp
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let jobs = background::spawn(state.clone());
+    let result = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    jobs.abort();
+    result
+}
+
+/// A 200 JSON body from pre-serialized bytes.
+pub(crate) fn json_bytes(body: impl Into<axum::body::Body>, cache: &'static str) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+        ],
+        body.into(),
+    )
+        .into_response()
+}

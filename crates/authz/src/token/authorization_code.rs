@@ -141,9 +141,11 @@ mod tests {
             .unwrap_err();
         assert!(matches!(again, AuthzError::InvalidGrant(_)));
         // The refresh token from the first exchange is now dead.
-        let mut r = crate::token::TokenRequest::default();
-        r.grant_type = Some("refresh_token".into());
-        r.refresh_token = Some(crate::secret::Secret::new(rt));
+        let r = crate::token::TokenRequest {
+            grant_type: Some("refresh_token".into()),
+            refresh_token: Some(crate::secret::Secret::new(rt)),
+            ..Default::default()
+        };
         assert!(matches!(
             a.token(&client, r).await.unwrap_err(),
             AuthzError::InvalidGrant(_)

@@ -1,0 +1,1 @@
+mod client_flow;

@@ -1,0 +1,245 @@
+//! A stdio ↔ Streamable HTTP bridge, for MCP clients that only speak stdio (MCP "Transports" §stdio): each
+//! newline-delimited JSON-RPC message read on stdin is POSTed unchanged; every message the server sends back —
+//! JSON bodies, SSE events of a POST, and the events of the GET stream (server notifications and requests) — is
+//! written to stdout as one line. Authorization and refresh happen underneath ([`McpClient::send`]). Nothing
+//! but protocol messages is written to stdout; logs go to stderr.
+
+use crate::mcp::{McpClient, Reply, SseStream};
+use crate::Result;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// Runs the bridge until stdin closes, then waits for answers still in flight and ends the session.
+pub async fn run<R, W>(client: Arc<McpClient>, input: R, output: W) -> Result<()>
+where
+    R: AsyncBufRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel::<String>();
+    let writer = tokio::spawn(write_lines(rx, output));
+    let mut lines = input.lines();
+    let mut tasks = JoinSet::new();
+    let mut get_stream_started = false;
+    while let Ok(Some(line)) = lines.next_line().await {
+        let line = line.trim_end_matches('\r').to_owned();
+        if line.trim().is_empty() {
+            continue;
+        }
+        let msg: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = tx.send(json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": format!("parse error: {e}")}}).to_string());
+                continue;
+            }
+        };
+        let method = msg
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        if method == "initialize" {
+            // Handled inline: the session id and protocol version must be known before anything else is sent.
+            forward(&client, &line, &msg, &tx).await;
+            continue;
+        }
+        let (c, t, l, m) = (client.clone(), tx.clone(), line.clone(), msg.clone());
+        tasks.spawn(async move { forward(&c, &l, &m, &t).await });
+        if method == "notifications/initialized" && !get_stream_started {
+            get_stream_started = true;
+            let (c, t) = (client.clone(), tx.clone());
+            tokio::spawn(async move { listen(&c, &t).await });
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    client.close().await;
+    drop(tx);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    Ok(())
+}
+
+async fn write_lines<W: AsyncWrite + Unpin>(mut rx: mpsc::UnboundedReceiver<String>, mut out: W) {
+    while let Some(line) = rx.recv().await {
+        if out.write_all(line.as_bytes()).await.is_err()
+            || out.write_all(b"\n").await.is_err()
+            || out.flush().await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// A message as one stdout line: verbatim when it has no newline, else re-serialised compactly.
+fn one_line(text: &str) -> Option<String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return None;
+    }
+    if !t.contains('\n') {
+        return Some(t.to_owned());
+    }
+    serde_json::from_str::<Value>(t).ok().map(|v| v.to_string())
+}
+
+async fn forward(client: &McpClient, line: &str, msg: &Value, tx: &mpsc::UnboundedSender<String>) {
+    let is_initialize = msg.get("method").and_then(Value::as_str) == Some("initialize");
+    let note = |text: &str| {
+        if is_initialize {
+            if let Some(v) = serde_json::from_str::<Value>(text)
+                .ok()
+                .and_then(|v| v.pointer("/result/protocolVersion").cloned())
+            {
+                if let Some(v) = v.as_str() {
+                    client.transport().set_protocol_version(v);
+                }
+            }
+        }
+    };
+    match client.send(line).await {
+        Ok(Reply::Json(text)) => {
+            note(&text);
+            if let Some(l) = one_line(&text) {
+                let _ = tx.send(l);
+            }
+        }
+        Ok(Reply::Stream(s)) => pump(client, s, tx, &note).await,
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("portcullis bridge: {e}");
+            if let Some(id) = msg.get("id") {
+                let _ = tx.send(json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32000, "message": e.to_string()}}).to_string());
+            }
+        }
+    }
+}
+
+/// Forwards a stream's events, resuming it (GET + `Last-Event-ID`) when it breaks off after an event id.
+async fn pump(
+    client: &McpClient,
+    mut s: SseStream,
+    tx: &mpsc::UnboundedSender<String>,
+    note: &(dyn Fn(&str) + Sync),
+) {
+    for _ in 0..5 {
+        let mut got_response = false;
+        while let Some(ev) = s.next_event().await {
+            note(&ev.data);
+            if let Some(l) = one_line(&ev.data) {
+                got_response |= serde_json::from_str::<Value>(&l)
+                    .is_ok_and(|v| v.get("result").is_some() || v.get("error").is_some());
+                let _ = tx.send(l);
+            }
+        }
+        let Some(last) = s.last_event_id.clone().filter(|_| !got_response) else {
+            return;
+        };
+        tokio::time::sleep(Duration::from_millis(s.retry_ms.unwrap_or(1000))).await;
+        let token = client.token().await.ok().flatten();
+        match client
+            .transport()
+            .get_stream(token.as_ref(), Some(&last))
+            .await
+        {
+            Ok(Some(next)) => s = next,
+            _ => return,
+        }
+    }
+}
+
+/// The GET stream for server-initiated messages, reopened while the server keeps offering it.
+async fn listen(client: &McpClient, tx: &mpsc::UnboundedSender<String>) {
+    let mut last: Option<String> = None;
+    for _ in 0..100 {
+        let token = client.token().await.ok().flatten();
+        let Ok(Some(mut s)) = client
+            .transport()
+            .get_stream(token.as_ref(), last.as_deref())
+            .await
+        else {
+            return;
+        };
+        while let Some(ev) = s.next_event().await {
+            if let Some(l) = one_line(&ev.data) {
+                let _ = tx.send(l);
+            }
+        }
+        last = s.last_event_id.clone().or(last);
+        tokio::time::sleep(Duration::from_millis(s.retry_ms.unwrap_or(2000))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::cache::Store;
+    use crate::mock::{MockServer, Resp};
+    use crate::{Authenticator, LoginOptions};
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn lines_pass_through_unchanged() {
+        let srv = MockServer::start(|req, _| {
+            if req.method != "POST" {
+                return Resp::status(405);
+            }
+            let v: Value = serde_json::from_str(&req.body).unwrap();
+            match v.get("id") {
+                None => Resp::status(202),
+                Some(id) if v["method"] == "tools/list" => Resp {
+                    status: 200,
+                    headers: vec![("content-type".into(), "text/event-stream".into())],
+                    body: format!("data: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\"}}\n\ndata: {{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"tools\":[]}}}}\n\n"),
+                },
+                Some(id) => Resp::json(200, json!({"jsonrpc": "2.0", "id": id, "result": {"protocolVersion": "2025-06-18"}})),
+            }
+        })
+        .await;
+        let home = tempfile::tempdir().unwrap();
+        let url = url::Url::parse(&format!("{}/mcp", srv.base)).unwrap();
+        let auth = Authenticator::new(
+            crate::http_client().unwrap(),
+            Store::open(Some(home.path().into())).unwrap(),
+            url,
+            LoginOptions::default(),
+        );
+        let client = Arc::new(McpClient::new(Arc::new(auth)));
+        let input = concat!(
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{}}\n",
+            "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n",
+            "\n",
+            "not json\n",
+            "{\"jsonrpc\":\"2.0\",\"id\":\"b\",\"method\":\"tools/list\"}\n",
+        );
+        let (w, mut r) = tokio::io::duplex(64 * 1024);
+        run(client, input.as_bytes(), w).await.unwrap();
+        let mut out = String::new();
+        r.read_to_string(&mut out).await.unwrap();
+        let lines: Vec<Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(lines
+            .iter()
+            .any(|v| v["id"] == 1 && v["result"]["protocolVersion"] == "2025-06-18"));
+        assert!(lines
+            .iter()
+            .any(|v| v["id"].is_null() && v["error"]["code"] == -32700));
+        assert!(lines.iter().any(|v| v["method"] == "notifications/message"));
+        assert!(lines
+            .iter()
+            .any(|v| v["id"] == "b" && v["result"]["tools"].is_array()));
+        // The stdin lines were POSTed byte for byte.
+        let bodies: Vec<String> = srv
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .map(|r| r.body.clone())
+            .collect();
+        assert!(bodies
+            .contains(&"{\"jsonrpc\":\"2.0\",\"id\":\"b\",\"method\":\"tools/list\"}".to_owned()));
+    }
+}

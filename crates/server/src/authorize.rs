@@ -1,0 +1,408 @@
+//! The browser side of the authorization endpoint: `GET /authorize` (RFC 6749 §4.1.1), the login form
+//! (`POST /login`) and the consent form (`POST /consent`), ending in a 303 to the client's redirect URI with
+//! `code`, `state` and `iss` (RFC 6749 §4.1.2, RFC 9207 §2).
+//!
+//! Rules kept here (security notes, "/authorize" and "Login and consent pages"): unknown client or unmatched
+//! redirect URI → error page, never a redirect; other errors are redirected only once the user is signed in;
+//! a first authorization of a client always shows the consent page; POSTs check `Origin` and a CSRF token
+//! (double-submit for login, session-and-request-bound HMAC for consent); the session id rotates at login.
+
+use crate::cookies;
+use crate::error::page_error;
+use crate::form::Form;
+use crate::pages::{self, ConsentPage, LoginPage};
+use crate::state::AppState;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use portcullis_authz::authorize::{AuthorizationRequest, AuthorizeError};
+use portcullis_authz::store::SessionRecord;
+use portcullis_authz::{csrf, random, AuthzError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A 303 to `location`, with the headers a code-carrying redirect needs.
+fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(v) => {
+            let mut r = StatusCode::SEE_OTHER.into_response();
+            let h = r.headers_mut();
+            h.insert(header::LOCATION, v);
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+            r
+        }
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
+
+/// CSP `form-action` for pages of this request: ourselves and the redirect target's origin.
+fn form_action(redirect_uri: Option<&str>) -> String {
+    let target = redirect_uri
+        .and_then(|r| url::Url::parse(r).ok())
+        .map(|u| match u.scheme() {
+            "http" | "https" => u.origin().ascii_serialization(),
+            scheme => format!("{scheme}:"),
+        });
+    match target {
+        Some(t) => format!("'self' {t}"),
+        None => "'self'".into(),
+    }
+}
+
+async fn current_session(
+    s: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(String, SessionRecord)>, AuthzError> {
+    let Some(cookie) = cookies::get(headers, &cookies::name(cookies::SESSION, s.secure_cookies))
+    else {
+        return Ok(None);
+    };
+    Ok(s.authz.session(&cookie).await?.map(|r| (cookie, r)))
+}
+
+fn origin_ok(s: &AppState, headers: &HeaderMap) -> bool {
+    match headers.get(header::ORIGIN) {
+        None => true,
+        Some(o) => o.as_bytes() == s.routes.origin.as_bytes(),
+    }
+}
+
+struct LoginView<'a> {
+    status: StatusCode,
+    request: &'a str,
+    client_name: &'a str,
+    redirect_uri: Option<&'a str>,
+    error: Option<&'a str>,
+    username: &'a str,
+}
+
+/// Renders the login page, setting a fresh login CSRF cookie when the browser has none.
+fn render_login(s: &AppState, headers: &HeaderMap, v: LoginView<'_>) -> Response {
+    let cookie_name = cookies::name(cookies::LOGIN_CSRF, s.secure_cookies);
+    let existing = cookies::get(headers, &cookie_name).filter(|c| c.len() == 43);
+    let token = existing
+        .clone()
+        .unwrap_or_else(|| random::token(s.authz.rng()).expose().to_owned());
+    let fa = form_action(v.redirect_uri);
+    let mut resp = pages::login_page(
+        v.status,
+        &LoginPage {
+            action: &s.routes.login,
+            request: v.request,
+            csrf: &token,
+            client_name: v.client_name,
+            error: v.error,
+            username: v.username,
+            stylesheet: &s.routes.stylesheet,
+            form_action: &fa,
+        },
+    );
+    if existing.is_none() {
+        resp.headers_mut().append(
+            header::SET_COOKIE,
+            cookies::set(&cookie_name, &token, 3600, s.secure_cookies),
+        );
+    }
+    resp
+}
+
+fn render_consent(
+    s: &AppState,
+    session: &SessionRecord,
+    query: &str,
+    req: &AuthorizationRequest,
+) -> Response {
+    let cfg = s.authz.config();
+    let scopes = req
+        .scope
+        .iter()
+        .map(|name| {
+            let desc = cfg
+                .scope_info(name)
+                .map_or_else(|| name.to_owned(), |i| i.description.clone());
+            (name.to_owned(), desc)
+        })
+        .collect();
+    let host = req
+        .client
+        .redirect_uri_matching(&req.redirect_uri)
+        .map(|r| r.display_host())
+        .unwrap_or_default();
+    let token = csrf::consent_token(&session.csrf_key, query);
+    let fa = form_action(Some(&req.redirect_uri));
+    pages::consent_page(&ConsentPage {
+        action: &s.routes.consent,
+        request: query,
+        csrf: &token,
+        username: &session.username,
+        client_name: req.client.name(),
+        client_id: &req.client.client_id,
+        redirect_host: &host,
+        scopes,
+        ignored: req.ignored_scope.iter().map(str::to_owned).collect(),
+        stylesheet: &s.routes.stylesheet,
+        form_action: &fa,
+    })
+}
+
+/// Decides what the browser sees for an authorization request, given its session.
+async fn proceed(
+    s: &AppState,
+    headers: &HeaderMap,
+    query: &str,
+    session: Option<SessionRecord>,
+) -> Response {
+    let css = &s.routes.stylesheet;
+    match (s.authz.authorization_request(query).await, session) {
+        (Err(AuthorizeError::Page(e)), _) => page_error(&e, css),
+        (Err(e @ AuthorizeError::Redirect { .. }), Some(_)) => {
+            see_other(&e.location(&s.routes.issuer).unwrap_or_default())
+        }
+        (Err(AuthorizeError::Redirect { redirect_uri, .. }), None) => render_login(
+            s,
+            headers,
+            LoginView {
+                status: StatusCode::OK,
+                request: query,
+                client_name: "the application",
+                redirect_uri: Some(&redirect_uri),
+                error: None,
+                username: "",
+            },
+        ),
+        (Ok(req), None) => render_login(
+            s,
+            headers,
+            LoginView {
+                status: StatusCode::OK,
+                request: query,
+                client_name: req.client.name(),
+                redirect_uri: Some(&req.redirect_uri),
+                error: None,
+                username: "",
+            },
+        ),
+        (Ok(req), Some(session)) => match s.authz.needs_consent(&session.user_id, &req).await {
+            Ok(true) => render_consent(s, &session, query, &req),
+            Ok(false) => match s.authz.issue_code(&session.user_id, &req).await {
+                Ok(loc) => see_other(&loc),
+                Err(e) => page_error(&e, css),
+            },
+            Err(e) => page_error(&e, css),
+        },
+    }
+}
+
+/// `GET /authorize`.
+pub async fn authorize(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    match current_session(&s, &headers).await {
+        Ok(session) => proceed(&s, &headers, &query, session.map(|(_, r)| r)).await,
+        Err(e) => page_error(&e, &s.routes.stylesheet),
+    }
+}
+
+fn forbidden(s: &AppState, msg: &str) -> Response {
+    pages::error_page(
+        StatusCode::FORBIDDEN,
+        "invalid_request",
+        msg,
+        &s.routes.stylesheet,
+    )
+}
+
+/// `POST /login`.
+pub async fn login(
+    State(s): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let css = &s.routes.stylesheet;
+    if !origin_ok(&s, &headers) {
+        return forbidden(&s, "This form was submitted from another site.");
+    }
+    let form = match body
+        .map_err(|_| ())
+        .and_then(|b| Form::parse(&headers, &b).map_err(|_| ()))
+    {
+        Ok(f) => f,
+        Err(()) => {
+            return page_error(
+                &AuthzError::InvalidRequest("the sign-in form is malformed".into()),
+                css,
+            )
+        }
+    };
+    let request = form.get("request").unwrap_or("");
+    let username = form.get("username").unwrap_or("");
+    let password = form.get("password").unwrap_or("").to_owned();
+    let (client_name, redirect_uri) = match s.authz.authorization_request(request).await {
+        Ok(r) => (r.client.name().to_owned(), Some(r.redirect_uri)),
+        Err(AuthorizeError::Redirect { redirect_uri, .. }) => {
+            ("the application".to_owned(), Some(redirect_uri))
+        }
+        Err(AuthorizeError::Page(e)) => return page_error(&e, css),
+    };
+    let view = |status, error| LoginView {
+        status,
+        request,
+        client_name: &client_name,
+        redirect_uri: redirect_uri.as_deref(),
+        error: Some(error),
+        username: if username.len() <= 64 { username } else { "" },
+    };
+    let csrf_cookie = cookies::get(
+        &headers,
+        &cookies::name(cookies::LOGIN_CSRF, s.secure_cookies),
+    );
+    let csrf_ok =
+        matches!((&csrf_cookie, form.get("csrf_token")), (Some(c), Some(f)) if csrf::equal(c, f));
+    if !csrf_ok {
+        return render_login(
+            &s,
+            &headers,
+            view(
+                StatusCode::FORBIDDEN,
+                "This sign-in form expired. Please sign in again.",
+            ),
+        );
+    }
+    let now = s.authz.now();
+    let account_key = format!("u:{username}");
+    let ip_key = format!("ip:{}", peer.ip());
+    if let Some(wait) = s
+        .login_per_account
+        .blocked(&account_key, now)
+        .or_else(|| s.login_per_ip.blocked(&ip_key, now))
+    {
+        let mut resp = render_login(
+            &s,
+            &headers,
+            view(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many failed sign-in attempts. Wait a few minutes and try again.",
+            ),
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
+    let (user, hash) = match s.authz.login_candidate(username).await {
+        Ok(c) => c,
+        Err(e) => return page_error(&e, css),
+    };
+    // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
+    let verified =
+        tokio::task::spawn_blocking(move || portcullis_authz::password::verify(&password, &hash))
+            .await
+            .unwrap_or(false);
+    let user = match (user, verified) {
+        (Some(u), true) => u,
+        _ => {
+            s.login_per_account.record(&account_key, now);
+            s.login_per_ip.record(&ip_key, now);
+            tracing::info!(ip = %peer.ip(), "failed sign-in");
+            return render_login(
+                &s,
+                &headers,
+                view(StatusCode::UNAUTHORIZED, "Invalid username or password."),
+            );
+        }
+    };
+    s.login_per_account.clear(&account_key);
+    if let Ok(Some((_, old))) = current_session(&s, &headers).await {
+        let _ = s.authz.store().delete_session(&old.id_hash).await;
+    }
+    let (cookie, _) = match s.authz.open_session(&user).await {
+        Ok(v) => v,
+        Err(e) => return page_error(&e, css),
+    };
+    tracing::info!(user = %user.username, "signed in");
+    let mut resp = see_other(&format!("{}?{}", s.routes.authorize, request));
+    let name = cookies::name(cookies::SESSION, s.secure_cookies);
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        cookies::set(
+            &name,
+            cookie.expose(),
+            s.authz.config().session_ttl,
+            s.secure_cookies,
+        ),
+    );
+    resp
+}
+
+/// `POST /consent`.
+pub async fn consent(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let css = &s.routes.stylesheet;
+    if !origin_ok(&s, &headers) {
+        return forbidden(&s, "This form was submitted from another site.");
+    }
+    let form = match body
+        .map_err(|_| ())
+        .and_then(|b| Form::parse(&headers, &b).map_err(|_| ()))
+    {
+        Ok(f) => f,
+        Err(()) => {
+            return page_error(
+                &AuthzError::InvalidRequest("the consent form is malformed".into()),
+                css,
+            )
+        }
+    };
+    let session = match current_session(&s, &headers).await {
+        Ok(Some((_, r))) => r,
+        Ok(None) => {
+            return forbidden(
+                &s,
+                "Your sign-in session has ended. Start again from the application.",
+            )
+        }
+        Err(e) => return page_error(&e, css),
+    };
+    let request = form.get("request").unwrap_or("");
+    if !form
+        .get("csrf_token")
+        .is_some_and(|t| csrf::verify_consent_token(&session.csrf_key, request, t))
+    {
+        return forbidden(
+            &s,
+            "This consent form is not valid for your session. Start again from the application.",
+        );
+    }
+    let req = match s.authz.authorization_request(request).await {
+        Ok(r) => r,
+        Err(AuthorizeError::Page(e)) => return page_error(&e, css),
+        Err(e) => return see_other(&e.location(&s.routes.issuer).unwrap_or_default()),
+    };
+    match form.get("decision") {
+        Some("approve") => match s.authz.approve(&session.user_id, &req).await {
+            Ok(loc) => {
+                tracing::info!(client_id = %req.client.client_id, user = %session.username, "authorization approved");
+                see_other(&loc)
+            }
+            Err(e) => page_error(&e, css),
+        },
+        Some("deny") => see_other(&s.authz.deny(&req)),
+        _ => page_error(
+            &AuthzError::InvalidRequest("decision must be approve or deny".into()),
+            css,
+        ),
+    }
+}

@@ -1,0 +1,59 @@
+//! Background jobs of a running server: revocation sync, signing-key reload, purge of expired rows.
+
+use crate::state::AppState;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Handles of the running jobs.
+#[derive(Debug)]
+pub struct Jobs(Vec<tokio::task::JoinHandle<()>>);
+
+impl Jobs {
+    /// Stops every job.
+    pub fn abort(&self) {
+        for j in &self.0 {
+            j.abort();
+        }
+    }
+}
+
+/// Starts the jobs.
+pub fn spawn(s: Arc<AppState>) -> Jobs {
+    let a = s.clone();
+    let revocations = tokio::spawn(async move {
+        let period = Duration::from_millis(a.config.revocation_sync_ms.max(50));
+        loop {
+            if let Err(e) = a
+                .revocations
+                .sync(a.authz.store().as_ref(), a.authz.now())
+                .await
+            {
+                tracing::warn!(error = %e, "revocation sync failed");
+            }
+            a.revocations.wait(period).await;
+        }
+    });
+    let b = s.clone();
+    let keys = tokio::spawn(async move {
+        let period = Duration::from_secs(b.config.key_reload_secs.max(1));
+        loop {
+            tokio::time::sleep(period).await;
+            if let Err(e) = b.authz.reload_keys().await {
+                tracing::warn!(error = %e, "signing key reload failed");
+            }
+        }
+    });
+    let c = s;
+    let purge = tokio::spawn(async move {
+        let period = Duration::from_secs(c.config.purge_interval_secs.max(1));
+        loop {
+            tokio::time::sleep(period).await;
+            match c.authz.store().purge_expired(c.authz.now()).await {
+                Ok(n) if n > 0 => tracing::info!(rows = n, "purged expired rows"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purge failed"),
+            }
+        }
+    });
+    Jobs(vec![revocations, keys, purge])
+}

@@ -1,0 +1,151 @@
+//! The server's typed configuration. The binary builds it from the TOML file, `PORTCULLIS_*` environment
+//! variables and flags; everything here is already checked.
+
+use portcullis_authz::config::{default_scopes, ScopeInfo};
+use portcullis_authz::AuthzConfig;
+use portcullis_proto::Scope;
+use url::Url;
+
+/// Server configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The issuer URL.
+    pub issuer: Url,
+    /// Path of the MCP endpoint on the issuer's origin.
+    pub mcp_path: String,
+    /// Scope catalogue.
+    pub scopes: Vec<ScopeInfo>,
+    /// Granted when a request names no known scope.
+    pub default_scope: Scope,
+    /// Access token lifetime, seconds.
+    pub access_token_ttl: i64,
+    /// Refresh token idle lifetime, seconds.
+    pub refresh_idle_ttl: i64,
+    /// Refresh token absolute lifetime, seconds.
+    pub refresh_absolute_ttl: i64,
+    /// Login session lifetime, seconds.
+    pub session_ttl: i64,
+    /// How often revocations are read from the database, milliseconds: the longest a revoked token keeps
+    /// working at the MCP endpoint of another instance.
+    pub revocation_sync_ms: u64,
+    /// How often signing keys are re-read, seconds (rotation by the CLI or another instance).
+    pub key_reload_secs: u64,
+    /// How often expired rows are deleted, seconds.
+    pub purge_interval_secs: u64,
+}
+
+/// Why a configuration value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The issuer is not an acceptable issuer identifier.
+    #[error("issuer {0:?} must be an https URL (or http on a loopback host) with no query, fragment or trailing slash")]
+    Issuer(String),
+    /// The MCP path is not an absolute path.
+    #[error("mcp_path {0:?} must start with / and contain no query or fragment")]
+    McpPath(String),
+    /// A lifetime is out of range.
+    #[error("{0}")]
+    Lifetime(String),
+}
+
+/// Parses an issuer (RFC 8414 §2: https, no query or fragment; http allowed on loopback for development).
+pub fn parse_issuer(text: &str) -> Result<Url, ConfigError> {
+    let err = || ConfigError::Issuer(text.to_owned());
+    let url = Url::parse(text).map_err(|_| err())?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    let scheme_ok = url.scheme() == "https"
+        || (url.scheme() == "http" && loopback)
+        || (url.scheme() == "http" && allow_http_issuer());
+    if !scheme_ok
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.host().is_none()
+    {
+        return Err(err());
+    }
+    if url.path() != "/" && url.path().ends_with('/') {
+        return Err(err());
+    }
+    Ok(url)
+}
+
+/// `PORTCULLIS_ALLOW_HTTP_ISSUER=1` lets an http issuer on a non-loopback host through (a TLS-terminating
+/// proxy that talks http to us on a private network while clients see https is the usual reason; prefer
+/// setting the public https issuer instead).
+fn allow_http_issuer() -> bool {
+    std::env::var("PORTCULLIS_ALLOW_HTTP_ISSUER").is_ok_and(|v| v == "1")
+}
+
+impl ServerConfig {
+    /// Defaults for `issuer`.
+    pub fn new(issuer: Url) -> Self {
+        let base = issuer.path().trim_end_matches('/').to_owned();
+        Self {
+            issuer,
+            mcp_path: format!("{base}/mcp"),
+            scopes: default_scopes(),
+            default_scope: Scope::from_tokens(["mcp:tools"]).unwrap_or_default(),
+            access_token_ttl: 3600,
+            refresh_idle_ttl: 30 * 24 * 3600,
+            refresh_absolute_ttl: 90 * 24 * 3600,
+            session_ttl: 12 * 3600,
+            revocation_sync_ms: 1000,
+            key_reload_secs: 60,
+            purge_interval_secs: 3600,
+        }
+    }
+
+    /// Checks the values that cannot be checked by their types.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if !self.mcp_path.starts_with('/') || self.mcp_path.contains(['?', '#']) {
+            return Err(ConfigError::McpPath(self.mcp_path.clone()));
+        }
+        if !(10..=86_400).contains(&self.access_token_ttl) {
+            return Err(ConfigError::Lifetime(
+                "access_token_ttl must be 10 to 86400 seconds".into(),
+            ));
+        }
+        if self.refresh_idle_ttl < 60 || self.refresh_absolute_ttl < self.refresh_idle_ttl {
+            return Err(ConfigError::Lifetime(
+                "refresh lifetimes must be at least 60 s, the absolute one at least the idle one"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The authorization-server logic's configuration.
+    pub fn authz_config(&self, issuer: &str, mcp_url: &str) -> AuthzConfig {
+        let mut c = AuthzConfig::new(issuer, mcp_url);
+        c.scopes = self.scopes.clone();
+        c.default_scope = self.default_scope.clone();
+        c.access_token_ttl = self.access_token_ttl;
+        c.refresh_idle_ttl = self.refresh_idle_ttl;
+        c.refresh_absolute_ttl = self.refresh_absolute_ttl;
+        c.session_ttl = self.session_ttl;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_rules() {
+        assert!(parse_issuer("http://127.0.0.1:8080").is_ok());
+        assert!(parse_issuer("https://auth.example.com/tenant").is_ok());
+        assert!(parse_issuer("http://auth.example.com").is_err());
+        assert!(parse_issuer("https://a.com/?x=1").is_err());
+        assert!(parse_issuer("https://a.com/t/").is_err());
+        assert!(parse_issuer("https://a.com#f").is_err());
+        assert!(parse_issuer("nonsense").is_err());
+    }
+}

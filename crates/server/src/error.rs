@@ -1,0 +1,137 @@
+//! The one place errors become HTTP responses: status code, RFC error body (RFC 6749 §5.2, RFC 7591 §3.2.2,
+//! RFC 6750 §3), `WWW-Authenticate`, `Retry-After` and `Cache-Control: no-store`. Internal details go to the
+//! log, never into a body.
+
+use crate::pages;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use portcullis_authz::AuthzError;
+use portcullis_proto::www_authenticate::BearerChallenge;
+use portcullis_proto::ErrorResponse;
+
+/// Seconds a client is told to wait when storage is unavailable.
+pub const RETRY_AFTER_SECS: &str = "5";
+
+/// A JSON error body with `Cache-Control: no-store`.
+pub fn json_error(status: StatusCode, code: &str, description: &str) -> Response {
+    let body = ErrorResponse {
+        error: code.to_owned(),
+        error_description: Some(description.to_owned()),
+    };
+    let mut resp = (status, axum::Json(body)).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
+    resp
+}
+
+/// An error of the token, revocation or registration endpoints.
+#[derive(Debug)]
+pub struct OAuthError {
+    /// The error.
+    pub error: AuthzError,
+    /// The client tried HTTP Basic: a failed client authentication answers with a `Basic` challenge
+    /// (RFC 6749 §5.2).
+    pub basic: bool,
+}
+
+impl From<AuthzError> for OAuthError {
+    fn from(error: AuthzError) -> Self {
+        Self {
+            error,
+            basic: false,
+        }
+    }
+}
+
+/// The status for an error code.
+pub fn status_of(e: &AuthzError) -> StatusCode {
+    match e {
+        AuthzError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+        AuthzError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        AuthzError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        AuthzError::AccessDenied(_) | AuthzError::BadCredentials => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// Logs what must be logged about an error (internal details, unavailability).
+pub fn log(e: &AuthzError) {
+    match e {
+        AuthzError::Internal(detail) => tracing::error!(%detail, "internal error"),
+        AuthzError::TemporarilyUnavailable => tracing::warn!("storage unavailable; answering 503"),
+        _ => {}
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        log(&self.error);
+        let status = status_of(&self.error);
+        let mut resp = json_error(
+            status,
+            self.error.code().as_str(),
+            &self.error.description(),
+        );
+        if status == StatusCode::UNAUTHORIZED && self.basic {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"portcullis\""),
+            );
+        }
+        resp
+    }
+}
+
+/// A 401/403 from the bearer guard (RFC 6750 §3, RFC 9728 §5.1).
+pub fn bearer_error(
+    status: StatusCode,
+    challenge: &BearerChallenge,
+    description: &str,
+) -> Response {
+    let code = challenge.error.as_deref().unwrap_or("invalid_token");
+    let mut resp = json_error(status, code, description);
+    if let Ok(v) = HeaderValue::from_str(&challenge.to_header_value()) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// An HTML error page for the browser-facing endpoints.
+pub fn page_error(e: &AuthzError, stylesheet: &str) -> Response {
+    log(e);
+    let status = status_of(e);
+    let status = if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        StatusCode::BAD_REQUEST
+    } else {
+        status
+    };
+    let mut resp = pages::error_page(status, e.code().as_str(), &e.description(), stylesheet);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
+    resp
+}
+
+/// 404 for unknown paths.
+pub async fn not_found() -> Response {
+    json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+/// 405 for a known path with the wrong method.
+pub async fn method_not_allowed() -> Response {
+    json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        "method not allowed on this endpoint",
+    )
+}

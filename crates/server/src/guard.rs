@@ -1,0 +1,105 @@
+//! The bearer-token guard of the MCP endpoint (RFC 6750 §2.1, §3; RFC 9068 §4; RFC 9728 §5.1; MCP
+//! authorization "Token Handling"): the token only from the `Authorization` header, verified for signature,
+//! `typ`, `iss`, `aud` (this resource), `exp`/`nbf`, and revocation. Failures answer 401 with
+//! `WWW-Authenticate: Bearer resource_metadata="…", scope="…"` (plus `error="invalid_token"` when a token was
+//! sent); missing scope answers 403 `insufficient_scope` naming the scope needed.
+
+use crate::error::bearer_error;
+use crate::state::AppState;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use portcullis_authz::access_token::{self, AccessClaims, TokenError};
+use portcullis_authz::jwt::JwsError;
+use portcullis_proto::www_authenticate::BearerChallenge;
+use portcullis_proto::{ErrorCode, Scope};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The token's claims.
+    pub claims: AccessClaims,
+    /// Its scope, parsed.
+    pub scope: Scope,
+}
+
+/// The challenge for this resource.
+pub fn challenge(s: &AppState) -> BearerChallenge {
+    BearerChallenge {
+        resource_metadata: Some(s.routes.url(&s.routes.prm)),
+        scope: Some(s.authz.config().default_scope.to_string()),
+        ..Default::default()
+    }
+}
+
+/// 401 for a missing or bad token.
+pub fn unauthorized(s: &AppState, error: Option<&str>) -> Response {
+    let mut c = challenge(s);
+    let description = match error {
+        Some(desc) => {
+            c = c.with_error(ErrorCode::InvalidToken, desc);
+            desc
+        }
+        None => "a bearer access token is required",
+    };
+    bearer_error(StatusCode::UNAUTHORIZED, &c, description)
+}
+
+/// 403 for a token without `needed`.
+pub fn insufficient_scope(s: &AppState, needed: &Scope) -> Response {
+    let mut c = challenge(s).with_error(
+        ErrorCode::InsufficientScope,
+        format!("this request needs scope {needed}"),
+    );
+    c.scope = Some(needed.to_string());
+    bearer_error(
+        StatusCode::FORBIDDEN,
+        &c,
+        &format!("this request needs scope {needed}"),
+    )
+}
+
+static LAST_KEY_RELOAD: AtomicI64 = AtomicI64::new(0);
+
+/// Authenticates a request.
+pub async fn authenticate(s: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(if headers.contains_key(header::AUTHORIZATION) {
+            unauthorized(s, Some("send exactly one Authorization header"))
+        } else {
+            unauthorized(s, None)
+        });
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .and_then(|(scheme, t)| scheme.eq_ignore_ascii_case("bearer").then(|| t.trim()));
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Err(unauthorized(s, None));
+    };
+    let now = s.authz.now();
+    let (issuer, resource) = (&s.routes.issuer, &s.routes.mcp_url);
+    let mut result = access_token::verify(&s.authz.keys(), token, issuer, resource, now);
+    if matches!(result, Err(TokenError::Jws(JwsError::UnknownKey))) {
+        // Maybe a key rotated by another instance: reload, at most once every 10 s.
+        let last = LAST_KEY_RELOAD.load(Ordering::Relaxed);
+        if now - last >= 10
+            && LAST_KEY_RELOAD
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            if let Err(e) = s.authz.reload_keys().await {
+                tracing::warn!(error = %e, "key reload failed");
+            }
+            result = access_token::verify(&s.authz.keys(), token, issuer, resource, now);
+        }
+    }
+    let claims = result.map_err(|e| unauthorized(s, Some(&e.to_string())))?;
+    if s.revocations.is_revoked(&claims.jti, claims.sid.as_deref()) {
+        return Err(unauthorized(s, Some(&TokenError::Revoked.to_string())));
+    }
+    let scope = Scope::parse(claims.scope.as_deref().unwrap_or("")).unwrap_or_default();
+    Ok(Principal { claims, scope })
+}

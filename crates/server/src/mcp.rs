@@ -1,0 +1,345 @@
+//! The built-in MCP server over Streamable HTTP (MCP 2025-03-26 onwards, "Transports"), JSON-RPC 2.0.
+//!
+//! It answers the seed's bare request (`tools/list` with no `initialize` first, `Content-Type:
+//! application/json`, no `Accept` beyond `*/*`) with a JSON response, and serves spec-following clients
+//! (`Accept: application/json, text/event-stream`, `Mcp-Session-Id`, `MCP-Protocol-Version`). Responses are JSON
+//! unless the client accepts only `text/event-stream`, then a one-event SSE stream.
+//!
+//! Sessions are stateless: the session id is a random value bound by hash to the caller's subject and client,
+//! so any instance can check it and a session opened by one user is refused with another user's token.
+//! There is no server-initiated stream, so `GET` answers 405 (allowed by the transport spec).
+
+use crate::guard::{self, Principal};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use portcullis_proto::{b64, Scope};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// Protocol versions this server speaks, newest first.
+pub const PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// The session header.
+pub const SESSION_HEADER: &str = "mcp-session-id";
+/// The protocol version header.
+pub const VERSION_HEADER: &str = "mcp-protocol-version";
+
+struct Tool {
+    name: &'static str,
+    description: &'static str,
+    scope: &'static str,
+    schema: fn() -> Value,
+}
+
+const TOOLS: &[Tool] = &[
+    Tool {
+        name: "whoami",
+        description: "Who is calling: the authenticated subject, the client, the granted scopes and when the token expires.",
+        scope: "mcp:tools",
+        schema: || json!({"type": "object", "properties": {}, "additionalProperties": false}),
+    },
+    Tool {
+        name: "echo",
+        description: "Returns the message it is given.",
+        scope: "mcp:tools",
+        schema: || json!({"type": "object", "properties": {"message": {"type": "string", "description": "Text to echo back"}}, "required": ["message"], "additionalProperties": false}),
+    },
+    Tool {
+        name: "server_stats",
+        description: "Counts of registered clients and users (administrative; needs the mcp:admin scope).",
+        scope: "mcp:admin",
+        schema: || json!({"type": "object", "properties": {}, "additionalProperties": false}),
+    },
+];
+
+fn rpc_error(id: Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+fn http_rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
+    (status, axum::Json(rpc_error(Value::Null, code, message))).into_response()
+}
+
+fn session_mac(p: &Principal, nonce: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"portcullis mcp session v1\0");
+    h.update(p.claims.sub.as_bytes());
+    h.update([0]);
+    h.update(p.claims.client_id.as_bytes());
+    h.update([0]);
+    h.update(nonce.as_bytes());
+    b64::encode(&h.finalize()[..16])
+}
+
+fn new_session_id(s: &AppState, p: &Principal) -> String {
+    let mut nonce = [0u8; 16];
+    s.authz.rng().fill(&mut nonce);
+    let nonce = b64::encode(nonce);
+    let mac = session_mac(p, &nonce);
+    format!("{nonce}.{mac}")
+}
+
+fn session_belongs_to(id: &str, p: &Principal) -> bool {
+    id.split_once('.').is_some_and(|(nonce, mac)| {
+        nonce.len() == 22 && portcullis_authz::csrf::equal(&session_mac(p, nonce), mac)
+    })
+}
+
+/// Whether the client wants an SSE body: it accepts `text/event-stream` but not JSON.
+fn wants_sse(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let accepts = |m: &str| {
+        accept.split(',').any(|part| {
+            part.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(m))
+        })
+    };
+    accepts("text/event-stream")
+        && !accepts("application/json")
+        && !accepts("*/*")
+        && !accepts("application/*")
+}
+
+enum Outcome {
+    Reply(Value),
+    Notification,
+    Forbidden(Scope),
+}
+
+async fn call_tool(s: &AppState, p: &Principal, params: &Value) -> Result<Value, (i64, String)> {
+    let name = params.get("name").and_then(Value::as_str).unwrap_or("");
+    let args = params.get("arguments").cloned().unwrap_or(Value::Null);
+    let text_result = |structured: Value| {
+        let text = serde_json::to_string_pretty(&structured).unwrap_or_default();
+        json!({"content": [{"type": "text", "text": text}], "structuredContent": structured, "isError": false})
+    };
+    match name {
+        "whoami" => Ok(text_result(json!({
+            "sub": p.claims.sub,
+            "client_id": p.claims.client_id,
+            "scope": p.scope.to_string(),
+            "expires_at": p.claims.exp,
+            "issuer": p.claims.iss,
+        }))),
+        "echo" => match args.get("message").and_then(Value::as_str) {
+            Some(m) => Ok(json!({"content": [{"type": "text", "text": m}], "isError": false})),
+            None => Err((-32602, "echo needs a string argument \"message\"".into())),
+        },
+        "server_stats" => {
+            let store = s.authz.store();
+            let clients = store
+                .list_clients()
+                .await
+                .map_err(|_| (-32603, "storage unavailable".to_owned()))?
+                .len();
+            let users = store
+                .count_users()
+                .await
+                .map_err(|_| (-32603, "storage unavailable".to_owned()))?;
+            Ok(text_result(json!({"clients": clients, "users": users})))
+        }
+        _ => Err((-32602, format!("unknown tool: {name}"))),
+    }
+}
+
+async fn handle(s: &AppState, p: &Principal, msg: &Value) -> Outcome {
+    let Some(obj) = msg.as_object() else {
+        return Outcome::Reply(rpc_error(Value::Null, -32600, "invalid request"));
+    };
+    let id = obj.get("id").cloned();
+    let method = obj.get("method").and_then(Value::as_str);
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Outcome::Reply(rpc_error(
+            id.unwrap_or(Value::Null),
+            -32600,
+            "jsonrpc must be \"2.0\"",
+        ));
+    }
+    let (Some(id), Some(method)) = (id, method) else {
+        // A notification, or a response to a server request (this server sends none).
+        return Outcome::Notification;
+    };
+    if !(id.is_string() || id.is_i64() || id.is_u64()) {
+        return Outcome::Reply(rpc_error(
+            Value::Null,
+            -32600,
+            "id must be a string or an integer",
+        ));
+    }
+    let params = obj.get("params").cloned().unwrap_or(Value::Null);
+    let result = match method {
+        "initialize" => {
+            let asked = params
+                .get("protocolVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let version = PROTOCOL_VERSIONS
+                .iter()
+                .find(|v| **v == asked)
+                .copied()
+                .unwrap_or(PROTOCOL_VERSIONS[0]);
+            Ok(json!({
+                "protocolVersion": version,
+                "capabilities": {"tools": {"listChanged": false}},
+                "serverInfo": {"name": "portcullis", "title": "Portcullis built-in MCP server", "version": env!("CARGO_PKG_VERSION")},
+                "instructions": "A demonstration MCP server protected by Portcullis. Call whoami to see who you are."
+            }))
+        }
+        "ping" => Ok(json!({})),
+        "tools/list" => Ok(json!({"tools": TOOLS.iter().map(|t| json!({
+            "name": t.name,
+            "description": t.description,
+            "inputSchema": (t.schema)(),
+        })).collect::<Vec<_>>()})),
+        "tools/call" => {
+            let name = params.get("name").and_then(Value::as_str).unwrap_or("");
+            if let Some(tool) = TOOLS.iter().find(|t| t.name == name) {
+                if !p.scope.contains(tool.scope) {
+                    return Outcome::Forbidden(
+                        Scope::from_tokens([tool.scope]).unwrap_or_default(),
+                    );
+                }
+            }
+            call_tool(s, p, &params).await
+        }
+        _ => Err((-32601, format!("method not found: {method}"))),
+    };
+    Outcome::Reply(match result {
+        Ok(r) => json!({"jsonrpc": "2.0", "id": id, "result": r}),
+        Err((code, message)) => rpc_error(id, code, &message),
+    })
+}
+
+/// `POST /mcp`.
+pub async fn post(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let p = match guard::authenticate(&s, &headers).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return http_rpc_error(e.status(), -32600, "request body too large or unreadable")
+        }
+    };
+    if let Some(v) = headers.get(VERSION_HEADER) {
+        if !PROTOCOL_VERSIONS
+            .iter()
+            .any(|k| k.as_bytes() == v.as_bytes())
+        {
+            return http_rpc_error(
+                StatusCode::BAD_REQUEST,
+                -32600,
+                "unsupported MCP-Protocol-Version",
+            );
+        }
+    }
+    if let Some(id) = headers.get(SESSION_HEADER) {
+        if !id.to_str().is_ok_and(|id| session_belongs_to(id, &p)) {
+            return http_rpc_error(
+                StatusCode::NOT_FOUND,
+                -32001,
+                "session not found; initialize a new session",
+            );
+        }
+    }
+    if !crate::form::content_type_is(&headers, "application/json") {
+        return http_rpc_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            -32600,
+            "Content-Type must be application/json",
+        );
+    }
+    let msg: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return http_rpc_error(StatusCode::BAD_REQUEST, -32700, "parse error"),
+    };
+    let is_initialize = msg.get("method").and_then(Value::as_str) == Some("initialize");
+    let reply = match &msg {
+        Value::Array(batch) if batch.is_empty() => {
+            return http_rpc_error(StatusCode::BAD_REQUEST, -32600, "empty batch")
+        }
+        Value::Array(batch) => {
+            let mut out = Vec::new();
+            for m in batch.iter().take(100) {
+                match handle(&s, &p, m).await {
+                    Outcome::Reply(r) => out.push(r),
+                    Outcome::Notification => {}
+                    Outcome::Forbidden(scope) => return guard::insufficient_scope(&s, &scope),
+                }
+            }
+            if out.is_empty() {
+                return StatusCode::ACCEPTED.into_response();
+            }
+            Value::Array(out)
+        }
+        single => match handle(&s, &p, single).await {
+            Outcome::Reply(r) => r,
+            Outcome::Notification => return StatusCode::ACCEPTED.into_response(),
+            Outcome::Forbidden(scope) => return guard::insufficient_scope(&s, &scope),
+        },
+    };
+    let mut resp = if wants_sse(&headers) {
+        let event = format!("event: message\ndata: {reply}\n\n");
+        (
+            [
+                (header::CONTENT_TYPE, "text/event-stream"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            event,
+        )
+            .into_response()
+    } else {
+        axum::Json(reply).into_response()
+    };
+    if is_initialize {
+        if let Ok(v) = HeaderValue::from_str(&new_session_id(&s, &p)) {
+            resp.headers_mut().insert(SESSION_HEADER, v);
+        }
+    }
+    resp
+}
+
+/// `GET /mcp`: no server-initiated stream is offered (405), after authentication.
+pub async fn get(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(resp) = guard::authenticate(&s, &headers).await {
+        return resp;
+    }
+    let mut r = http_rpc_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        -32000,
+        "this server offers no server-initiated stream",
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST, DELETE"));
+    r
+}
+
+/// `DELETE /mcp`: ends a session (stateless: nothing to free, but the id must be the caller's).
+pub async fn delete(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let p = match guard::authenticate(&s, &headers).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    match headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+        Some(id) if session_belongs_to(id, &p) => StatusCode::NO_CONTENT.into_response(),
+        Some(_) => http_rpc_error(StatusCode::NOT_FOUND, -32001, "session not found"),
+        None => http_rpc_error(
+            StatusCode::BAD_REQUEST,
+            -32600,
+            "Mcp-Session-Id header required",
+        ),
+    }
+}

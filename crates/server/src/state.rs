@@ -1,0 +1,60 @@
+//! [`AppState`]: what every handler shares.
+
+use crate::config::ServerConfig;
+use crate::limits::RateLimiter;
+use crate::metadata;
+use crate::revocations::Revocations;
+use crate::routes::Routes;
+use bytes::Bytes;
+use portcullis_authz::Authz;
+use std::sync::Arc;
+
+/// Shared state.
+pub struct AppState {
+    /// The authorization-server logic.
+    pub authz: Arc<Authz>,
+    /// Routes and advertised URLs.
+    pub routes: Routes,
+    /// The configuration.
+    pub config: ServerConfig,
+    /// RFC 8414 metadata, serialized once.
+    pub as_metadata: Bytes,
+    /// RFC 9728 metadata, serialized once.
+    pub prm: Bytes,
+    /// Revoked tokens and grants the MCP endpoint refuses.
+    pub revocations: Revocations,
+    /// Whether cookies get `Secure` and the `__Host-` prefix (https issuer).
+    pub secure_cookies: bool,
+    /// Failed logins per account.
+    pub login_per_account: RateLimiter,
+    /// Failed logins per client address.
+    pub login_per_ip: RateLimiter,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("issuer", &self.routes.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Builds the state. `authz` must have been configured with [`ServerConfig::authz_config`] for the same
+    /// routes.
+    pub fn new(config: ServerConfig, routes: Routes, authz: Arc<Authz>) -> Arc<Self> {
+        let as_metadata = metadata::authorization_server_document(&routes, authz.config());
+        let prm = metadata::protected_resource_document(&routes, authz.config());
+        Arc::new(Self {
+            secure_cookies: routes.origin.starts_with("https:"),
+            authz,
+            routes,
+            config,
+            as_metadata,
+            prm,
+            revocations: Revocations::default(),
+            login_per_account: RateLimiter::new(10, 15 * 60),
+            login_per_ip: RateLimiter::new(50, 15 * 60),
+        })
+    }
+}
