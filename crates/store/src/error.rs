@@ -1,5 +1,5 @@
-//! Driver errors to [`StoreError`]: connection trouble is `Unavailable` (503 upstream), a unique violation is
-//! `Conflict`, the rest `Other` (500, details logged only).
+//! Driver errors to [`StoreError`]: connection trouble, timeouts and exhausted retries are `Unavailable` (503
+//! upstream), a unique violation is `Conflict`, the rest `Other` (500, details logged only).
 
 use portcullis_authz::store::StoreError;
 
@@ -8,21 +8,28 @@ pub fn map(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::Decode(_) => StoreError::Corrupt(e.to_string()),
         sqlx::Error::Database(db) => {
             if db.is_unique_violation() {
                 return StoreError::Conflict(db.message().to_owned());
             }
-            // SQLite: SQLITE_BUSY (5) / SQLITE_LOCKED (6) after the busy timeout; PostgreSQL: 57P01 admin
-            // shutdown, 08xxx connection exceptions, 53xxx insufficient resources.
+            // SQLite: SQLITE_BUSY (5) / SQLITE_LOCKED (6) / SQLITE_BUSY_RECOVERY (517) after the busy timeout.
+            // PostgreSQL: 08xxx connection exceptions, 53xxx insufficient resources, 57P01..57P03 shutdown or
+            // not accepting connections, 57014 statement timeout (a slow database is an unavailable one),
+            // 55P03 lock timeout, 25006 read-only transaction (a standby after failover), and 40001 / 40P01
+            // once the bounded retries are spent.
             let code = db.code().unwrap_or_default();
-            if code == "5"
-                || code == "6"
-                || code == "517"
-                || code.starts_with("08")
+            if matches!(
+                &*code,
+                "5" | "6" | "517" | "57P01" | "57P02" | "57P03" | "57014" | "55P03" | "25006"
+            ) || code.starts_with("08")
                 || code.starts_with("53")
-                || code == "57P01"
+                || is_retryable(&e)
             {
                 StoreError::Unavailable(e.to_string())
             } else {
@@ -30,5 +37,15 @@ pub fn map(e: sqlx::Error) -> StoreError {
             }
         }
         _ => StoreError::Other(e.to_string()),
+    }
+}
+
+/// Whether the transaction failed only because of concurrency and may simply be run again: PostgreSQL
+/// serialization failure (40001, also CockroachDB's "restart transaction") or deadlock (40P01). Nothing of
+/// the failed attempt was committed.
+pub fn is_retryable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("40001" | "40P01")),
+        _ => false,
     }
 }

@@ -3,10 +3,13 @@
 //! # Layout
 //! - [`sqlite`]: the embedded default. One writer connection (SQLite has one writer anyway) and a pool of
 //!   readers, WAL journal with `synchronous=FULL`: a commit is on disk before the caller answers.
+//! - [`postgres`]: PostgreSQL, for several instances sharing one database. Conditional single-use updates,
+//!   bounded retries of serialization failures and deadlocks, migrations under an advisory lock.
 //! - [`error`]: mapping of driver errors to [`StoreError`].
 //! - [`open`]: picks the backend from the database URL.
 
 pub mod error;
+pub mod postgres;
 pub mod sqlite;
 
 use portcullis_authz::store::{Storage, StoreError};
@@ -15,10 +18,15 @@ use std::sync::Arc;
 /// Storage tuning shared by the backends.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    /// Reader connections (SQLite) or pool size (PostgreSQL).
+    /// Reader connections (SQLite) or pool size per instance (PostgreSQL; the server's `max_connections`
+    /// must cover every instance's pool).
     pub max_connections: u32,
-    /// How long to wait for a connection or a lock before answering "unavailable", milliseconds.
+    /// How long to wait for a connection (including connecting) or a lock before answering "unavailable",
+    /// milliseconds.
     pub acquire_timeout_ms: u64,
+    /// PostgreSQL only: the server cancels any statement running longer than this, milliseconds, and the
+    /// caller answers "unavailable" instead of hanging on a slow database. `0` leaves the server's setting.
+    pub statement_timeout_ms: u64,
 }
 
 impl Default for StoreOptions {
@@ -26,34 +34,73 @@ impl Default for StoreOptions {
         Self {
             max_connections: 4,
             acquire_timeout_ms: 5000,
+            statement_timeout_ms: 5000,
         }
     }
 }
 
-/// Opens the database named by `url` (`sqlite://path`, `sqlite::memory:`), applying migrations.
+/// Opens the database named by `url` (`sqlite://path`, `sqlite::memory:`, `postgres://…`, `postgresql://…`),
+/// applying migrations. Only the redacted URL is ever logged.
 pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Storage>, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url, options).await?))
-    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Err(StoreError::Other(
-            "the PostgreSQL backend is not available in this build yet; use sqlite://".into(),
-        ))
-    } else {
-        Err(StoreError::Other(
-            "database URL must start with sqlite:".into(),
-        ))
+    let backend = Backend::of(url)?;
+    tracing::info!(database = %redact_url(url), ?backend, "opening storage");
+    Ok(match backend {
+        Backend::Sqlite => Arc::new(sqlite::SqliteStore::open(url, options).await?),
+        Backend::Postgres => Arc::new(postgres::PostgresStore::open(url, options).await?),
+    })
+}
+
+/// The storage backends, as named by a database URL's scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// `sqlite:`
+    Sqlite,
+    /// `postgres:` or `postgresql:`
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names. The error never repeats the URL (it may hold a password).
+    pub fn of(url: &str) -> Result<Self, StoreError> {
+        let scheme = url
+            .split_once(':')
+            .map(|(s, _)| s.to_ascii_lowercase())
+            .unwrap_or_default();
+        match scheme.as_str() {
+            "sqlite" => Ok(Self::Sqlite),
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            _ => Err(StoreError::Other(
+                "database URL must start with sqlite:, postgres: or postgresql:".into(),
+            )),
+        }
     }
 }
 
-/// The URL with any password replaced by `***`, for logs.
+/// The URL with any password (in the user info or a libpq-style `password=` parameter) replaced by `***`, for
+/// logs. A URL that does not parse is not echoed at all.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
+    let Ok(mut u) = url::Url::parse(url) else {
+        return "[unparsable database URL]".to_owned();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
     }
+    if u.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 #[cfg(test)]
@@ -68,5 +115,23 @@ mod tests {
             super::redact_url("sqlite://portcullis.db"),
             "sqlite://portcullis.db"
         );
+        assert_eq!(
+            super::redact_url("postgresql://h/db?user=u&password=secret&sslmode=require"),
+            "postgresql://h/db?user=u&password=***&sslmode=require"
+        );
+        assert!(!super::redact_url("postgres://u:sec ret@h:99999/db").contains("sec"));
+    }
+
+    #[test]
+    fn backend_from_scheme() {
+        use super::Backend;
+        assert_eq!(Backend::of("sqlite://x.db"), Ok(Backend::Sqlite));
+        assert_eq!(Backend::of("sqlite::memory:"), Ok(Backend::Sqlite));
+        assert_eq!(Backend::of("postgres://u@h/db"), Ok(Backend::Postgres));
+        assert_eq!(Backend::of("PostgreSQL://u@h/db"), Ok(Backend::Postgres));
+        match Backend::of("mysql://u:hunter2@h/db") {
+            Err(e) => assert!(!e.to_string().contains("hunter2")),
+            Ok(b) => panic!("mysql is not a backend, got {b:?}"),
+        }
     }
 }

@@ -241,6 +241,59 @@ pub(crate) async fn revocations(s: Arc<dyn Storage>) {
     );
 }
 
+/// An instance follows the feed with a cursor (the highest `seq` it has seen) while others add revocations
+/// concurrently: it must not miss any, so an entry may never become visible below a `seq` already seen.
+pub(crate) async fn revocation_feed_misses_nothing(s: Arc<dyn Storage>) {
+    const WRITERS: usize = 8;
+    const EACH: usize = 25;
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let s = s.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                s.revoke_access_token(&format!("j{w}-{i}"), NOW + 100)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    let reader = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let mut cursor = 0;
+            let mut seen = std::collections::HashSet::new();
+            loop {
+                let batch = s.revocations_since(cursor, NOW).await.unwrap();
+                for r in &batch {
+                    assert!(r.seq > cursor, "feed in order");
+                    cursor = r.seq;
+                    seen.insert(r.value.clone());
+                }
+                if seen.len() == WRITERS * EACH {
+                    return seen;
+                }
+                if batch.is_empty() {
+                    tokio::task::yield_now().await;
+                }
+                let all = s.revocations_since(0, NOW).await.unwrap();
+                if all.len() == WRITERS * EACH && all.last().map(|r| r.seq) == Some(cursor) {
+                    // Everything is committed and the cursor reached the end; anything missed is lost.
+                    return seen;
+                }
+            }
+        })
+    };
+    for w in writers {
+        w.await.unwrap();
+    }
+    let seen = reader.await.unwrap();
+    assert_eq!(
+        seen.len(),
+        WRITERS * EACH,
+        "a cursor-following reader saw every revocation"
+    );
+}
+
 pub(crate) async fn keys_first_start_race(s: Arc<dyn Storage>) {
     let rng = portcullis_authz::OsRandom;
     let mut tasks = Vec::new();
@@ -280,7 +333,53 @@ pub(crate) async fn keys_first_start_race(s: Arc<dyn Storage>) {
 pub(crate) async fn purge(s: Arc<dyn Storage>) {
     seed_code(s.as_ref(), "code3").await;
     s.ping().await.unwrap();
-    let n = s.purge_expired(NOW + 60 + 3601).await.unwrap();
-    assert!(n >= 1);
+    seed_code(s.as_ref(), "code4").await;
+    s.redeem_code(
+        &TokenHash::of("code4"),
+        NOW,
+        &grant("g"),
+        Some(&refresh("rt", "g")),
+    )
+    .await
+    .unwrap();
+    s.insert_session(&SessionRecord {
+        id_hash: TokenHash::of("cookie"),
+        user_id: "u1".into(),
+        username: "alice".into(),
+        csrf_key: Secret::new("k"),
+        created_at: NOW,
+        expires_at: NOW + 100,
+    })
+    .await
+    .unwrap();
+    s.revoke_access_token("j", NOW + 5).await.unwrap();
+    let key = |kid: &str| SigningKeyRecord {
+        kid: kid.into(),
+        alg: "ES256".into(),
+        private_key: vec![1, 2, 3],
+        public_jwk: "{}".into(),
+        created_at: NOW,
+        active: true,
+        publish_until: None,
+    };
+    assert!(s.insert_first_key(&key("k1")).await.unwrap());
+    assert!(!s.insert_first_key(&key("k0")).await.unwrap());
+    s.rotate_key(&key("k2"), NOW + 10).await.unwrap();
+
+    // Nothing has expired yet.
+    assert_eq!(s.purge_expired(NOW).await.unwrap(), 0);
+    // Two codes, a refresh token, a grant, a session, a revocation entry and the retired key.
+    assert_eq!(s.purge_expired(NOW + 60 + 3601).await.unwrap(), 7);
     assert!(s.code(&TokenHash::of("code3")).await.unwrap().is_none());
+    assert!(s.grant("g").await.unwrap().is_none());
+    assert!(s
+        .refresh_token(&TokenHash::of("rt"))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s.revocations_since(0, 0).await.unwrap().is_empty());
+    let keys = s.signing_keys(0).await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!((keys[0].kid.as_str(), keys[0].active), ("k2", true));
+    assert_eq!(s.purge_expired(NOW + 60 + 3601).await.unwrap(), 0);
 }

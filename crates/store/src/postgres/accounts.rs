@@ -1,0 +1,280 @@
+//! PostgreSQL: registered clients, users, login sessions and remembered consent.
+
+use super::{client_row, retry, revoke_grants_of, user_row, GrantOwner, PostgresStore};
+use super::{CLIENT_COLUMNS, USER_COLUMNS};
+use async_trait::async_trait;
+use portcullis_authz::secret::{Secret, TokenHash};
+use portcullis_authz::store::*;
+use sqlx::Row;
+
+#[async_trait]
+impl ClientStore for PostgresStore {
+    async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            sqlx::query(
+                "INSERT INTO clients (client_id, secret_hash, metadata, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&c.client_id)
+            .bind(c.secret_hash.as_ref().map(TokenHash::as_str))
+            .bind(&c.metadata_json)
+            .bind(c.created_at)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            sqlx::query(&format!(
+                "SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1"
+            ))
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await?
+            .as_ref()
+            .map(client_row)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            sqlx::query(&format!(
+                "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id"
+            ))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(client_row)
+            .collect()
+        })
+        .await
+    }
+
+    async fn delete_client(&self, client_id: &str, now: i64, exp: i64) -> Result<bool, StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            let mut tx = pool.begin().await?;
+            revoke_grants_of(&mut tx, GrantOwner::Client(client_id), now, exp).await?;
+            let n = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(n == 1)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl UserStore for PostgresStore {
+    async fn insert_user(&self, u: &UserRecord) -> Result<(), StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            sqlx::query(
+                "INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&u.id)
+            .bind(&u.username)
+            .bind(&u.password_hash)
+            .bind(u.created_at)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            sqlx::query(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+            ))
+            .bind(username)
+            .fetch_optional(pool)
+            .await?
+            .as_ref()
+            .map(user_row)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            sqlx::query(&format!(
+                "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+            ))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(user_row)
+            .collect()
+        })
+        .await
+    }
+
+    async fn delete_user(&self, username: &str, now: i64, exp: i64) -> Result<bool, StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            let mut tx = pool.begin().await?;
+            // Locks the user first, so a concurrent delete of the same user waits instead of revoking twice.
+            let id: Option<String> =
+                sqlx::query_scalar("SELECT id FROM users WHERE username = $1 FOR UPDATE")
+                    .bind(username)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(id) = id else { return Ok(false) };
+            revoke_grants_of(&mut tx, GrantOwner::User(&id), now, exp).await?;
+            sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn set_password(&self, username: &str, hash: &str) -> Result<bool, StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            let mut tx = pool.begin().await?;
+            let id: Option<String> = sqlx::query_scalar(
+                "UPDATE users SET password_hash = $1 WHERE username = $2 RETURNING id",
+            )
+            .bind(hash)
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(id) = id else { return Ok(false) };
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn count_users(&self) -> Result<i64, StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            sqlx::query_scalar("SELECT COUNT(*) FROM users")
+                .fetch_one(pool)
+                .await
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            sqlx::query(
+                "INSERT INTO sessions (id_hash, user_id, csrf_key, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(s.id_hash.as_str())
+            .bind(&s.user_id)
+            .bind(s.csrf_key.expose())
+            .bind(s.created_at)
+            .bind(s.expires_at)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(
+        &self,
+        id_hash: &TokenHash,
+        now: i64,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            let row = sqlx::query(
+                "SELECT s.id_hash, s.user_id, s.csrf_key, s.created_at, s.expires_at, u.username \
+                 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1 AND s.expires_at > $2",
+            )
+            .bind(id_hash.as_str())
+            .bind(now)
+            .fetch_optional(pool)
+            .await?;
+            row.map(|r| {
+                Ok(SessionRecord {
+                    id_hash: TokenHash::from_stored(r.try_get("id_hash")?),
+                    user_id: r.try_get("user_id")?,
+                    username: r.try_get("username")?,
+                    csrf_key: Secret::new(r.try_get::<String, _>("csrf_key")?),
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn delete_session(&self, id_hash: &TokenHash) -> Result<(), StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+                .bind(id_hash.as_str())
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            sqlx::query_scalar("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
+                .bind(user_id)
+                .bind(client_id)
+                .fetch_optional(pool)
+                .await
+        })
+        .await
+    }
+
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            sqlx::query(
+                "INSERT INTO consents (user_id, client_id, scope, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at",
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .bind(scope)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+}

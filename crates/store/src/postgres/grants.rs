@@ -1,0 +1,325 @@
+//! PostgreSQL: authorization codes (RFC 6749 §4.1), grants and their rotating refresh tokens (OAuth 2.1 §4.3.1),
+//! the revocation feed the MCP endpoints follow, and purging of expired rows.
+
+use super::{code_row, grant_row, insert_revocations, retry, PostgresStore};
+use super::{ACCESS_REVOCATION, CODE_COLUMNS, GRANT_COLUMNS, GRANT_REVOCATION};
+use async_trait::async_trait;
+use portcullis_authz::secret::TokenHash;
+use portcullis_authz::store::*;
+use sqlx::postgres::PgConnection;
+use sqlx::Row;
+
+#[async_trait]
+impl GrantStore for PostgresStore {
+    async fn insert_code(&self, c: &CodeRecord) -> Result<(), StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            sqlx::query(
+                "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, code_challenge, \
+                 scope, resource, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(c.code_hash.as_str())
+            .bind(&c.client_id)
+            .bind(&c.user_id)
+            .bind(&c.redirect_uri)
+            .bind(&c.code_challenge)
+            .bind(&c.scope)
+            .bind(&c.resource)
+            .bind(c.created_at)
+            .bind(c.expires_at)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn code(&self, code_hash: &TokenHash) -> Result<Option<CodeRecord>, StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            sqlx::query(&format!(
+                "SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = $1"
+            ))
+            .bind(code_hash.as_str())
+            .fetch_optional(pool)
+            .await?
+            .as_ref()
+            .map(code_row)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn redeem_code(
+        &self,
+        code_hash: &TokenHash,
+        now: i64,
+        g: &GrantRecord,
+        refresh: Option<&RefreshRecord>,
+    ) -> Result<Transition, StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            let mut tx = pool.begin().await?;
+            // The single-use step. Concurrent redeemers queue on this row's lock; when the holder commits, each
+            // re-checks `used_at IS NULL` against the committed row and updates nothing (see the module doc).
+            // If the holder rolls back instead, the next in line wins. Only the winner inserts the grant.
+            let won = sqlx::query(
+                "UPDATE authorization_codes SET used_at = $1, grant_id = $2 \
+                 WHERE code_hash = $3 AND used_at IS NULL",
+            )
+            .bind(now)
+            .bind(&g.id)
+            .bind(code_hash.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !won {
+                tx.rollback().await?;
+                return Ok(Transition::AlreadyUsed);
+            }
+            sqlx::query(
+                "INSERT INTO grants (id, client_id, user_id, scope, resource, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&g.id)
+            .bind(&g.client_id)
+            .bind(&g.user_id)
+            .bind(&g.scope)
+            .bind(&g.resource)
+            .bind(g.created_at)
+            .bind(g.expires_at)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(r) = refresh {
+                insert_refresh(&mut tx, r).await?;
+            }
+            tx.commit().await?;
+            Ok(Transition::Won)
+        })
+        .await
+    }
+
+    async fn revoke_grant_of_code(
+        &self,
+        code_hash: &TokenHash,
+        now: i64,
+        exp: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let pool = &self.pool;
+        let gid: Option<Option<String>> = retry(|| async move {
+            sqlx::query_scalar("SELECT grant_id FROM authorization_codes WHERE code_hash = $1")
+                .bind(code_hash.as_str())
+                .fetch_optional(pool)
+                .await
+        })
+        .await?;
+        let Some(Some(gid)) = gid else {
+            return Ok(None);
+        };
+        self.revoke_grant(&gid, now, exp).await?;
+        Ok(Some(gid))
+    }
+
+    async fn refresh_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> Result<Option<(RefreshRecord, GrantRecord)>, StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            let row = sqlx::query(
+                "SELECT r.token_hash, r.grant_id, r.created_at AS r_created_at, r.expires_at AS r_expires_at, \
+                 r.used_at, g.id, g.client_id, g.user_id, g.scope, g.resource, g.created_at, g.expires_at, \
+                 g.revoked_at FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = $1",
+            )
+            .bind(token_hash.as_str())
+            .fetch_optional(pool)
+            .await?;
+            row.map(|r| {
+                let refresh = RefreshRecord {
+                    token_hash: TokenHash::from_stored(r.try_get("token_hash")?),
+                    grant_id: r.try_get("grant_id")?,
+                    created_at: r.try_get("r_created_at")?,
+                    expires_at: r.try_get("r_expires_at")?,
+                    used_at: r.try_get("used_at")?,
+                };
+                Ok((refresh, grant_row(&r)?))
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old: &TokenHash,
+        now: i64,
+        new: &RefreshRecord,
+    ) -> Result<Transition, StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            let mut tx = pool.begin().await?;
+            // Lock the family's grant first. Rotations of one family and its revocation (`revoke_grant`
+            // updates this row) then happen one at a time, in the same order on every instance: a rotation
+            // that waited for a revocation sees `revoked_at` set here (a locking read returns the newest
+            // committed version), so no token is issued from a grant after its revocation has committed.
+            // On SQLite the single writer gives the same order.
+            let revoked_at: Option<Option<i64>> = sqlx::query_scalar(
+                "SELECT revoked_at FROM grants \
+                 WHERE id = (SELECT grant_id FROM refresh_tokens WHERE token_hash = $1) FOR UPDATE",
+            )
+            .bind(old.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if !matches!(revoked_at, Some(None)) {
+                // Unknown token or revoked family.
+                tx.rollback().await?;
+                return Ok(Transition::AlreadyUsed);
+            }
+            // The single-use step; this statement's snapshot is taken after the grant lock was granted, so
+            // an earlier winner's `used_at` is already visible (and the row lock would catch it anyway).
+            let won = sqlx::query(
+                "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+            )
+            .bind(now)
+            .bind(old.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !won {
+                tx.rollback().await?;
+                return Ok(Transition::AlreadyUsed);
+            }
+            insert_refresh(&mut tx, new).await?;
+            tx.commit().await?;
+            Ok(Transition::Won)
+        })
+        .await
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: i64, exp: i64) -> Result<bool, StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
+                "UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(grant_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                insert_revocations(&mut tx, GRANT_REVOCATION, &[grant_id.to_owned()], exp).await?;
+            }
+            tx.commit().await?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            let mut tx = pool.begin().await?;
+            insert_revocations(&mut tx, ACCESS_REVOCATION, &[jti.to_owned()], expires_at).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revocations_since(
+        &self,
+        after: i64,
+        now: i64,
+    ) -> Result<Vec<RevocationRecord>, StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            let rows = sqlx::query(
+                "SELECT seq, kind, value, expires_at FROM revocations \
+                 WHERE seq > $1 AND expires_at > $2 ORDER BY seq LIMIT 10000",
+            )
+            .bind(after)
+            .bind(now)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(RevocationRecord {
+                        seq: r.try_get("seq")?,
+                        kind: if r.try_get::<String, _>("kind")? == GRANT_REVOCATION {
+                            RevokedKind::Grant
+                        } else {
+                            RevokedKind::AccessToken
+                        },
+                        value: r.try_get("value")?,
+                        expires_at: r.try_get("expires_at")?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            sqlx::query(&format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = $1"))
+                .bind(grant_id)
+                .fetch_optional(pool)
+                .await?
+                .as_ref()
+                .map(grant_row)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+        let pool = &self.pool;
+        retry(|| async move {
+            let mut tx = pool.begin().await?;
+            let mut n = 0;
+            // Codes are kept an hour past expiry so a late replay is still recognised as reuse. Deleting
+            // revocation entries never touches `revocation_counter`, so sequence numbers are not reused.
+            for (sql, cutoff) in [
+                (
+                    "DELETE FROM authorization_codes WHERE expires_at < $1",
+                    now - 3600,
+                ),
+                ("DELETE FROM refresh_tokens WHERE expires_at < $1", now),
+                ("DELETE FROM grants WHERE expires_at < $1", now),
+                ("DELETE FROM sessions WHERE expires_at < $1", now),
+                ("DELETE FROM revocations WHERE expires_at < $1", now),
+                (
+                    "DELETE FROM signing_keys WHERE NOT active AND publish_until < $1",
+                    now,
+                ),
+            ] {
+                n += sqlx::query(sql)
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            tx.commit().await?;
+            Ok(n)
+        })
+        .await
+    }
+}
+
+async fn insert_refresh(tx: &mut PgConnection, r: &RefreshRecord) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(r.token_hash.as_str())
+    .bind(&r.grant_id)
+    .bind(r.created_at)
+    .bind(r.expires_at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
