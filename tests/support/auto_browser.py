@@ -8,6 +8,10 @@ deny). It GETs the authorization URL, submits every input of the login form (<fo
 consent form with decision=approve|deny, keeping cookies throughout, and finally GETs the redirect Location (the
 client's loopback callback) so the waiting client receives the code. Redirects are followed by hand and only to
 loopback hosts. Exits 0 on success; otherwise prints why on stderr and exits 1. Python 3.11 standard library only.
+
+With PORTCULLIS_TEST_MODE=redirect (for authorization servers that approve by themselves, like the MCP TypeScript
+SDK's demo provider) no credentials are needed: it only follows the loopback redirects from the authorization URL to
+the client's callback, and fails if it meets a page instead. The default mode is PORTCULLIS_TEST_MODE=forms.
 """
 
 import html.parser
@@ -84,7 +88,10 @@ def main():
     user = os.environ.get("PORTCULLIS_TEST_USER")
     password = os.environ.get("PORTCULLIS_TEST_PASSWORD")
     decision = os.environ.get("PORTCULLIS_TEST_DECISION", "approve")
-    if not user or password is None:
+    mode = os.environ.get("PORTCULLIS_TEST_MODE", "forms")
+    if mode not in ("forms", "redirect"):
+        fail("PORTCULLIS_TEST_MODE must be forms or redirect")
+    if mode == "forms" and (not user or password is None):
         fail("set PORTCULLIS_TEST_USER and PORTCULLIS_TEST_PASSWORD")
     if decision not in ("approve", "deny"):
         fail("PORTCULLIS_TEST_DECISION must be approve or deny")
@@ -134,6 +141,9 @@ def main():
         return None
 
     result = follow(start)
+    if mode == "redirect" and result[0] != "callback":
+        _, status, body, url = result
+        fail(f"expected a redirect to the client's callback, got a page at {url} (HTTP {status}): {body[:300]!r}")
     for _ in range(3):
         if result[0] == "callback":
             break

@@ -302,29 +302,36 @@ impl Authenticator {
         match self.authorize(&d, scope.as_ref()).await {
             Err(e) if e.is_invalid_client() => {
                 // RFC 6749 §5.2: the server no longer knows this client; drop the registration and register once more.
-                tracing::warn!(
-                    "the authorization server rejected the stored client; registering again"
-                );
                 self.store.remove_registration(&d.issuer)?;
                 if self.opts.client_id.is_some() {
                     return Err(e);
                 }
+                // Printed, not logged: the CLI's client commands install no log subscriber.
+                eprintln!(
+                    "warning: the authorization server {} no longer knows the stored client; registering again.",
+                    d.issuer
+                );
                 self.authorize(&d, scope.as_ref()).await
             }
             other => other,
         }
     }
 
-    /// Credentials and a bound callback listener (the port is the registration's when it has one).
+    /// Credentials and a bound callback listener (the port is the registration's when it has one), and whether
+    /// the credentials are a dynamic registration stored by an earlier login (which the server may have forgotten).
     async fn registration(
         &self,
         d: &Discovered,
         scope: Option<&Scope>,
-    ) -> Result<(Registration, CallbackListener)> {
+    ) -> Result<(Registration, CallbackListener, bool)> {
         if let Some(id) = &self.opts.client_id {
             let reg = registration::pre_registered(d, id, self.opts.client_secret.clone());
             self.store.save_registration(&reg)?;
-            return Ok((reg, CallbackListener::bind(self.opts.callback_port).await?));
+            return Ok((
+                reg,
+                CallbackListener::bind(self.opts.callback_port).await?,
+                false,
+            ));
         }
         if let Some(reg) = self
             .store
@@ -337,7 +344,10 @@ impl Authenticator {
                 .and_then(port_of)
                 .or(self.opts.callback_port);
             match CallbackListener::bind(port).await {
-                Ok(l) => return Ok((reg, l)),
+                Ok(l) => {
+                    let stored_dynamic = reg.kind == Kind::Dynamic;
+                    return Ok((reg, l, stored_dynamic));
+                }
                 Err(e) if reg.kind == Kind::Dynamic && d.endpoints.registration.is_some() => {
                     eprintln!("warning: {e} Registering a new client with another port.");
                 }
@@ -351,16 +361,57 @@ impl Authenticator {
             .and_then(|u| registration::metadata_document(d, u))
         {
             self.store.save_registration(&reg)?;
-            return Ok((reg, CallbackListener::bind(self.opts.callback_port).await?));
+            return Ok((
+                reg,
+                CallbackListener::bind(self.opts.callback_port).await?,
+                false,
+            ));
         }
         let listener = CallbackListener::bind(self.opts.callback_port).await?;
         let reg = registration::register(&self.http, d, &listener.redirect_uri(), scope).await?;
         self.store.save_registration(&reg)?;
-        Ok((reg, listener))
+        Ok((reg, listener, false))
+    }
+
+    /// Before sending the browser with a stored dynamic registration, asks the authorization endpoint itself
+    /// (one GET, redirects not followed) whether it still knows the client: RFC 6749 §4.1.2.1 has it answer an
+    /// invalid `client_id` directly instead of redirecting, which the user would see in the browser while this
+    /// client waited for a callback that never comes. A 400/401 naming `invalid_client` means the server has
+    /// forgotten the registration (a restarted in-memory server, a removed client); anything else, including a
+    /// failure to ask, lets the login go on as usual.
+    async fn check_client_known(&self, url: &Url, issuer: &str, client_id: &str) -> Result<()> {
+        // The same check the browser opener makes: nothing unsafe is requested either.
+        let url = safe_url("authorization URL", url.as_str())?;
+        let resp = match self
+            .http
+            .get(url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(
+                    "could not check the stored client at the authorization endpoint: {e}"
+                );
+                return Ok(());
+            }
+        };
+        if !matches!(resp.status().as_u16(), 400 | 401) {
+            return Ok(());
+        }
+        let body = resp.text().await.unwrap_or_default();
+        if body.contains("invalid_client") {
+            return Err(Error::UnknownClient {
+                issuer: issuer.to_owned(),
+                client_id: client_id.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     async fn authorize(&self, d: &Discovered, scope: Option<&Scope>) -> Result<ServerEntry> {
-        let (reg, listener) = self.registration(d, scope).await?;
+        let (reg, listener, stored_dynamic) = self.registration(d, scope).await?;
         let redirect_uri = listener.redirect_uri();
         let params = RequestParams {
             endpoint: &d.endpoints.authorization,
@@ -372,6 +423,10 @@ impl Authenticator {
             resource: d.resource.as_deref(),
         };
         let request = AuthorizationRequest::new(&params, &mut rand::rngs::OsRng);
+        if stored_dynamic {
+            self.check_client_known(&request.url, &d.issuer, &reg.client_id)
+                .await?;
+        }
         // The listener is bound already; only now is the browser sent to the authorization server.
         let waiting = tokio::spawn(listener.wait(self.opts.callback_timeout));
         self.opts.opener.open(&request.url)?;
@@ -470,7 +525,7 @@ mod tests {
     use super::*;
     use crate::mock::{MockServer, Resp};
     use serde_json::json;
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     struct ManualClock(AtomicU64);
     impl Clock for ManualClock {
@@ -482,10 +537,23 @@ mod tests {
     /// An MCP server that is its own authorization server. `/token` refuses `client_id=c1` with `invalid_client`
     /// when `stale_c1` is set; each registration gets the next id (c1, c2, …).
     async fn server(stale_c1: bool) -> MockServer {
+        server_forgetting(stale_c1, Arc::new(AtomicBool::new(false))).await
+    }
+
+    /// [`server`], whose authorization endpoint answers `client_id=c1` with a 400 `invalid_client` page once
+    /// `forgot_c1` is set (as after a restart of a server that keeps registrations in memory).
+    async fn server_forgetting(stale_c1: bool, forgot_c1: Arc<AtomicBool>) -> MockServer {
         let registrations = Arc::new(AtomicU64::new(0));
         MockServer::start(move |req, base| {
             let path = req.path.split('?').next().unwrap_or("");
             match (req.method.as_str(), path) {
+                ("GET", "/authorize") => {
+                    if forgot_c1.load(Ordering::SeqCst) && req.path.contains("client_id=c1&") {
+                        Resp::json(400, json!({"error": "invalid_client", "error_description": "Invalid client_id"}))
+                    } else {
+                        Resp::status(200)
+                    }
+                }
                 ("POST", "/mcp") => {
                     if req.header("authorization").is_some_and(|a| a.starts_with("Bearer at-")) {
                         Resp::json(200, json!({"jsonrpc": "2.0", "id": 1, "result": {}}))
@@ -631,6 +699,41 @@ mod tests {
             .filter(|r| r.path == "/register")
             .count();
         assert_eq!(registrations, 2);
+    }
+
+    #[tokio::test]
+    async fn forgotten_client_is_noticed_before_the_browser_opens() {
+        let forgot = Arc::new(AtomicBool::new(false));
+        let srv = server_forgetting(false, forgot.clone()).await;
+        let home = tempfile::tempdir().unwrap();
+        let opened = Arc::new(AtomicU64::new(0));
+        let auth = authenticator(
+            &srv,
+            home.path(),
+            opened.clone(),
+            Arc::new(ManualClock(AtomicU64::new(5))),
+        );
+        auth.login().await.unwrap();
+        auth.logout().await.unwrap();
+        // A stored registration the server still knows is used as is.
+        auth.login().await.unwrap();
+        assert_eq!(opened.load(Ordering::SeqCst), 2);
+        auth.logout().await.unwrap();
+        forgot.store(true, Ordering::SeqCst);
+        // Now it has forgotten c1: no browser is sent to a dead end; the client registers again at once.
+        auth.login().await.unwrap();
+        assert_eq!(opened.load(Ordering::SeqCst), 3);
+        let reg = auth.store().registration(&srv.base).unwrap().unwrap();
+        assert_eq!(reg.client_id, "c2");
+        let reqs = srv.requests();
+        assert_eq!(reqs.iter().filter(|r| r.path == "/register").count(), 2);
+        assert_eq!(
+            reqs.iter()
+                .filter(|r| r.path.starts_with("/authorize"))
+                .count(),
+            2,
+            "only stored registrations are checked"
+        );
     }
 
     #[tokio::test]

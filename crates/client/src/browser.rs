@@ -69,7 +69,7 @@ fn spawn_system(url: &Url) -> Result<()> {
     std::thread::spawn(move || {
         if let Ok(status) = child.wait() {
             if !status.success() {
-                tracing::warn!(%status, "the browser command failed; open the printed URL yourself");
+                eprintln!("warning: the browser command failed ({status}); open the printed URL yourself.");
             }
         }
     });

@@ -61,7 +61,7 @@ pub async fn discover(
     if let Some(rm) = challenge.and_then(|c| c.resource_metadata.as_deref()) {
         match safe_url("resource_metadata URL", rm) {
             Ok(u) => candidates.push(u.to_string()),
-            Err(e) => tracing::warn!("ignoring the challenge's resource_metadata: {e}"),
+            Err(e) => eprintln!("warning: ignoring the challenge's resource_metadata: {e}"),
         }
     }
     for u in [
@@ -160,7 +160,11 @@ async fn legacy(http: &reqwest::Client, server: &Url) -> Result<Discovered> {
             // The document comes from the MCP server's own origin, which is the trust anchor of the 2025-03-26
             // flow; real deployments (the seed's) name another host as issuer. Credentials are bound to the
             // document's issuer below, so they are never shared with a different one.
-            tracing::warn!(issuer = %meta.issuer, "the MCP server's authorization metadata names a different issuer");
+            eprintln!(
+                "warning: the authorization metadata at {url} names another issuer, {:?}; using it, and keeping \
+                 the credentials for that issuer only.",
+                meta.issuer
+            );
         }
         let endpoints = endpoints(&meta, &url)?;
         let issuer = meta.issuer.clone();

@@ -148,6 +148,15 @@ pub enum Error {
         /// Its description.
         description: Option<String>,
     },
+    /// RFC 6749 §4.1.2.1: the authorization endpoint answered a stored registration's `client_id` with
+    /// `invalid_client` instead of a login page or a redirect; the server has forgotten the client.
+    #[error("the authorization server {issuer} no longer knows the stored client {client_id:?}. Run `portcullis login URL` to register again.")]
+    UnknownClient {
+        /// The issuer.
+        issuer: String,
+        /// The forgotten `client_id`.
+        client_id: String,
+    },
     /// Not logged in and not allowed to log in now.
     #[error("not logged in to {server}. Run `portcullis login {server}` first.")]
     NotLoggedIn {
@@ -225,6 +234,7 @@ impl Error {
     /// the registration should be dropped and made again.
     pub fn is_invalid_client(&self) -> bool {
         matches!(self, Error::TokenEndpoint { error, .. } if error == "invalid_client")
+            || matches!(self, Error::UnknownClient { .. })
     }
 
     pub(crate) fn http(url: &str, e: &reqwest::Error) -> Self {
