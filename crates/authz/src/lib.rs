@@ -8,6 +8,7 @@
 //! - [`store`]: the storage traits (one per aggregate) and their record types; `portcullis-store` implements them.
 //! - [`error`]: the one error enum of this layer; each variant knows its RFC error code.
 //! - [`registration`]: dynamic client registration policy (RFC 7591).
+//! - [`client_id_metadata`]: Client ID Metadata Documents (URL `client_id`s); the fetching is injected.
 //! - [`client_auth`]: token-endpoint client authentication (RFC 6749 §2.3, OAuth 2.1 §2.4).
 //! - [`authorize`]: authorization request parsing and checks (RFC 6749 §4.1.1, OAuth 2.1 §4.1.1), code issuing.
 //! - [`token`]: the grants (`authorization_code`, `refresh_token`) and token issuing.
@@ -19,6 +20,7 @@
 pub mod access_token;
 pub mod authorize;
 pub mod client_auth;
+pub mod client_id_metadata;
 pub mod clock;
 pub mod config;
 pub mod csrf;

@@ -272,8 +272,18 @@ impl Authz {
         })
     }
 
-    /// Reads a registered client.
+    /// Reads a registered client. With a [`ClientMetadataResolver`](crate::client_id_metadata::ClientMetadataResolver)
+    /// installed, a URL `client_id` is resolved from its Client ID Metadata Document instead (an invalid one
+    /// is `invalid_client`, an unreachable one `temporarily_unavailable`).
     pub async fn client(&self, client_id: &str) -> Result<Option<RegisteredClient>, AuthzError> {
+        if let Some(resolver) = &self.client_metadata {
+            if crate::client_id_metadata::is_url_client_id(client_id) {
+                return self
+                    .client_from_url(resolver.as_ref(), client_id)
+                    .await
+                    .map(Some);
+            }
+        }
         if client_id.is_empty() || client_id.len() > 256 {
             return Ok(None);
         }

@@ -1,5 +1,6 @@
 //! [`Authz`]: the authorization server's logic with its injected clock, randomness, storage and keys.
 
+use crate::client_id_metadata::ClientMetadataResolver;
 use crate::clock::Clock;
 use crate::config::AuthzConfig;
 use crate::keys::{self, KeyError, KeyRing};
@@ -14,6 +15,8 @@ pub struct Authz {
     pub(crate) rng: Arc<dyn Random>,
     pub(crate) config: AuthzConfig,
     keys: RwLock<Arc<KeyRing>>,
+    /// Fetches Client ID Metadata Documents; `None`: URL client ids are not supported.
+    pub(crate) client_metadata: Option<Arc<dyn ClientMetadataResolver>>,
 }
 
 impl std::fmt::Debug for Authz {
@@ -39,6 +42,7 @@ impl Authz {
             rng,
             config,
             keys: RwLock::new(Arc::new(ring)),
+            client_metadata: None,
         })
     }
 

@@ -351,13 +351,42 @@ pub trait HealthStore: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
+/// Event counters in fixed windows, shared by every instance on the database: the login throttle (OWASP
+/// Authentication Cheat Sheet, "Login Throttling") holds across instances behind a load balancer.
+#[async_trait]
+pub trait RateLimitStore: Send + Sync {
+    /// Adds one event to `key`'s window that starts at `window_start` and returns the window's count
+    /// including it. Concurrent hits are all counted (one atomic upsert). `expires_at` is when the window's
+    /// row may be purged.
+    async fn hit(&self, key: &str, window_start: i64, expires_at: i64) -> Result<u32, StoreError>;
+    /// The count of `key`'s window that starts at `window_start` (0 when there is none).
+    async fn hits(&self, key: &str, window_start: i64) -> Result<u32, StoreError>;
+    /// Forgets every window of `key`.
+    async fn clear_hits(&self, key: &str) -> Result<(), StoreError>;
+}
+
 /// Everything the server needs from storage.
 pub trait Storage:
-    ClientStore + UserStore + SessionStore + GrantStore + KeyStore + HealthStore + 'static
+    ClientStore
+    + UserStore
+    + SessionStore
+    + GrantStore
+    + KeyStore
+    + HealthStore
+    + RateLimitStore
+    + 'static
 {
 }
 
-impl<T: ClientStore + UserStore + SessionStore + GrantStore + KeyStore + HealthStore + 'static>
-    Storage for T
+impl<
+        T: ClientStore
+            + UserStore
+            + SessionStore
+            + GrantStore
+            + KeyStore
+            + HealthStore
+            + RateLimitStore
+            + 'static,
+    > Storage for T
 {
 }

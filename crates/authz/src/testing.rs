@@ -44,6 +44,8 @@ struct Inner {
     refresh: HashMap<String, RefreshRecord>,
     keys: Vec<SigningKeyRecord>,
     revocations: Vec<RevocationRecord>,
+    /// (key, window start) -> (count, expires_at)
+    rate_limits: HashMap<(String, i64), (u32, i64)>,
 }
 
 /// An in-memory [`Storage`] with the same transition semantics as the SQL stores.
@@ -266,8 +268,12 @@ impl GrantStore for MemStore {
     async fn grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
         Ok(self.with(|i| i.grants.get(id).cloned()))
     }
-    async fn purge_expired(&self, _now: i64) -> Result<u64, StoreError> {
-        Ok(0)
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+        Ok(self.with(|i| {
+            let before = i.rate_limits.len();
+            i.rate_limits.retain(|_, (_, exp)| *exp >= now);
+            (before - i.rate_limits.len()) as u64
+        }))
     }
 }
 
@@ -306,6 +312,31 @@ impl KeyStore for MemStore {
 #[async_trait]
 impl HealthStore for MemStore {
     async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for MemStore {
+    async fn hit(&self, key: &str, window_start: i64, expires_at: i64) -> Result<u32, StoreError> {
+        Ok(self.with(|i| {
+            let e = i
+                .rate_limits
+                .entry((key.to_owned(), window_start))
+                .or_insert((0, expires_at));
+            e.0 += 1;
+            e.0
+        }))
+    }
+    async fn hits(&self, key: &str, window_start: i64) -> Result<u32, StoreError> {
+        Ok(self.with(|i| {
+            i.rate_limits
+                .get(&(key.to_owned(), window_start))
+                .map_or(0, |e| e.0)
+        }))
+    }
+    async fn clear_hits(&self, key: &str) -> Result<(), StoreError> {
+        self.with(|i| i.rate_limits.retain(|(k, _), _| k != key));
         Ok(())
     }
 }

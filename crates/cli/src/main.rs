@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the authorization server and the protected MCP endpoint.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage the users who can sign in.
     #[command(subcommand)]
     User(admin::UserCommand),
@@ -54,6 +54,14 @@ pub(crate) struct DbArgs {
     /// TOML configuration file.
     #[arg(long, env = "PORTCULLIS_CONFIG")]
     pub(crate) config: Option<PathBuf>,
+    /// How long a request waits for a database connection (including connecting) before it is answered
+    /// 503 temporarily_unavailable, in milliseconds (default 3000).
+    #[arg(long, env = "PORTCULLIS_DB_ACQUIRE_TIMEOUT_MS")]
+    pub(crate) db_acquire_timeout_ms: Option<u64>,
+    /// PostgreSQL: the server cancels statements running longer than this, in milliseconds (default 5000;
+    /// 0 keeps the server's setting).
+    #[arg(long, env = "PORTCULLIS_DB_STATEMENT_TIMEOUT_MS")]
+    pub(crate) db_statement_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -84,12 +92,30 @@ struct ServeArgs {
     /// How often revocations are read from the database, in milliseconds (default 1000).
     #[arg(long, env = "PORTCULLIS_REVOCATION_SYNC_MS")]
     revocation_sync_ms: Option<u64>,
+    /// Client registrations accepted per client address per hour; 0 = unlimited (default 100).
+    #[arg(long, env = "PORTCULLIS_REGISTER_PER_IP_PER_HOUR")]
+    register_per_ip_per_hour: Option<u32>,
     /// Database reader connections (default 4).
     #[arg(long, env = "PORTCULLIS_DB_MAX_CONNECTIONS")]
     db_max_connections: Option<u32>,
     /// Log format: text or json (default text). Log level from RUST_LOG (default info).
     #[arg(long, env = "PORTCULLIS_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Gateway mode: forward the MCP endpoint to this upstream MCP server (Streamable HTTP URL, e.g.
+    /// http://127.0.0.1:3000/mcp) instead of the built-in one. See docs/gateway.md.
+    #[arg(long, env = "PORTCULLIS_UPSTREAM")]
+    upstream: Option<String>,
+    /// Gateway mode: milliseconds to wait for the upstream's response head (default 30000); event streams may stay
+    /// open longer.
+    #[arg(long, env = "PORTCULLIS_UPSTREAM_TIMEOUT_MS")]
+    upstream_timeout_ms: Option<u64>,
+    /// Gateway mode: scope a tool needs, as NAME=SCOPE (repeatable); a tools/call without it gets 403.
+    #[arg(long = "tool-scope", value_name = "NAME=SCOPE")]
+    tool_scope: Vec<String>,
+    /// For testing only: fetch Client ID Metadata Documents from HOST:PORT without the SSRF address check and
+    /// over plain http (repeatable; e.g. a loopback document server in a test). Never use in production.
+    #[arg(long = "cimd-allow-host", value_name = "HOST:PORT")]
+    cimd_allow_host: Vec<String>,
 }
 
 fn init_logging(format: &str) {
@@ -116,9 +142,19 @@ pub(crate) async fn open_store(
         file.database.clone(),
         DEFAULT_DATABASE.to_owned(),
     );
+    let defaults = StoreOptions::default();
     let options = StoreOptions {
         max_connections: pick(max_connections, file.db_max_connections, 4),
-        ..StoreOptions::default()
+        acquire_timeout_ms: pick(
+            db.db_acquire_timeout_ms,
+            file.db_acquire_timeout_ms,
+            defaults.acquire_timeout_ms,
+        ),
+        statement_timeout_ms: pick(
+            db.db_statement_timeout_ms,
+            file.db_statement_timeout_ms,
+            defaults.statement_timeout_ms,
+        ),
     };
     portcullis_store::open(&url, &options)
         .await
@@ -174,6 +210,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         file.revocation_sync_ms,
         config.revocation_sync_ms,
     );
+    config.register_per_ip_per_hour = pick(
+        args.register_per_ip_per_hour,
+        file.register_per_ip_per_hour,
+        config.register_per_ip_per_hour,
+    );
+    config.upstream = settings::gateway_config(
+        args.upstream,
+        args.upstream_timeout_ms,
+        &args.tool_scope,
+        file.gateway.as_ref(),
+    )?;
+    config.cimd_allow_hosts = args.cimd_allow_host.clone();
+    if !config.cimd_allow_hosts.is_empty() {
+        tracing::warn!(hosts = ?config.cimd_allow_hosts, "--cimd-allow-host: the SSRF guard is off for these hosts (testing only)");
+    }
     config.check()?;
     let store = open_store(&args.db, &file, args.db_max_connections).await?;
     let routes = Routes::new(&issuer, &config.mcp_path);
@@ -185,7 +236,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         authz_config,
     )
     .await
-    .context("cannot load or create the signing key")?;
+    .context("cannot load or create the signing key")?
+    .with_client_metadata_resolver(Arc::new(portcullis_server::cimd::HttpResolver::new(
+        config.cimd_allow_hosts.clone(),
+    )));
     if store.count_users().await.unwrap_or(0) == 0 {
         tracing::warn!("no users yet: add one with `portcullis user add NAME --password-stdin` (same --database)");
         eprintln!("No users exist yet, so nobody can sign in. Add one with:\n  portcullis user add alice --password-stdin\n(use the same --database as this server)");
@@ -195,6 +249,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("listening on http://{addr}");
     println!("issuer {}", routes.issuer);
     println!("mcp endpoint {}", routes.mcp_url);
+    if let Some(g) = &state.config.upstream {
+        println!("gateway upstream {}", g.upstream);
+    }
     std::io::stdout().flush().ok();
     portcullis_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("shut down");
@@ -235,7 +292,7 @@ fn one_line(e: &anyhow::Error) -> String {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::User(cmd) => admin::user(cmd).await,
         Command::Keys(cmd) => admin::keys(cmd).await,
         Command::Clients(cmd) => admin::clients(cmd).await,

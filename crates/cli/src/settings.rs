@@ -18,8 +18,54 @@ pub(crate) struct FileSettings {
     pub(crate) refresh_absolute_ttl: Option<i64>,
     pub(crate) session_ttl: Option<i64>,
     pub(crate) revocation_sync_ms: Option<u64>,
+    pub(crate) register_per_ip_per_hour: Option<u32>,
     pub(crate) db_max_connections: Option<u32>,
+    pub(crate) db_acquire_timeout_ms: Option<u64>,
+    pub(crate) db_statement_timeout_ms: Option<u64>,
     pub(crate) log_format: Option<String>,
+    pub(crate) gateway: Option<GatewaySettings>,
+}
+
+/// The `[gateway]` table: gateway mode (docs/gateway.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GatewaySettings {
+    pub(crate) upstream: Option<String>,
+    pub(crate) timeout_ms: Option<u64>,
+    pub(crate) max_response_bytes: Option<usize>,
+    /// `[gateway.tool_scopes]`: tool name = "scope".
+    #[serde(default)]
+    pub(crate) tool_scopes: std::collections::BTreeMap<String, String>,
+}
+
+/// The gateway configuration from flags/environment over the `[gateway]` table; `None` without an upstream.
+pub(crate) fn gateway_config(
+    upstream: Option<String>,
+    timeout_ms: Option<u64>,
+    tool_scopes: &[String],
+    file: Option<&GatewaySettings>,
+) -> anyhow::Result<Option<portcullis_server::gateway::GatewayConfig>> {
+    use portcullis_server::gateway::{config::parse_upstream, GatewayConfig};
+    let Some(upstream) = upstream.or_else(|| file.and_then(|f| f.upstream.clone())) else {
+        if !tool_scopes.is_empty() || timeout_ms.is_some() {
+            bail!("--tool-scope and --upstream-timeout-ms need --upstream (gateway mode)");
+        }
+        return Ok(None);
+    };
+    let mut config = GatewayConfig::new(parse_upstream(&upstream)?);
+    if let Some(ms) = timeout_ms.or_else(|| file.and_then(|f| f.timeout_ms)) {
+        config.set_timeout_ms(ms)?;
+    }
+    if let Some(max) = file.and_then(|f| f.max_response_bytes) {
+        config.max_response = max;
+    }
+    for (name, scope) in file.map(|f| &f.tool_scopes).into_iter().flatten() {
+        config.insert_tool_scope(name, scope)?;
+    }
+    for t in tool_scopes {
+        config.add_tool_scope(t)?;
+    }
+    Ok(Some(config))
 }
 
 impl FileSettings {
@@ -63,6 +109,25 @@ mod tests {
         )
         .is_ok());
         assert!(toml::from_str::<FileSettings>("lsten = \"x\"").is_err());
+        let file: FileSettings = toml::from_str(
+            "[gateway]\nupstream = \"http://127.0.0.1:3000/mcp\"\ntimeout_ms = 5000\n\
+             [gateway.tool_scopes]\nadmin_tool = \"mcp:admin\"",
+        )
+        .unwrap();
+        let g = gateway_config(
+            None,
+            None,
+            &["other=mcp:tools".into()],
+            file.gateway.as_ref(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(g.upstream.as_str(), "http://127.0.0.1:3000/mcp");
+        assert_eq!(g.timeout.as_millis(), 5000);
+        assert_eq!(g.tool_scopes.len(), 2);
+        assert!(gateway_config(None, None, &[], None).unwrap().is_none());
+        assert!(gateway_config(None, None, &["x=y".into()], None).is_err());
+        assert!(toml::from_str::<FileSettings>("[gateway]\nupstrem = \"x\"").is_err());
         assert_eq!(pick(None, Some(2), 3), 2);
         assert_eq!(pick(Some(1), Some(2), 3), 1);
     }

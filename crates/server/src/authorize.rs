@@ -233,11 +233,20 @@ pub async fn login(
         return forbidden(&s, "This form was submitted from another site.");
     }
     let form = match body
-        .map_err(|_| ())
-        .and_then(|b| Form::parse(&headers, &b).map_err(|_| ()))
+        .map_err(|e| e.status())
+        .and_then(|b| Form::parse(&headers, &b).map_err(|_| StatusCode::BAD_REQUEST))
     {
         Ok(f) => f,
-        Err(()) => {
+        // An oversized body is a 413 (RFC 9110 §15.5.14; security notes "Robustness").
+        Err(status) if status == StatusCode::PAYLOAD_TOO_LARGE => {
+            return pages::error_page(
+                status,
+                "invalid_request",
+                "the sign-in form is too large",
+                css,
+            )
+        }
+        Err(_) => {
             return page_error(
                 &AuthzError::InvalidRequest("the sign-in form is malformed".into()),
                 css,
@@ -281,11 +290,21 @@ pub async fn login(
     let now = s.authz.now();
     let account_key = format!("u:{username}");
     let ip_key = format!("ip:{}", peer.ip());
-    if let Some(wait) = s
+    // Counted in the database, so the limits hold across instances behind a load balancer.
+    let limits = s.authz.store();
+    let blocked = match s
         .login_per_account
-        .blocked(&account_key, now)
-        .or_else(|| s.login_per_ip.blocked(&ip_key, now))
+        .blocked(limits.as_ref(), &account_key, now)
+        .await
     {
+        Ok(None) => s.login_per_ip.blocked(limits.as_ref(), &ip_key, now).await,
+        other => other,
+    };
+    let blocked = match blocked {
+        Ok(b) => b,
+        Err(e) => return page_error(&AuthzError::from(e), css),
+    };
+    if let Some(wait) = blocked {
         let mut resp = render_login(
             &s,
             &headers,
@@ -311,8 +330,14 @@ pub async fn login(
     let user = match (user, verified) {
         (Some(u), true) => u,
         _ => {
-            s.login_per_account.record(&account_key, now);
-            s.login_per_ip.record(&ip_key, now);
+            for (limiter, key) in [
+                (&s.login_per_account, &account_key),
+                (&s.login_per_ip, &ip_key),
+            ] {
+                if let Err(e) = limiter.record(limits.as_ref(), key, now).await {
+                    return page_error(&AuthzError::from(e), css);
+                }
+            }
             tracing::info!(ip = %peer.ip(), "failed sign-in");
             return render_login(
                 &s,
@@ -321,7 +346,13 @@ pub async fn login(
             );
         }
     };
-    s.login_per_account.clear(&account_key);
+    if let Err(e) = s
+        .login_per_account
+        .clear(limits.as_ref(), &account_key)
+        .await
+    {
+        return page_error(&AuthzError::from(e), css);
+    }
     if let Ok(Some((_, old))) = current_session(&s, &headers).await {
         let _ = s.authz.store().delete_session(&old.id_hash).await;
     }
@@ -355,11 +386,20 @@ pub async fn consent(
         return forbidden(&s, "This form was submitted from another site.");
     }
     let form = match body
-        .map_err(|_| ())
-        .and_then(|b| Form::parse(&headers, &b).map_err(|_| ()))
+        .map_err(|e| e.status())
+        .and_then(|b| Form::parse(&headers, &b).map_err(|_| StatusCode::BAD_REQUEST))
     {
         Ok(f) => f,
-        Err(()) => {
+        // An oversized body is a 413 (RFC 9110 §15.5.14; security notes "Robustness").
+        Err(status) if status == StatusCode::PAYLOAD_TOO_LARGE => {
+            return pages::error_page(
+                status,
+                "invalid_request",
+                "the consent form is too large",
+                css,
+            )
+        }
+        Err(_) => {
             return page_error(
                 &AuthzError::InvalidRequest("the consent form is malformed".into()),
                 css,

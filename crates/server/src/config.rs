@@ -32,6 +32,14 @@ pub struct ServerConfig {
     pub key_reload_secs: u64,
     /// How often expired rows are deleted, seconds.
     pub purge_interval_secs: u64,
+    /// Gateway mode: forward the MCP endpoint to this upstream instead of the built-in server.
+    pub upstream: Option<crate::gateway::GatewayConfig>,
+    /// Registrations accepted per client address per hour at `POST /register`; 0 = unlimited (security
+    /// notes, "Registration": registrations per IP per hour).
+    pub register_per_ip_per_hour: u32,
+    /// For tests only: `host:port` values whose Client ID Metadata Documents are fetched without the SSRF
+    /// address check and may use plain http ([`crate::cimd`]). Empty by default.
+    pub cimd_allow_hosts: Vec<String>,
 }
 
 /// Why a configuration value was refused.
@@ -99,6 +107,9 @@ impl ServerConfig {
             revocation_sync_ms: 1000,
             key_reload_secs: 60,
             purge_interval_secs: 3600,
+            upstream: None,
+            register_per_ip_per_hour: 100,
+            cimd_allow_hosts: Vec::new(),
         }
     }
 

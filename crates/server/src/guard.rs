@@ -1,11 +1,13 @@
 //! The bearer-token guard of the MCP endpoint (RFC 6750 §2.1, §3; RFC 9068 §4; RFC 9728 §5.1; MCP
 //! authorization "Token Handling"): the token only from the `Authorization` header, verified for signature,
-//! `typ`, `iss`, `aud` (this resource), `exp`/`nbf`, and revocation. Failures answer 401 with
+//! `typ`, `iss`, `aud` (this resource), `exp`/`nbf`, and revocation. Verified tokens are cached by hash until
+//! their `exp` ([`crate::token_cache`]); revocation is checked on every request. Failures answer 401 with
 //! `WWW-Authenticate: Bearer resource_metadata="…", scope="…"` (plus `error="invalid_token"` when a token was
 //! sent); missing scope answers 403 `insufficient_scope` naming the scope needed.
 
 use crate::error::bearer_error;
 use crate::state::AppState;
+use crate::token_cache::TokenCache;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use portcullis_authz::access_token::{self, AccessClaims, TokenError};
@@ -80,6 +82,29 @@ pub async fn authenticate(s: &AppState, headers: &HeaderMap) -> Result<Principal
         return Err(unauthorized(s, None));
     };
     let now = s.authz.now();
+    // Verified-token cache (see `token_cache`): a hit skips the signature check but never the revocation check.
+    let key = TokenCache::<Principal>::key(token);
+    let principal = match s.token_cache.get(&key, now) {
+        Some(p) => p,
+        None => {
+            let claims = verify(s, token, now).await?;
+            let scope = Scope::parse(claims.scope.as_deref().unwrap_or("")).unwrap_or_default();
+            let p = Principal { claims, scope };
+            s.token_cache.insert(key, p.claims.exp, p.clone(), now);
+            p
+        }
+    };
+    if s.revocations
+        .is_revoked(&principal.claims.jti, principal.claims.sid.as_deref())
+    {
+        return Err(unauthorized(s, Some(&TokenError::Revoked.to_string())));
+    }
+    Ok(principal)
+}
+
+/// Full verification of a token not in the cache (RFC 9068 §4), reloading the key ring at most every 10 s
+/// when the `kid` is unknown.
+async fn verify(s: &AppState, token: &str, now: i64) -> Result<AccessClaims, Response> {
     let (issuer, resource) = (&s.routes.issuer, &s.routes.mcp_url);
     let mut result = access_token::verify(&s.authz.keys(), token, issuer, resource, now);
     if matches!(result, Err(TokenError::Jws(JwsError::UnknownKey))) {
@@ -96,10 +121,5 @@ pub async fn authenticate(s: &AppState, headers: &HeaderMap) -> Result<Principal
             result = access_token::verify(&s.authz.keys(), token, issuer, resource, now);
         }
     }
-    let claims = result.map_err(|e| unauthorized(s, Some(&e.to_string())))?;
-    if s.revocations.is_revoked(&claims.jti, claims.sid.as_deref()) {
-        return Err(unauthorized(s, Some(&TokenError::Revoked.to_string())));
-    }
-    let scope = Scope::parse(claims.scope.as_deref().unwrap_or("")).unwrap_or_default();
-    Ok(Principal { claims, scope })
+    result.map_err(|e| unauthorized(s, Some(&e.to_string())))
 }

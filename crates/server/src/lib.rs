@@ -9,11 +9,14 @@
 //! - [`form`]: `application/x-www-form-urlencoded` bodies with repeated parameters refused.
 //! - [`metadata`]: RFC 8414 / OIDC discovery, RFC 9728 protected resource metadata, the JWKS.
 //! - [`register`]: `POST /register` (RFC 7591).
+//! - [`cimd`]: fetching Client ID Metadata Documents (URL `client_id`s) with an SSRF guard, limits and a cache.
 //! - [`authorize`], [`pages`], [`cookies`]: `GET /authorize`, the login and consent pages and their POSTs.
 //! - [`token`], [`client_auth`]: `POST /token` and client authentication.
 //! - [`revoke`]: `POST /revoke` (RFC 7009).
 //! - [`guard`], [`revocations`]: the bearer-token check of the MCP endpoint and the revocation set it honours.
+//! - [`token_cache`]: the bounded cache of verified access tokens the guard consults first.
 //! - [`mcp`]: the built-in MCP server (Streamable HTTP, JSON-RPC 2.0).
+//! - [`gateway`]: gateway mode: the MCP endpoint forwards to an upstream MCP server after the bearer check.
 //! - [`health`]: `/livez`, `/readyz`.
 //! - [`background`]: periodic jobs (revocation sync, key reload, purge of expired rows).
 //!
@@ -21,11 +24,13 @@
 
 pub mod authorize;
 pub mod background;
+pub mod cimd;
 pub mod client_auth;
 pub mod config;
 pub mod cookies;
 pub mod error;
 pub mod form;
+pub mod gateway;
 pub mod guard;
 pub mod health;
 pub mod limits;
@@ -38,6 +43,7 @@ pub mod revoke;
 pub mod routes;
 pub mod state;
 pub mod token;
+pub mod token_cache;
 
 pub use config::ServerConfig;
 pub use state::AppState;
@@ -46,12 +52,16 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowHeaders, AllowMethods, Any, CorsLayer, ExposeHeaders};
 use tower_http::set_header::SetResponseHeaderLayer;
+
+/// Largest header section accepted, names and values (RFC 6585 §5: 431 beyond it).
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// Longest request URI accepted (RFC 9110 §15.5.15: 414 beyond it).
 pub const MAX_URI_LEN: usize = 8192;
@@ -62,29 +72,35 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub fn app(state: Arc<AppState>) -> Router {
     let r = state.routes.clone();
     let mut router = Router::new()
-        .route(&r.as_metadata, get(metadata::authorization_server))
-        .route(&r.oidc_metadata, get(metadata::authorization_server))
-        .route(&r.prm, get(metadata::protected_resource))
-        .route(&r.prm_root, get(metadata::protected_resource))
-        .route(&r.jwks, get(metadata::jwks))
+        .route(&r.as_metadata, cors(get(metadata::authorization_server)))
+        .route(&r.oidc_metadata, cors(get(metadata::authorization_server)))
+        .route(&r.prm, cors(get(metadata::protected_resource)))
+        .route(&r.prm_root, cors(get(metadata::protected_resource)))
+        .route(&r.jwks, cors(get(metadata::jwks)))
         .route(
             &r.register,
-            post(register::register).layer(DefaultBodyLimit::max(register::MAX_BODY)),
+            cors(post(register::register).layer(DefaultBodyLimit::max(register::MAX_BODY))),
         )
         .route(&r.authorize, get(authorize::authorize))
         .route(&r.login, post(authorize::login))
         .route(&r.consent, post(authorize::consent))
-        .route(&r.token, post(token::token))
-        .route(&r.revoke, post(revoke::revoke))
-        .route(&r.mcp, post(mcp::post).get(mcp::get).delete(mcp::delete))
+        .route(&r.token, cors(post(token::token)))
+        .route(&r.revoke, cors(post(revoke::revoke)))
+        .route(
+            &r.mcp,
+            cors(match &state.config.upstream {
+                Some(upstream) => gateway::method_router(upstream),
+                None => post(mcp::post).get(mcp::get).delete(mcp::delete),
+            }),
+        )
         .route(&r.stylesheet, get(pages::stylesheet))
         .route(routes::LIVEZ, get(health::livez))
         .route(routes::READYZ, get(health::readyz));
     if let Some(alt) = &r.oidc_metadata_appended {
-        router = router.route(alt, get(metadata::authorization_server));
+        router = router.route(alt, cors(get(metadata::authorization_server)));
     }
     if let Some(alt) = &r.as_metadata_root {
-        router = router.route(alt, get(metadata::authorization_server));
+        router = router.route(alt, cors(get(metadata::authorization_server)));
     }
     router
         .fallback(error::not_found)
@@ -99,6 +115,43 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// CORS for browser-based MCP clients (e.g. MCP Inspector), for the routes a script on another origin must reach:
+/// the metadata documents, JWKS, `/register`, `/token`, `/revoke` and the MCP endpoint. Never for `/authorize`,
+/// `/login`, `/consent` or the pages: those are navigated to, not fetched. Any origin, no credentials (the
+/// routes authenticate with a bearer token or the request body, never cookies), and the MCP headers a client sends
+/// and reads (MCP specification, Streamable HTTP transport).
+pub fn cors_layer() -> CorsLayer {
+    use axum::http::{HeaderName, Method};
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods(AllowMethods::list([
+            Method::GET,
+            Method::POST,
+            Method::DELETE,
+            Method::OPTIONS,
+        ]))
+        .allow_headers(AllowHeaders::list([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("mcp-protocol-version"),
+            HeaderName::from_static("mcp-session-id"),
+            HeaderName::from_static("last-event-id"),
+        ]))
+        .expose_headers(ExposeHeaders::list([
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("mcp-session-id"),
+        ]))
+        .max_age(std::time::Duration::from_secs(3600))
+}
+
+/// `route` with [`cors_layer`] and an explicit OPTIONS handler: the router's method-not-allowed fallback replaces
+/// the per-route default one, so without it a preflight would get a 405 without CORS headers.
+pub fn cors(route: MethodRouter<Arc<AppState>>) -> MethodRouter<Arc<AppState>> {
+    route
+        .options(|| async { StatusCode::NO_CONTENT })
+        .layer(cors_layer())
+}
+
 async fn limit_uri(req: Request<axum::body::Body>, next: Next) -> Response {
     let len = req.uri().path().len() + req.uri().query().map_or(0, str::len);
     if len > MAX_URI_LEN {
@@ -106,6 +159,20 @@ async fn limit_uri(req: Request<axum::body::Body>, next: Next) -> Response {
             StatusCode::URI_TOO_LONG,
             "invalid_request",
             "request URI too long",
+        );
+    }
+    // Oversized header sections: 431 (RFC 6585 §5; security notes "Robustness"). hyper bounds what it buffers;
+    // this keeps what reaches a handler far smaller.
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return error::json_error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "invalid_request",
+            "request headers too large",
         );
     }
     next.run(req).await
@@ -127,12 +194,23 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Know every live revocation before the first request is answered.
+    if let Err(e) = state
+        .revocations
+        .sync(state.authz.store().as_ref(), state.authz.now())
+        .await
+    {
+        tracing::warn!(error = %e, "initial revocation sync failed; retrying in the background");
+    }
     let jobs = background::spawn(state.clone());
     let result = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        gateway::close_streams();
+    })
     .await;
     jobs.abort();
     result

@@ -1,6 +1,9 @@
-//! In-process rate limits (fixed windows). Used for login attempts per account and per client address
-//! (OWASP Authentication Cheat Sheet: throttle per account and per IP, answer with `Retry-After`).
+//! Rate limits in fixed windows (OWASP Authentication Cheat Sheet: throttle per account and per IP, answer with
+//! `Retry-After`). [`SharedRateLimiter`] counts in the database, so login limits hold across instances;
+//! [`RateLimiter`] counts in process memory.
 
+use portcullis_authz::secret::TokenHash;
+use portcullis_authz::store::{RateLimitStore, StoreError};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -53,6 +56,65 @@ impl RateLimiter {
     }
 }
 
+/// Fixed-window limits counted in the database ([`RateLimitStore`]), so they hold across every instance that
+/// shares it: a browser whose attempts land on different instances behind a load balancer meets one limit.
+/// Windows are aligned to multiples of the window length; keys are stored only as SHA-256 hashes (they hold
+/// user names and client addresses).
+#[derive(Debug, Clone, Copy)]
+pub struct SharedRateLimiter {
+    limit: u32,
+    window_secs: i64,
+}
+
+impl SharedRateLimiter {
+    /// At most `limit` events per key per `window_secs` (at least one second).
+    pub fn new(limit: u32, window_secs: i64) -> Self {
+        Self {
+            limit,
+            window_secs: window_secs.max(1),
+        }
+    }
+
+    fn window_start(&self, now: i64) -> i64 {
+        now - now.rem_euclid(self.window_secs)
+    }
+
+    fn stored_key(key: &str) -> String {
+        TokenHash::of(key).as_str().to_owned()
+    }
+
+    /// If `key` is over its limit at `now`, the seconds until it may try again.
+    pub async fn blocked(
+        &self,
+        store: &dyn RateLimitStore,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let start = self.window_start(now);
+        let n = store.hits(&Self::stored_key(key), start).await?;
+        Ok((n >= self.limit).then(|| (start + self.window_secs - now).max(1)))
+    }
+
+    /// Records one event for `key` at `now`.
+    pub async fn record(
+        &self,
+        store: &dyn RateLimitStore,
+        key: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let start = self.window_start(now);
+        store
+            .hit(&Self::stored_key(key), start, start + self.window_secs)
+            .await
+            .map(drop)
+    }
+
+    /// Forgets `key` (after a successful login).
+    pub async fn clear(&self, store: &dyn RateLimitStore, key: &str) -> Result<(), StoreError> {
+        store.clear_hits(&Self::stored_key(key)).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +133,26 @@ mod tests {
         assert_eq!(l.blocked("a", 161), None);
         l.clear("a");
         assert_eq!(l.blocked("a", 161), None);
+    }
+
+    #[tokio::test]
+    async fn shared_limits_count_in_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = portcullis_store::open(&url, &portcullis_store::StoreOptions::default())
+            .await
+            .unwrap();
+        let l = SharedRateLimiter::new(3, 60);
+        for _ in 0..3 {
+            assert_eq!(l.blocked(store.as_ref(), "a", 120).await, Ok(None));
+            l.record(store.as_ref(), "a", 120).await.unwrap();
+        }
+        // Window [120, 180): blocked until 180.
+        assert_eq!(l.blocked(store.as_ref(), "a", 130).await, Ok(Some(50)));
+        assert_eq!(l.blocked(store.as_ref(), "b", 130).await, Ok(None));
+        assert_eq!(l.blocked(store.as_ref(), "a", 180).await, Ok(None));
+        l.record(store.as_ref(), "a", 125).await.unwrap();
+        l.clear(store.as_ref(), "a").await.unwrap();
+        assert_eq!(l.blocked(store.as_ref(), "a", 130).await, Ok(None));
     }
 }

@@ -15,8 +15,9 @@ fn strings(items: &[&str]) -> Option<Vec<String>> {
     Some(items.iter().map(|s| (*s).to_owned()).collect())
 }
 
-/// The RFC 8414 document.
-pub fn authorization_server_document(r: &Routes, c: &AuthzConfig) -> Bytes {
+/// The RFC 8414 document. `cimd`: whether Client ID Metadata Documents are resolved (MCP 2025-11-25:
+/// `client_id_metadata_document_supported`).
+pub fn authorization_server_document(r: &Routes, c: &AuthzConfig, cimd: bool) -> Bytes {
     let auth_methods = strings(&["none", "client_secret_basic", "client_secret_post"]);
     let doc = AuthorizationServerMetadata {
         issuer: r.issuer.clone(),
@@ -33,7 +34,7 @@ pub fn authorization_server_document(r: &Routes, c: &AuthzConfig) -> Bytes {
         revocation_endpoint_auth_methods_supported: auth_methods,
         code_challenge_methods_supported: strings(&["S256"]),
         authorization_response_iss_parameter_supported: Some(true),
-        client_id_metadata_document_supported: None,
+        client_id_metadata_document_supported: cimd.then_some(true),
         extra: Default::default(),
     };
     // A struct of strings and vectors always serializes.

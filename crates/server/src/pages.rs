@@ -1,7 +1,12 @@
 //! The HTML pages: login, consent, error. Server-rendered, every interpolated value HTML-escaped, one small
-//! stylesheet, readable on a phone. Every page carries the anti-framing and no-referrer headers
-//! (`Content-Security-Policy: frame-ancestors 'none'`, `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`)
+//! stylesheet, readable on a phone. Every page carries the anti-framing and referrer headers
+//! (`Content-Security-Policy: frame-ancestors 'none'`, `X-Frame-Options: DENY`, `Referrer-Policy: same-origin`)
 //! and `Cache-Control: no-store`.
+//!
+//! The referrer policy is `same-origin`, not `no-referrer`: under `no-referrer` browsers send `Origin: null` on
+//! the form POSTs (Fetch, "serializing a request origin"), which the `Origin` check must refuse, so no real
+//! browser could sign in. `same-origin` still sends no `Referer` (which carries the authorization request) to
+//! any other origin (RFC 9700 §4.2.4); the redirect to the client has its own `no-referrer`.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -74,7 +79,7 @@ fn page(
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\">\
+         <meta name=\"referrer\" content=\"same-origin\">\
          <title>{} · Portcullis</title><link rel=\"stylesheet\" href=\"{}\"></head>\
          <body><main><div class=\"card\">{body}</div><footer class=\"muted\">Portcullis</footer></main></body></html>",
         escape(title),
@@ -90,7 +95,7 @@ fn page(
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -214,6 +219,14 @@ pub fn consent_page(p: &ConsentPage<'_>) -> Response {
         );
     }
     body.push_str("</ul>");
+    // A Client ID Metadata Document client: its identity is the host that publishes the document.
+    if let Some(host) = url_client_id_host(p.client_id) {
+        let _ = write!(
+            body,
+            "<p class=\"muted\">This application describes itself in a document published by <strong>{}</strong>.</p>",
+            escape(&host)
+        );
+    }
     if !p.ignored.is_empty() {
         let list: Vec<String> = p
             .ignored
@@ -245,6 +258,19 @@ pub fn consent_page(p: &ConsentPage<'_>) -> Response {
         p.stylesheet,
         p.form_action,
     )
+}
+
+/// The host (and port) of a URL `client_id` (Client ID Metadata Documents), else `None`.
+fn url_client_id_host(client_id: &str) -> Option<String> {
+    if !portcullis_authz::client_id_metadata::is_url_client_id(client_id) {
+        return None;
+    }
+    let url = url::Url::parse(client_id).ok()?;
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_owned(),
+    })
 }
 
 #[cfg(test)]

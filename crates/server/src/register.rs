@@ -5,11 +5,12 @@ use crate::error::{json_error, OAuthError};
 use crate::form::content_type_is;
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use portcullis_proto::registration::ClientMetadata;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Largest registration request.
@@ -18,9 +19,32 @@ pub const MAX_BODY: usize = 16 * 1024;
 /// Registers a client.
 pub async fn register(
     State(s): State<Arc<AppState>>,
+    extensions: Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // Registrations per client address per hour (security notes, "Registration"; RFC 7591 §5 leaves abuse
+    // limits to the server). Only successful registrations count: they are what fills the database.
+    let ip_key = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    let now = s.authz.now();
+    let limited = s.config.register_per_ip_per_hour > 0;
+    if let Some(wait) = limited
+        .then(|| s.register_per_ip.blocked(&ip_key, now))
+        .flatten()
+    {
+        tracing::info!(ip = %ip_key, "registration rate limit reached");
+        let mut resp = json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "temporarily_unavailable",
+            "too many client registrations from this address; retry later",
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
     let body = match body {
         Ok(b) => b,
         Err(e) => {
@@ -51,6 +75,9 @@ pub async fn register(
     };
     match s.authz.register(meta).await {
         Ok(info) => {
+            if limited {
+                s.register_per_ip.record(&ip_key, now);
+            }
             tracing::info!(client_id = %info.client_id, "client registered");
             let mut resp = (StatusCode::CREATED, axum::Json(info)).into_response();
             resp.headers_mut()

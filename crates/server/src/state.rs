@@ -1,10 +1,12 @@
 //! [`AppState`]: what every handler shares.
 
 use crate::config::ServerConfig;
-use crate::limits::RateLimiter;
+use crate::guard::Principal;
+use crate::limits::{RateLimiter, SharedRateLimiter};
 use crate::metadata;
 use crate::revocations::Revocations;
 use crate::routes::Routes;
+use crate::token_cache::TokenCache;
 use bytes::Bytes;
 use portcullis_authz::Authz;
 use std::sync::Arc;
@@ -23,12 +25,16 @@ pub struct AppState {
     pub prm: Bytes,
     /// Revoked tokens and grants the MCP endpoint refuses.
     pub revocations: Revocations,
+    /// Verified access tokens of the MCP endpoint, by token hash (revocation still checked on every use).
+    pub token_cache: TokenCache<Principal>,
     /// Whether cookies get `Secure` and the `__Host-` prefix (https issuer).
     pub secure_cookies: bool,
-    /// Failed logins per account.
-    pub login_per_account: RateLimiter,
-    /// Failed logins per client address.
-    pub login_per_ip: RateLimiter,
+    /// Failed logins per account, counted in the database (shared by every instance).
+    pub login_per_account: SharedRateLimiter,
+    /// Failed logins per client address, counted in the database (shared by every instance).
+    pub login_per_ip: SharedRateLimiter,
+    /// Registrations per client address per hour ([`ServerConfig::register_per_ip_per_hour`]).
+    pub register_per_ip: RateLimiter,
 }
 
 impl std::fmt::Debug for AppState {
@@ -43,18 +49,24 @@ impl AppState {
     /// Builds the state. `authz` must have been configured with [`ServerConfig::authz_config`] for the same
     /// routes.
     pub fn new(config: ServerConfig, routes: Routes, authz: Arc<Authz>) -> Arc<Self> {
-        let as_metadata = metadata::authorization_server_document(&routes, authz.config());
+        let as_metadata = metadata::authorization_server_document(
+            &routes,
+            authz.config(),
+            authz.supports_client_metadata_documents(),
+        );
         let prm = metadata::protected_resource_document(&routes, authz.config());
         Arc::new(Self {
             secure_cookies: routes.origin.starts_with("https:"),
             authz,
             routes,
+            register_per_ip: RateLimiter::new(config.register_per_ip_per_hour, 3600),
             config,
             as_metadata,
             prm,
             revocations: Revocations::default(),
-            login_per_account: RateLimiter::new(10, 15 * 60),
-            login_per_ip: RateLimiter::new(50, 15 * 60),
+            token_cache: TokenCache::default(),
+            login_per_account: SharedRateLimiter::new(10, 15 * 60),
+            login_per_ip: SharedRateLimiter::new(50, 15 * 60),
         })
     }
 }

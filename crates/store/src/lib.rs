@@ -33,7 +33,9 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             max_connections: 4,
-            acquire_timeout_ms: 5000,
+            // Short enough that a request finds out within a few seconds that the database is gone or hangs
+            // and answers 503 with `Retry-After`; long enough for a TLS connect to a remote database.
+            acquire_timeout_ms: 3000,
             statement_timeout_ms: 5000,
         }
     }

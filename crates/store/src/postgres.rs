@@ -4,7 +4,8 @@
 //! - this file: connecting, migrations, the retry loop, row decoding and the revocation-feed helpers;
 //! - [`accounts`]: clients, users, login sessions and consent;
 //! - [`grants`]: codes, grants, refresh tokens, revocations, purging;
-//! - [`keys`]: signing keys and the health check.
+//! - [`keys`]: signing keys and the health check;
+//! - [`rate_limits`]: login throttling counters.
 //!
 //! # Concurrency
 //! Transactions run at PostgreSQL's default READ COMMITTED isolation. That is enough for the single-use
@@ -34,6 +35,7 @@
 mod accounts;
 mod grants;
 mod keys;
+mod rate_limits;
 
 use crate::error::{is_retryable, map};
 use crate::StoreOptions;
@@ -49,6 +51,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The longest one attempt of a transaction may take ([`retry`]).
+    deadline: Duration,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -96,7 +100,16 @@ impl PostgresStore {
             .connect_with(connect)
             .await
             .map_err(map)?;
-        Ok(Self { pool })
+        // Acquiring a connection is bounded by `timeout` and each statement by the server's statement timeout,
+        // but a statement already sent when the network path starts dropping packets silently would wait
+        // for the operating system's TCP timeout (minutes): bound the whole attempt on our side too.
+        let statement = Duration::from_millis(if options.statement_timeout_ms > 0 {
+            options.statement_timeout_ms
+        } else {
+            30_000
+        });
+        let deadline = timeout + statement + Duration::from_secs(1);
+        Ok(Self { pool, deadline })
     }
 
     /// Closes the pool.
@@ -108,14 +121,24 @@ impl PostgresStore {
 /// Runs `attempt` (one whole transaction) until it succeeds, fails for a reason other than a serialization
 /// failure or deadlock, or [`MAX_ATTEMPTS`] runs are spent. A failed run committed nothing, so running it again
 /// is safe; a final concurrency failure is reported as `Unavailable` (503 and `Retry-After` upstream).
-async fn retry<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
+///
+/// An attempt that takes longer than `deadline` is abandoned and answered `Unavailable`: the database or the
+/// network to it hangs. (If its `COMMIT` had already been sent, the change may still land; the caller then
+/// sees 503 for a change that happened, as when an answer is lost on the way to the client.)
+async fn retry<T, F, Fut>(deadline: Duration, mut attempt: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, sqlx::Error>>,
 {
     let mut n = 1;
     loop {
-        match attempt().await {
+        let Ok(result) = tokio::time::timeout(deadline, attempt()).await else {
+            return Err(StoreError::Unavailable(format!(
+                "no answer from the database within {} ms",
+                deadline.as_millis()
+            )));
+        };
+        match result {
             Ok(v) => return Ok(v),
             Err(e) if n < MAX_ATTEMPTS && is_retryable(&e) => {
                 tracing::debug!(attempt = n, error = %e, "retrying transaction after a concurrency failure");

@@ -4,10 +4,18 @@
 //! built on it survives power loss. Writes go through one connection (SQLite allows one writer at a time; a
 //! single connection avoids `SQLITE_BUSY` upgrade deadlocks between our own connections); reads use a pool.
 //! Single-use transitions are conditional `UPDATE … WHERE used_at IS NULL` statements inside one transaction.
+//!
+//! The hot writes (registration, codes, redemption, rotation, revocation, sessions) go through
+//! [`group_commit`]: concurrent writes share one transaction and one fsync, each in its own savepoint, and
+//! every caller is answered only after the shared `COMMIT`. The rare writes (admin commands, key rotation,
+//! purge) use the writer connection directly.
+
+mod group_commit;
 
 use crate::error::map;
 use crate::StoreOptions;
 use async_trait::async_trait;
+use group_commit::{op, GroupCommit};
 use portcullis_authz::secret::{Secret, TokenHash};
 use portcullis_authz::store::*;
 use sqlx::sqlite::{
@@ -23,6 +31,7 @@ use std::time::Duration;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    group: GroupCommit,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -55,7 +64,12 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await
             .map_err(map)?;
-        Ok(Self { writer, reader })
+        let group = GroupCommit::start(writer.clone());
+        Ok(Self {
+            writer,
+            reader,
+            group,
+        })
     }
 
     /// Closes both pools.
@@ -158,14 +172,19 @@ async fn revoke_grants_where(
 #[async_trait]
 impl ClientStore for SqliteStore {
     async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO clients (client_id, secret_hash, metadata, created_at) VALUES (?, ?, ?, ?)")
-            .bind(&c.client_id)
-            .bind(c.secret_hash.as_ref().map(TokenHash::as_str))
-            .bind(&c.metadata_json)
-            .bind(c.created_at)
-            .execute(&self.writer)
-            .await
-            .map_err(map)?;
+        let c = c.clone();
+        self.group.run(op(move |conn| Box::pin(async move {
+            let sql = "INSERT INTO clients (client_id, secret_hash, metadata, created_at) VALUES (?, ?, ?, ?)";
+            Ok(sqlx::query(sql)
+                .bind(&c.client_id)
+                .bind(c.secret_hash.as_ref().map(TokenHash::as_str))
+                .bind(&c.metadata_json)
+                .bind(c.created_at)
+                .execute(conn)
+                .await?
+                .rows_affected())
+        })))
+        .await?;
         Ok(())
     }
 
@@ -284,15 +303,20 @@ impl UserStore for SqliteStore {
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf_key, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(s.id_hash.as_str())
-            .bind(&s.user_id)
-            .bind(s.csrf_key.expose())
-            .bind(s.created_at)
-            .bind(s.expires_at)
-            .execute(&self.writer)
-            .await
-            .map_err(map)?;
+        let s = s.clone();
+        self.group.run(op(move |conn| Box::pin(async move {
+            let sql = "INSERT INTO sessions (id_hash, user_id, csrf_key, created_at, expires_at) VALUES (?, ?, ?, ?, ?)";
+            Ok(sqlx::query(sql)
+                .bind(s.id_hash.as_str())
+                .bind(&s.user_id)
+                .bind(s.csrf_key.expose())
+                .bind(s.created_at)
+                .bind(s.expires_at)
+                .execute(conn)
+                .await?
+                .rows_affected())
+        })))
+        .await?;
         Ok(())
     }
 
@@ -362,22 +386,25 @@ impl SessionStore for SqliteStore {
 #[async_trait]
 impl GrantStore for SqliteStore {
     async fn insert_code(&self, c: &CodeRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, code_challenge, scope, resource, \
-             created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(c.code_hash.as_str())
-        .bind(&c.client_id)
-        .bind(&c.user_id)
-        .bind(&c.redirect_uri)
-        .bind(&c.code_challenge)
-        .bind(&c.scope)
-        .bind(&c.resource)
-        .bind(c.created_at)
-        .bind(c.expires_at)
-        .execute(&self.writer)
-        .await
-        .map_err(map)?;
+        let c = c.clone();
+        self.group.run(op(move |conn| Box::pin(async move {
+            let sql = "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, code_challenge, \
+                       scope, resource, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+            Ok(sqlx::query(sql)
+                .bind(c.code_hash.as_str())
+                .bind(&c.client_id)
+                .bind(&c.user_id)
+                .bind(&c.redirect_uri)
+                .bind(&c.code_challenge)
+                .bind(&c.scope)
+                .bind(&c.resource)
+                .bind(c.created_at)
+                .bind(c.expires_at)
+                .execute(conn)
+                .await?
+                .rows_affected())
+        })))
+        .await?;
         Ok(())
     }
 
@@ -397,38 +424,39 @@ impl GrantStore for SqliteStore {
         g: &GrantRecord,
         refresh: Option<&RefreshRecord>,
     ) -> Result<Transition, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map)?;
-        let won = sqlx::query("UPDATE authorization_codes SET used_at = ?, grant_id = ? WHERE code_hash = ? AND used_at IS NULL")
-            .bind(now)
+        let (code_hash, g, refresh) = (code_hash.clone(), g.clone(), refresh.cloned());
+        let won = self.group.run(op(move |conn| Box::pin(async move {
+            let sql = "UPDATE authorization_codes SET used_at = ?, grant_id = ? WHERE code_hash = ? AND used_at IS NULL";
+            let won = sqlx::query(sql)
+                .bind(now)
+                .bind(&g.id)
+                .bind(code_hash.as_str())
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                == 1;
+            if !won {
+                return Ok(0);
+            }
+            sqlx::query(
+                "INSERT INTO grants (id, client_id, user_id, scope, resource, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
             .bind(&g.id)
-            .bind(code_hash.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?
-            .rows_affected()
-            == 1;
-        if !won {
-            tx.rollback().await.map_err(map)?;
-            return Ok(Transition::AlreadyUsed);
-        }
-        sqlx::query(
-            "INSERT INTO grants (id, client_id, user_id, scope, resource, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&g.id)
-        .bind(&g.client_id)
-        .bind(&g.user_id)
-        .bind(&g.scope)
-        .bind(&g.resource)
-        .bind(g.created_at)
-        .bind(g.expires_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(map)?;
-        if let Some(r) = refresh {
-            insert_refresh(&mut tx, r).await.map_err(map)?;
-        }
-        tx.commit().await.map_err(map)?;
-        Ok(Transition::Won)
+            .bind(&g.client_id)
+            .bind(&g.user_id)
+            .bind(&g.scope)
+            .bind(&g.resource)
+            .bind(g.created_at)
+            .bind(g.expires_at)
+            .execute(&mut *conn)
+            .await?;
+            if let Some(r) = &refresh {
+                insert_refresh(conn, r).await?;
+            }
+            Ok(1)
+        })))
+        .await?;
+        Ok(transition(won))
     }
 
     async fn revoke_grant_of_code(
@@ -480,57 +508,76 @@ impl GrantStore for SqliteStore {
         now: i64,
         new: &RefreshRecord,
     ) -> Result<Transition, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map)?;
-        let won = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL \
-             AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL)",
-        )
-        .bind(now)
-        .bind(old.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(map)?
-        .rows_affected()
-            == 1;
-        if !won {
-            tx.rollback().await.map_err(map)?;
-            return Ok(Transition::AlreadyUsed);
-        }
-        insert_refresh(&mut tx, new).await.map_err(map)?;
-        tx.commit().await.map_err(map)?;
-        Ok(Transition::Won)
+        let (old, new) = (old.clone(), new.clone());
+        let won = self.group.run(op(move |conn| Box::pin(async move {
+            let won = sqlx::query(
+                "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL \
+                 AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL)",
+            )
+            .bind(now)
+            .bind(old.as_str())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+                == 1;
+            if !won {
+                return Ok(0);
+            }
+            insert_refresh(conn, &new).await?;
+            Ok(1)
+        })))
+        .await?;
+        Ok(transition(won))
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: i64, exp: i64) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map)?;
-        let n = sqlx::query("UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(now)
-            .bind(grant_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?
-            .rows_affected();
-        if n == 1 {
-            sqlx::query("INSERT INTO revocations (kind, value, expires_at) VALUES (?, ?, ?)")
-                .bind(GRANT_REVOCATION)
-                .bind(grant_id)
-                .bind(exp)
-                .execute(&mut *tx)
-                .await
-                .map_err(map)?;
-        }
-        tx.commit().await.map_err(map)?;
+        let grant_id = grant_id.to_owned();
+        let n = self
+            .group
+            .run(op(move |conn| {
+                Box::pin(async move {
+                    let n = sqlx::query(
+                        "UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                    )
+                    .bind(now)
+                    .bind(&grant_id)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    if n == 1 {
+                        sqlx::query(
+                            "INSERT INTO revocations (kind, value, expires_at) VALUES (?, ?, ?)",
+                        )
+                        .bind(GRANT_REVOCATION)
+                        .bind(&grant_id)
+                        .bind(exp)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Ok(n)
+                })
+            }))
+            .await?;
         Ok(n == 1)
     }
 
     async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO revocations (kind, value, expires_at) VALUES (?, ?, ?)")
-            .bind(ACCESS_REVOCATION)
-            .bind(jti)
-            .bind(expires_at)
-            .execute(&self.writer)
-            .await
-            .map_err(map)?;
+        let jti = jti.to_owned();
+        self.group
+            .run(op(move |conn| {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                        "INSERT INTO revocations (kind, value, expires_at) VALUES (?, ?, ?)",
+                    )
+                    .bind(ACCESS_REVOCATION)
+                    .bind(&jti)
+                    .bind(expires_at)
+                    .execute(conn)
+                    .await?
+                    .rows_affected())
+                })
+            }))
+            .await?;
         Ok(())
     }
 
@@ -584,6 +631,7 @@ impl GrantStore for SqliteStore {
             ("DELETE FROM grants WHERE expires_at < ?", now),
             ("DELETE FROM sessions WHERE expires_at < ?", now),
             ("DELETE FROM revocations WHERE expires_at < ?", now),
+            ("DELETE FROM rate_limits WHERE expires_at < ?", now),
             (
                 "DELETE FROM signing_keys WHERE active = 0 AND publish_until < ?",
                 now,
@@ -598,6 +646,15 @@ impl GrantStore for SqliteStore {
         }
         tx.commit().await.map_err(map)?;
         Ok(n)
+    }
+}
+
+/// `Won` when the conditional update matched (the op answered 1).
+fn transition(won: u64) -> Transition {
+    if won == 1 {
+        Transition::Won
+    } else {
+        Transition::AlreadyUsed
     }
 }
 
@@ -671,6 +728,46 @@ impl HealthStore for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.reader)
+            .await
+            .map_err(map)?;
+        Ok(())
+    }
+}
+
+/// Login throttling counters: one upsert per event on the writer connection (failed logins are rare, so they
+/// stay out of the group commit).
+#[async_trait]
+impl RateLimitStore for SqliteStore {
+    async fn hit(&self, key: &str, window_start: i64, expires_at: i64) -> Result<u32, StoreError> {
+        let hits: i64 = sqlx::query_scalar(
+            "INSERT INTO rate_limits (limit_key, window_start, hits, expires_at) VALUES (?, ?, 1, ?) \
+             ON CONFLICT (limit_key, window_start) DO UPDATE SET hits = hits + 1 RETURNING hits",
+        )
+        .bind(key)
+        .bind(window_start)
+        .bind(expires_at)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(map)?;
+        Ok(u32::try_from(hits).unwrap_or(u32::MAX))
+    }
+
+    async fn hits(&self, key: &str, window_start: i64) -> Result<u32, StoreError> {
+        let hits: Option<i64> = sqlx::query_scalar(
+            "SELECT hits FROM rate_limits WHERE limit_key = ? AND window_start = ?",
+        )
+        .bind(key)
+        .bind(window_start)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map)?;
+        Ok(hits.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
+    async fn clear_hits(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM rate_limits WHERE limit_key = ?")
+            .bind(key)
+            .execute(&self.writer)
             .await
             .map_err(map)?;
         Ok(())

@@ -3,79 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::support::{auto_browser, bin, start, Server, PASSWORD, USER};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-
-const USER: &str = "alice";
-const PASSWORD: &str = "correct horse battery staple";
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_portcullis")
-}
-
-fn auto_browser() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/support/auto_browser.py")
-        .canonicalize()
-        .unwrap()
-}
-
-struct Server {
-    child: Child,
-    mcp: String,
-    _dir: tempfile::TempDir,
-    home: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("portcullis.db").display());
-    let mut add = Command::new(bin())
-        .args(["user", "add", USER, "--password-stdin", "--database", &db])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(PASSWORD.as_bytes())
-        .unwrap();
-    assert!(add.wait().unwrap().success(), "user add failed");
-    let mut child = Command::new(bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--database", &db])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.split("listening on ").nth(1) {
-                let _ = tx.send(url.trim().to_owned());
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server did not print `listening on`");
-    Server {
-        child,
-        mcp: format!("{}/mcp", base.trim_end_matches('/')),
-        _dir: dir,
-        home: tempfile::tempdir().unwrap(),
-    }
-}
 
 fn client(s: &Server, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(bin());

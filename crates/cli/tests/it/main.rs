@@ -1,1 +1,12 @@
+mod browser;
+mod cimd;
 mod client_flow;
+mod cors;
+mod crash;
+mod gateway;
+mod instances;
+mod multi_instance;
+mod negative;
+mod security;
+mod seed_flow;
+mod support;

@@ -11,7 +11,7 @@ use sqlx::Row;
 impl ClientStore for PostgresStore {
     async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             sqlx::query(
                 "INSERT INTO clients (client_id, secret_hash, metadata, created_at) VALUES ($1, $2, $3, $4)",
             )
@@ -28,7 +28,7 @@ impl ClientStore for PostgresStore {
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             sqlx::query(&format!(
                 "SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1"
             ))
@@ -44,7 +44,7 @@ impl ClientStore for PostgresStore {
 
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             sqlx::query(&format!(
                 "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id"
             ))
@@ -59,7 +59,7 @@ impl ClientStore for PostgresStore {
 
     async fn delete_client(&self, client_id: &str, now: i64, exp: i64) -> Result<bool, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             let mut tx = pool.begin().await?;
             revoke_grants_of(&mut tx, GrantOwner::Client(client_id), now, exp).await?;
             let n = sqlx::query("DELETE FROM clients WHERE client_id = $1")
@@ -78,7 +78,7 @@ impl ClientStore for PostgresStore {
 impl UserStore for PostgresStore {
     async fn insert_user(&self, u: &UserRecord) -> Result<(), StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             sqlx::query(
                 "INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, $3, $4)",
             )
@@ -95,7 +95,7 @@ impl UserStore for PostgresStore {
 
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             sqlx::query(&format!(
                 "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
             ))
@@ -111,7 +111,7 @@ impl UserStore for PostgresStore {
 
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             sqlx::query(&format!(
                 "SELECT {USER_COLUMNS} FROM users ORDER BY username"
             ))
@@ -126,7 +126,7 @@ impl UserStore for PostgresStore {
 
     async fn delete_user(&self, username: &str, now: i64, exp: i64) -> Result<bool, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             let mut tx = pool.begin().await?;
             // Locks the user first, so a concurrent delete of the same user waits instead of revoking twice.
             let id: Option<String> =
@@ -148,7 +148,7 @@ impl UserStore for PostgresStore {
 
     async fn set_password(&self, username: &str, hash: &str) -> Result<bool, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             let mut tx = pool.begin().await?;
             let id: Option<String> = sqlx::query_scalar(
                 "UPDATE users SET password_hash = $1 WHERE username = $2 RETURNING id",
@@ -170,7 +170,7 @@ impl UserStore for PostgresStore {
 
     async fn count_users(&self) -> Result<i64, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             sqlx::query_scalar("SELECT COUNT(*) FROM users")
                 .fetch_one(pool)
                 .await
@@ -183,7 +183,7 @@ impl UserStore for PostgresStore {
 impl SessionStore for PostgresStore {
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             sqlx::query(
                 "INSERT INTO sessions (id_hash, user_id, csrf_key, created_at, expires_at) \
                  VALUES ($1, $2, $3, $4, $5)",
@@ -206,7 +206,7 @@ impl SessionStore for PostgresStore {
         now: i64,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             let row = sqlx::query(
                 "SELECT s.id_hash, s.user_id, s.csrf_key, s.created_at, s.expires_at, u.username \
                  FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1 AND s.expires_at > $2",
@@ -232,7 +232,7 @@ impl SessionStore for PostgresStore {
 
     async fn delete_session(&self, id_hash: &TokenHash) -> Result<(), StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
                 .bind(id_hash.as_str())
                 .execute(pool)
@@ -244,7 +244,7 @@ impl SessionStore for PostgresStore {
 
     async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             sqlx::query_scalar("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
                 .bind(user_id)
                 .bind(client_id)
@@ -262,7 +262,7 @@ impl SessionStore for PostgresStore {
         now: i64,
     ) -> Result<(), StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             sqlx::query(
                 "INSERT INTO consents (user_id, client_id, scope, updated_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at",

@@ -13,7 +13,7 @@ use sqlx::Row;
 impl GrantStore for PostgresStore {
     async fn insert_code(&self, c: &CodeRecord) -> Result<(), StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             sqlx::query(
                 "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, code_challenge, \
                  scope, resource, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -36,7 +36,7 @@ impl GrantStore for PostgresStore {
 
     async fn code(&self, code_hash: &TokenHash) -> Result<Option<CodeRecord>, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             sqlx::query(&format!(
                 "SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = $1"
             ))
@@ -58,7 +58,7 @@ impl GrantStore for PostgresStore {
         refresh: Option<&RefreshRecord>,
     ) -> Result<Transition, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             let mut tx = pool.begin().await?;
             // The single-use step. Concurrent redeemers queue on this row's lock; when the holder commits, each
             // re-checks `used_at IS NULL` against the committed row and updates nothing (see the module doc).
@@ -107,7 +107,7 @@ impl GrantStore for PostgresStore {
         exp: i64,
     ) -> Result<Option<String>, StoreError> {
         let pool = &self.pool;
-        let gid: Option<Option<String>> = retry(|| async move {
+        let gid: Option<Option<String>> = retry(self.deadline, || async move {
             sqlx::query_scalar("SELECT grant_id FROM authorization_codes WHERE code_hash = $1")
                 .bind(code_hash.as_str())
                 .fetch_optional(pool)
@@ -126,7 +126,7 @@ impl GrantStore for PostgresStore {
         token_hash: &TokenHash,
     ) -> Result<Option<(RefreshRecord, GrantRecord)>, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             let row = sqlx::query(
                 "SELECT r.token_hash, r.grant_id, r.created_at AS r_created_at, r.expires_at AS r_expires_at, \
                  r.used_at, g.id, g.client_id, g.user_id, g.scope, g.resource, g.created_at, g.expires_at, \
@@ -157,7 +157,7 @@ impl GrantStore for PostgresStore {
         new: &RefreshRecord,
     ) -> Result<Transition, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             let mut tx = pool.begin().await?;
             // Lock the family's grant first. Rotations of one family and its revocation (`revoke_grant`
             // updates this row) then happen one at a time, in the same order on every instance: a rotation
@@ -200,7 +200,7 @@ impl GrantStore for PostgresStore {
 
     async fn revoke_grant(&self, grant_id: &str, now: i64, exp: i64) -> Result<bool, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             let mut tx = pool.begin().await?;
             let n = sqlx::query(
                 "UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
@@ -221,7 +221,7 @@ impl GrantStore for PostgresStore {
 
     async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             let mut tx = pool.begin().await?;
             insert_revocations(&mut tx, ACCESS_REVOCATION, &[jti.to_owned()], expires_at).await?;
             tx.commit().await?;
@@ -236,7 +236,7 @@ impl GrantStore for PostgresStore {
         now: i64,
     ) -> Result<Vec<RevocationRecord>, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             let rows = sqlx::query(
                 "SELECT seq, kind, value, expires_at FROM revocations \
                  WHERE seq > $1 AND expires_at > $2 ORDER BY seq LIMIT 10000",
@@ -265,7 +265,7 @@ impl GrantStore for PostgresStore {
 
     async fn grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             sqlx::query(&format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = $1"))
                 .bind(grant_id)
                 .fetch_optional(pool)
@@ -279,7 +279,7 @@ impl GrantStore for PostgresStore {
 
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             let mut tx = pool.begin().await?;
             let mut n = 0;
             // Codes are kept an hour past expiry so a late replay is still recognised as reuse. Deleting
@@ -293,6 +293,7 @@ impl GrantStore for PostgresStore {
                 ("DELETE FROM grants WHERE expires_at < $1", now),
                 ("DELETE FROM sessions WHERE expires_at < $1", now),
                 ("DELETE FROM revocations WHERE expires_at < $1", now),
+                ("DELETE FROM rate_limits WHERE expires_at < $1", now),
                 (
                     "DELETE FROM signing_keys WHERE NOT active AND publish_until < $1",
                     now,

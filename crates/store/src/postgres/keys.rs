@@ -9,7 +9,7 @@ use portcullis_authz::store::*;
 impl KeyStore for PostgresStore {
     async fn signing_keys(&self, now: i64) -> Result<Vec<SigningKeyRecord>, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             sqlx::query(&format!(
                 "SELECT {KEY_COLUMNS} FROM signing_keys WHERE active OR publish_until > $1 ORDER BY created_at, kid"
             ))
@@ -25,7 +25,7 @@ impl KeyStore for PostgresStore {
 
     async fn insert_first_key(&self, k: &SigningKeyRecord) -> Result<bool, StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             // Instances starting together on an empty database all pass the `NOT EXISTS` (each statement sees
             // only committed rows), then meet in the partial unique index `signing_keys_one_active`: the
             // first insert wins, the others wait for it to commit and then hit the conflict, which
@@ -65,7 +65,7 @@ impl KeyStore for PostgresStore {
 impl PostgresStore {
     async fn rotate_key_once(&self, k: &SigningKeyRecord, until: i64) -> Result<(), StoreError> {
         let pool = &self.pool;
-        retry(|| async move {
+        retry(self.deadline, || async move {
             let mut tx = pool.begin().await?;
             // Serialise rotations: a second rotator waits here for the first to commit. Its next statement
             // then runs on a fresh snapshot, sees the first rotator's new key as the active one and retires

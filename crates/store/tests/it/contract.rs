@@ -383,3 +383,35 @@ pub(crate) async fn purge(s: Arc<dyn Storage>) {
     assert_eq!((keys[0].kid.as_str(), keys[0].active), ("k2", true));
     assert_eq!(s.purge_expired(NOW + 60 + 3601).await.unwrap(), 0);
 }
+
+pub(crate) async fn rate_limits(s: Arc<dyn Storage>) {
+    assert_eq!(s.hits("k", NOW).await.unwrap(), 0);
+    assert_eq!(s.hit("k", NOW, NOW + 60).await.unwrap(), 1);
+    assert_eq!(s.hit("k", NOW, NOW + 60).await.unwrap(), 2);
+    assert_eq!(s.hits("k", NOW).await.unwrap(), 2);
+    // Windows and keys are counted apart.
+    assert_eq!(s.hit("k", NOW + 60, NOW + 120).await.unwrap(), 1);
+    assert_eq!(s.hit("other", NOW, NOW + 60).await.unwrap(), 1);
+    // Concurrent hits are all counted.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.hit("busy", NOW, NOW + 60).await.unwrap() })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await.unwrap());
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=20).collect::<Vec<u32>>());
+    assert_eq!(s.hits("busy", NOW).await.unwrap(), 20);
+    s.clear_hits("k").await.unwrap();
+    assert_eq!(s.hits("k", NOW).await.unwrap(), 0);
+    assert_eq!(s.hits("k", NOW + 60).await.unwrap(), 0);
+    assert_eq!(s.hits("other", NOW).await.unwrap(), 1);
+    // Windows go when they expire: "other" and "busy" (NOW + 60), not before.
+    assert_eq!(s.purge_expired(NOW + 60).await.unwrap(), 0);
+    assert_eq!(s.purge_expired(NOW + 61).await.unwrap(), 2);
+    assert_eq!(s.hits("busy", NOW).await.unwrap(), 0);
+}

@@ -176,5 +176,6 @@ on_every_backend!(
     revocations,
     revocation_feed_misses_nothing,
     keys_first_start_race,
-    purge
+    purge,
+    rate_limits
 );

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Side-by-side load benchmark: Portcullis (release build, SQLite, synchronous=FULL) against a minimal
+# node-oidc-provider 9.x configured like it (bench/oidc/server.mjs), loaded with wrk and the Lua scripts in
+# bench/lua. See BENCHMARKS.md for what is measured and how to read the table.
+#
+# Usage: bench/run.sh [--smoke] [--runs N] [--duration S] [--warmup S] [--connections C] [--out FILE] [--no-build]
+#   default (full): 3 runs of 10 s per endpoint and server after a 3 s warm-up, 64 connections, table written
+#                   to bench/results/latest.md
+#   --smoke:        1 run of 2 s per endpoint and server, no warm-up, 16 connections; fails (exit 1) if any
+#                   request errors or a server dies. This is what CI runs.
+#   --no-build:     use the existing target/release/portcullis.
+# Environment: PORTCULLIS_BIN=PATH uses that binary instead (no build).
+# Loopback only; every wait is bounded; both servers and all temporary files are removed on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH="$ROOT/bench"
+RUNS=3 DURATION=10 WARMUP=3 CONNS=64 SMOKE=0 BUILD=1 OUT="$BENCH/results/latest.md"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) SMOKE=1 RUNS=1 DURATION=2 WARMUP=0 CONNS=16 OUT="" ;;
+    --runs) RUNS=$2; shift ;;
+    --duration) DURATION=$2; shift ;;
+    --warmup) WARMUP=$2; shift ;;
+    --connections) CONNS=$2; shift ;;
+    --out) OUT=$2; shift ;;
+    --no-build) BUILD=0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+THREADS=2
+[ $((CONNS % THREADS)) -eq 0 ] || { echo "--connections must be a multiple of $THREADS" >&2; exit 2; }
+
+log() { echo "bench: $*" >&2; }
+
+# --- tools -----------------------------------------------------------------------------------------------------
+if ! command -v wrk >/dev/null; then
+  log "installing wrk (Debian package)"
+  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
+fi
+command -v node >/dev/null || { log "node is required (Node 20+)"; exit 1; }
+if [ ! -d "$BENCH/node_modules/oidc-provider" ]; then
+  log "installing oidc-provider and jose into bench/node_modules (pinned by bench/package-lock.json)"
+  (cd "$BENCH" && npm ci --no-audit --no-fund --silent)
+fi
+if [ -n "${PORTCULLIS_BIN:-}" ]; then
+  # A prebuilt binary (CI's smoke uses the debug build it already has: the smoke checks that the benchmark
+  # works, not how fast the binary is).
+  BIN="$PORTCULLIS_BIN"
+  log "using $BIN"
+else
+  if [ "$BUILD" -eq 1 ]; then
+    log "building portcullis (release)"
+    (cd "$ROOT" && cargo build --release -q -p portcullis --bin portcullis)
+  fi
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/portcullis"
+fi
+
+# Server on core 0, wrk on core 1 (when there are two cores).
+if [ "$(nproc)" -ge 2 ]; then PIN_SERVER="taskset -c 0" PIN_LOAD="taskset -c 1"; else PIN_SERVER="" PIN_LOAD=""; fi
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Waits (at most 15 s) for a "listening on http://…" line in $1; prints the URL.
+wait_listening() {
+  local file=$1 pid=$2
+  for _ in $(seq 150); do
+    local url
+    url=$(grep -o 'listening on http://[0-9.:]*' "$file" 2>/dev/null | head -1 | cut -d' ' -f3 || true)
+    [ -n "$url" ] && { echo "$url"; return 0; }
+    kill -0 "$pid" 2>/dev/null || { log "server exited: $(tail -5 "$file")"; return 1; }
+    sleep 0.1
+  done
+  log "server did not start in 15 s"; return 1
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
+
+# --- Portcullis ------------------------------------------------------------------------------------------------
+DB="$WORK/portcullis.db"
+export BENCH_USER=bench BENCH_PASSWORD=bench-password-1
+printf %s "$BENCH_PASSWORD" | "$BIN" user add "$BENCH_USER" --password-stdin --database "sqlite://$DB" >/dev/null 2>&1
+start_portcullis() {
+  # shellcheck disable=SC2086
+  RUST_LOG=warn $PIN_SERVER "$BIN" serve --listen 127.0.0.1:0 --database "sqlite://$DB" \
+    --register-per-ip-per-hour 0 >"$WORK/portcullis.out" 2>"$WORK/portcullis.err" &
+  P_PID=$!
+  PIDS+=("$P_PID")
+}
+# First start creates the signing key; the second one, on the existing database, is the start-up we time.
+start_portcullis
+P_URL=$(wait_listening "$WORK/portcullis.out" "$P_PID")
+kill "$P_PID"; wait "$P_PID" 2>/dev/null || true
+T0=$(date +%s%N)
+start_portcullis
+P_URL=$(wait_listening "$WORK/portcullis.out" "$P_PID")
+READY_MS=""
+for _ in $(seq 500); do
+  if curl -fsS -o /dev/null "$P_URL/readyz" 2>/dev/null; then READY_MS=$((($(date +%s%N) - T0) / 1000000)); break; fi
+  sleep 0.005
+done
+[ -n "$READY_MS" ] || { log "portcullis never became ready"; exit 1; }
+sleep 0.5
+P_IDLE_KIB=$(rss_kib "$P_PID" VmRSS)
+log "portcullis at $P_URL (ready ${READY_MS} ms after exec, idle RSS ${P_IDLE_KIB} KiB)"
+
+# --- node-oidc-provider ----------------------------------------------------------------------------------------
+N_PORT=$(free_port)
+# shellcheck disable=SC2086
+$PIN_SERVER node "$BENCH/oidc/server.mjs" "$N_PORT" >"$WORK/oidc.out" 2>"$WORK/oidc.err" &
+N_PID=$!
+PIDS+=("$N_PID")
+N_URL=$(wait_listening "$WORK/oidc.out" "$N_PID")
+sleep 0.5
+N_IDLE_KIB=$(rss_kib "$N_PID" VmRSS)
+log "oidc-provider at $N_URL (idle RSS ${N_IDLE_KIB} KiB)"
+
+# --- load ------------------------------------------------------------------------------------------------------
+export BENCH_LUA_DIR="$BENCH/lua" BENCH_CONNS_PER_THREAD=$((CONNS / THREADS))
+RESULTS="$WORK/results.tsv"
+printf 'endpoint\tserver\trun\trps\tp50_us\tp99_us\terrors\tcpu_pct\tpeak_rss_kib\trequests\n' >"$RESULTS"
+FAILED=0
+
+# mint KIND URL DIR: a client, one refresh token per connection, two access tokens (MCP, revocation).
+mint() {
+  python3 "$BENCH/mint_tokens.py" "$1" "$2" $((CONNS + THREADS)) "$3" >/dev/null
+  cp "$3/access.txt" "$3/mcp_access.txt"
+  python3 "$BENCH/mint_tokens.py" "$1" "$2" 1 "$3/rv" >/dev/null
+  cp "$3/rv/access.txt" "$3/revoke_access.txt"
+  head -1 "$3/rv/refresh.txt" >"$3/revoke_refresh.txt"
+  cp "$3/rv/client_id" "$3/client_id.revoke"
+}
+
+# load ENDPOINT SERVER KIND URL PID SECONDS RUN: one wrk run; RUN "warm" is not recorded.
+load() {
+  local endpoint=$1 server=$2 kind=$3 url=$4 pid=$5 secs=$6 run=$7 dir="$WORK/$2"
+  if [ "$endpoint" = refresh ]; then
+    # Every run needs fresh refresh tokens: tokens in flight when wrk stops are spent.
+    mint "$kind" "$url" "$dir"
+  fi
+  # shellcheck disable=SC1091
+  set -a; . "$dir/endpoints.env"; set +a
+  export BENCH_DIR="$dir"
+  cp "$dir/mcp_access.txt" "$dir/access.txt"
+  local script=$endpoint
+  case "$endpoint" in
+    revoke) script=revoke BENCH_REVOKE_HINT=refresh_token ;;
+    revoke_jwt) script=revoke BENCH_REVOKE_HINT=access_token ;;
+  esac
+  export BENCH_REVOKE_HINT
+  local c0 out
+  c0=$(cpu_ticks "$pid")
+  # shellcheck disable=SC2086
+  out=$($PIN_LOAD timeout $((secs + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --timeout 5s \
+    -s "$BENCH/lua/$script.lua" "$url" 2>&1) || { log "wrk failed: $out"; FAILED=1; return; }
+  local c1 line
+  c1=$(cpu_ticks "$pid")
+  if ! kill -0 "$pid" 2>/dev/null; then log "$server died during $endpoint"; FAILED=1; return; fi
+  line=$(echo "$out" | grep '^RESULT ' || true)
+  [ -n "$line" ] || { log "no result from wrk: $out"; FAILED=1; return; }
+  eval "$(echo "${line#RESULT }" | tr ' ' '\n' | sed 's/^/local r_/')"
+  local errs=$((r_errors + r_status_errors))
+  local rps cpu
+  rps=$(awk -v n="$r_requests" -v us="$r_duration_us" 'BEGIN {printf "%.0f", n / (us / 1e6)}')
+  cpu=$(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v us="$r_duration_us" 'BEGIN {printf "%.0f", 100 * t / hz / (us / 1e6)}')
+  log "$endpoint $server run $run: $rps req/s p50 ${r_p50_us} us p99 ${r_p99_us} us errors $errs cpu ${cpu}%"
+  if [ "$r_requests" -eq 0 ]; then log "$endpoint on $server: no request completed"; FAILED=1; fi
+  if [ "$errs" -gt 0 ]; then
+    # The smoke fails on any error; a full run reports them in the table (e.g. wrk's 5 s timeout).
+    log "$endpoint on $server: $errs errors in $r_requests requests: $(echo "$out" | grep -v '^RESULT' | grep -i 'revoke:\|error' | head -3)"
+    [ "$SMOKE" -eq 1 ] && FAILED=1
+  fi
+  [ "$run" = warm ] && return
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$endpoint" "$server" "$run" "$rps" "$r_p50_us" "$r_p99_us" \
+    "$errs" "$cpu" "$(rss_kib "$pid" VmHWM)" "$r_requests" >>"$RESULTS"
+}
+
+mint portcullis "$P_URL" "$WORK/portcullis"
+mint oidc "$N_URL" "$WORK/oidc-provider"
+CHECKS=0
+for endpoint in metadata dcr mcp refresh revoke revoke_jwt; do
+  for spec in "portcullis portcullis $P_URL $P_PID" "oidc-provider oidc $N_URL $N_PID"; do
+    # oidc-provider cannot revoke JWT access tokens (unsupported_token_type): that row is Portcullis only.
+    [ "$endpoint" = revoke_jwt ] && [ "${spec%% *}" = oidc-provider ] && continue
+    CHECKS=$((CHECKS + 1))
+    # shellcheck disable=SC2086
+    set -- $spec
+    [ "$WARMUP" -gt 0 ] && load "$endpoint" "$1" "$2" "$3" "$4" "$WARMUP" warm
+    for run in $(seq "$RUNS"); do load "$endpoint" "$1" "$2" "$3" "$4" "$DURATION" "$run"; done
+  done
+done
+
+for spec in "portcullis $P_PID" "oidc-provider $N_PID"; do
+  # shellcheck disable=SC2086
+  set -- $spec
+  kill -0 "$2" 2>/dev/null || { log "$1 is not running at the end"; FAILED=1; }
+done
+
+if [ -n "$OUT" ]; then
+  python3 "$BENCH/report.py" "$RESULTS" --ready-ms "$READY_MS" --idle-kib "portcullis=$P_IDLE_KIB" \
+    --idle-kib "oidc-provider=$N_IDLE_KIB" --runs "$RUNS" --duration "$DURATION" --connections "$CONNS" >"$OUT"
+  log "table written to $OUT"
+  cat "$OUT"
+fi
+if [ "$FAILED" -ne 0 ]; then log "FAILED"; exit 1; fi
+if [ "$SMOKE" -eq 1 ]; then echo "bench smoke: $CHECKS passed, 0 failed"; fi
+log "ok"

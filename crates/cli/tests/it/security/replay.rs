@@ -1,0 +1,224 @@
+//! Replays, races and cross-client use of codes and refresh tokens, and scope/resource widening. Rules:
+//! security notes "/authorize" (codes single use and bound to client) and "/token" (refresh bound to its
+//! client, exactly one of concurrent refreshes wins, no widening, RFC 7009 revocation never touches another
+//! client's tokens); RFC 6749 §4.1.2, §6, §10.5; OAuth 2.1 §4.3.1; RFC 8707 §2.2; RFC 9700 §4.14; incident:
+//! Keycloak CVE-2026-1035 (refresh-token reuse race).
+
+use crate::support::{self, mcp_status, pkce, post_form, refresh, Server, Tokens, SEED_REDIRECT};
+use reqwest::StatusCode;
+
+/// Runs `n` copies of `f` at once and returns their statuses.
+async fn race<F, Fut>(n: usize, f: F) -> Vec<StatusCode>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = StatusCode> + Send + 'static,
+{
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let fut = f();
+        let b = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            b.wait().await;
+            fut.await
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+/// Rule: codes are single use, also under a race — 20 parallel redemptions of one code give exactly one 200,
+/// the rest `invalid_grant`, never a 5xx (RFC 6749 §4.1.2; security notes "Robustness": one transaction).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_code_redemptions_yield_exactly_one_token() {
+    let s = std::sync::Arc::new(support::start());
+    let client = support::register_public(&s).await;
+    let p = pkce();
+    let code = support::code_for(&s, &client, &p, "&state=x").await;
+    let statuses = race(20, || {
+        let (s, client, code, v) = (s.clone(), client.clone(), code.clone(), p.verifier.clone());
+        async move { support::exchange(&s, &client, &code, &v).await.0 }
+    })
+    .await;
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(ok, 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST),
+        "{statuses:?}"
+    );
+}
+
+/// Rule: exactly one of many concurrent refreshes of the same token succeeds (security notes "/token";
+/// Keycloak CVE-2026-1035).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refreshes_yield_exactly_one_token() {
+    let s = std::sync::Arc::new(support::start());
+    let t = support::grant(&s, "&state=x").await;
+    let statuses = race(20, || {
+        let (s, client, rt) = (s.clone(), t.client_id.clone(), t.refresh.clone());
+        async move { refresh(&s, &client, &rt).await.0 }
+    })
+    .await;
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(ok, 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST),
+        "{statuses:?}"
+    );
+}
+
+/// Rule: a code is bound to the client it was issued to — another client cannot redeem it, even with the
+/// right verifier and redirect URI (RFC 6749 §4.1.3, §10.5; security notes "/authorize").
+#[tokio::test]
+async fn another_client_cannot_redeem_a_code() {
+    let s = support::start();
+    let victim = support::register_public(&s).await;
+    let attacker = support::register_public(&s).await;
+    let p = pkce();
+    let code = support::code_for(&s, &victim, &p, "&state=x").await;
+    let (status, body) = support::exchange(&s, &attacker, &code, &p.verifier).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert!(body.get("access_token").is_none());
+}
+
+/// Rule: a refresh token is bound to its client — another client's refresh is `invalid_grant` (RFC 6749 §6;
+/// OAuth 2.1 §4.3.1; security notes "/token").
+#[tokio::test]
+async fn another_client_cannot_use_a_refresh_token() {
+    let s = support::start();
+    let victim = support::grant(&s, "&state=x").await;
+    let attacker = support::register_public(&s).await;
+    let (status, body) = refresh(&s, &attacker, &victim.refresh).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+}
+
+/// Rule: revoking one client's token never touches another's — RFC 7009 §2.1 (the server checks the token
+/// was issued to the requesting client) and §2.2 (200 anyway, so nothing is learned).
+#[tokio::test]
+async fn revoking_another_clients_tokens_has_no_effect() {
+    let s = support::start();
+    let victim: Tokens = support::grant(&s, "&state=x").await;
+    let attacker = support::register_public(&s).await;
+    for (token, hint) in [
+        (&victim.refresh, "refresh_token"),
+        (&victim.access, "access_token"),
+    ] {
+        let (status, _, body) = post_form(
+            &s,
+            "/revoke",
+            &[
+                ("token", token.as_str()),
+                ("token_type_hint", hint),
+                ("client_id", &attacker),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "RFC 7009 §2.2 answers 200: {body}");
+    }
+    // Give a revocation the time it would need to reach the endpoint (revocation sync is 1 s).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(mcp_status(&s, &victim.access).await, StatusCode::OK);
+    let (status, body) = refresh(&s, &victim.client_id, &victim.refresh).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the victim's refresh token was revoked: {body}"
+    );
+}
+
+/// Rule: no widening of scope on refresh — asking for more than the grant is `invalid_scope`
+/// (RFC 6749 §6; security notes "/token").
+#[tokio::test]
+async fn refresh_cannot_widen_scope() {
+    let s = support::start();
+    let t = support::grant(&s, "&state=x&scope=mcp%3Atools").await;
+    for scope in ["mcp:tools mcp:admin", "mcp:admin", "mcp:tools' OR 1=1 --"] {
+        let (status, _, body) = post_form(
+            &s,
+            "/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &t.refresh),
+                ("client_id", &t.client_id),
+                ("scope", scope),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{scope}: {body}");
+        assert_eq!(body["error"], "invalid_scope", "{scope}: {body}");
+    }
+}
+
+/// Rule: `resource` is the token's audience; a resource other than the MCP endpoint is `invalid_target`, at the
+/// code exchange and on refresh (RFC 8707 §2, §2.2; security notes "/token").
+#[tokio::test]
+async fn resource_other_than_the_mcp_url_is_invalid_target() {
+    let s = support::start();
+    let client = support::register_public(&s).await;
+    let p = pkce();
+    let code = support::code_for(&s, &client, &p, "&state=x").await;
+    let evil = [
+        "https://evil.example/mcp",
+        &format!("{}/", s.mcp),
+        &format!("{}x", s.mcp),
+        "' OR 1=1 --",
+    ];
+    for resource in evil {
+        let (status, _, body) = post_form(
+            &s,
+            "/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", SEED_REDIRECT),
+                ("client_id", &client),
+                ("code_verifier", &p.verifier),
+                ("resource", resource),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{resource}: {body}");
+        assert_eq!(body["error"], "invalid_target", "{resource}: {body}");
+    }
+    let t = support::grant(&s, "&state=y").await;
+    for resource in evil {
+        let (status, _, body) = post_form(
+            &s,
+            "/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &t.refresh),
+                ("client_id", &t.client_id),
+                ("resource", resource),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{resource}: {body}");
+        assert_eq!(body["error"], "invalid_target", "{resource}: {body}");
+    }
+}
+
+/// Rule: a resource at /authorize that is not the MCP endpoint gets no code (RFC 8707 §2: `invalid_target`).
+#[tokio::test]
+async fn authorize_with_a_foreign_resource_gets_no_code() {
+    let s: Server = support::start();
+    let client = support::register_public(&s).await;
+    let p = pkce();
+    let url = support::authorize_url(
+        &s,
+        &client,
+        &p.challenge,
+        "&state=x&resource=https%3A%2F%2Fevil.example%2Fmcp",
+    );
+    let page = super::after_login(&support::browser(), &s, &url).await;
+    super::assert_refused_without_code("foreign resource", &page, "invalid_target");
+}

@@ -1,0 +1,227 @@
+//! One request to the upstream MCP server and the mapping of its answer.
+//!
+//! Request headers are allow-listed ([`FORWARDED_REQUEST_HEADERS`]): `Authorization` (the client's token, MCP
+//! authorization "Token Passthrough"), cookies and any client-sent `X-Portcullis-*` header never reach the
+//! upstream. The gateway adds [`SUBJECT_HEADER`], [`CLIENT_ID_HEADER`] and [`SCOPE_HEADER`] from the verified
+//! token. Responses: `text/event-stream` bodies are streamed chunk by chunk as they arrive (no buffering);
+//! other bodies are read whole, within the timeout and [`GatewayConfig::max_response`](super::GatewayConfig).
+//! Upstream failures answer 502 (refused, reset, 5xx, 401/403, redirects, malformed or oversized answers) or 504
+//! (no response head, or no whole JSON body, within the timeout) with a generic JSON-RPC error body; details go
+//! to the log only.
+
+use super::{rpc_error, Gateway};
+use crate::guard::Principal;
+use crate::mcp::{SESSION_HEADER, VERSION_HEADER};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use serde_json::Value;
+
+/// The authenticated subject (`sub` of the access token), set by the gateway for the upstream.
+pub const SUBJECT_HEADER: &str = "x-portcullis-subject";
+/// The OAuth client the token was issued to (`client_id`).
+pub const CLIENT_ID_HEADER: &str = "x-portcullis-client-id";
+/// The token's granted scopes, space-separated (RFC 6749 §3.3 syntax).
+pub const SCOPE_HEADER: &str = "x-portcullis-scope";
+
+/// Request headers passed to the upstream; every other header is dropped.
+pub const FORWARDED_REQUEST_HEADERS: &[&str] = &[
+    "accept",
+    "content-type",
+    "user-agent",
+    SESSION_HEADER,
+    VERSION_HEADER,
+    "last-event-id",
+];
+
+/// Response headers passed back to the client; every other header is dropped.
+pub const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
+    "content-type",
+    "cache-control",
+    "retry-after",
+    "allow",
+    SESSION_HEADER,
+    VERSION_HEADER,
+];
+
+/// 502 with a generic JSON-RPC error.
+fn bad_gateway(id: Value) -> Response {
+    rpc_error(
+        StatusCode::BAD_GATEWAY,
+        id,
+        -32000,
+        "the upstream MCP server is unavailable or answered badly",
+    )
+}
+
+/// 504 with a generic JSON-RPC error.
+fn gateway_timeout(id: Value) -> Response {
+    rpc_error(
+        StatusCode::GATEWAY_TIMEOUT,
+        id,
+        -32000,
+        "the upstream MCP server did not answer in time",
+    )
+}
+
+/// The headers sent upstream: the allow-listed ones from the client, then the identity headers.
+fn upstream_headers(headers: &HeaderMap, p: &Principal) -> Option<HeaderMap> {
+    let mut out = HeaderMap::new();
+    for name in FORWARDED_REQUEST_HEADERS {
+        for v in headers.get_all(*name) {
+            out.append(HeaderName::from_static(name), v.clone());
+        }
+    }
+    let identity = [
+        (SUBJECT_HEADER, p.claims.sub.clone()),
+        (CLIENT_ID_HEADER, p.claims.client_id.clone()),
+        (SCOPE_HEADER, p.scope.to_string()),
+    ];
+    for (name, value) in identity {
+        out.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_str(&value).ok()?,
+        );
+    }
+    Some(out)
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Sends one request upstream and maps the answer (see the module documentation).
+pub(crate) async fn forward(
+    g: &Gateway,
+    method: Method,
+    headers: &HeaderMap,
+    p: &Principal,
+    body: Option<bytes::Bytes>,
+    id: Value,
+) -> Response {
+    let Some(client) = &g.client else {
+        return bad_gateway(id);
+    };
+    let Some(out) = upstream_headers(headers, p) else {
+        tracing::error!("identity cannot be expressed as header values");
+        return bad_gateway(id);
+    };
+    let mut req = client
+        .request(method.clone(), g.config.upstream.clone())
+        .headers(out);
+    if let Some(b) = body {
+        req = req.body(b);
+    }
+    let deadline = tokio::time::Instant::now() + g.config.timeout;
+    let mut resp = match tokio::time::timeout_at(deadline, req.send()).await {
+        Err(_) => {
+            tracing::warn!(%method, "upstream response head timed out");
+            return gateway_timeout(id);
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(%method, error = %e, "upstream request failed");
+            return bad_gateway(id);
+        }
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status();
+    if status.is_server_error()
+        || status.is_redirection()
+        || status.is_informational()
+        || status == StatusCode::UNAUTHORIZED
+        || status == StatusCode::FORBIDDEN
+        || status == StatusCode::PROXY_AUTHENTICATION_REQUIRED
+    {
+        tracing::warn!(%method, upstream_status = status.as_u16(), "upstream answered with an error status");
+        return bad_gateway(id);
+    }
+    let sent_session = headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(new) = resp.headers().get(SESSION_HEADER) {
+        let Ok(new) = new.to_str() else {
+            tracing::warn!("upstream sent a malformed Mcp-Session-Id");
+            return bad_gateway(id);
+        };
+        if status.is_success() && g.sessions.record(new, p).is_err() {
+            tracing::warn!("upstream reused another caller's session id; refused");
+            return bad_gateway(id);
+        }
+    }
+    if let Some(sid) = &sent_session {
+        if status == StatusCode::NOT_FOUND || (method == Method::DELETE && status.is_success()) {
+            g.sessions.forget(sid);
+        }
+    }
+    let mut builder = Response::builder().status(status);
+    for name in FORWARDED_RESPONSE_HEADERS {
+        for v in resp.headers().get_all(*name) {
+            builder = builder.header(*name, v);
+        }
+    }
+    let built = if is_event_stream(resp.headers()) {
+        // Server-sent events: every chunk is passed on as it arrives; the stream may outlive the timeout. A
+        // reverse proxy in front of Portcullis is asked not to buffer either.
+        let builder = builder.header("x-accel-buffering", "no");
+        if method == Method::GET {
+            // The standalone server-to-client stream never ends by itself: end it when the server shuts down.
+            builder.body(Body::from_stream(super::until_closing(resp.bytes_stream())))
+        } else {
+            builder.body(Body::from_stream(resp.bytes_stream()))
+        }
+    } else {
+        if resp
+            .content_length()
+            .is_some_and(|n| n > g.config.max_response as u64)
+        {
+            tracing::warn!("upstream response larger than the limit");
+            return bad_gateway(id);
+        }
+        let mut buf = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, resp.chunk()).await {
+                Err(_) => {
+                    tracing::warn!("upstream response body timed out");
+                    return gateway_timeout(id);
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "upstream response body failed");
+                    return bad_gateway(id);
+                }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(chunk))) => {
+                    if buf.len() + chunk.len() > g.config.max_response {
+                        tracing::warn!("upstream response larger than the limit");
+                        return bad_gateway(id);
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+            }
+        }
+        if status.is_success()
+            && !buf.is_empty()
+            && !(is_json(resp.headers()) && serde_json::from_slice::<Value>(&buf).is_ok())
+        {
+            tracing::warn!("upstream 2xx body is neither JSON nor an event stream");
+            return bad_gateway(id);
+        }
+        builder.body(Body::from(buf))
+    };
+    built.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot build the gateway response");
+        bad_gateway(Value::Null)
+    })
+}

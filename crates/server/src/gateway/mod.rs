@@ -1,0 +1,288 @@
+//! Gateway mode: the MCP endpoint forwards to an upstream MCP server (Streamable HTTP) instead of the built-in
+//! one, after the same bearer check (RFC 6750, RFC 9728 §5.1; MCP authorization "Access Token Privilege
+//! Restriction" and "Token Passthrough": the client's token never reaches the upstream).
+//!
+//! - [`config`]: [`GatewayConfig`] and the parsers of `--upstream` and `--tool-scope NAME=SCOPE`.
+//! - [`sessions`]: which subject and client opened each upstream `Mcp-Session-Id`.
+//! - [`forward`]: the upstream request (allow-listed headers plus identity headers) and the response (streamed
+//!   for `text/event-stream`, size-limited for JSON; 502/504 with a JSON-RPC error body on failure).
+//!
+//! Every request is authenticated with [`guard::authenticate`]; a session id is only forwarded with the token of
+//! the subject and client that opened it (else 404); a `tools/call` whose tool needs a scope the token lacks gets
+//! 403 `insufficient_scope` before the upstream sees anything.
+
+pub mod config;
+pub mod forward;
+pub mod sessions;
+
+pub use config::{GatewayConfig, GatewayConfigError};
+
+use crate::guard::{self, Principal};
+use crate::mcp::SESSION_HEADER;
+use crate::state::AppState;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, MethodRouter};
+use axum::Extension;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use sessions::Sessions;
+use std::sync::Arc;
+
+/// The gateway's runtime state: configuration, HTTP client, session table.
+#[derive(Debug)]
+pub struct Gateway {
+    config: GatewayConfig,
+    /// `None` only if the HTTP client could not be built (logged once; every request then answers 502).
+    client: Option<reqwest::Client>,
+    sessions: Sessions,
+}
+
+impl Gateway {
+    /// Builds the gateway for `config`.
+    pub fn new(config: GatewayConfig) -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(config.timeout)
+            .build()
+            .map_err(|e| tracing::error!(error = %e, "cannot build the gateway's HTTP client"))
+            .ok();
+        Self {
+            config,
+            client,
+            sessions: Sessions::default(),
+        }
+    }
+
+    /// The session table (for tests and metrics).
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+}
+
+/// Bumped by [`close_streams`]; every open `GET` event stream ends when it changes.
+static CLOSING: std::sync::LazyLock<tokio::sync::watch::Sender<u64>> =
+    std::sync::LazyLock::new(|| tokio::sync::watch::channel(0).0);
+
+/// Ends the open server-to-client (`GET`) event streams, so a graceful shutdown can finish: they never end by
+/// themselves, and clients reconnect (with `Last-Event-ID`) to another instance. Responses to `POST`s, event
+/// streams included, are left to complete. [`crate::serve`] calls it when shutdown begins.
+pub fn close_streams() {
+    CLOSING.send_modify(|generation| *generation += 1);
+}
+
+/// `stream`, ended at the next [`close_streams`].
+fn until_closing<S, T>(stream: S) -> impl futures_util::Stream<Item = T> + Send
+where
+    S: futures_util::Stream<Item = T> + Send + 'static,
+    T: Send + 'static,
+{
+    use futures_util::StreamExt;
+    let closing = CLOSING.subscribe();
+    futures_util::stream::unfold(
+        (Box::pin(stream), closing),
+        |(mut stream, mut closing)| async move {
+            tokio::select! {
+                item = stream.next() => item.map(|i| (i, (stream, closing))),
+                _ = closing.changed() => None,
+            }
+        },
+    )
+}
+
+/// The MCP endpoint's method router in gateway mode.
+pub fn method_router(config: &GatewayConfig) -> MethodRouter<Arc<AppState>> {
+    let gateway = Arc::new(Gateway::new(config.clone()));
+    post(handle_post)
+        .get(handle_get)
+        .delete(handle_delete)
+        .layer(Extension(gateway))
+}
+
+/// A JSON-RPC error response with no id (the gateway cannot always know it), `Cache-Control: no-store`.
+pub(crate) fn rpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
+    (
+        status,
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+/// Checks the `Mcp-Session-Id` header, if any, against the session table; `Some` refusal if it is not `p`'s.
+fn refuse_session(g: &Gateway, headers: &HeaderMap, p: &Principal) -> Option<Response> {
+    let mut values = headers.get_all(SESSION_HEADER).iter();
+    match (values.next(), values.next()) {
+        (None, _) => None,
+        (Some(_), Some(_)) => Some(rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32600,
+            "send at most one Mcp-Session-Id header",
+        )),
+        (Some(v), None) => match v.to_str() {
+            Ok(id) if g.sessions.allows(id, p) => None,
+            _ => Some(rpc_error(
+                StatusCode::NOT_FOUND,
+                Value::Null,
+                -32001,
+                "session not found; initialize a new session",
+            )),
+        },
+    }
+}
+
+/// The messages of a JSON-RPC body: one object or a batch.
+fn messages(body: &Value) -> Vec<&Value> {
+    match body {
+        Value::Array(batch) => batch.iter().collect(),
+        one => vec![one],
+    }
+}
+
+/// The request id when the body is a single request (for error bodies), else null.
+fn request_id(body: Option<&Value>) -> Value {
+    body.and_then(|v| v.get("id"))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Per-tool scopes: the first `tools/call` in `body` whose tool needs a scope `p` lacks, and that scope.
+fn missing_tool_scope(
+    config: &GatewayConfig,
+    p: &Principal,
+    body: &Value,
+) -> Option<portcullis_proto::Scope> {
+    messages(body).into_iter().find_map(|m| {
+        if m.get("method").and_then(Value::as_str) != Some("tools/call") {
+            return None;
+        }
+        let name = m.get("params")?.get("name")?.as_str()?;
+        let needed = config.tool_scopes.get(name)?;
+        (!p.scope.includes(needed)).then(|| needed.clone())
+    })
+}
+
+/// `POST` on the MCP endpoint: authenticate, check the session and per-tool scopes, forward.
+///
+/// When per-tool scopes are configured the body must be JSON, and the upstream receives it re-serialized from
+/// the parsed value, so what was checked is exactly what is sent (no duplicate-key or parser-differential tricks).
+async fn handle_post(
+    State(s): State<Arc<AppState>>,
+    Extension(g): Extension<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let p = match guard::authenticate(&s, &headers).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return rpc_error(
+                e.status(),
+                Value::Null,
+                -32600,
+                "request body too large or unreadable",
+            )
+        }
+    };
+    if let Some(resp) = refuse_session(&g, &headers, &p) {
+        return resp;
+    }
+    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    let id = request_id(parsed.as_ref());
+    let body = if g.config.tool_scopes.is_empty() {
+        body
+    } else {
+        let Some(value) = parsed else {
+            return rpc_error(StatusCode::BAD_REQUEST, Value::Null, -32700, "parse error");
+        };
+        if let Some(needed) = missing_tool_scope(&g.config, &p, &value) {
+            return guard::insufficient_scope(&s, &needed);
+        }
+        match serde_json::to_vec(&value) {
+            Ok(v) => Bytes::from(v),
+            Err(_) => return rpc_error(StatusCode::BAD_REQUEST, id, -32700, "parse error"),
+        }
+    };
+    forward::forward(&g, Method::POST, &headers, &p, Some(body), id).await
+}
+
+/// `GET` on the MCP endpoint: the server-to-client SSE stream, streamed through unbuffered.
+async fn handle_get(
+    State(s): State<Arc<AppState>>,
+    Extension(g): Extension<Arc<Gateway>>,
+    headers: HeaderMap,
+) -> Response {
+    let p = match guard::authenticate(&s, &headers).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    if let Some(resp) = refuse_session(&g, &headers, &p) {
+        return resp;
+    }
+    forward::forward(&g, Method::GET, &headers, &p, None, Value::Null).await
+}
+
+/// `DELETE` on the MCP endpoint: ends the session upstream and forgets it here.
+async fn handle_delete(
+    State(s): State<Arc<AppState>>,
+    Extension(g): Extension<Arc<Gateway>>,
+    headers: HeaderMap,
+) -> Response {
+    let p = match guard::authenticate(&s, &headers).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    if let Some(resp) = refuse_session(&g, &headers, &p) {
+        return resp;
+    }
+    forward::forward(&g, Method::DELETE, &headers, &p, None, Value::Null).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_authz::access_token::AccessClaims;
+    use portcullis_proto::Scope;
+
+    fn principal(scope: &str) -> Principal {
+        let claims: AccessClaims = serde_json::from_value(json!({
+            "iss": "http://127.0.0.1:1", "sub": "alice", "aud": "http://127.0.0.1:1/mcp", "client_id": "c",
+            "exp": 2, "iat": 1, "jti": "j", "scope": scope
+        }))
+        .expect("claims");
+        Principal {
+            claims,
+            scope: Scope::parse(scope).expect("scope"),
+        }
+    }
+
+    #[test]
+    fn tool_scopes_are_checked_in_single_messages_and_batches() {
+        let mut c = GatewayConfig::new(url::Url::parse("http://127.0.0.1:1/mcp").expect("url"));
+        c.add_tool_scope("admin_tool=mcp:admin")
+            .expect("tool scope");
+        let p = principal("mcp:tools");
+        let call = |name: &str| json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name}});
+        assert_eq!(
+            missing_tool_scope(&c, &p, &call("admin_tool")).map(|s| s.to_string()),
+            Some("mcp:admin".to_owned())
+        );
+        assert_eq!(missing_tool_scope(&c, &p, &call("echo")), None);
+        let batch = json!([call("echo"), call("admin_tool")]);
+        assert!(missing_tool_scope(&c, &p, &batch).is_some());
+        let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"name": "admin_tool"}});
+        assert_eq!(missing_tool_scope(&c, &p, &list), None);
+        assert_eq!(
+            missing_tool_scope(&c, &principal("mcp:tools mcp:admin"), &call("admin_tool")),
+            None
+        );
+    }
+}
