@@ -2,13 +2,23 @@
 
 use portcullis_proto::Scope;
 
-/// One entry of the scope catalogue: a scope the server knows, what the consent page says about it.
+/// The `offline_access` scope: a client asks to stay connected (refresh tokens). It is an authorization-server
+/// scope, not a resource scope (MCP SEP-2207): advertised in the AS metadata, granted when asked for, never in
+/// the protected resource metadata, a `WWW-Authenticate` challenge or an access token's `scope` claim. Refresh
+/// tokens themselves go to clients that registered the `refresh_token` grant (SEP-2207 "advertise capability";
+/// OAuth 2.1 §4.3), so clients that never ask for `offline_access` — like the seed's — still get one.
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
+/// One entry of the scope catalogue: a scope the server knows, what the consent page says about it, and which
+/// tools of the built-in MCP server need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScopeInfo {
     /// The scope token.
     pub name: String,
     /// One sentence shown on the consent page.
     pub description: String,
+    /// Tools (of the built-in MCP server) that need this scope.
+    pub tools: Vec<String>,
 }
 
 /// Issuer, resources, scopes and lifetimes. Built once at start-up by the server's configuration.
@@ -56,14 +66,43 @@ impl AuthzConfig {
         self.resources.first().map_or("", String::as_str)
     }
 
-    /// Every scope in the catalogue.
+    /// Every scope a client may be granted: the catalogue and `offline_access`.
     pub fn supported_scopes(&self) -> Scope {
-        Scope::from_tokens(self.scopes.iter().map(|s| s.name.as_str())).unwrap_or_default()
+        Scope::from_tokens(
+            self.scopes
+                .iter()
+                .map(|s| s.name.as_str())
+                .chain([OFFLINE_ACCESS]),
+        )
+        .unwrap_or_default()
+    }
+
+    /// The resource's own scopes: the catalogue (what RFC 9728 `scopes_supported` lists).
+    pub fn resource_scopes(&self) -> Vec<String> {
+        self.scopes.iter().map(|s| s.name.clone()).collect()
     }
 
     /// The catalogue entry for `name`.
     pub fn scope_info(&self, name: &str) -> Option<&ScopeInfo> {
         self.scopes.iter().find(|s| s.name == name)
+    }
+
+    /// What the consent page says about `name`.
+    pub fn describe_scope(&self, name: &str) -> String {
+        if name == OFFLINE_ACCESS {
+            return "Stay connected when you are not using it (keep access until you revoke it)"
+                .into();
+        }
+        self.scope_info(name)
+            .map_or_else(|| name.to_owned(), |i| i.description.clone())
+    }
+
+    /// The scope `tool` needs, when the catalogue names one.
+    pub fn scope_for_tool(&self, tool: &str) -> Option<&str> {
+        self.scopes
+            .iter()
+            .find(|s| s.tools.iter().any(|t| t == tool))
+            .map(|s| s.name.as_str())
     }
 }
 
@@ -73,10 +112,29 @@ pub fn default_scopes() -> Vec<ScopeInfo> {
         ScopeInfo {
             name: "mcp:tools".into(),
             description: "List and call the MCP server's tools".into(),
+            tools: vec!["whoami".into(), "echo".into()],
         },
         ScopeInfo {
             name: "mcp:admin".into(),
             description: "See server statistics (administrative tools)".into(),
+            tools: vec!["server_stats".into()],
         },
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offline_access_is_grantable_but_not_a_resource_scope() {
+        let c = AuthzConfig::new("https://as", "https://as/mcp");
+        assert!(c.supported_scopes().contains(OFFLINE_ACCESS));
+        assert!(!c.resource_scopes().iter().any(|s| s == OFFLINE_ACCESS));
+        assert_eq!(c.scope_for_tool("server_stats"), Some("mcp:admin"));
+        assert_eq!(c.scope_for_tool("nope"), None);
+        assert!(c
+            .describe_scope(OFFLINE_ACCESS)
+            .starts_with("Stay connected"));
+    }
 }

@@ -195,6 +195,10 @@ pub struct RevocationRecord {
     pub expires_at: i64,
 }
 
+/// A registered client that no user has approved within this many seconds of its registration is deleted by
+/// [`GrantStore::purge_expired`] (7 days).
+pub const UNUSED_CLIENT_TTL: i64 = 7 * 24 * 3600;
+
 /// Outcome of a conditional single-use transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
@@ -324,7 +328,10 @@ pub trait GrantStore: Send + Sync {
     ) -> Result<Vec<RevocationRecord>, StoreError>;
     /// Reads a grant.
     async fn grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError>;
-    /// Deletes expired codes, refresh tokens, grants, sessions and revocation entries. Returns rows removed.
+    /// Deletes expired codes, refresh tokens, grants, sessions, revocation entries and rate-limit windows,
+    /// retired keys past their publication, and registrations unused for [`UNUSED_CLIENT_TTL`] (no user ever
+    /// approved them: no consent, code or grant; security notes "unused registrations expire"). Returns rows
+    /// removed.
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
 }
 

@@ -225,6 +225,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if !config.cimd_allow_hosts.is_empty() {
         tracing::warn!(hosts = ?config.cimd_allow_hosts, "--cimd-allow-host: the SSRF guard is off for these hosts (testing only)");
     }
+    if let Some(entries) = &file.scopes {
+        let (catalogue, default_scope) = settings::scope_catalogue(entries)?;
+        config.scopes = catalogue;
+        config.default_scope = default_scope;
+    }
     config.check()?;
     let store = open_store(&args.db, &file, args.db_max_connections).await?;
     let routes = Routes::new(&issuer, &config.mcp_path);

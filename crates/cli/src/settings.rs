@@ -24,6 +24,70 @@ pub(crate) struct FileSettings {
     pub(crate) db_statement_timeout_ms: Option<u64>,
     pub(crate) log_format: Option<String>,
     pub(crate) gateway: Option<GatewaySettings>,
+    /// `[[scopes]]`: the scope catalogue (replaces the built-in one when present).
+    pub(crate) scopes: Option<Vec<ScopeSetting>>,
+}
+
+/// One `[[scopes]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScopeSetting {
+    /// The scope token (RFC 6749 §3.3 syntax).
+    pub(crate) name: String,
+    /// The sentence the consent page shows.
+    pub(crate) description: String,
+    /// Tools of the built-in MCP server that need this scope.
+    #[serde(default)]
+    pub(crate) tools: Vec<String>,
+    /// Granted when a request names no known scope (at least one entry must be a default).
+    #[serde(default)]
+    pub(crate) default: bool,
+}
+
+/// Builds the scope catalogue and the default scope from `[[scopes]]`.
+pub(crate) fn scope_catalogue(
+    entries: &[ScopeSetting],
+) -> anyhow::Result<(
+    Vec<portcullis_authz::config::ScopeInfo>,
+    portcullis_proto::Scope,
+)> {
+    use portcullis_authz::config::{ScopeInfo, OFFLINE_ACCESS};
+    if entries.is_empty() {
+        bail!("[[scopes]] must list at least one scope");
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for e in entries {
+        if portcullis_proto::Scope::from_tokens([e.name.as_str()]).is_err() || e.name.contains(' ')
+        {
+            bail!("scope name {:?} is not a valid scope token", e.name);
+        }
+        if e.name == OFFLINE_ACCESS {
+            bail!("offline_access is built in and cannot be configured in [[scopes]]");
+        }
+        if !seen.insert(e.name.clone()) {
+            bail!("scope {:?} is listed twice in [[scopes]]", e.name);
+        }
+        if e.description.trim().is_empty() || e.description.chars().any(char::is_control) {
+            bail!("scope {:?} needs a one-line description", e.name);
+        }
+        out.push(ScopeInfo {
+            name: e.name.clone(),
+            description: e.description.clone(),
+            tools: e.tools.clone(),
+        });
+    }
+    let defaults = portcullis_proto::Scope::from_tokens(
+        entries
+            .iter()
+            .filter(|e| e.default)
+            .map(|e| e.name.as_str()),
+    )
+    .map_err(|_| anyhow::anyhow!("invalid default scope"))?;
+    if defaults.is_empty() {
+        bail!("mark at least one [[scopes]] entry with default = true");
+    }
+    Ok((out, defaults))
 }
 
 /// The `[gateway]` table: gateway mode (docs/gateway.md).
@@ -101,6 +165,43 @@ pub(crate) fn check_log_format(f: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_catalogue_from_toml() {
+        let f: FileSettings = toml::from_str(
+            "[[scopes]]\nname = \"files:read\"\ndescription = \"Read files\"\ntools = [\"echo\"]\ndefault = true\n\
+             [[scopes]]\nname = \"files:write\"\ndescription = \"Write files\"\n",
+        )
+        .unwrap();
+        let (cat, def) = scope_catalogue(f.scopes.as_deref().unwrap()).unwrap();
+        assert_eq!(cat.len(), 2);
+        assert_eq!(cat[0].tools, vec!["echo".to_owned()]);
+        assert_eq!(def.to_string(), "files:read");
+        let bad = |t: &str| {
+            scope_catalogue(
+                toml::from_str::<FileSettings>(t)
+                    .unwrap()
+                    .scopes
+                    .as_deref()
+                    .unwrap(),
+            )
+            .is_err()
+        };
+        assert!(
+            bad("[[scopes]]\nname = \"a\"\ndescription = \"A\"\n"),
+            "no default"
+        );
+        assert!(bad(
+            "[[scopes]]\nname = \"offline_access\"\ndescription = \"x\"\ndefault = true\n"
+        ));
+        assert!(bad(
+            "[[scopes]]\nname = \"a\\\"b\"\ndescription = \"x\"\ndefault = true\n"
+        ));
+        assert!(toml::from_str::<FileSettings>(
+            "[[scopes]]\nname = \"a\"\ndescription = \"A\"\ncolour = 1\n"
+        )
+        .is_err());
+    }
 
     #[test]
     fn unknown_keys_are_refused() {

@@ -122,12 +122,7 @@ fn render_consent(
     let scopes = req
         .scope
         .iter()
-        .map(|name| {
-            let desc = cfg
-                .scope_info(name)
-                .map_or_else(|| name.to_owned(), |i| i.description.clone());
-            (name.to_owned(), desc)
-        })
+        .map(|name| (name.to_owned(), cfg.describe_scope(name)))
         .collect();
     let host = req
         .client

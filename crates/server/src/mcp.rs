@@ -31,6 +31,7 @@ pub const VERSION_HEADER: &str = "mcp-protocol-version";
 struct Tool {
     name: &'static str,
     description: &'static str,
+    /// The scope needed when the configured catalogue does not name this tool.
     scope: &'static str,
     schema: fn() -> Value,
 }
@@ -202,10 +203,15 @@ async fn handle(s: &AppState, p: &Principal, msg: &Value) -> Outcome {
         "tools/call" => {
             let name = params.get("name").and_then(Value::as_str).unwrap_or("");
             if let Some(tool) = TOOLS.iter().find(|t| t.name == name) {
-                if !p.scope.contains(tool.scope) {
-                    return Outcome::Forbidden(
-                        Scope::from_tokens([tool.scope]).unwrap_or_default(),
-                    );
+                // The configured scope catalogue decides which scope a tool needs; the built-in default
+                // applies when the catalogue does not mention the tool.
+                let needed = s
+                    .authz
+                    .config()
+                    .scope_for_tool(tool.name)
+                    .unwrap_or(tool.scope);
+                if !p.scope.contains(needed) {
+                    return Outcome::Forbidden(Scope::from_tokens([needed]).unwrap_or_default());
                 }
             }
             call_tool(s, p, &params).await

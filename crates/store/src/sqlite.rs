@@ -633,6 +633,13 @@ impl GrantStore for SqliteStore {
             ("DELETE FROM revocations WHERE expires_at < ?", now),
             ("DELETE FROM rate_limits WHERE expires_at < ?", now),
             (
+                "DELETE FROM clients WHERE created_at < ? \
+                 AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.client_id = clients.client_id) \
+                 AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.client_id) \
+                 AND NOT EXISTS (SELECT 1 FROM authorization_codes a WHERE a.client_id = clients.client_id)",
+                now - UNUSED_CLIENT_TTL,
+            ),
+            (
                 "DELETE FROM signing_keys WHERE active = 0 AND publish_until < ?",
                 now,
             ),

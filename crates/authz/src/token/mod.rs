@@ -53,6 +53,13 @@ impl Authz {
     /// Signs an access token for `grant` with `scope` (RFC 9068 §2.2).
     pub(crate) fn access_token_for(&self, grant: &GrantRecord, scope: &str) -> String {
         let now = self.now();
+        // offline_access concerns the client and the AS only; the resource never sees it (MCP SEP-2207).
+        let scope = scope
+            .split(' ')
+            .filter(|s| *s != crate::config::OFFLINE_ACCESS)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let scope = scope.as_str();
         let claims = AccessClaims {
             iss: self.config.issuer.clone(),
             sub: grant.user_id.clone(),

@@ -7,6 +7,7 @@ mod gateway;
 mod instances;
 mod multi_instance;
 mod negative;
+mod scopes;
 mod security;
 mod seed_flow;
 mod support;

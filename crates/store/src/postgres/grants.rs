@@ -294,6 +294,13 @@ impl GrantStore for PostgresStore {
                 ("DELETE FROM sessions WHERE expires_at < $1", now),
                 ("DELETE FROM revocations WHERE expires_at < $1", now),
                 ("DELETE FROM rate_limits WHERE expires_at < $1", now),
+            (
+                "DELETE FROM clients WHERE created_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.client_id = clients.client_id) \
+                 AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.client_id) \
+                 AND NOT EXISTS (SELECT 1 FROM authorization_codes a WHERE a.client_id = clients.client_id)",
+                now - UNUSED_CLIENT_TTL,
+            ),
                 (
                     "DELETE FROM signing_keys WHERE NOT active AND publish_until < $1",
                     now,

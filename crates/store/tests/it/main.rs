@@ -177,5 +177,6 @@ on_every_backend!(
     revocation_feed_misses_nothing,
     keys_first_start_race,
     purge,
+    unused_clients_expire,
     rate_limits
 );
