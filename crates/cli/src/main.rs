@@ -95,6 +95,10 @@ struct ServeArgs {
     /// Client registrations accepted per client address per hour; 0 = unlimited (default 100).
     #[arg(long, env = "PORTCULLIS_REGISTER_PER_IP_PER_HOUR")]
     register_per_ip_per_hour: Option<u32>,
+    /// Failed token requests (invalid_grant / invalid_client) per client address per 5 minutes before 429;
+    /// 0 = unlimited (default 600).
+    #[arg(long, env = "PORTCULLIS_TOKEN_FAILURES_PER_IP")]
+    token_failures_per_ip: Option<u32>,
     /// Database reader connections (default 4).
     #[arg(long, env = "PORTCULLIS_DB_MAX_CONNECTIONS")]
     db_max_connections: Option<u32>,
@@ -214,6 +218,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.register_per_ip_per_hour,
         file.register_per_ip_per_hour,
         config.register_per_ip_per_hour,
+    );
+    config.token_failures_per_ip = pick(
+        args.token_failures_per_ip,
+        file.token_failures_per_ip,
+        config.token_failures_per_ip,
     );
     config.upstream = settings::gateway_config(
         args.upstream,

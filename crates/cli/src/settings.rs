@@ -19,6 +19,7 @@ pub(crate) struct FileSettings {
     pub(crate) session_ttl: Option<i64>,
     pub(crate) revocation_sync_ms: Option<u64>,
     pub(crate) register_per_ip_per_hour: Option<u32>,
+    pub(crate) token_failures_per_ip: Option<u32>,
     pub(crate) db_max_connections: Option<u32>,
     pub(crate) db_acquire_timeout_ms: Option<u64>,
     pub(crate) db_statement_timeout_ms: Option<u64>,

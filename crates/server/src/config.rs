@@ -37,6 +37,9 @@ pub struct ServerConfig {
     /// Registrations accepted per client address per hour at `POST /register`; 0 = unlimited (security
     /// notes, "Registration": registrations per IP per hour).
     pub register_per_ip_per_hour: u32,
+    /// Failed token requests (`invalid_grant`, `invalid_client`) accepted per client address per 5 minutes
+    /// before `POST /token` answers 429; 0 = unlimited. Counted in the database, so it holds across instances.
+    pub token_failures_per_ip: u32,
     /// For tests only: `host:port` values whose Client ID Metadata Documents are fetched without the SSRF
     /// address check and may use plain http ([`crate::cimd`]). Empty by default.
     pub cimd_allow_hosts: Vec<String>,
@@ -109,6 +112,7 @@ impl ServerConfig {
             purge_interval_secs: 3600,
             upstream: None,
             register_per_ip_per_hour: 100,
+            token_failures_per_ip: 600,
             cimd_allow_hosts: Vec::new(),
         }
     }

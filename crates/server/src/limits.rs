@@ -115,6 +115,70 @@ impl SharedRateLimiter {
     }
 }
 
+/// A limit counted in the database (so it holds across instances) whose check costs no round trip: each
+/// instance remembers, in memory, the keys whose count reached the limit when it recorded an event. Another
+/// instance learns a key is over the limit at its own next recorded event for that key (the database returns
+/// the global count), so across N instances at most N − 1 events pass beyond the limit.
+#[derive(Debug)]
+pub struct CountedLimiter {
+    shared: SharedRateLimiter,
+    limit: u32,
+    blocked_until: Mutex<HashMap<String, i64>>,
+}
+
+impl CountedLimiter {
+    /// At most `limit` events per key per `window_secs`; `limit == 0` disables the limit.
+    pub fn new(limit: u32, window_secs: i64) -> Self {
+        Self {
+            shared: SharedRateLimiter::new(limit, window_secs),
+            limit,
+            blocked_until: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether the limit is on.
+    pub fn enabled(&self) -> bool {
+        self.limit > 0
+    }
+
+    /// If `key` is known to be over its limit at `now`, the seconds until it may try again. No I/O.
+    pub fn blocked(&self, key: &str, now: i64) -> Option<i64> {
+        if !self.enabled() {
+            return None;
+        }
+        let map = self.blocked_until.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key)
+            .filter(|until| **until > now)
+            .map(|until| until - now)
+    }
+
+    /// Records one event for `key` at `now` in the database; remembers the key as blocked when the global count
+    /// reached the limit.
+    pub async fn record(
+        &self,
+        store: &dyn RateLimitStore,
+        key: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let start = self.shared.window_start(now);
+        let until = start + self.shared.window_secs;
+        let count = store
+            .hit(&SharedRateLimiter::stored_key(key), start, until)
+            .await?;
+        if count >= self.limit {
+            let mut map = self.blocked_until.lock().unwrap_or_else(|e| e.into_inner());
+            if map.len() > 100_000 {
+                map.retain(|_, t| *t > now);
+            }
+            map.insert(key.to_owned(), until);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,11 +29,8 @@ pub async fn register(
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
     let now = s.authz.now();
-    let limited = s.config.register_per_ip_per_hour > 0;
-    if let Some(wait) = limited
-        .then(|| s.register_per_ip.blocked(&ip_key, now))
-        .flatten()
-    {
+    let limited = s.register_per_ip.enabled();
+    if let Some(wait) = s.register_per_ip.blocked(&ip_key, now) {
         tracing::info!(ip = %ip_key, "registration rate limit reached");
         let mut resp = json_error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -76,7 +73,13 @@ pub async fn register(
     match s.authz.register(meta).await {
         Ok(info) => {
             if limited {
-                s.register_per_ip.record(&ip_key, now);
+                if let Err(e) = s
+                    .register_per_ip
+                    .record(s.authz.store().as_ref(), &ip_key, now)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not count the registration against its address's limit");
+                }
             }
             tracing::info!(client_id = %info.client_id, "client registered");
             let mut resp = (StatusCode::CREATED, axum::Json(info)).into_response();

@@ -2,7 +2,7 @@
 
 use crate::config::ServerConfig;
 use crate::guard::Principal;
-use crate::limits::{RateLimiter, SharedRateLimiter};
+use crate::limits::{CountedLimiter, SharedRateLimiter};
 use crate::metadata;
 use crate::revocations::Revocations;
 use crate::routes::Routes;
@@ -34,7 +34,9 @@ pub struct AppState {
     /// Failed logins per client address, counted in the database (shared by every instance).
     pub login_per_ip: SharedRateLimiter,
     /// Registrations per client address per hour ([`ServerConfig::register_per_ip_per_hour`]).
-    pub register_per_ip: RateLimiter,
+    pub register_per_ip: CountedLimiter,
+    /// Failed token requests per client address per 5 minutes ([`ServerConfig::token_failures_per_ip`]).
+    pub token_failures_per_ip: CountedLimiter,
 }
 
 impl std::fmt::Debug for AppState {
@@ -59,7 +61,8 @@ impl AppState {
             secure_cookies: routes.origin.starts_with("https:"),
             authz,
             routes,
-            register_per_ip: RateLimiter::new(config.register_per_ip_per_hour, 3600),
+            register_per_ip: CountedLimiter::new(config.register_per_ip_per_hour, 3600),
+            token_failures_per_ip: CountedLimiter::new(config.token_failures_per_ip, 300),
             config,
             as_metadata,
             prm,

@@ -6,51 +6,95 @@ use crate::error::{json_error, OAuthError};
 use crate::form::Form;
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use portcullis_authz::secret::Secret;
 use portcullis_authz::token::TokenRequest;
 use portcullis_authz::AuthzError;
+use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// Whether a failure counts against the caller's address: guesses of codes, refresh tokens and client
+/// credentials (security notes, "Brute force"; issue: abuse limits on token requests).
+fn counts_as_guess(e: &AuthzError) -> bool {
+    matches!(
+        e,
+        AuthzError::InvalidGrant(_) | AuthzError::InvalidClient(_)
+    )
+}
 
 /// Issues tokens.
 pub async fn token(
     State(s): State<Arc<AppState>>,
+    extensions: Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let ip = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    let now = s.authz.now();
+    if let Some(wait) = s.token_failures_per_ip.blocked(&ip, now) {
+        tracing::info!(%ip, "token request limit reached");
+        let mut resp = json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "temporarily_unavailable",
+            "too many failed token requests from this address; retry later",
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
+    let response = handle(&s, &headers, body).await;
+    if let Err(e) = &response {
+        if counts_as_guess(&e.error) {
+            if let Err(err) = s
+                .token_failures_per_ip
+                .record(s.authz.store().as_ref(), &ip, now)
+                .await
+            {
+                tracing::warn!(error = %err, "could not count a failed token request");
+            }
+        }
+    }
+    response.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn handle(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, OAuthError> {
     let body = match body {
         Ok(b) => b,
         Err(e) => {
-            return json_error(
+            return Ok(json_error(
                 e.status(),
                 "invalid_request",
                 "request body too large or unreadable",
-            )
+            ))
         }
     };
-    let mut form = match Form::parse(&headers, &body) {
+    let mut form = match Form::parse(headers, &body) {
         Ok(f) => f,
-        Err(e) => {
-            return OAuthError::from(AuthzError::InvalidRequest(e.to_string())).into_response()
-        }
+        Err(e) => return Err(OAuthError::from(AuthzError::InvalidRequest(e.to_string()))),
     };
-    let creds = match credentials(&headers, &mut form) {
+    let creds = match credentials(headers, &mut form) {
         Ok(c) => c,
         Err(e) => {
-            return OAuthError {
+            return Err(OAuthError {
                 error: e,
                 basic: true,
-            }
-            .into_response()
+            })
         }
     };
     let basic = creds.used_basic();
     let client = match s.authz.authenticate_client(&creds).await {
         Ok(c) => c,
-        Err(error) => return OAuthError { error, basic }.into_response(),
+        Err(error) => return Err(OAuthError { error, basic }),
     };
     let req = TokenRequest {
         grant_type: form.take("grant_type"),
@@ -68,14 +112,14 @@ pub async fn token(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r.headers_mut()
                 .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-            r
+            Ok(r)
         }
         Err(error) => {
             if matches!(error, AuthzError::InvalidGrant(_)) {
                 // A replay may have revoked a grant: let this instance's MCP endpoint know at once.
                 s.revocations.sync_soon();
             }
-            OAuthError { error, basic }.into_response()
+            Err(OAuthError { error, basic })
         }
     }
 }

@@ -1,3 +1,9 @@
+//! The integration tests of the `portcullis` binary: each module starts the real binary on 127.0.0.1:0 (or
+//! several, on one database) and talks HTTP to it, or drives a real browser, a real client, a fake upstream.
+//! One test binary for the crate, to keep link time down.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod browser;
 mod cimd;
 mod client_flow;
