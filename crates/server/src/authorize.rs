@@ -216,6 +216,39 @@ fn forbidden(s: &AppState, msg: &str) -> Response {
     )
 }
 
+/// The checks every page form POST starts with: `Origin` must be ours (or absent), the body a form of
+/// acceptable size (413 when oversized, RFC 9110 §15.5.14; security notes "Robustness").
+fn posted_form(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    what: &str,
+) -> Result<Form, Box<Response>> {
+    let css = &s.routes.stylesheet;
+    if !origin_ok(s, headers) {
+        return Err(Box::new(forbidden(
+            s,
+            "This form was submitted from another site.",
+        )));
+    }
+    match body
+        .map_err(|e| e.status())
+        .and_then(|b| Form::parse(headers, &b).map_err(|_| StatusCode::BAD_REQUEST))
+    {
+        Ok(f) => Ok(f),
+        Err(status) if status == StatusCode::PAYLOAD_TOO_LARGE => Err(Box::new(pages::error_page(
+            status,
+            "invalid_request",
+            &format!("the {what} form is too large"),
+            css,
+        ))),
+        Err(_) => Err(Box::new(page_error(
+            &AuthzError::InvalidRequest(format!("the {what} form is malformed")),
+            css,
+        ))),
+    }
+}
+
 /// `POST /login`.
 pub async fn login(
     State(s): State<Arc<AppState>>,
@@ -224,29 +257,9 @@ pub async fn login(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let css = &s.routes.stylesheet;
-    if !origin_ok(&s, &headers) {
-        return forbidden(&s, "This form was submitted from another site.");
-    }
-    let form = match body
-        .map_err(|e| e.status())
-        .and_then(|b| Form::parse(&headers, &b).map_err(|_| StatusCode::BAD_REQUEST))
-    {
+    let form = match posted_form(&s, &headers, body, "sign-in") {
         Ok(f) => f,
-        // An oversized body is a 413 (RFC 9110 §15.5.14; security notes "Robustness").
-        Err(status) if status == StatusCode::PAYLOAD_TOO_LARGE => {
-            return pages::error_page(
-                status,
-                "invalid_request",
-                "the sign-in form is too large",
-                css,
-            )
-        }
-        Err(_) => {
-            return page_error(
-                &AuthzError::InvalidRequest("the sign-in form is malformed".into()),
-                css,
-            )
-        }
+        Err(resp) => return *resp,
     };
     let request = form.get("request").unwrap_or("");
     let username = form.get("username").unwrap_or("");
@@ -377,29 +390,9 @@ pub async fn consent(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let css = &s.routes.stylesheet;
-    if !origin_ok(&s, &headers) {
-        return forbidden(&s, "This form was submitted from another site.");
-    }
-    let form = match body
-        .map_err(|e| e.status())
-        .and_then(|b| Form::parse(&headers, &b).map_err(|_| StatusCode::BAD_REQUEST))
-    {
+    let form = match posted_form(&s, &headers, body, "consent") {
         Ok(f) => f,
-        // An oversized body is a 413 (RFC 9110 §15.5.14; security notes "Robustness").
-        Err(status) if status == StatusCode::PAYLOAD_TOO_LARGE => {
-            return pages::error_page(
-                status,
-                "invalid_request",
-                "the consent form is too large",
-                css,
-            )
-        }
-        Err(_) => {
-            return page_error(
-                &AuthzError::InvalidRequest("the consent form is malformed".into()),
-                css,
-            )
-        }
+        Err(resp) => return *resp,
     };
     let session = match current_session(&s, &headers).await {
         Ok(Some((_, r))) => r,

@@ -101,5 +101,9 @@ async fn failed_token_requests_are_rate_limited_per_address() {
     let (status, _) = support::refresh(&b, &tokens.client_id, "guess-b").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = support::refresh(&b, &tokens.client_id, &tokens.refresh).await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "the count is shared through the database");
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the count is shared through the database"
+    );
 }
