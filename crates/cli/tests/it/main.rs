@@ -9,6 +9,7 @@ mod cimd;
 mod client_flow;
 mod cors;
 mod crash;
+mod discovery_variants;
 mod gateway;
 mod instances;
 mod multi_instance;

@@ -122,6 +122,15 @@ pub fn start_with(args: &[&str]) -> Server {
     spawn(dir, db, args)
 }
 
+/// A port that was free a moment ago (for a server whose `--issuer` must name its port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Starts a second server on `other`'s database, with extra `serve` flags.
 pub fn start_on(other: &Server, args: &[&str]) -> Server {
     spawn(tempfile::tempdir().unwrap(), other.db.clone(), args)
@@ -129,8 +138,15 @@ pub fn start_on(other: &Server, args: &[&str]) -> Server {
 
 fn spawn(dir: tempfile::TempDir, db: String, args: &[&str]) -> Server {
     let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+    // A free port unless the caller chose one (e.g. to put it in `--issuer`).
+    let listen: &[&str] = if args.contains(&"--listen") {
+        &[]
+    } else {
+        &["--listen", "127.0.0.1:0"]
+    };
     let mut child = Command::new(bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--database", &db])
+        .args(["serve", "--database", &db])
+        .args(listen)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
