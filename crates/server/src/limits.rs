@@ -121,15 +121,20 @@ impl SharedRateLimiter {
 /// the global count), so across N instances at most N − 1 events pass beyond the limit.
 #[derive(Debug)]
 pub struct CountedLimiter {
+    /// Keeps this limiter's counters apart from every other limiter's in the shared table (the same client
+    /// address is a key of several limits, and windows of different lengths can start at the same second).
+    namespace: &'static str,
     shared: SharedRateLimiter,
     limit: u32,
     blocked_until: Mutex<HashMap<String, i64>>,
 }
 
 impl CountedLimiter {
-    /// At most `limit` events per key per `window_secs`; `limit == 0` disables the limit.
-    pub fn new(limit: u32, window_secs: i64) -> Self {
+    /// At most `limit` events per key per `window_secs`; `limit == 0` disables the limit. `namespace` must be
+    /// unique per limiter.
+    pub fn new(namespace: &'static str, limit: u32, window_secs: i64) -> Self {
         Self {
+            namespace,
             shared: SharedRateLimiter::new(limit, window_secs),
             limit,
             blocked_until: Mutex::new(HashMap::new()),
@@ -166,7 +171,11 @@ impl CountedLimiter {
         let start = self.shared.window_start(now);
         let until = start + self.shared.window_secs;
         let count = store
-            .hit(&SharedRateLimiter::stored_key(key), start, until)
+            .hit(
+                &SharedRateLimiter::stored_key(&format!("{}:{key}", self.namespace)),
+                start,
+                until,
+            )
             .await?;
         if count >= self.limit {
             let mut map = self.blocked_until.lock().unwrap_or_else(|e| e.into_inner());
@@ -181,6 +190,35 @@ impl CountedLimiter {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn limiters_sharing_a_key_count_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("l.db").display());
+        let store = portcullis_store::open(&url, &portcullis_store::StoreOptions::default())
+            .await
+            .unwrap();
+        // Windows of 300 s and 3600 s both start at a whole hour: the counters must still be separate.
+        let now = 1_800_000_000 - 1_800_000_000 % 3600;
+        let a = CountedLimiter::new("a", 2, 300);
+        let b = CountedLimiter::new("b", 2, 3600);
+        a.record(store.as_ref(), "127.0.0.1", now).await.unwrap();
+        b.record(store.as_ref(), "127.0.0.1", now).await.unwrap();
+        assert_eq!(a.blocked("127.0.0.1", now), None);
+        assert_eq!(b.blocked("127.0.0.1", now), None);
+        a.record(store.as_ref(), "127.0.0.1", now).await.unwrap();
+        assert_eq!(a.blocked("127.0.0.1", now), Some(300));
+        assert_eq!(
+            b.blocked("127.0.0.1", now),
+            None,
+            "b counted only its own event"
+        );
+        assert_eq!(
+            CountedLimiter::new("c", 0, 60).blocked("x", now),
+            None,
+            "0 disables"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -61,8 +61,16 @@ impl AppState {
             secure_cookies: routes.origin.starts_with("https:"),
             authz,
             routes,
-            register_per_ip: CountedLimiter::new(config.register_per_ip_per_hour, 3600),
-            token_failures_per_ip: CountedLimiter::new(config.token_failures_per_ip, 300),
+            register_per_ip: CountedLimiter::new(
+                "register-ip",
+                config.register_per_ip_per_hour,
+                3600,
+            ),
+            token_failures_per_ip: CountedLimiter::new(
+                "token-failure-ip",
+                config.token_failures_per_ip,
+                300,
+            ),
             config,
             as_metadata,
             prm,
