@@ -198,7 +198,7 @@ mod tests {
             .await
             .unwrap();
         // Windows of 300 s and 3600 s both start at a whole hour: the counters must still be separate.
-        let now = 1_800_000_000 - 1_800_000_000 % 3600;
+        let now: i64 = 500_000 * 3600; // a whole hour
         let a = CountedLimiter::new("a", 2, 300);
         let b = CountedLimiter::new("b", 2, 3600);
         a.record(store.as_ref(), "127.0.0.1", now).await.unwrap();
