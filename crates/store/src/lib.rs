@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`sqlite`]: the embedded default. One writer connection (SQLite has one writer anyway) and a pool of
-//!   readers, WAL journal with `synchronous=FULL`: a commit is on disk before the caller answers.
+//!   readers, WAL journal with `synchronous=FULL`: a commit is on disk before the caller answers. Concurrent
+//!   hot writes share one transaction and one fsync (`sqlite::group_commit`).
 //! - [`postgres`]: PostgreSQL, for several instances sharing one database. Conditional single-use updates,
 //!   bounded retries of serialization failures and deadlocks, migrations under an advisory lock.
 //! - [`error`]: mapping of driver errors to [`StoreError`].
