@@ -4,6 +4,7 @@
 //! Rotation keeps old public keys published until every token they signed has expired (`publish_until`), so
 //! rotating never breaks a token in flight.
 
+use crate::jwt::Es256Key;
 use crate::random::Random;
 use crate::store::{KeyStore, SigningKeyRecord, StoreError};
 use p256::ecdsa::{SigningKey, VerifyingKey};
@@ -15,7 +16,7 @@ use std::fmt;
 /// Loaded keys: the one to sign with and every one to verify with.
 pub struct KeyRing {
     active_kid: String,
-    active: SigningKey,
+    active: Es256Key,
     verifying: HashMap<String, VerifyingKey>,
     jwks_json: String,
 }
@@ -87,8 +88,8 @@ impl KeyRing {
         let mut verifying = HashMap::new();
         let mut jwks = Vec::new();
         for r in records {
-            let sk = SigningKey::from_slice(&r.private_key)
-                .map_err(|_| KeyError::Corrupt(r.kid.clone()))?;
+            let sk = Es256Key::from_scalar(&r.private_key)
+                .ok_or_else(|| KeyError::Corrupt(r.kid.clone()))?;
             let vk = *sk.verifying_key();
             let jwk: serde_json::Value = serde_json::from_str(&r.public_jwk)
                 .map_err(|_| KeyError::Corrupt(r.kid.clone()))?;
@@ -114,7 +115,7 @@ impl KeyRing {
     }
 
     /// The active signing key.
-    pub fn signing_key(&self) -> &SigningKey {
+    pub fn signing_key(&self) -> &Es256Key {
         &self.active
     }
 

@@ -80,7 +80,7 @@ async fn setup() -> Setup {
 
 impl Setup {
     fn sign(&self, header: &Value, claims: &Value) -> String {
-        es256(self.ring.signing_key(), header, claims)
+        es256(self.ring.signing_key().as_p256(), header, claims)
     }
 
     async fn refused(&self, what: &str, token: &str) {
