@@ -199,17 +199,13 @@ impl Authz {
         };
         let requested = Scope::parse(get(&params, "scope").unwrap_or(""))
             .map_err(|e| fail(AuthzError::InvalidScope(e.to_string())))?;
-        let supported = self.config.supported_scopes();
-        let mut scope = requested.intersection(&supported);
-        let ignored_scope = requested.difference(&supported);
-        if scope.is_empty() {
-            scope = self.config.default_scope.clone();
-        }
         let resource = match get(&params, "resource") {
             None => self.config.default_resource().to_owned(),
             Some(r) if self.config.resources.iter().any(|k| k == r) => r.to_owned(),
             Some(_) => return Err(fail(AuthzError::InvalidTarget("unknown resource".into()))),
         };
+        // Limited to what the selected resource offers (RFC 8707 §2; gateway routes).
+        let (scope, ignored_scope) = self.config.grantable_scope(&resource, &requested);
         Ok(AuthorizationRequest {
             client,
             redirect_uri: redirect_uri.clone(),
@@ -449,6 +445,47 @@ mod tests {
             a.needs_consent("u1", &wider).await.unwrap(),
             "wider scope asks again"
         );
+    }
+
+    #[tokio::test]
+    async fn the_resource_limits_the_granted_scope() {
+        use crate::config::{AuthzConfig, ResourceScopes};
+        use crate::testing::{MemStore, SeqRandom};
+        let mut config = AuthzConfig::new("http://127.0.0.1:8080", "http://127.0.0.1:8080/mcp");
+        let github = "http://127.0.0.1:8080/github/mcp";
+        config.resources.push(github.into());
+        config.resource_scope_limits.insert(
+            github.into(),
+            ResourceScopes {
+                offered: Scope::parse("mcp:admin").unwrap(),
+                default: Scope::parse("mcp:admin").unwrap(),
+            },
+        );
+        let a = Authz::new(
+            std::sync::Arc::new(MemStore::default()),
+            std::sync::Arc::new(crate::clock::FixedClock::new(1_700_000_000)),
+            std::sync::Arc::new(SeqRandom::default()),
+            config,
+        )
+        .await
+        .unwrap();
+        let c = register_public(&a).await;
+        let at = |extra: &str| q(&c, extra);
+        let r = a
+            .authorization_request(&at(
+                "&scope=mcp:tools%20mcp:admin&resource=http%3A%2F%2F127.0.0.1%3A8080%2Fgithub%2Fmcp",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(r.resource, github);
+        assert_eq!(r.scope.to_string(), "mcp:admin");
+        assert_eq!(r.ignored_scope.to_string(), "mcp:tools");
+        let r = a
+            .authorization_request(&at("&scope=mcp:tools%20mcp:admin"))
+            .await
+            .unwrap();
+        assert_eq!(r.resource, "http://127.0.0.1:8080/mcp");
+        assert_eq!(r.scope.to_string(), "mcp:admin mcp:tools");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What the authorization-server logic needs to know about its deployment.
 
 use portcullis_proto::Scope;
+use std::collections::BTreeMap;
 
 /// The `offline_access` scope: a client asks to stay connected (refresh tokens). It is an authorization-server
 /// scope, not a resource scope (MCP SEP-2207): advertised in the AS metadata, granted when asked for, never in
@@ -21,6 +22,16 @@ pub struct ScopeInfo {
     pub tools: Vec<String>,
 }
 
+/// The scopes one protected resource offers (its RFC 9728 `scopes_supported`) and the ones granted there when a
+/// request names none of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceScopes {
+    /// What the resource offers; a subset of the catalogue.
+    pub offered: Scope,
+    /// Granted when the request names none of `offered`; a non-empty subset of `offered`.
+    pub default: Scope,
+}
+
 /// Issuer, resources, scopes and lifetimes. Built once at start-up by the server's configuration.
 #[derive(Debug, Clone)]
 pub struct AuthzConfig {
@@ -29,6 +40,9 @@ pub struct AuthzConfig {
     pub issuer: String,
     /// The resource identifiers (RFC 8707) tokens may be issued for; the first is the default audience.
     pub resources: Vec<String>,
+    /// Resources that offer only part of the catalogue (gateway routes), by resource identifier. A resource
+    /// not listed here offers the whole catalogue.
+    pub resource_scope_limits: BTreeMap<String, ResourceScopes>,
     /// The scope catalogue.
     pub scopes: Vec<ScopeInfo>,
     /// Granted when a client asks for no known scope (RFC 6749 §3.3 lets the server choose a default).
@@ -51,6 +65,7 @@ impl AuthzConfig {
         Self {
             issuer: issuer.into(),
             resources: vec![resource.into()],
+            resource_scope_limits: BTreeMap::new(),
             scopes: default_scopes(),
             default_scope: Scope::from_tokens(["mcp:tools"]).unwrap_or_default(),
             code_ttl: 60,
@@ -80,6 +95,29 @@ impl AuthzConfig {
     /// The resource's own scopes: the catalogue (what RFC 9728 `scopes_supported` lists).
     pub fn resource_scopes(&self) -> Vec<String> {
         self.scopes.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// The scope granted for `requested` at `resource`, and the requested scopes ignored there (RFC 6749 §3.3:
+    /// the server may grant less than requested; RFC 8707 §2: the token is for that resource only). A resource
+    /// with [`resource_scope_limits`](Self::resource_scope_limits) grants only what it offers (plus
+    /// `offline_access`), and its own default when nothing requested is offered; others grant from the whole
+    /// catalogue.
+    pub fn grantable_scope(&self, resource: &str, requested: &Scope) -> (Scope, Scope) {
+        let (offered, default) = match self.resource_scope_limits.get(resource) {
+            Some(limits) => (
+                limits
+                    .offered
+                    .union(&Scope::from_tokens([OFFLINE_ACCESS]).unwrap_or_default()),
+                &limits.default,
+            ),
+            None => (self.supported_scopes(), &self.default_scope),
+        };
+        let mut granted = requested.intersection(&offered);
+        let ignored = requested.difference(&offered);
+        if granted.is_empty() {
+            granted = default.clone();
+        }
+        (granted, ignored)
     }
 
     /// The catalogue entry for `name`.
@@ -136,5 +174,48 @@ mod tests {
         assert!(c
             .describe_scope(OFFLINE_ACCESS)
             .starts_with("Stay connected"));
+    }
+
+    #[test]
+    fn limited_resources_grant_only_their_own_scopes() {
+        let mut c = AuthzConfig::new("https://as", "https://as/mcp");
+        let s = |t: &str| Scope::parse(t).unwrap();
+        c.resources.push("https://as/github/mcp".into());
+        c.resource_scope_limits.insert(
+            "https://as/github/mcp".into(),
+            ResourceScopes {
+                offered: s("mcp:admin"),
+                default: s("mcp:admin"),
+            },
+        );
+        let g = |r: &str, req: &str| {
+            let (granted, ignored) = c.grantable_scope(r, &s(req));
+            (granted.to_string(), ignored.to_string())
+        };
+        // The built-in resource: the whole catalogue, the global default otherwise.
+        assert_eq!(
+            g("https://as/mcp", "mcp:tools mcp:admin"),
+            ("mcp:admin mcp:tools".into(), "".into())
+        );
+        assert_eq!(
+            g("https://as/mcp", "nope"),
+            ("mcp:tools".into(), "nope".into())
+        );
+        // The limited one: the intersection with what it offers, offline_access kept.
+        assert_eq!(
+            g(
+                "https://as/github/mcp",
+                "mcp:tools mcp:admin offline_access"
+            ),
+            ("mcp:admin offline_access".into(), "mcp:tools".into())
+        );
+        assert_eq!(
+            g("https://as/github/mcp", "mcp:tools"),
+            ("mcp:admin".into(), "mcp:tools".into())
+        );
+        assert_eq!(
+            g("https://as/github/mcp", ""),
+            ("mcp:admin".into(), "".into())
+        );
     }
 }
