@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub purge_interval_secs: u64,
     /// Gateway mode: forward the MCP endpoint to this upstream instead of the built-in server.
     pub upstream: Option<crate::gateway::GatewayConfig>,
+    /// `[[gateway.routes]]`: more upstreams on their own paths, each its own protected resource. They coexist
+    /// with the MCP endpoint (built-in server or `upstream`).
+    pub gateway_routes: Vec<crate::gateway::RouteConfig>,
     /// Registrations accepted per client address per hour at `POST /register`; 0 = unlimited (security
     /// notes, "Registration": registrations per IP per hour).
     pub register_per_ip_per_hour: u32,
@@ -58,6 +61,9 @@ pub enum ConfigError {
     /// A lifetime is out of range.
     #[error("{0}")]
     Lifetime(String),
+    /// A gateway setting (routes, per-tool scopes) is inconsistent.
+    #[error(transparent)]
+    Gateway(#[from] crate::gateway::GatewayConfigError),
 }
 
 /// Parses an issuer (RFC 8414 §2: https, no query or fragment; http allowed on loopback for development).
@@ -111,6 +117,7 @@ impl ServerConfig {
             key_reload_secs: 60,
             purge_interval_secs: 3600,
             upstream: None,
+            gateway_routes: Vec::new(),
             register_per_ip_per_hour: 100,
             token_failures_per_ip: 600,
             cimd_allow_hosts: Vec::new(),
@@ -133,6 +140,14 @@ impl ServerConfig {
                     .into(),
             ));
         }
+        let routes = crate::routes::Routes::new(&self.issuer, &self.mcp_path);
+        crate::gateway::config::check_routes(
+            &self.gateway_routes,
+            self.upstream.as_ref(),
+            &self.mcp_path,
+            &routes.reserved(),
+            &self.scopes,
+        )?;
         Ok(())
     }
 
@@ -145,6 +160,15 @@ impl ServerConfig {
         c.refresh_idle_ttl = self.refresh_idle_ttl;
         c.refresh_absolute_ttl = self.refresh_absolute_ttl;
         c.session_ttl = self.session_ttl;
+        // Each gateway route is one more resource tokens may be issued for (RFC 8707), with its own scopes.
+        let origin = self.issuer.origin().ascii_serialization();
+        for route in &self.gateway_routes {
+            let resource = format!("{origin}{}", route.path);
+            if let Some(limits) = route.resource_scopes(&self.default_scope) {
+                c.resource_scope_limits.insert(resource.clone(), limits);
+            }
+            c.resources.push(resource);
+        }
         c
     }
 }

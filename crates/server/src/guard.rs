@@ -25,18 +25,52 @@ pub struct Principal {
     pub scope: Scope,
 }
 
+/// The protected resource a request is for (RFC 9728 §1): the audience its tokens carry (RFC 8707), the path
+/// of its metadata document and the scope its challenges name. The MCP endpoint is [`Resource::mcp`]; each
+/// gateway route is one more.
+#[derive(Debug, Clone, Copy)]
+pub struct Resource<'a> {
+    /// The resource identifier.
+    pub url: &'a str,
+    /// Path of its RFC 9728 document on this origin.
+    pub metadata_path: &'a str,
+    /// Named in the `scope` of a 401 challenge (RFC 9728 §5.1, MCP "Scope Selection Strategy").
+    pub default_scope: &'a Scope,
+}
+
+impl<'a> Resource<'a> {
+    /// The MCP endpoint (built-in server or `--upstream`).
+    pub fn mcp(s: &'a AppState) -> Self {
+        Self {
+            url: &s.routes.mcp_url,
+            metadata_path: &s.routes.prm,
+            default_scope: &s.authz.config().default_scope,
+        }
+    }
+}
+
 /// The challenge for this resource.
 pub fn challenge(s: &AppState) -> BearerChallenge {
+    challenge_for(s, Resource::mcp(s))
+}
+
+/// The challenge for resource `r`.
+pub fn challenge_for(s: &AppState, r: Resource<'_>) -> BearerChallenge {
     BearerChallenge {
-        resource_metadata: Some(s.routes.url(&s.routes.prm)),
-        scope: Some(s.authz.config().default_scope.to_string()),
+        resource_metadata: Some(s.routes.url(r.metadata_path)),
+        scope: Some(r.default_scope.to_string()),
         ..Default::default()
     }
 }
 
 /// 401 for a missing or bad token.
 pub fn unauthorized(s: &AppState, error: Option<&str>) -> Response {
-    let mut c = challenge(s);
+    unauthorized_for(s, Resource::mcp(s), error)
+}
+
+/// 401 for a missing or bad token at resource `r`.
+pub fn unauthorized_for(s: &AppState, r: Resource<'_>, error: Option<&str>) -> Response {
+    let mut c = challenge_for(s, r);
     let description = match error {
         Some(desc) => {
             c = c.with_error(ErrorCode::InvalidToken, desc);
@@ -49,7 +83,12 @@ pub fn unauthorized(s: &AppState, error: Option<&str>) -> Response {
 
 /// 403 for a token without `needed`.
 pub fn insufficient_scope(s: &AppState, needed: &Scope) -> Response {
-    let mut c = challenge(s).with_error(
+    insufficient_scope_for(s, Resource::mcp(s), needed)
+}
+
+/// 403 for a token without `needed` at resource `r`.
+pub fn insufficient_scope_for(s: &AppState, r: Resource<'_>, needed: &Scope) -> Response {
+    let mut c = challenge_for(s, r).with_error(
         ErrorCode::InsufficientScope,
         format!("this request needs scope {needed}"),
     );
@@ -63,8 +102,19 @@ pub fn insufficient_scope(s: &AppState, needed: &Scope) -> Response {
 
 static LAST_KEY_RELOAD: AtomicI64 = AtomicI64::new(0);
 
-/// Authenticates a request.
+/// Authenticates a request to the MCP endpoint.
 pub async fn authenticate(s: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
+    authenticate_for(s, Resource::mcp(s), headers).await
+}
+
+/// Authenticates a request to resource `r`: a token whose audience is another resource is refused (RFC 8707
+/// §2, RFC 9068 §4), cached or not.
+pub async fn authenticate_for(
+    s: &AppState,
+    r: Resource<'_>,
+    headers: &HeaderMap,
+) -> Result<Principal, Response> {
+    let unauthorized = |s: &AppState, e: Option<&str>| unauthorized_for(s, r, e);
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
         return Err(if headers.contains_key(header::AUTHORIZATION) {
@@ -85,9 +135,13 @@ pub async fn authenticate(s: &AppState, headers: &HeaderMap) -> Result<Principal
     // Verified-token cache (see `token_cache`): a hit skips the signature check but never the revocation check.
     let key = TokenCache::<Principal>::key(token);
     let principal = match s.token_cache.get(&key, now) {
+        // The cache is shared by every resource of this server: the audience is checked on every hit.
+        Some(p) if !p.claims.aud.contains(r.url) => {
+            return Err(unauthorized(s, Some(&TokenError::Audience.to_string())));
+        }
         Some(p) => p,
         None => {
-            let claims = verify(s, token, now).await?;
+            let claims = verify(s, r, token, now).await?;
             let scope = Scope::parse(claims.scope.as_deref().unwrap_or("")).unwrap_or_default();
             let p = Principal { claims, scope };
             s.token_cache.insert(key, p.claims.exp, p.clone(), now);
@@ -104,8 +158,13 @@ pub async fn authenticate(s: &AppState, headers: &HeaderMap) -> Result<Principal
 
 /// Full verification of a token not in the cache (RFC 9068 §4), reloading the key ring at most every 10 s
 /// when the `kid` is unknown.
-async fn verify(s: &AppState, token: &str, now: i64) -> Result<AccessClaims, Response> {
-    let (issuer, resource) = (&s.routes.issuer, &s.routes.mcp_url);
+async fn verify(
+    s: &AppState,
+    r: Resource<'_>,
+    token: &str,
+    now: i64,
+) -> Result<AccessClaims, Response> {
+    let (issuer, resource) = (&s.routes.issuer, r.url);
     let mut result = access_token::verify(&s.authz.keys(), token, issuer, resource, now);
     if matches!(result, Err(TokenError::Jws(JwsError::UnknownKey))) {
         // Maybe a key rotated by another instance: reload, at most once every 10 s.
@@ -121,5 +180,5 @@ async fn verify(s: &AppState, token: &str, now: i64) -> Result<AccessClaims, Res
             result = access_token::verify(&s.authz.keys(), token, issuer, resource, now);
         }
     }
-    result.map_err(|e| unauthorized(s, Some(&e.to_string())))
+    result.map_err(|e| unauthorized_for(s, r, Some(&e.to_string())))
 }

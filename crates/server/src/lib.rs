@@ -102,6 +102,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     if let Some(alt) = &r.as_metadata_root {
         router = router.route(alt, cors(get(metadata::authorization_server)));
     }
+    let router = gateway::mount::mount(router, &state);
     router
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

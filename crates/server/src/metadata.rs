@@ -43,13 +43,24 @@ pub fn authorization_server_document(r: &Routes, c: &AuthzConfig, cimd: bool) ->
 
 /// The RFC 9728 document for the MCP endpoint.
 pub fn protected_resource_document(r: &Routes, c: &AuthzConfig) -> Bytes {
+    protected_resource_document_for(r, &r.mcp_url, c.resource_scopes(), "Portcullis MCP server")
+}
+
+/// The RFC 9728 §2 document of protected resource `resource` on this origin (the MCP endpoint, or a gateway
+/// route with its own scopes), naming this server as its authorization server.
+pub fn protected_resource_document_for(
+    r: &Routes,
+    resource: &str,
+    scopes: Vec<String>,
+    name: &str,
+) -> Bytes {
     let doc = ProtectedResourceMetadata {
-        resource: r.mcp_url.clone(),
+        resource: resource.to_owned(),
         authorization_servers: Some(vec![r.issuer.clone()]),
         jwks_uri: Some(r.url(&r.jwks)),
-        scopes_supported: Some(c.resource_scopes()),
+        scopes_supported: Some(scopes),
         bearer_methods_supported: strings(&["header"]),
-        resource_name: Some("Portcullis MCP server".into()),
+        resource_name: Some(name.to_owned()),
         resource_documentation: None,
         extra: Default::default(),
     };

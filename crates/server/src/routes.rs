@@ -97,6 +97,36 @@ impl Routes {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.origin)
     }
+
+    /// The path of the RFC 9728 §3.1 document of the resource at `path` on this origin (the well-known name
+    /// inserted before the path): `/.well-known/oauth-protected-resource<path>`.
+    pub fn prm_for(&self, path: &str) -> String {
+        format!("{}{path}", well_known::PROTECTED_RESOURCE)
+    }
+
+    /// Every path the server answers before any gateway route (routes must not take one of them).
+    pub fn reserved(&self) -> Vec<&str> {
+        let mut out = vec![
+            self.as_metadata.as_str(),
+            &self.oidc_metadata,
+            &self.prm,
+            &self.prm_root,
+            &self.jwks,
+            &self.register,
+            &self.authorize,
+            &self.login,
+            &self.consent,
+            &self.token,
+            &self.revoke,
+            &self.mcp,
+            &self.stylesheet,
+            LIVEZ,
+            READYZ,
+        ];
+        out.extend(self.oidc_metadata_appended.as_deref());
+        out.extend(self.as_metadata_root.as_deref());
+        out
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +143,11 @@ mod tests {
         assert_eq!(r.mcp_url, "http://127.0.0.1:8080/mcp");
         assert_eq!(r.token, "/token");
         assert!(r.oidc_metadata_appended.is_none());
+        assert_eq!(
+            r.prm_for("/github/mcp"),
+            "/.well-known/oauth-protected-resource/github/mcp"
+        );
+        assert!(r.reserved().contains(&"/token") && r.reserved().contains(&"/mcp"));
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! [`GatewayConfig`]: where the upstream MCP server is, how long to wait for it, and which scope each tool needs.
+//! [`RouteConfig`]: one more upstream on its own path, a protected resource of its own (RFC 9728 §1, RFC 8707),
+//! and the start-up checks of the routes ([`check_routes`]).
 
+use portcullis_authz::config::{ResourceScopes, ScopeInfo};
 use portcullis_proto::Scope;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -37,6 +40,145 @@ pub enum GatewayConfigError {
     /// The timeout is out of range.
     #[error("upstream timeout must be 100 to 3600000 ms")]
     Timeout,
+    /// A route path is not a plain absolute path.
+    #[error("gateway route path {0:?} must start with /, have segments of letters, digits, '-', '.', '_' or '~' (no empty, '.' or '..' segment), and not be / or under /.well-known/")]
+    RoutePath(String),
+    /// A route path is one of the server's own endpoints.
+    #[error("gateway route path {0:?} is already an endpoint of this server (authorization server, metadata, health or the MCP endpoint)")]
+    RouteClash(String),
+    /// Two routes share a path.
+    #[error("gateway route path {0:?} is listed twice")]
+    DuplicateRoute(String),
+    /// A route names a scope the catalogue does not have.
+    #[error("gateway route {path}: scope {scope:?} is not in the scope catalogue ([[scopes]])")]
+    UnknownScope {
+        /// The route.
+        path: String,
+        /// The scope.
+        scope: String,
+    },
+    /// A route's scope list is empty, or its defaults are not among its scopes.
+    #[error("gateway route {0}: scopes must not be empty, and default_scopes must be some of its scopes")]
+    RouteScopes(String),
+    /// A per-tool scope no token for that resource can carry.
+    #[error("gateway route {path}: tool {tool:?} needs scope {scope:?}, which this route does not offer")]
+    ToolScopeNotOffered {
+        /// The route (or the MCP path).
+        path: String,
+        /// The tool.
+        tool: String,
+        /// The scope.
+        scope: String,
+    },
+}
+
+/// One `[[gateway.routes]]` entry: an upstream MCP server at `path` on the issuer's origin. Each route is its
+/// own protected resource: identifier `origin + path`, its own RFC 9728 document at
+/// `/.well-known/oauth-protected-resource<path>` (§3.1), its own challenge, tokens issued for it alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// The path clients use, e.g. `/github/mcp`.
+    pub path: String,
+    /// The upstream, its timeout, response limit and per-tool scopes.
+    pub gateway: GatewayConfig,
+    /// The scopes this resource offers (its `scopes_supported`); `None` offers the whole catalogue.
+    pub scopes: Option<Scope>,
+    /// Granted (and named in the challenge) when a request names none of `scopes`; `None`: its scopes that are
+    /// catalogue defaults, or else all of them.
+    pub default_scopes: Option<Scope>,
+}
+
+/// Checks a route path: absolute, plain segments (so it is a literal axum path and an unambiguous URL path).
+pub fn check_route_path(path: &str) -> Result<(), GatewayConfigError> {
+    let err = || GatewayConfigError::RoutePath(path.to_owned());
+    let rest = path.strip_prefix('/').ok_or_else(err)?;
+    let body = rest.strip_suffix('/').unwrap_or(rest);
+    if body.is_empty() || path.starts_with("/.well-known/") {
+        return Err(err());
+    }
+    for segment in body.split('/') {
+        let plain = segment
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'));
+        if segment.is_empty() || segment == "." || segment == ".." || !plain {
+            return Err(err());
+        }
+    }
+    Ok(())
+}
+
+impl RouteConfig {
+    /// The scopes this route offers and grants by default, given the catalogue and the global default;
+    /// `None` when it offers the whole catalogue (no limit, the global default applies).
+    pub fn resource_scopes(&self, catalogue_defaults: &Scope) -> Option<ResourceScopes> {
+        let offered = self.scopes.clone()?;
+        let default = match &self.default_scopes {
+            Some(d) => d.clone(),
+            None => {
+                let d = offered.intersection(catalogue_defaults);
+                if d.is_empty() {
+                    offered.clone()
+                } else {
+                    d
+                }
+            }
+        };
+        Some(ResourceScopes { offered, default })
+    }
+}
+
+/// Start-up checks of the gateway (docs/gateway.md): route paths well-formed, distinct, and none of `reserved`
+/// (the server's own paths); route scopes in the catalogue; every per-tool scope offered where it is needed.
+/// `main` is the MCP path's upstream, if any.
+pub fn check_routes(
+    routes: &[RouteConfig],
+    main: Option<&GatewayConfig>,
+    mcp_path: &str,
+    reserved: &[&str],
+    catalogue: &[ScopeInfo],
+) -> Result<(), GatewayConfigError> {
+    let known = Scope::from_tokens(catalogue.iter().map(|s| s.name.as_str())).unwrap_or_default();
+    let tools_offered = |path: &str, g: &GatewayConfig, offered: &Scope| {
+        for (tool, scope) in &g.tool_scopes {
+            if !offered.includes(scope) {
+                return Err(GatewayConfigError::ToolScopeNotOffered {
+                    path: path.to_owned(),
+                    tool: tool.clone(),
+                    scope: scope.to_string(),
+                });
+            }
+        }
+        Ok(())
+    };
+    if let Some(g) = main {
+        tools_offered(mcp_path, g, &known)?;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for r in routes {
+        check_route_path(&r.path)?;
+        if reserved.contains(&r.path.as_str()) {
+            return Err(GatewayConfigError::RouteClash(r.path.clone()));
+        }
+        if !seen.insert(r.path.as_str()) {
+            return Err(GatewayConfigError::DuplicateRoute(r.path.clone()));
+        }
+        let offered = r.scopes.clone().unwrap_or_else(|| known.clone());
+        if let Some(unknown) = offered.difference(&known).iter().next() {
+            return Err(GatewayConfigError::UnknownScope {
+                path: r.path.clone(),
+                scope: unknown.to_owned(),
+            });
+        }
+        let defaults_ok = r
+            .default_scopes
+            .as_ref()
+            .is_none_or(|d| !d.is_empty() && offered.includes(d));
+        if offered.is_empty() || !defaults_ok {
+            return Err(GatewayConfigError::RouteScopes(r.path.clone()));
+        }
+        tools_offered(&r.path, &r.gateway, &offered)?;
+    }
+    Ok(())
 }
 
 /// Parses the upstream URL.
@@ -116,5 +258,111 @@ mod tests {
         assert!(c.add_tool_scope("x=").is_err());
         assert!(c.set_timeout_ms(5).is_err());
         assert!(c.set_timeout_ms(1000).is_ok());
+    }
+
+    fn route(path: &str, scopes: Option<&str>) -> RouteConfig {
+        RouteConfig {
+            path: path.into(),
+            gateway: GatewayConfig::new(parse_upstream("http://127.0.0.1:1/mcp").unwrap()),
+            scopes: scopes.map(|s| Scope::parse(s).unwrap()),
+            default_scopes: None,
+        }
+    }
+
+    #[test]
+    fn route_paths() {
+        for ok in ["/github/mcp", "/a", "/v1/mcp/", "/a.b/c-d_e~f"] {
+            assert_eq!(check_route_path(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "/",
+            "github",
+            "//x",
+            "/a//b",
+            "/a/./b",
+            "/a/../b",
+            "/{id}",
+            "/:x",
+            "/*x",
+            "/a?b",
+            "/a#b",
+            "/a b",
+            "/.well-known/x",
+            "/é",
+        ] {
+            assert!(check_route_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn route_checks() {
+        let catalogue = portcullis_authz::config::default_scopes();
+        let reserved = ["/mcp", "/token", "/authorize"];
+        let check =
+            |routes: &[RouteConfig]| check_routes(routes, None, "/mcp", &reserved, &catalogue);
+        assert_eq!(
+            check(&[route("/a/mcp", Some("mcp:admin")), route("/b/mcp", None)]),
+            Ok(())
+        );
+        assert_eq!(
+            check(&[route("/token", None)]),
+            Err(GatewayConfigError::RouteClash("/token".into()))
+        );
+        assert_eq!(
+            check(&[route("/mcp", None)]),
+            Err(GatewayConfigError::RouteClash("/mcp".into()))
+        );
+        assert_eq!(
+            check(&[route("/a", None), route("/a", None)]),
+            Err(GatewayConfigError::DuplicateRoute("/a".into()))
+        );
+        assert_eq!(
+            check(&[route("/a", Some("mcp:tools github:read"))]),
+            Err(GatewayConfigError::UnknownScope {
+                path: "/a".into(),
+                scope: "github:read".into()
+            })
+        );
+        assert!(check(&[route("/a", Some(""))]).is_err());
+        let mut r = route("/a", Some("mcp:admin"));
+        r.default_scopes = Some(Scope::parse("mcp:tools").unwrap());
+        assert_eq!(
+            check(&[r]),
+            Err(GatewayConfigError::RouteScopes("/a".into()))
+        );
+        let mut r = route("/a", Some("mcp:admin"));
+        r.gateway.add_tool_scope("t=mcp:tools").unwrap();
+        assert!(matches!(
+            check(&[r]),
+            Err(GatewayConfigError::ToolScopeNotOffered { .. })
+        ));
+        let mut main = GatewayConfig::new(parse_upstream("http://127.0.0.1:1/mcp").unwrap());
+        main.add_tool_scope("t=nope").unwrap();
+        assert!(check_routes(&[], Some(&main), "/mcp", &reserved, &catalogue).is_err());
+    }
+
+    #[test]
+    fn route_default_scopes() {
+        let defaults = Scope::parse("mcp:tools").unwrap();
+        assert_eq!(route("/a", None).resource_scopes(&defaults), None);
+        let r = route("/a", Some("mcp:tools mcp:admin"))
+            .resource_scopes(&defaults)
+            .unwrap();
+        assert_eq!(r.default.to_string(), "mcp:tools");
+        let r = route("/a", Some("mcp:admin"))
+            .resource_scopes(&defaults)
+            .unwrap();
+        assert_eq!(r.default.to_string(), "mcp:admin");
+        let mut explicit = route("/a", Some("mcp:tools mcp:admin"));
+        explicit.default_scopes = Some(Scope::parse("mcp:admin").unwrap());
+        assert_eq!(
+            explicit
+                .resource_scopes(&defaults)
+                .unwrap()
+                .default
+                .to_string(),
+            "mcp:admin"
+        );
     }
 }

@@ -147,25 +147,6 @@ pub(crate) async fn forward(
         tracing::warn!(%method, upstream_status = status.as_u16(), "upstream answered with an error status");
         return bad_gateway(id);
     }
-    let sent_session = headers
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    if let Some(new) = resp.headers().get(SESSION_HEADER) {
-        let Ok(new) = new.to_str() else {
-            tracing::warn!("upstream sent a malformed Mcp-Session-Id");
-            return bad_gateway(id);
-        };
-        if status.is_success() && g.sessions.record(new, p).is_err() {
-            tracing::warn!("upstream reused another caller's session id; refused");
-            return bad_gateway(id);
-        }
-    }
-    if let Some(sid) = &sent_session {
-        if status == StatusCode::NOT_FOUND || (method == Method::DELETE && status.is_success()) {
-            g.sessions.forget(sid);
-        }
-    }
     let mut builder = Response::builder().status(status);
     for name in FORWARDED_RESPONSE_HEADERS {
         for v in resp.headers().get_all(*name) {

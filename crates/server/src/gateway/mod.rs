@@ -3,7 +3,8 @@
 //! Restriction" and "Token Passthrough": the client's token never reaches the upstream).
 //!
 //! - [`config`]: [`GatewayConfig`] and the parsers of `--upstream` and `--tool-scope NAME=SCOPE`.
-//! - [`sessions`]: which subject and client opened each upstream `Mcp-Session-Id`.
+//! - [`sessions`]: session ids sealed to the resource, subject and client (a MAC, so any instance can check them).
+//! - [`mount`]: `[[gateway.routes]]`: more upstreams on their own paths, each its own protected resource.
 //! - [`forward`]: the upstream request (allow-listed headers plus identity headers) and the response (streamed
 //!   for `text/event-stream`, size-limited for JSON; 502/504 with a JSON-RPC error body on failure).
 //!
@@ -13,9 +14,10 @@
 
 pub mod config;
 pub mod forward;
+pub mod mount;
 pub mod sessions;
 
-pub use config::{GatewayConfig, GatewayConfigError};
+pub use config::{GatewayConfig, GatewayConfigError, RouteConfig};
 
 use crate::guard::{self, Principal};
 use crate::mcp::SESSION_HEADER;
@@ -28,7 +30,7 @@ use axum::routing::{post, MethodRouter};
 use axum::Extension;
 use bytes::Bytes;
 use serde_json::{json, Value};
-use sessions::Sessions;
+use sessions::SessionIds;
 use std::sync::Arc;
 
 /// The gateway's runtime state: configuration, HTTP client, session table.
@@ -37,7 +39,9 @@ pub struct Gateway {
     config: GatewayConfig,
     /// `None` only if the HTTP client could not be built (logged once; every request then answers 502).
     client: Option<reqwest::Client>,
-    sessions: Sessions,
+    sessions: SessionIds,
+    /// The protected resource of a `[[gateway.routes]]` entry; `None` on the MCP endpoint.
+    route: Option<mount::RouteResource>,
 }
 
 impl Gateway {
@@ -53,13 +57,17 @@ impl Gateway {
         Self {
             config,
             client,
-            sessions: Sessions::default(),
+            sessions: SessionIds::default(),
+            route: None,
         }
     }
 
-    /// The session table (for tests and metrics).
-    pub fn sessions(&self) -> &Sessions {
-        &self.sessions
+    /// The protected resource this gateway serves.
+    fn resource<'a>(&'a self, s: &'a AppState) -> guard::Resource<'a> {
+        match &self.route {
+            Some(r) => r.as_resource(),
+            None => guard::Resource::mcp(s),
+        }
     }
 }
 
@@ -95,7 +103,12 @@ where
 
 /// The MCP endpoint's method router in gateway mode.
 pub fn method_router(config: &GatewayConfig) -> MethodRouter<Arc<AppState>> {
-    let gateway = Arc::new(Gateway::new(config.clone()));
+    handlers(Gateway::new(config.clone()))
+}
+
+/// The method router of one gateway (the MCP endpoint's or a route's).
+fn handlers(gateway: Gateway) -> MethodRouter<Arc<AppState>> {
+    let gateway = Arc::new(gateway);
     post(handle_post)
         .get(handle_get)
         .delete(handle_delete)
@@ -113,26 +126,114 @@ pub(crate) fn rpc_error(status: StatusCode, id: Value, code: i64, message: &str)
         .into_response()
 }
 
-/// Checks the `Mcp-Session-Id` header, if any, against the session table; `Some` refusal if it is not `p`'s.
-fn refuse_session(g: &Gateway, headers: &HeaderMap, p: &Principal) -> Option<Response> {
+/// The request headers to forward: the client's `Mcp-Session-Id`, if any, replaced by the upstream's own id
+/// after its MAC is checked against `p` and this resource ([`sessions`]); 404 (JSON-RPC `-32001`, "initialize a
+/// new session") when it was not sealed for them, 400 for several ids.
+async fn upstream_session(
+    s: &AppState,
+    g: &Gateway,
+    headers: &HeaderMap,
+    p: &Principal,
+) -> Result<HeaderMap, Response> {
     let mut values = headers.get_all(SESSION_HEADER).iter();
-    match (values.next(), values.next()) {
-        (None, _) => None,
-        (Some(_), Some(_)) => Some(rpc_error(
-            StatusCode::BAD_REQUEST,
-            Value::Null,
-            -32600,
-            "send at most one Mcp-Session-Id header",
-        )),
-        (Some(v), None) => match v.to_str() {
-            Ok(id) if g.sessions.allows(id, p) => None,
-            _ => Some(rpc_error(
+    let sealed = match (values.next(), values.next()) {
+        (None, _) => return Ok(headers.clone()),
+        (Some(_), Some(_)) => {
+            return Err(rpc_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                -32600,
+                "send at most one Mcp-Session-Id header",
+            ))
+        }
+        (Some(v), None) => v.to_str().unwrap_or(""),
+    };
+    let resource = g.resource(s).url;
+    let store = s.authz.store();
+    let opened = g
+        .sessions
+        .open(store.as_ref(), s.authz.now(), resource, sealed, p)
+        .await;
+    let upstream = match opened {
+        Ok(Some(id)) => id,
+        Ok(None) => {
+            return Err(rpc_error(
                 StatusCode::NOT_FOUND,
                 Value::Null,
                 -32001,
                 "session not found; initialize a new session",
-            )),
-        },
+            ))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot check a gateway session id");
+            return Err(rpc_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Value::Null,
+                -32000,
+                "temporarily unavailable; retry later",
+            ));
+        }
+    };
+    let mut out = headers.clone();
+    // Visible ASCII (checked by `open`), so always a valid header value.
+    match axum::http::HeaderValue::from_str(&upstream) {
+        Ok(v) => {
+            out.insert(SESSION_HEADER, v);
+            Ok(out)
+        }
+        Err(_) => Err(rpc_error(
+            StatusCode::NOT_FOUND,
+            Value::Null,
+            -32001,
+            "session not found; initialize a new session",
+        )),
+    }
+}
+
+/// The upstream's answer with its `Mcp-Session-Id`, if any, sealed for `p` and this resource ([`sessions`]);
+/// 502 if the upstream's id is not visible ASCII.
+async fn seal_session(s: &AppState, g: &Gateway, p: &Principal, mut resp: Response) -> Response {
+    let Some(id) = resp.headers().get(SESSION_HEADER) else {
+        return resp;
+    };
+    let Ok(id) = id.to_str().map(str::to_owned) else {
+        tracing::warn!("upstream sent a malformed Mcp-Session-Id");
+        return rpc_error(
+            StatusCode::BAD_GATEWAY,
+            Value::Null,
+            -32000,
+            "the upstream MCP server is unavailable or answered badly",
+        );
+    };
+    let resource = g.resource(s).url;
+    let store = s.authz.store();
+    let sealed = g
+        .sessions
+        .seal(store.as_ref(), s.authz.now(), resource, &id, p)
+        .await;
+    match sealed.map(|v| axum::http::HeaderValue::from_str(&v)) {
+        Ok(Ok(v)) => {
+            resp.headers_mut().insert(SESSION_HEADER, v);
+            resp
+        }
+        Ok(Err(_)) | Err(sessions::SessionError::BadUpstreamId) => {
+            tracing::warn!("upstream sent a session id that is not visible ASCII");
+            rpc_error(
+                StatusCode::BAD_GATEWAY,
+                Value::Null,
+                -32000,
+                "the upstream MCP server is unavailable or answered badly",
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot seal a gateway session id");
+            rpc_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Value::Null,
+                -32000,
+                "temporarily unavailable; retry later",
+            )
+        }
     }
 }
 
@@ -177,7 +278,7 @@ async fn handle_post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let p = match guard::authenticate(&s, &headers).await {
+    let p = match guard::authenticate_for(&s, g.resource(&s), &headers).await {
         Ok(p) => p,
         Err(resp) => return resp,
     };
@@ -192,9 +293,10 @@ async fn handle_post(
             )
         }
     };
-    if let Some(resp) = refuse_session(&g, &headers, &p) {
-        return resp;
-    }
+    let headers = match upstream_session(&s, &g, &headers, &p).await {
+        Ok(h) => h,
+        Err(resp) => return resp,
+    };
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
     let id = request_id(parsed.as_ref());
     let body = if g.config.tool_scopes.is_empty() {
@@ -204,14 +306,15 @@ async fn handle_post(
             return rpc_error(StatusCode::BAD_REQUEST, Value::Null, -32700, "parse error");
         };
         if let Some(needed) = missing_tool_scope(&g.config, &p, &value) {
-            return guard::insufficient_scope(&s, &needed);
+            return guard::insufficient_scope_for(&s, g.resource(&s), &needed);
         }
         match serde_json::to_vec(&value) {
             Ok(v) => Bytes::from(v),
             Err(_) => return rpc_error(StatusCode::BAD_REQUEST, id, -32700, "parse error"),
         }
     };
-    forward::forward(&g, Method::POST, &headers, &p, Some(body), id).await
+    let resp = forward::forward(&g, Method::POST, &headers, &p, Some(body), id).await;
+    seal_session(&s, &g, &p, resp).await
 }
 
 /// `GET` on the MCP endpoint: the server-to-client SSE stream, streamed through unbuffered.
@@ -220,14 +323,16 @@ async fn handle_get(
     Extension(g): Extension<Arc<Gateway>>,
     headers: HeaderMap,
 ) -> Response {
-    let p = match guard::authenticate(&s, &headers).await {
+    let p = match guard::authenticate_for(&s, g.resource(&s), &headers).await {
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    if let Some(resp) = refuse_session(&g, &headers, &p) {
-        return resp;
-    }
-    forward::forward(&g, Method::GET, &headers, &p, None, Value::Null).await
+    let headers = match upstream_session(&s, &g, &headers, &p).await {
+        Ok(h) => h,
+        Err(resp) => return resp,
+    };
+    let resp = forward::forward(&g, Method::GET, &headers, &p, None, Value::Null).await;
+    seal_session(&s, &g, &p, resp).await
 }
 
 /// `DELETE` on the MCP endpoint: ends the session upstream and forgets it here.
@@ -236,14 +341,16 @@ async fn handle_delete(
     Extension(g): Extension<Arc<Gateway>>,
     headers: HeaderMap,
 ) -> Response {
-    let p = match guard::authenticate(&s, &headers).await {
+    let p = match guard::authenticate_for(&s, g.resource(&s), &headers).await {
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    if let Some(resp) = refuse_session(&g, &headers, &p) {
-        return resp;
-    }
-    forward::forward(&g, Method::DELETE, &headers, &p, None, Value::Null).await
+    let headers = match upstream_session(&s, &g, &headers, &p).await {
+        Ok(h) => h,
+        Err(resp) => return resp,
+    };
+    let resp = forward::forward(&g, Method::DELETE, &headers, &p, None, Value::Null).await;
+    seal_session(&s, &g, &p, resp).await
 }
 
 #[cfg(test)]

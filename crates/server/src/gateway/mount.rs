@@ -1,0 +1,78 @@
+//! `[[gateway.routes]]`: more upstream MCP servers, each on its own path and each its own protected resource
+//! (RFC 9728 §1): resource identifier `origin + path` (RFC 8707 audience), its own RFC 9728 document at
+//! `/.well-known/oauth-protected-resource<path>` (§3.1 path insertion) listing its own scopes, its own 401
+//! challenge (§5.1), its own session ids. A token issued for one route is refused at every other route and at the
+//! MCP endpoint ([`guard::authenticate_for`]).
+
+use super::{handlers, Gateway, RouteConfig};
+use crate::guard;
+use crate::state::AppState;
+use axum::routing::get;
+use axum::Router;
+use portcullis_proto::Scope;
+use std::sync::Arc;
+
+/// A route's protected resource, computed once at start-up.
+#[derive(Debug, Clone)]
+pub struct RouteResource {
+    /// The resource identifier: the issuer's origin and the route's path.
+    pub url: String,
+    /// Path of its RFC 9728 document.
+    pub metadata_path: String,
+    /// The scope its challenges name (and a request naming none of its scopes gets).
+    pub default_scope: Scope,
+    /// Its `scopes_supported`.
+    pub scopes: Vec<String>,
+}
+
+impl RouteResource {
+    /// The route's resource as the guard sees it.
+    pub fn as_resource(&self) -> guard::Resource<'_> {
+        guard::Resource {
+            url: &self.url,
+            metadata_path: &self.metadata_path,
+            default_scope: &self.default_scope,
+        }
+    }
+}
+
+/// The protected resource of `route` on server `s`.
+pub fn resource(s: &AppState, route: &RouteConfig) -> RouteResource {
+    let config = s.authz.config();
+    let (scopes, default_scope) = match route.resource_scopes(&config.default_scope) {
+        Some(limits) => (
+            limits.offered.iter().map(str::to_owned).collect(),
+            limits.default,
+        ),
+        None => (config.resource_scopes(), config.default_scope.clone()),
+    };
+    RouteResource {
+        url: s.routes.url(&route.path),
+        metadata_path: s.routes.prm_for(&route.path),
+        default_scope,
+        scopes,
+    }
+}
+
+/// Adds every configured route and its metadata document to `router`. The paths were checked at start-up
+/// ([`super::config::check_routes`]): distinct, plain, none of the server's own.
+pub fn mount(mut router: Router<Arc<AppState>>, s: &AppState) -> Router<Arc<AppState>> {
+    for route in &s.config.gateway_routes {
+        let resource = resource(s, route);
+        let document = crate::metadata::protected_resource_document_for(
+            &s.routes,
+            &resource.url,
+            resource.scopes.clone(),
+            &format!("MCP server at {} (Portcullis gateway)", route.path),
+        );
+        let metadata = get(move || {
+            let document = document.clone();
+            async move { crate::json_bytes(document, "public, max-age=3600") }
+        });
+        let mut gateway = Gateway::new(route.gateway.clone());
+        router = router.route(&resource.metadata_path, crate::cors(metadata));
+        gateway.route = Some(resource);
+        router = router.route(&route.path, crate::cors(handlers(gateway)));
+    }
+    router
+}
