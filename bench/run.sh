@@ -9,6 +9,10 @@
 #   --smoke:        1 run of 2 s per endpoint and server, no warm-up, 16 connections; fails (exit 1) if any
 #                   request errors or a server dies. This is what CI runs.
 #   --no-build:     use the existing target/release/portcullis.
+#   --endpoints L:  only these rows, comma-separated (metadata,dcr,mcp,refresh,revoke,revoke_jwt).
+#   --servers L:    only these servers, comma-separated (portcullis,oidc-provider).
+#   --perf DIR:     record a `perf record -g` profile of Portcullis during each measured run into DIR
+#                   (needs linux-perf; profiles, not the table, are the point of such a run).
 # Environment: PORTCULLIS_BIN=PATH uses that binary instead (no build).
 # Loopback only; every wait is bounded; both servers and all temporary files are removed on exit.
 set -euo pipefail
@@ -16,6 +20,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH="$ROOT/bench"
 RUNS=3 DURATION=10 WARMUP=3 CONNS=64 SMOKE=0 BUILD=1 OUT="$BENCH/results/latest.md"
+ENDPOINTS="metadata,dcr,mcp,refresh,revoke,revoke_jwt" SERVERS="portcullis,oidc-provider" PERF_DIR=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) SMOKE=1 RUNS=1 DURATION=2 WARMUP=0 CONNS=16 OUT="" ;;
@@ -25,6 +30,9 @@ while [ $# -gt 0 ]; do
     --connections) CONNS=$2; shift ;;
     --out) OUT=$2; shift ;;
     --no-build) BUILD=0 ;;
+    --endpoints) ENDPOINTS=$2; shift ;;
+    --servers) SERVERS=$2; shift ;;
+    --perf) PERF_DIR=$2; shift ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -161,10 +169,18 @@ load() {
   export BENCH_REVOKE_HINT
   local c0 out
   c0=$(cpu_ticks "$pid")
+  perf_pid=""
+  if [ -n "$PERF_DIR" ] && [ "$server" = portcullis ] && [ "$run" != warm ]; then
+    mkdir -p "$PERF_DIR"
+    # The middle of the run: start after a quarter of it, record half of it.
+    (sleep $((secs / 4)); perf record -F 999 -g -p "$pid" -o "$PERF_DIR/$endpoint-$run.data" -- sleep $((secs / 2 > 0 ? secs / 2 : 1)) >/dev/null 2>&1) &
+    perf_pid=$!
+  fi
   # shellcheck disable=SC2086
   out=$($PIN_LOAD timeout $((secs + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --timeout 5s \
     -s "$BENCH/lua/$script.lua" "$url" 2>&1) || { log "wrk failed: $out"; FAILED=1; return; }
   local c1 line
+  if [ -n "${perf_pid:-}" ]; then wait "$perf_pid" 2>/dev/null || true; perf_pid=""; fi
   c1=$(cpu_ticks "$pid")
   if ! kill -0 "$pid" 2>/dev/null; then log "$server died during $endpoint"; FAILED=1; return; fi
   line=$(echo "$out" | grep '^RESULT ' || true)
@@ -186,11 +202,14 @@ load() {
     "$errs" "$cpu" "$(rss_kib "$pid" VmHWM)" "$r_requests" >>"$RESULTS"
 }
 
-mint portcullis "$P_URL" "$WORK/portcullis"
-mint oidc "$N_URL" "$WORK/oidc-provider"
+wanted() { case ",$1," in *",$2,"*) return 0 ;; *) return 1 ;; esac; }
+wanted "$SERVERS" portcullis && mint portcullis "$P_URL" "$WORK/portcullis"
+wanted "$SERVERS" oidc-provider && mint oidc "$N_URL" "$WORK/oidc-provider"
 CHECKS=0
 for endpoint in metadata dcr mcp refresh revoke revoke_jwt; do
+  wanted "$ENDPOINTS" "$endpoint" || continue
   for spec in "portcullis portcullis $P_URL $P_PID" "oidc-provider oidc $N_URL $N_PID"; do
+    wanted "$SERVERS" "${spec%% *}" || continue
     # oidc-provider cannot revoke JWT access tokens (unsupported_token_type): that row is Portcullis only.
     [ "$endpoint" = revoke_jwt ] && [ "${spec%% *}" = oidc-provider ] && continue
     CHECKS=$((CHECKS + 1))

@@ -107,12 +107,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn(limit_uri))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(middleware::from_fn(trace))
+        .layer(middleware::from_fn(limit_and_trace))
         .with_state(state)
 }
 
@@ -153,7 +152,8 @@ pub fn cors(route: MethodRouter<Arc<AppState>>) -> MethodRouter<Arc<AppState>> {
         .layer(cors_layer())
 }
 
-async fn limit_uri(req: Request<axum::body::Body>, next: Next) -> Response {
+/// The one request middleware (one layer, not two, on the hot path): size limits, then the debug log line.
+async fn limit_and_trace(req: Request<axum::body::Body>, next: Next) -> Response {
     let len = req.uri().path().len() + req.uri().query().map_or(0, str::len);
     if len > MAX_URI_LEN {
         return error::json_error(
@@ -176,11 +176,11 @@ async fn limit_uri(req: Request<axum::body::Body>, next: Next) -> Response {
             "request headers too large",
         );
     }
-    next.run(req).await
-}
-
-/// Logs method, path (never the query: it can carry codes and state) and status.
-async fn trace(req: Request<axum::body::Body>, next: Next) -> Response {
+    // Logs method, path (never the query: it can carry codes and state) and status; nothing is copied unless
+    // debug logging is on.
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return next.run(req).await;
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let start = std::time::Instant::now();

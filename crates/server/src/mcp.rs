@@ -18,7 +18,7 @@ use bytes::Bytes;
 use portcullis_proto::{b64, Scope};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 /// Protocol versions this server speaks, newest first.
 pub const PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
@@ -56,6 +56,23 @@ const TOOLS: &[Tool] = &[
         schema: || json!({"type": "object", "properties": {}, "additionalProperties": false}),
     },
 ];
+
+/// The `tools/list` result, serialized once: the tool list is fixed at compile time, so every call sends the
+/// same bytes (issue 7: no per-request building of the schemas).
+static TOOLS_LIST: LazyLock<String> = LazyLock::new(|| {
+    json!({"tools": TOOLS.iter().map(|t| json!({
+        "name": t.name,
+        "description": t.description,
+        "inputSchema": (t.schema)(),
+    })).collect::<Vec<_>>()})
+    .to_string()
+});
+
+/// A JSON-RPC success response around an already serialized `result`.
+fn rpc_result(id: &Value, result: &str) -> String {
+    // `Value`'s Display is its compact JSON serialization; an id is a string or an integer here.
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#)
+}
 
 fn rpc_error(id: Value, code: i64, message: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
@@ -110,7 +127,8 @@ fn wants_sse(headers: &HeaderMap) -> bool {
 }
 
 enum Outcome {
-    Reply(Value),
+    /// A serialized JSON-RPC response.
+    Reply(String),
     Notification,
     Forbidden(Scope),
 }
@@ -153,29 +171,25 @@ async fn call_tool(s: &AppState, p: &Principal, params: &Value) -> Result<Value,
 
 async fn handle(s: &AppState, p: &Principal, msg: &Value) -> Outcome {
     let Some(obj) = msg.as_object() else {
-        return Outcome::Reply(rpc_error(Value::Null, -32600, "invalid request"));
+        return Outcome::Reply(rpc_error(Value::Null, -32600, "invalid request").to_string());
     };
     let id = obj.get("id").cloned();
     let method = obj.get("method").and_then(Value::as_str);
     if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Outcome::Reply(rpc_error(
-            id.unwrap_or(Value::Null),
-            -32600,
-            "jsonrpc must be \"2.0\"",
-        ));
+        return Outcome::Reply(
+            rpc_error(id.unwrap_or(Value::Null), -32600, "jsonrpc must be \"2.0\"").to_string(),
+        );
     }
     let (Some(id), Some(method)) = (id, method) else {
         // A notification, or a response to a server request (this server sends none).
         return Outcome::Notification;
     };
     if !(id.is_string() || id.is_i64() || id.is_u64()) {
-        return Outcome::Reply(rpc_error(
-            Value::Null,
-            -32600,
-            "id must be a string or an integer",
-        ));
+        return Outcome::Reply(
+            rpc_error(Value::Null, -32600, "id must be a string or an integer").to_string(),
+        );
     }
-    let params = obj.get("params").cloned().unwrap_or(Value::Null);
+    let params = obj.get("params").unwrap_or(&Value::Null);
     let result = match method {
         "initialize" => {
             let asked = params
@@ -195,11 +209,7 @@ async fn handle(s: &AppState, p: &Principal, msg: &Value) -> Outcome {
             }))
         }
         "ping" => Ok(json!({})),
-        "tools/list" => Ok(json!({"tools": TOOLS.iter().map(|t| json!({
-            "name": t.name,
-            "description": t.description,
-            "inputSchema": (t.schema)(),
-        })).collect::<Vec<_>>()})),
+        "tools/list" => return Outcome::Reply(rpc_result(&id, &TOOLS_LIST)),
         "tools/call" => {
             let name = params.get("name").and_then(Value::as_str).unwrap_or("");
             if let Some(tool) = TOOLS.iter().find(|t| t.name == name) {
@@ -214,13 +224,13 @@ async fn handle(s: &AppState, p: &Principal, msg: &Value) -> Outcome {
                     return Outcome::Forbidden(Scope::from_tokens([needed]).unwrap_or_default());
                 }
             }
-            call_tool(s, p, &params).await
+            call_tool(s, p, params).await
         }
         _ => Err((-32601, format!("method not found: {method}"))),
     };
     Outcome::Reply(match result {
-        Ok(r) => json!({"jsonrpc": "2.0", "id": id, "result": r}),
-        Err((code, message)) => rpc_error(id, code, &message),
+        Ok(r) => rpc_result(&id, &r.to_string()),
+        Err((code, message)) => rpc_error(id, code, &message).to_string(),
     })
 }
 
@@ -289,7 +299,7 @@ pub async fn post(
             if out.is_empty() {
                 return StatusCode::ACCEPTED.into_response();
             }
-            Value::Array(out)
+            format!("[{}]", out.join(","))
         }
         single => match handle(&s, &p, single).await {
             Outcome::Reply(r) => r,
@@ -308,7 +318,14 @@ pub async fn post(
         )
             .into_response()
     } else {
-        axum::Json(reply).into_response()
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            reply,
+        )
+            .into_response()
     };
     if is_initialize {
         if let Ok(v) = HeaderValue::from_str(&new_session_id(&s, &p)) {

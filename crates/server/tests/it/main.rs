@@ -415,7 +415,61 @@ async fn login_consent_and_token_flow_in_process() {
         .unwrap();
     let r = h.send(req).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert!(r.json()["result"]["tools"].is_array());
+    assert_eq!(r.header(header::CONTENT_TYPE), "application/json");
+    let listed = r.json();
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["whoami", "echo", "server_stats"]);
+    assert_eq!(r.json()["id"], 1);
+    assert_eq!(
+        r.json()["result"]["tools"][1]["inputSchema"]["required"],
+        serde_json::json!(["message"])
+    );
+
+    // The pre-serialized tools/list reply: a string id is echoed as a string, in a batch beside other
+    // replies (a notification gets none), and as one SSE event for a client that accepts only event streams.
+    let mcp = |body: &'static str, accept: &'static str| {
+        Request::post("/mcp")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, accept)
+            .header(header::AUTHORIZATION, format!("Bearer {access}"))
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let r = h
+        .send(mcp(
+            r#"[{"jsonrpc":"2.0","method":"tools/list","id":"a\"b"},{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","method":"ping","id":7},{"jsonrpc":"2.0","method":"nope","id":8}]"#,
+            "application/json",
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let batch = r.json();
+    let batch = batch.as_array().unwrap();
+    assert_eq!(batch.len(), 3, "{batch:?}");
+    assert_eq!(batch[0]["id"], "a\"b");
+    assert_eq!(batch[0]["result"]["tools"].as_array().unwrap().len(), 3);
+    assert_eq!(batch[1], serde_json::json!({"jsonrpc": "2.0", "id": 7, "result": {}}));
+    assert_eq!(batch[2]["error"]["code"], -32601);
+    let r = h
+        .send(mcp(
+            r#"{"jsonrpc":"2.0","method":"tools/list","id":2}"#,
+            "text/event-stream",
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.header(header::CONTENT_TYPE), "text/event-stream");
+    let data = r
+        .body
+        .strip_prefix("event: message\ndata: ")
+        .and_then(|d| d.strip_suffix("\n\n"))
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(data).unwrap();
+    assert_eq!(event["id"], 2);
+    assert_eq!(event["result"]["tools"][0]["name"], "whoami");
 
     // Remembered consent: the same session is sent straight back with a new code.
     let r = h.get(&uri, &session).await;
