@@ -14,6 +14,7 @@
 //! - [`token`]: the grants (`authorization_code`, `refresh_token`) and token issuing.
 //! - [`revocation`]: token revocation (RFC 7009).
 //! - [`jwt`], [`keys`], [`access_token`]: ES256 JWS, the signing key ring, and RFC 9068 access tokens.
+//! - [`identity`]: short-lived signed identity assertions a gateway sends its upstream.
 //! - [`password`], [`users`], [`session`], [`csrf`]: end-user accounts, login sessions and CSRF tokens.
 //! - [`service`]: [`Authz`], the handle that ties the above together for the HTTP layer.
 
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod csrf;
 pub mod error;
+pub mod identity;
 pub mod jwt;
 pub mod keys;
 pub mod password;

@@ -116,6 +116,10 @@ struct ServeArgs {
     /// Gateway mode: scope a tool needs, as NAME=SCOPE (repeatable); a tools/call without it gets 403.
     #[arg(long = "tool-scope", value_name = "NAME=SCOPE")]
     tool_scope: Vec<String>,
+    /// On SIGTERM or Ctrl-C: stop accepting, let in-flight requests and streams finish for at most this many
+    /// milliseconds, then close what is left (default 30000).
+    #[arg(long, env = "PORTCULLIS_DRAIN_TIMEOUT_MS")]
+    drain_timeout_ms: Option<u64>,
     /// For testing only: fetch Client ID Metadata Documents from HOST:PORT without the SSRF address check and
     /// over plain http (repeatable; e.g. a loopback document server in a test). Never use in production.
     #[arg(long = "cimd-allow-host", value_name = "HOST:PORT")]
@@ -230,6 +234,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &args.tool_scope,
         file.gateway.as_ref(),
     )?;
+    config.gateway_routes = settings::gateway_routes(file.gateway.as_ref())?;
     config.cimd_allow_hosts = args.cimd_allow_host.clone();
     if !config.cimd_allow_hosts.is_empty() {
         tracing::warn!(hosts = ?config.cimd_allow_hosts, "--cimd-allow-host: the SSRF guard is off for these hosts (testing only)");
@@ -266,9 +271,52 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(g) = &state.config.upstream {
         println!("gateway upstream {}", g.upstream);
     }
+    for r in &state.config.gateway_routes {
+        println!(
+            "gateway route {} upstream {}",
+            routes.url(&r.path),
+            r.gateway.upstream
+        );
+    }
     std::io::stdout().flush().ok();
-    portcullis_server::serve(listener, state, shutdown_signal()).await?;
+    let drain = std::time::Duration::from_millis(pick(
+        args.drain_timeout_ms,
+        file.drain_timeout_ms,
+        DEFAULT_DRAIN_TIMEOUT_MS,
+    ));
+    serve_until_drained(listener, state, drain).await?;
     tracing::info!("shut down");
+    Ok(())
+}
+
+/// Default bound of the graceful drain, milliseconds.
+const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 30_000;
+
+/// Serves until a shutdown signal, then drains: no new connections, in-flight requests and streams may finish
+/// within `drain`; whatever is still open then is closed (returning drops the runtime and its connections).
+async fn serve_until_drained(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    drain: std::time::Duration,
+) -> anyhow::Result<()> {
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = signalled.send(());
+    };
+    let server = portcullis_server::serve(listener, state, shutdown);
+    let deadline = async move {
+        match on_signal.await {
+            Ok(()) => tokio::time::sleep(drain).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        result = server => result?,
+        () = deadline => {
+            tracing::warn!(drain_ms = drain.as_millis() as u64, "drain timeout reached; closing the connections still open");
+        }
+    }
     Ok(())
 }
 

@@ -24,6 +24,7 @@ pub(crate) struct FileSettings {
     pub(crate) db_acquire_timeout_ms: Option<u64>,
     pub(crate) db_statement_timeout_ms: Option<u64>,
     pub(crate) log_format: Option<String>,
+    pub(crate) drain_timeout_ms: Option<u64>,
     pub(crate) gateway: Option<GatewaySettings>,
     /// `[[scopes]]`: the scope catalogue (replaces the built-in one when present).
     pub(crate) scopes: Option<Vec<ScopeSetting>>,
@@ -101,7 +102,73 @@ pub(crate) struct GatewaySettings {
     /// `[gateway.tool_scopes]`: tool name = "scope".
     #[serde(default)]
     pub(crate) tool_scopes: std::collections::BTreeMap<String, String>,
+    /// `[[gateway.routes]]`: more upstreams, each on its own path and its own protected resource.
+    #[serde(default)]
+    pub(crate) routes: Vec<RouteSettings>,
 }
+
+/// One `[[gateway.routes]]` entry (docs/gateway.md, "Several upstreams").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteSettings {
+    /// The path on the issuer's origin, e.g. `/github/mcp`.
+    pub(crate) path: String,
+    /// The upstream MCP endpoint.
+    pub(crate) upstream: String,
+    /// The scopes this resource offers (each in `[[scopes]]`); absent: the whole catalogue.
+    pub(crate) scopes: Option<Vec<String>>,
+    /// Granted when a request names none of `scopes`; absent: its scopes marked default, else all of them.
+    pub(crate) default_scopes: Option<Vec<String>>,
+    /// Default: `[gateway] timeout_ms`, else 30000.
+    pub(crate) timeout_ms: Option<u64>,
+    /// Default: `[gateway] max_response_bytes`, else 16 MiB.
+    pub(crate) max_response_bytes: Option<usize>,
+    /// `[gateway.routes.tool_scopes]`: tool name = "scope".
+    #[serde(default)]
+    pub(crate) tool_scopes: std::collections::BTreeMap<String, String>,
+}
+
+/// The `[[gateway.routes]]` of the file, parsed (the checks that need the catalogue and the server's own paths
+/// run in `ServerConfig::check`).
+pub(crate) fn gateway_routes(
+    file: Option<&GatewaySettings>,
+) -> anyhow::Result<Vec<portcullis_server::gateway::RouteConfig>> {
+    use portcullis_server::gateway::{config::parse_upstream, GatewayConfig, RouteConfig};
+    let Some(file) = file else {
+        return Ok(Vec::new());
+    };
+    let scope = |path: &str, list: &[String]| {
+        portcullis_proto::Scope::from_tokens(list).map_err(|_| {
+            anyhow::anyhow!("gateway route {path}: a scope is not a valid scope token")
+        })
+    };
+    let mut out = Vec::new();
+    for r in &file.routes {
+        let context = || format!("gateway route {}", r.path);
+        let mut gateway = GatewayConfig::new(parse_upstream(&r.upstream).with_context(context)?);
+        if let Some(ms) = r.timeout_ms.or(file.timeout_ms) {
+            gateway.set_timeout_ms(ms).with_context(context)?;
+        }
+        if let Some(max) = r.max_response_bytes.or(file.max_response_bytes) {
+            gateway.max_response = max;
+        }
+        for (name, s) in &r.tool_scopes {
+            gateway.insert_tool_scope(name, s).with_context(context)?;
+        }
+        out.push(RouteConfig {
+            path: r.path.clone(),
+            gateway,
+            scopes: r.scopes.as_deref().map(|l| scope(&r.path, l)).transpose()?,
+            default_scopes: r
+                .default_scopes
+                .as_deref()
+                .map(|l| scope(&r.path, l))
+                .transpose()?,
+        });
+    }
+    Ok(out)
+}
+
 
 /// The gateway configuration from flags/environment over the `[gateway]` table; `None` without an upstream.
 pub(crate) fn gateway_config(
@@ -200,6 +267,53 @@ mod tests {
         ));
         assert!(toml::from_str::<FileSettings>(
             "[[scopes]]\nname = \"a\"\ndescription = \"A\"\ncolour = 1\n"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn gateway_routes_from_toml() {
+        let file: FileSettings = toml::from_str(
+            "[gateway]\ntimeout_ms = 5000\n\
+             [[gateway.routes]]\npath = \"/github/mcp\"\nupstream = \"http://127.0.0.1:3001/mcp\"\n\
+             scopes = [\"mcp:tools\", \"mcp:admin\"]\ntimeout_ms = 1000\n\
+             [gateway.routes.tool_scopes]\ncreate_issue = \"mcp:admin\"\n\
+             [[gateway.routes]]\npath = \"/files/mcp\"\nupstream = \"http://127.0.0.1:3002/mcp\"\n",
+        )
+        .unwrap();
+        let routes = gateway_routes(file.gateway.as_ref()).unwrap();
+        assert_eq!(routes.len(), 2);
+        assert_eq!(routes[0].path, "/github/mcp");
+        assert_eq!(
+            routes[0].gateway.upstream.as_str(),
+            "http://127.0.0.1:3001/mcp"
+        );
+        assert_eq!(routes[0].gateway.timeout.as_millis(), 1000);
+        assert_eq!(
+            routes[0].scopes.as_ref().unwrap().to_string(),
+            "mcp:admin mcp:tools"
+        );
+        assert_eq!(
+            routes[0].gateway.tool_scopes["create_issue"].to_string(),
+            "mcp:admin"
+        );
+        assert_eq!(
+            routes[1].gateway.timeout.as_millis(),
+            5000,
+            "inherits [gateway]"
+        );
+        assert_eq!(routes[1].scopes, None);
+        let bad =
+            |t: &str| gateway_routes(toml::from_str::<FileSettings>(t).unwrap().gateway.as_ref());
+        let err =
+            bad("[[gateway.routes]]\npath = \"/a\"\nupstream = \"ftp://x/mcp\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("gateway route /a"), "{err:#}");
+        assert!(bad(
+            "[[gateway.routes]]\npath = \"/a\"\nupstream = \"http://h/x\"\nscopes = [\"a b\"]\n"
+        )
+        .is_err());
+        assert!(toml::from_str::<FileSettings>(
+            "[[gateway.routes]]\npath = \"/a\"\nupstream = \"http://h/x\"\ncolour = 1\n"
         )
         .is_err());
     }

@@ -38,6 +38,8 @@ struct Upstream {
     gate: Notify,
     /// Set just before the upstream writes a stream's last event.
     last_sent: AtomicBool,
+    /// Session ids ended with DELETE (answered 404 afterwards, as the transport specification says).
+    deleted: Mutex<Vec<String>>,
 }
 
 impl Upstream {
@@ -103,6 +105,12 @@ fn gated_stream(up: Arc<Upstream>, first: String, last: String) -> Response {
 
 async fn up_post(State(up): State<Arc<Upstream>>, headers: HeaderMap, body: String) -> Response {
     record(&up, Method::POST, &headers, &body);
+    let session = headers
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    if session.is_some_and(|s| up.deleted.lock().unwrap().contains(&s)) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     let msg: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let id = msg["id"].clone();
     let tool = msg["params"]["name"].as_str().unwrap_or("");
@@ -155,6 +163,12 @@ async fn up_get(State(up): State<Arc<Upstream>>, headers: HeaderMap) -> Response
 
 async fn up_delete(State(up): State<Arc<Upstream>>, headers: HeaderMap) -> Response {
     record(&up, Method::DELETE, &headers, "");
+    if let Some(s) = headers.get("mcp-session-id") {
+        up.deleted
+            .lock()
+            .unwrap()
+            .push(s.to_str().unwrap().to_owned());
+    }
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -281,7 +295,9 @@ async fn gateway_forwards_identity_never_the_token() {
     )
     .await;
     assert_eq!(r.status(), reqwest::StatusCode::OK);
-    assert_eq!(r.headers()["mcp-session-id"], "sess-1");
+    // The client gets the upstream's id sealed to it (docs/gateway.md, "Sessions").
+    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    assert!(session.starts_with("sess-1."), "{session}");
     let reply: Value = r.json().await.unwrap();
     assert_eq!(reply["result"]["serverInfo"]["name"], "test-upstream");
     let seen = up.last();
@@ -316,22 +332,22 @@ async fn gateway_forwards_identity_never_the_token() {
     );
 
     // The session works, then DELETE ends it upstream and here.
-    let r = call(&s, &token, Some("sess-1"), &tool_call(2, "echo"), &[]).await;
+    let r = call(&s, &token, Some(&session), &tool_call(2, "echo"), &[]).await;
     assert_eq!(r.status(), reqwest::StatusCode::OK);
     assert_eq!(up.last().headers["mcp-session-id"], "sess-1");
     let del = http()
         .delete(s.mcp_here())
         .header(AUTHORIZATION, format!("Bearer {token}"))
-        .header("mcp-session-id", "sess-1")
+        .header("mcp-session-id", &session)
         .send()
         .await
         .unwrap();
     assert_eq!(del.status(), reqwest::StatusCode::NO_CONTENT);
     assert_eq!(up.last().method, Method::DELETE);
-    let before = up.count();
-    let r = call(&s, &token, Some("sess-1"), &tool_call(3, "echo"), &[]).await;
+    assert_eq!(up.last().headers["mcp-session-id"], "sess-1");
+    // The upstream decides whether a session still exists: its 404 reaches the client.
+    let r = call(&s, &token, Some(&session), &tool_call(3, "echo"), &[]).await;
     assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND);
-    assert_eq!(up.count(), before, "a deleted session reached the upstream");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

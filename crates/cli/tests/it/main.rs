@@ -11,6 +11,7 @@ mod cors;
 mod crash;
 mod discovery_variants;
 mod gateway;
+mod gateway_routes;
 mod instances;
 mod multi_instance;
 mod negative;

@@ -25,6 +25,10 @@ pub struct GatewayConfig {
     pub max_response: usize,
     /// Tool name → scope a `tools/call` of that tool needs (all of its tokens).
     pub tool_scopes: BTreeMap<String, Scope>,
+    /// Send the upstream a signed identity assertion in `X-Portcullis-Identity` ([`super::identity`]).
+    pub identity_jwt: bool,
+    /// Remove from `tools/list` answers the tools whose scope the token lacks ([`super::tool_filter`]).
+    pub hide_unauthorized_tools: bool,
 }
 
 /// Why a gateway setting was refused.
@@ -197,13 +201,16 @@ pub fn parse_upstream(text: &str) -> Result<Url, GatewayConfigError> {
 }
 
 impl GatewayConfig {
-    /// Defaults for `upstream`: 30 s timeout, 16 MiB response limit, no per-tool scopes.
+    /// Defaults for `upstream`: 30 s timeout, 16 MiB response limit, no per-tool scopes, plain identity headers
+    /// only, `tools/list` unchanged.
     pub fn new(upstream: Url) -> Self {
         Self {
             upstream,
             timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
             max_response: DEFAULT_MAX_RESPONSE,
             tool_scopes: BTreeMap::new(),
+            identity_jwt: false,
+            hide_unauthorized_tools: false,
         }
     }
 

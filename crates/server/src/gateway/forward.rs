@@ -3,15 +3,20 @@
 //! Request headers are allow-listed ([`FORWARDED_REQUEST_HEADERS`]): `Authorization` (the client's token, MCP
 //! authorization "Token Passthrough"), cookies and any client-sent `X-Portcullis-*` header never reach the
 //! upstream. The gateway adds [`SUBJECT_HEADER`], [`CLIENT_ID_HEADER`] and [`SCOPE_HEADER`] from the verified
-//! token. Responses: `text/event-stream` bodies are streamed chunk by chunk as they arrive (no buffering);
-//! other bodies are read whole, within the timeout and [`GatewayConfig::max_response`](super::GatewayConfig).
+//! token, and with `identity_jwt` the signed [`IDENTITY_HEADER`] ([`super::identity`]). Responses:
+//! `text/event-stream` bodies are streamed chunk by chunk as they arrive (no buffering); other bodies are read
+//! whole, within the timeout and [`GatewayConfig::max_response`](super::GatewayConfig). With
+//! `hide_unauthorized_tools`, `tools/list` answers of either kind are rewritten by [`super::tool_filter`].
 //! Upstream failures answer 502 (refused, reset, 5xx, 401/403, redirects, malformed or oversized answers) or 504
 //! (no response head, or no whole JSON body, within the timeout) with a generic JSON-RPC error body; details go
 //! to the log only.
 
+use super::identity::IDENTITY_HEADER;
+use super::tool_filter::ToolFilter;
 use super::{rpc_error, Gateway};
 use crate::guard::Principal;
 use crate::mcp::{SESSION_HEADER, VERSION_HEADER};
+use crate::state::AppState;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::Response;
@@ -64,8 +69,36 @@ fn gateway_timeout(id: Value) -> Response {
     )
 }
 
+/// What the optional features add to one request: the signed identity, the `tools/list` rewrite.
+#[derive(Debug, Default)]
+pub(crate) struct Extras {
+    /// The [`IDENTITY_HEADER`] value (`identity_jwt`).
+    identity: Option<HeaderValue>,
+    /// The rewrite of `tools/list` answers (`hide_unauthorized_tools`).
+    tool_filter: Option<ToolFilter>,
+}
+
+/// The [`Extras`] of a request by `p` with JSON `body` (if any), as configured.
+pub(crate) fn extras(g: &Gateway, s: &AppState, p: &Principal, body: Option<&Value>) -> Extras {
+    let config = &g.config;
+    let identity = config.identity_jwt.then(|| {
+        g.identity
+            .header(&s.authz, &s.routes.issuer, config.upstream.as_str(), p)
+    });
+    let tool_filter = match body {
+        Some(b) if config.hide_unauthorized_tools => {
+            ToolFilter::for_request(&config.tool_scopes, p, b)
+        }
+        _ => None,
+    };
+    Extras {
+        identity: identity.flatten(),
+        tool_filter,
+    }
+}
+
 /// The headers sent upstream: the allow-listed ones from the client, then the identity headers.
-fn upstream_headers(headers: &HeaderMap, p: &Principal) -> Option<HeaderMap> {
+fn upstream_headers(headers: &HeaderMap, p: &Principal, extras: &Extras) -> Option<HeaderMap> {
     let mut out = HeaderMap::new();
     for name in FORWARDED_REQUEST_HEADERS {
         for v in headers.get_all(*name) {
@@ -82,6 +115,9 @@ fn upstream_headers(headers: &HeaderMap, p: &Principal) -> Option<HeaderMap> {
             HeaderName::from_static(name),
             HeaderValue::from_str(&value).ok()?,
         );
+    }
+    if let Some(v) = &extras.identity {
+        out.insert(HeaderName::from_static(IDENTITY_HEADER), v.clone());
     }
     Some(out)
 }
@@ -110,11 +146,12 @@ pub(crate) async fn forward(
     p: &Principal,
     body: Option<bytes::Bytes>,
     id: Value,
+    extras: Extras,
 ) -> Response {
     let Some(client) = &g.client else {
         return bad_gateway(id);
     };
-    let Some(out) = upstream_headers(headers, p) else {
+    let Some(out) = upstream_headers(headers, p, &extras) else {
         tracing::error!("identity cannot be expressed as header values");
         return bad_gateway(id);
     };
@@ -160,6 +197,9 @@ pub(crate) async fn forward(
         if method == Method::GET {
             // The standalone server-to-client stream never ends by itself: end it when the server shuts down.
             builder.body(Body::from_stream(super::until_closing(resp.bytes_stream())))
+        } else if let Some(filter) = extras.tool_filter {
+            let stream = filter.rewrite_sse(resp.bytes_stream(), g.config.max_response);
+            builder.body(Body::from_stream(stream))
         } else {
             builder.body(Body::from_stream(resp.bytes_stream()))
         }
@@ -198,6 +238,11 @@ pub(crate) async fn forward(
         {
             tracing::warn!("upstream 2xx body is neither JSON nor an event stream");
             return bad_gateway(id);
+        }
+        if let Some(filter) = extras.tool_filter.filter(|_| status.is_success()) {
+            if let Some(rewritten) = filter.rewrite_json(&buf) {
+                buf = rewritten;
+            }
         }
         builder.body(Body::from(buf))
     };

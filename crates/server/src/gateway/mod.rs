@@ -7,6 +7,8 @@
 //! - [`mount`]: `[[gateway.routes]]`: more upstreams on their own paths, each its own protected resource.
 //! - [`forward`]: the upstream request (allow-listed headers plus identity headers) and the response (streamed
 //!   for `text/event-stream`, size-limited for JSON; 502/504 with a JSON-RPC error body on failure).
+//! - [`identity`]: the optional signed identity header (`X-Portcullis-Identity`), cached per caller and upstream.
+//! - [`tool_filter`]: the optional removal of uncallable tools from `tools/list` answers (JSON and SSE).
 //!
 //! Every request is authenticated with [`guard::authenticate`]; a session id is only forwarded with the token of
 //! the subject and client that opened it (else 404); a `tools/call` whose tool needs a scope the token lacks gets
@@ -14,8 +16,10 @@
 
 pub mod config;
 pub mod forward;
+pub mod identity;
 pub mod mount;
 pub mod sessions;
+pub mod tool_filter;
 
 pub use config::{GatewayConfig, GatewayConfigError, RouteConfig};
 
@@ -42,6 +46,8 @@ pub struct Gateway {
     sessions: SessionIds,
     /// The protected resource of a `[[gateway.routes]]` entry; `None` on the MCP endpoint.
     route: Option<mount::RouteResource>,
+    /// Cached identity assertions (`[gateway] identity_jwt`).
+    identity: identity::IdentitySigner,
 }
 
 impl Gateway {
@@ -59,6 +65,7 @@ impl Gateway {
             client,
             sessions: SessionIds::default(),
             route: None,
+            identity: identity::IdentitySigner::default(),
         }
     }
 
@@ -299,6 +306,7 @@ async fn handle_post(
     };
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
     let id = request_id(parsed.as_ref());
+    let extras = forward::extras(&g, &s, &p, parsed.as_ref());
     let body = if g.config.tool_scopes.is_empty() {
         body
     } else {
@@ -313,7 +321,7 @@ async fn handle_post(
             Err(_) => return rpc_error(StatusCode::BAD_REQUEST, id, -32700, "parse error"),
         }
     };
-    let resp = forward::forward(&g, Method::POST, &headers, &p, Some(body), id).await;
+    let resp = forward::forward(&g, Method::POST, &headers, &p, Some(body), id, extras).await;
     seal_session(&s, &g, &p, resp).await
 }
 
@@ -331,7 +339,8 @@ async fn handle_get(
         Ok(h) => h,
         Err(resp) => return resp,
     };
-    let resp = forward::forward(&g, Method::GET, &headers, &p, None, Value::Null).await;
+    let extras = forward::extras(&g, &s, &p, None);
+    let resp = forward::forward(&g, Method::GET, &headers, &p, None, Value::Null, extras).await;
     seal_session(&s, &g, &p, resp).await
 }
 
@@ -349,7 +358,8 @@ async fn handle_delete(
         Ok(h) => h,
         Err(resp) => return resp,
     };
-    let resp = forward::forward(&g, Method::DELETE, &headers, &p, None, Value::Null).await;
+    let extras = forward::extras(&g, &s, &p, None);
+    let resp = forward::forward(&g, Method::DELETE, &headers, &p, None, Value::Null, extras).await;
     seal_session(&s, &g, &p, resp).await
 }
 

@@ -1,0 +1,480 @@
+//! `tools/list` hiding (`[gateway] hide_unauthorized_tools`): the upstream's answer to a `tools/list` request has
+//! the tools removed whose per-tool scope the caller's token lacks, so clients only see what they can call.
+//!
+//! Only the JSON-RPC response whose `id` is the id of a `tools/list` request in the body is rewritten (MCP
+//! "Tools", Listing Tools), whether the upstream answers `application/json` (one body) or `text/event-stream`
+//! (SSE, WHATWG HTML §9.2: events end at a blank line; lines end at CRLF, LF or CR). Every other event passes
+//! through unchanged, as soon as it is complete; once every awaited response has been seen, the rest of the
+//! stream passes through without being looked at. Hiding is a convenience, not the boundary: a `tools/call` of a
+//! hidden tool is still refused by the per-tool scope check.
+
+use crate::guard::Principal;
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use portcullis_proto::Scope;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// What to hide from which responses of one request.
+#[derive(Debug, Clone)]
+pub struct ToolFilter {
+    /// Ids of the `tools/list` requests in the body; their responses are rewritten.
+    ids: Vec<Value>,
+    /// Tool names the caller may not call.
+    hidden: Vec<String>,
+}
+
+impl ToolFilter {
+    /// The filter for `body` sent by `p`, or `None` when there is nothing to hide (no `tools/list` request with
+    /// an id, or no tool the token lacks a scope for).
+    pub fn for_request(
+        tool_scopes: &BTreeMap<String, Scope>,
+        p: &Principal,
+        body: &Value,
+    ) -> Option<Self> {
+        let hidden: Vec<String> = tool_scopes
+            .iter()
+            .filter(|(_, needed)| !p.scope.includes(needed))
+            .map(|(name, _)| name.clone())
+            .collect();
+        if hidden.is_empty() {
+            return None;
+        }
+        let one = std::slice::from_ref(body);
+        let messages = body.as_array().map_or(one, Vec::as_slice);
+        let ids: Vec<Value> = messages
+            .iter()
+            .filter(|m| m.get("method").and_then(Value::as_str) == Some("tools/list"))
+            .filter_map(|m| m.get("id").filter(|id| !id.is_null()).cloned())
+            .collect();
+        (!ids.is_empty()).then_some(Self { ids, hidden })
+    }
+
+    /// Removes hidden tools from `msg` (one JSON-RPC message or a batch) if it answers an awaited request;
+    /// returns how many awaited responses it contained.
+    fn apply(&self, msg: &mut Value) -> usize {
+        match msg {
+            Value::Array(batch) => batch.iter_mut().map(|m| self.apply_one(m)).sum(),
+            one => self.apply_one(one),
+        }
+    }
+
+    fn apply_one(&self, msg: &mut Value) -> usize {
+        let is_response = msg.get("result").is_some() || msg.get("error").is_some();
+        if !is_response || msg.get("method").is_some() {
+            return 0;
+        }
+        if !msg.get("id").is_some_and(|id| self.ids.contains(id)) {
+            return 0;
+        }
+        if let Some(tools) = msg
+            .get_mut("result")
+            .and_then(|r| r.get_mut("tools"))
+            .and_then(Value::as_array_mut)
+        {
+            tools.retain(|t| {
+                !t.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|name| self.hidden.iter().any(|h| h == name))
+            });
+        }
+        1
+    }
+
+    /// Rewrites a whole JSON body; `None` if it is not JSON (left to the caller's checks).
+    pub fn rewrite_json(&self, body: &[u8]) -> Option<Vec<u8>> {
+        let mut msg: Value = serde_json::from_slice(body).ok()?;
+        if self.apply(&mut msg) == 0 {
+            return Some(body.to_vec());
+        }
+        serde_json::to_vec(&msg).ok()
+    }
+
+    /// Rewrites an event stream as it flows (see the module documentation). An event larger than `max_event`
+    /// bytes ends the stream with an error.
+    pub fn rewrite_sse<S, E>(
+        self,
+        upstream: S,
+        max_event: usize,
+    ) -> impl Stream<Item = Result<Bytes, SseError>> + Send + 'static
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let awaiting = self.ids.len();
+        let state = SseState {
+            upstream: Box::pin(upstream),
+            filter: self,
+            buf: BytesMut::new(),
+            awaiting,
+            max_event,
+            done: false,
+        };
+        futures_util::stream::unfold(state, |mut st| async move {
+            let item = st.next_item().await?;
+            Some((item, st))
+        })
+    }
+}
+
+/// Why a rewritten event stream ended early.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SseError {
+    /// The upstream stream failed.
+    #[error("upstream event stream failed: {0}")]
+    Upstream(String),
+    /// An event exceeded the size limit.
+    #[error("upstream event larger than the limit")]
+    TooLarge,
+}
+
+struct SseState<S> {
+    upstream: std::pin::Pin<Box<S>>,
+    filter: ToolFilter,
+    /// Bytes of the event being read (always starts at an event boundary while filtering).
+    buf: BytesMut,
+    /// Awaited responses not yet seen; at 0 everything passes through untouched.
+    awaiting: usize,
+    max_event: usize,
+    done: bool,
+}
+
+impl<S, E> SseState<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: std::fmt::Display,
+{
+    /// The next chunk to send downstream, `None` at the end.
+    async fn next_item(&mut self) -> Option<Result<Bytes, SseError>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if self.awaiting == 0 {
+                if !self.buf.is_empty() {
+                    return Some(Ok(self.buf.split().freeze()));
+                }
+                return match self.upstream.next().await {
+                    Some(Ok(chunk)) => Some(Ok(chunk)),
+                    Some(Err(e)) => self.fail(SseError::Upstream(e.to_string())),
+                    None => None,
+                };
+            }
+            let mut out = BytesMut::new();
+            while self.awaiting > 0 {
+                let Some(end) = event_end(&self.buf) else {
+                    break;
+                };
+                let event = self.buf.split_to(end);
+                out.extend_from_slice(&self.rewrite_event(event));
+            }
+            if self.awaiting == 0 {
+                out.extend_from_slice(&self.buf.split());
+            }
+            if !out.is_empty() {
+                return Some(Ok(out.freeze()));
+            }
+            if self.buf.len() > self.max_event {
+                return self.fail(SseError::TooLarge);
+            }
+            match self.upstream.next().await {
+                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                Some(Err(e)) => return self.fail(SseError::Upstream(e.to_string())),
+                None => {
+                    // An unfinished last event is not dispatched by an SSE client (§9.2.6): pass it on as is.
+                    self.done = true;
+                    return (!self.buf.is_empty()).then(|| Ok(self.buf.split().freeze()));
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, e: SseError) -> Option<Result<Bytes, SseError>> {
+        self.done = true;
+        Some(Err(e))
+    }
+
+    /// One complete event (its terminating blank line included), rewritten if it carries an awaited response.
+    fn rewrite_event(&mut self, event: BytesMut) -> Bytes {
+        let lines = split_lines(&event);
+        let data: Vec<&[u8]> = lines.iter().filter_map(|l| field(l, b"data")).collect();
+        if data.is_empty() {
+            return event.freeze();
+        }
+        let Ok(mut msg) = serde_json::from_slice::<Value>(&data.join(&b'\n')) else {
+            return event.freeze();
+        };
+        let answered = self.filter.apply(&mut msg);
+        if answered == 0 {
+            return event.freeze();
+        }
+        self.awaiting = self.awaiting.saturating_sub(answered);
+        let Ok(json) = serde_json::to_vec(&msg) else {
+            return event.freeze();
+        };
+        // The event's other fields (id, event, retry, comments) in their order, then the rewritten data.
+        let mut out = BytesMut::with_capacity(json.len() + 64);
+        for line in lines.iter().filter(|l| field(l, b"data").is_none()) {
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\n");
+        }
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&json);
+        out.extend_from_slice(b"\n\n");
+        out.freeze()
+    }
+}
+
+/// The end (exclusive) of the first complete event in `buf`: just past the blank line that ends it. A CR at
+/// the very end of `buf` may be the first half of a CRLF, so it waits for more input.
+fn event_end(buf: &[u8]) -> Option<usize> {
+    let mut line_start = 0;
+    let mut i = 0;
+    while i < buf.len() {
+        let terminator = match buf[i] {
+            b'\n' => 1,
+            b'\r' if i + 1 < buf.len() => {
+                if buf[i + 1] == b'\n' {
+                    2
+                } else {
+                    1
+                }
+            }
+            b'\r' => return None,
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        if i == line_start {
+            return Some(i + terminator);
+        }
+        i += terminator;
+        line_start = i;
+    }
+    None
+}
+
+/// The non-empty lines of one event, without their terminators.
+fn split_lines(event: &[u8]) -> Vec<&[u8]> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < event.len() {
+        match event[i] {
+            b'\n' | b'\r' => {
+                if i > start {
+                    lines.push(&event[start..i]);
+                }
+                i += if event[i] == b'\r' && event.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    if start < event.len() {
+        lines.push(&event[start..]);
+    }
+    lines
+}
+
+/// The value of `line` if it is field `name` (`name: value`, `name:value`, or a bare `name`).
+fn field<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let rest = line.strip_prefix(name)?;
+    match rest.first() {
+        None => Some(rest),
+        Some(b':') => Some(rest[1..].strip_prefix(b" ").unwrap_or(&rest[1..])),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_authz::access_token::AccessClaims;
+    use serde_json::json;
+
+    fn principal(scope: &str) -> Principal {
+        let claims: AccessClaims = serde_json::from_value(json!({
+            "iss": "http://127.0.0.1:1", "sub": "alice", "aud": "http://127.0.0.1:1/mcp", "client_id": "c",
+            "exp": 2, "iat": 1, "jti": "j", "scope": scope
+        }))
+        .expect("claims");
+        Principal {
+            claims,
+            scope: Scope::parse(scope).expect("scope"),
+        }
+    }
+
+    fn scopes() -> BTreeMap<String, Scope> {
+        BTreeMap::from([(
+            "admin_tool".to_owned(),
+            Scope::parse("mcp:admin").expect("scope"),
+        )])
+    }
+
+    fn list_result(id: i64) -> Value {
+        json!({"jsonrpc": "2.0", "id": id, "result": {"tools": [
+            {"name": "echo", "inputSchema": {"type": "object"}},
+            {"name": "admin_tool", "inputSchema": {"type": "object"}}
+        ]}})
+    }
+
+    fn names(msg: &Value) -> Vec<String> {
+        msg["result"]["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .map(|t| t["name"].as_str().expect("name").to_owned())
+            .collect()
+    }
+
+    fn filter() -> ToolFilter {
+        let list = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"});
+        ToolFilter::for_request(&scopes(), &principal("mcp:tools"), &list).expect("filter")
+    }
+
+    #[test]
+    fn filter_only_when_something_is_hidden_from_a_tools_list() {
+        let list = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"});
+        assert!(
+            ToolFilter::for_request(&scopes(), &principal("mcp:tools mcp:admin"), &list).is_none()
+        );
+        let call =
+            json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "echo"}});
+        assert!(ToolFilter::for_request(&scopes(), &principal("mcp:tools"), &call).is_none());
+        let note = json!({"jsonrpc": "2.0", "method": "tools/list"});
+        assert!(ToolFilter::for_request(&scopes(), &principal("mcp:tools"), &note).is_none());
+        let batch = json!([call, list]);
+        let f = ToolFilter::for_request(&scopes(), &principal("mcp:tools"), &batch).expect("batch");
+        assert_eq!(f.ids, vec![json!(7)]);
+    }
+
+    #[test]
+    fn json_answers_lose_hidden_tools_only_in_the_matching_response() {
+        let f = filter();
+        let out = f
+            .rewrite_json(&serde_json::to_vec(&list_result(7)).expect("json"))
+            .expect("rewritten");
+        assert_eq!(
+            names(&serde_json::from_slice(&out).expect("json")),
+            ["echo"]
+        );
+        let other = serde_json::to_vec(&list_result(8)).expect("json");
+        assert_eq!(
+            f.rewrite_json(&other).expect("same"),
+            other,
+            "another id is untouched"
+        );
+        let batch = serde_json::to_vec(&json!([list_result(8), list_result(7)])).expect("json");
+        let out: Value =
+            serde_json::from_slice(&f.rewrite_json(&batch).expect("batch")).expect("json");
+        assert_eq!(names(&out[0]), ["echo", "admin_tool"]);
+        assert_eq!(names(&out[1]), ["echo"]);
+        assert!(f.rewrite_json(b"not json").is_none());
+    }
+
+    fn chunks(
+        parts: &[&str],
+    ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
+        let owned: Vec<Result<Bytes, std::convert::Infallible>> = parts
+            .iter()
+            .map(|p| Ok(Bytes::from(p.to_string())))
+            .collect();
+        futures_util::stream::iter(owned)
+    }
+
+    async fn collect(
+        s: impl Stream<Item = Result<Bytes, SseError>>,
+    ) -> (Vec<String>, Option<SseError>) {
+        let mut out = Vec::new();
+        let mut s = std::pin::pin!(s);
+        while let Some(item) = s.next().await {
+            match item {
+                Ok(b) => out.push(String::from_utf8(b.to_vec()).expect("utf-8")),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+        (out, None)
+    }
+
+    #[tokio::test]
+    async fn event_streams_are_rewritten_event_by_event() {
+        let progress = "id: 1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n";
+        let other = format!("data: {}\r\n\r\n", list_result(8));
+        let target = format!(
+            "id: 2\r\nevent: message\r\ndata: {}\r\n\r\n",
+            list_result(7)
+        );
+        let tail = ": keep-alive\n\ndata: {\"after\":true}\n\n";
+        // The target split mid-line and mid-CRLF across chunks.
+        let (a, b) = target.split_at(target.len() - 3);
+        let input = [progress, &other[..10], &other[10..], a, b, tail];
+        let (out, err) = collect(filter().rewrite_sse(chunks(&input), 1 << 20)).await;
+        assert_eq!(err, None);
+        assert_eq!(
+            out[0], progress,
+            "a complete event passes as soon as it is complete"
+        );
+        let all = out.concat();
+        assert!(all.starts_with(&format!("{progress}{other}")), "{all}");
+        let rest = &all[progress.len() + other.len()..];
+        let (event, after) = rest.split_once("\n\n").expect("event");
+        assert!(
+            event.starts_with("id: 2\nevent: message\ndata: "),
+            "{event:?}"
+        );
+        let data: Value =
+            serde_json::from_str(&event[event.find('{').expect("json")..]).expect("json");
+        assert_eq!(names(&data), ["echo"]);
+        assert_eq!(
+            after, tail,
+            "after the awaited response everything passes through"
+        );
+    }
+
+    #[tokio::test]
+    async fn multi_line_data_and_limits() {
+        let json = serde_json::to_string_pretty(&list_result(7)).expect("json");
+        let event: String = json
+            .lines()
+            .map(|l| format!("data:{l}\n"))
+            .collect::<String>()
+            + "\n";
+        let (out, err) = collect(filter().rewrite_sse(chunks(&[&event]), 1 << 20)).await;
+        assert_eq!(err, None);
+        let all = out.concat();
+        let data: Value =
+            serde_json::from_str(all.trim_start_matches("data: ").trim()).expect("json");
+        assert_eq!(names(&data), ["echo"]);
+
+        let big = format!("data: {}", "x".repeat(100));
+        let (_, err) = collect(filter().rewrite_sse(chunks(&[&big, &big]), 150)).await;
+        assert_eq!(err, Some(SseError::TooLarge));
+        // An unterminated last event is passed on as it is.
+        let (out, err) = collect(filter().rewrite_sse(chunks(&["data: {}"]), 150)).await;
+        assert_eq!((out.concat(), err), ("data: {}".to_owned(), None));
+    }
+
+    #[test]
+    fn event_boundaries() {
+        assert_eq!(event_end(b"data: x\n\nrest"), Some(9));
+        assert_eq!(event_end(b"data: x\r\n\r\nrest"), Some(11));
+        assert_eq!(event_end(b"data: x\r\rrest"), Some(9));
+        assert_eq!(
+            event_end(b"data: x\r\n\r"),
+            None,
+            "a final CR may be half a CRLF"
+        );
+        assert_eq!(event_end(b"data: x\n"), None);
+        assert_eq!(event_end(b"\n"), Some(1));
+        assert_eq!(field(b"data: {}", b"data"), Some(&b"{}"[..]));
+        assert_eq!(field(b"data:{}", b"data"), Some(&b"{}"[..]));
+        assert_eq!(field(b"database: x", b"data"), None);
+    }
+}
