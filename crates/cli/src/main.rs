@@ -116,6 +116,13 @@ struct ServeArgs {
     /// Gateway mode: scope a tool needs, as NAME=SCOPE (repeatable); a tools/call without it gets 403.
     #[arg(long = "tool-scope", value_name = "NAME=SCOPE")]
     tool_scope: Vec<String>,
+    /// Gateway mode: also send the upstream X-Portcullis-Identity, a 60-second ES256 JWT (typ
+    /// portcullis-identity+jwt) naming the caller, verifiable with this server's JWKS. See docs/gateway.md.
+    #[arg(long, env = "PORTCULLIS_UPSTREAM_IDENTITY_JWT")]
+    upstream_identity_jwt: bool,
+    /// Gateway mode: remove from tools/list answers the tools whose --tool-scope the caller's token lacks.
+    #[arg(long, env = "PORTCULLIS_HIDE_UNAUTHORIZED_TOOLS")]
+    hide_unauthorized_tools: bool,
     /// On SIGTERM or Ctrl-C: stop accepting, let in-flight requests and streams finish for at most this many
     /// milliseconds, then close what is left (default 30000).
     #[arg(long, env = "PORTCULLIS_DRAIN_TIMEOUT_MS")]
@@ -235,6 +242,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         file.gateway.as_ref(),
     )?;
     config.gateway_routes = settings::gateway_routes(file.gateway.as_ref())?;
+    settings::gateway_options(
+        config.upstream.as_mut(),
+        config.gateway_routes.iter_mut().map(|r| &mut r.gateway).collect(),
+        args.upstream_identity_jwt,
+        args.hide_unauthorized_tools,
+        file.gateway.as_ref(),
+    )?;
     config.cimd_allow_hosts = args.cimd_allow_host.clone();
     if !config.cimd_allow_hosts.is_empty() {
         tracing::warn!(hosts = ?config.cimd_allow_hosts, "--cimd-allow-host: the SSRF guard is off for these hosts (testing only)");

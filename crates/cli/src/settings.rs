@@ -102,6 +102,10 @@ pub(crate) struct GatewaySettings {
     /// `[gateway.tool_scopes]`: tool name = "scope".
     #[serde(default)]
     pub(crate) tool_scopes: std::collections::BTreeMap<String, String>,
+    /// Send the upstream a signed identity assertion (`X-Portcullis-Identity`).
+    pub(crate) identity_jwt: Option<bool>,
+    /// Remove from `tools/list` answers the tools whose scope the token lacks.
+    pub(crate) hide_unauthorized_tools: Option<bool>,
     /// `[[gateway.routes]]`: more upstreams, each on its own path and its own protected resource.
     #[serde(default)]
     pub(crate) routes: Vec<RouteSettings>,
@@ -169,6 +173,35 @@ pub(crate) fn gateway_routes(
     Ok(out)
 }
 
+
+/// The gateway's optional features: `[gateway]` decides for the MCP endpoint's gateway (each `[[gateway.routes]]`
+/// entry decides for itself); a flag (or its environment variable) turns the feature on
+/// for every gateway. Refused without gateway mode.
+pub(crate) fn gateway_options(
+    main: Option<&mut portcullis_server::gateway::GatewayConfig>,
+    routes: Vec<&mut portcullis_server::gateway::GatewayConfig>,
+    identity_jwt: bool,
+    hide_unauthorized_tools: bool,
+    file: Option<&GatewaySettings>,
+) -> anyhow::Result<()> {
+    if main.is_none() && routes.is_empty() && (identity_jwt || hide_unauthorized_tools) {
+        bail!(
+            "--upstream-identity-jwt and --hide-unauthorized-tools need --upstream (gateway mode)"
+        );
+    }
+    let main = main.map(|g| {
+        g.identity_jwt = file.and_then(|f| f.identity_jwt).unwrap_or(false);
+        g.hide_unauthorized_tools = file
+            .and_then(|f| f.hide_unauthorized_tools)
+            .unwrap_or(false);
+        g
+    });
+    for g in main.into_iter().chain(routes) {
+        g.identity_jwt |= identity_jwt;
+        g.hide_unauthorized_tools |= hide_unauthorized_tools;
+    }
+    Ok(())
+}
 
 /// The gateway configuration from flags/environment over the `[gateway]` table; `None` without an upstream.
 pub(crate) fn gateway_config(
@@ -269,6 +302,31 @@ mod tests {
             "[[scopes]]\nname = \"a\"\ndescription = \"A\"\ncolour = 1\n"
         )
         .is_err());
+    }
+
+    #[test]
+    fn gateway_options_from_flags_or_file() {
+        let file: FileSettings = toml::from_str(
+            "[gateway]\nupstream = \"http://127.0.0.1:3000/mcp\"\nidentity_jwt = true\n",
+        )
+        .unwrap();
+        let mut g = gateway_config(None, None, &[], file.gateway.as_ref())
+            .unwrap()
+            .unwrap();
+        gateway_options(Some(&mut g), vec![], false, false, file.gateway.as_ref()).unwrap();
+        assert!(g.identity_jwt && !g.hide_unauthorized_tools);
+        let mut route = g.clone();
+        route.identity_jwt = false;
+        gateway_options(Some(&mut g), vec![&mut route], false, true, None).unwrap();
+        assert!(!g.identity_jwt && g.hide_unauthorized_tools);
+        assert!(
+            !route.identity_jwt && route.hide_unauthorized_tools,
+            "a flag turns a feature on for the routes too; the file's [gateway] does not"
+        );
+        assert!(gateway_options(None, vec![], true, false, None).is_err());
+        assert!(gateway_options(None, vec![&mut route], true, false, None).is_ok());
+        assert!(route.identity_jwt);
+        assert!(gateway_options(None, vec![], false, false, None).is_ok());
     }
 
     #[test]
