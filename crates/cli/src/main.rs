@@ -244,7 +244,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.gateway_routes = settings::gateway_routes(file.gateway.as_ref())?;
     settings::gateway_options(
         config.upstream.as_mut(),
-        config.gateway_routes.iter_mut().map(|r| &mut r.gateway).collect(),
+        config
+            .gateway_routes
+            .iter_mut()
+            .map(|r| &mut r.gateway)
+            .collect(),
         args.upstream_identity_jwt,
         args.hide_unauthorized_tools,
         file.gateway.as_ref(),

@@ -189,13 +189,13 @@ pub(crate) fn gateway_options(
             "--upstream-identity-jwt and --hide-unauthorized-tools need --upstream (gateway mode)"
         );
     }
-    let main = main.map(|g| {
+    let mut main = main;
+    if let Some(g) = main.as_mut() {
         g.identity_jwt = file.and_then(|f| f.identity_jwt).unwrap_or(false);
         g.hide_unauthorized_tools = file
             .and_then(|f| f.hide_unauthorized_tools)
             .unwrap_or(false);
-        g
-    });
+    }
     for g in main.into_iter().chain(routes) {
         g.identity_jwt |= identity_jwt;
         g.hide_unauthorized_tools |= hide_unauthorized_tools;

@@ -281,16 +281,14 @@ async fn gateway_identity_jwt_verifies_with_the_jwks() {
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}});
     let r = post_mcp(&s, &t.access, &init, &[(IDENTITY, "forged.by.client")]).await;
     assert_eq!(r.status(), reqwest::StatusCode::OK);
-    let Identity::Verified {
-        token,
-        header,
-        claims,
-    } = up.last()
-    else {
-        panic!(
-            "the upstream could not verify the identity: {:?}",
-            up.last()
-        );
+    let (token, header, claims) = match up.last() {
+        Identity::Verified {
+            token,
+            header,
+            claims,
+        } => (token, header, claims),
+        Identity::Refused(why) => panic!("the upstream refused the identity: {why}"),
+        Identity::Absent => panic!("the upstream received no identity header"),
     };
     assert_eq!(header["alg"], "ES256");
     assert_eq!(header["typ"], "portcullis-identity+jwt");
