@@ -10,7 +10,9 @@
 #                   request errors or a server dies. This is what CI runs.
 #   --no-build:     use the existing target/release/portcullis.
 #   --endpoints L:  only these rows, comma-separated (metadata,dcr,mcp,refresh,revoke,revoke_jwt).
-#   --servers L:    only these servers, comma-separated (portcullis,oidc-provider).
+#   --servers L:    only these servers, comma-separated (portcullis,oidc-provider,http-ceiling). http-ceiling is
+#                   crates/server/examples/http_ceiling.rs: the same tokio + hyper + axum stack answering the
+#                   metadata and tools/list bytes Portcullis answers, with no other work (rows metadata and mcp).
 #   --perf DIR:     record a `perf record -g` profile of Portcullis during each measured run into DIR
 #                   (needs linux-perf; profiles, not the table, are the point of such a run).
 # Environment: PORTCULLIS_BIN=PATH uses that binary instead (no build).
@@ -20,10 +22,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH="$ROOT/bench"
 RUNS=3 DURATION=10 WARMUP=3 CONNS=64 SMOKE=0 BUILD=1 OUT="$BENCH/results/latest.md"
-ENDPOINTS="metadata,dcr,mcp,refresh,revoke,revoke_jwt" SERVERS="portcullis,oidc-provider" PERF_DIR=""
+ENDPOINTS="metadata,dcr,mcp,refresh,revoke,revoke_jwt" SERVERS="portcullis,oidc-provider,http-ceiling" PERF_DIR=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --smoke) SMOKE=1 RUNS=1 DURATION=2 WARMUP=0 CONNS=16 OUT="" ;;
+    --smoke) SMOKE=1 RUNS=1 DURATION=2 WARMUP=0 CONNS=16 OUT="" SERVERS="portcullis,oidc-provider" ;;
     --runs) RUNS=$2; shift ;;
     --duration) DURATION=$2; shift ;;
     --warmup) WARMUP=$2; shift ;;
@@ -61,6 +63,7 @@ else
   if [ "$BUILD" -eq 1 ]; then
     log "building portcullis (release)"
     (cd "$ROOT" && cargo build --release -q -p portcullis --bin portcullis)
+    (cd "$ROOT" && cargo build --release -q -p portcullis-server --example http_ceiling)
   fi
   BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/portcullis"
 fi
@@ -173,7 +176,7 @@ load() {
   if [ -n "$PERF_DIR" ] && [ "$server" = portcullis ] && [ "$run" != warm ]; then
     mkdir -p "$PERF_DIR"
     # The middle of the run: start after a quarter of it, record half of it.
-    (sleep $((secs / 4)); perf record -F 999 -g -p "$pid" -o "$PERF_DIR/$endpoint-$run.data" -- sleep $((secs / 2 > 0 ? secs / 2 : 1)) >/dev/null 2>&1) &
+    (sleep $((secs / 4)); perf record -F 999 ${PERF_CALLGRAPH:--g} -p "$pid" -o "$PERF_DIR/$endpoint-$run.data" -- sleep $((secs / 2 > 0 ? secs / 2 : 1)) >/dev/null 2>&1) &
     perf_pid=$!
   fi
   # shellcheck disable=SC2086
@@ -205,11 +208,30 @@ load() {
 wanted() { case ",$1," in *",$2,"*) return 0 ;; *) return 1 ;; esac; }
 wanted "$SERVERS" portcullis && mint portcullis "$P_URL" "$WORK/portcullis"
 wanted "$SERVERS" oidc-provider && mint oidc "$N_URL" "$WORK/oidc-provider"
+C_URL="" C_PID=""
+if wanted "$SERVERS" http-ceiling; then
+  # The ceiling answers with exactly the bytes Portcullis answers (fetched now), so only the work differs.
+  CEILING_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/http_ceiling"
+  [ -x "$CEILING_BIN" ] || { log "$CEILING_BIN is missing: cargo build --release -p portcullis-server --example http_ceiling"; exit 1; }
+  mkdir -p "$WORK/http-ceiling"
+  cp "$WORK/portcullis/"*.txt "$WORK/portcullis/endpoints.env" "$WORK/http-ceiling/"
+  curl -fsS "$P_URL/.well-known/oauth-authorization-server" -o "$WORK/ceiling-get.json"
+  curl -fsS "$P_URL/mcp" -H 'Content-Type: application/json' -H "Authorization: Bearer $(cat "$WORK/portcullis/mcp_access.txt")" \
+    -d '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}' -o "$WORK/ceiling-post.json"
+  # shellcheck disable=SC2086
+  $PIN_SERVER "$CEILING_BIN" "$WORK/ceiling-get.json" "$WORK/ceiling-post.json" >"$WORK/ceiling.out" 2>&1 &
+  C_PID=$!
+  PIDS+=("$C_PID")
+  C_URL=$(wait_listening "$WORK/ceiling.out" "$C_PID")
+  log "http-ceiling at $C_URL"
+fi
 CHECKS=0
 for endpoint in metadata dcr mcp refresh revoke revoke_jwt; do
   wanted "$ENDPOINTS" "$endpoint" || continue
-  for spec in "portcullis portcullis $P_URL $P_PID" "oidc-provider oidc $N_URL $N_PID"; do
+  for spec in "portcullis portcullis $P_URL $P_PID" "oidc-provider oidc $N_URL $N_PID" "http-ceiling ceiling $C_URL $C_PID"; do
     wanted "$SERVERS" "${spec%% *}" || continue
+    # The ceiling only has the two rows whose bytes it can answer.
+    [ "${spec%% *}" = http-ceiling ] && [ "$endpoint" != metadata ] && [ "$endpoint" != mcp ] && continue
     # oidc-provider cannot revoke JWT access tokens (unsupported_token_type): that row is Portcullis only.
     [ "$endpoint" = revoke_jwt ] && [ "${spec%% *}" = oidc-provider ] && continue
     CHECKS=$((CHECKS + 1))

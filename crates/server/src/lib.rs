@@ -7,6 +7,7 @@
 //! - [`state`]: [`AppState`], shared by every handler.
 //! - [`error`]: the one place errors become HTTP responses (status, RFC JSON body, headers).
 //! - [`form`]: `application/x-www-form-urlencoded` bodies with repeated parameters refused.
+//! - [`cors`]: CORS for the routes scripts on other origins fetch.
 //! - [`metadata`]: RFC 8414 / OIDC discovery, RFC 9728 protected resource metadata, the JWKS.
 //! - [`register`]: `POST /register` (RFC 7591).
 //! - [`cimd`]: fetching Client ID Metadata Documents (URL `client_id`s) with an SSRF guard, limits and a cache.
@@ -28,6 +29,7 @@ pub mod cimd;
 pub mod client_auth;
 pub mod config;
 pub mod cookies;
+pub mod cors;
 pub mod error;
 pub mod form;
 pub mod gateway;
@@ -57,7 +59,6 @@ use axum::Router;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tower_http::cors::{AllowHeaders, AllowMethods, Any, CorsLayer, ExposeHeaders};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Largest header section accepted, names and values (RFC 6585 §5: 431 beyond it).
@@ -115,41 +116,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// CORS for browser-based MCP clients (e.g. MCP Inspector), for the routes a script on another origin must reach:
-/// the metadata documents, JWKS, `/register`, `/token`, `/revoke` and the MCP endpoint. Never for `/authorize`,
-/// `/login`, `/consent` or the pages: those are navigated to, not fetched. Any origin, no credentials (the
-/// routes authenticate with a bearer token or the request body, never cookies), and the MCP headers a client sends
-/// and reads (MCP specification, Streamable HTTP transport).
-pub fn cors_layer() -> CorsLayer {
-    use axum::http::{HeaderName, Method};
-    CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods(AllowMethods::list([
-            Method::GET,
-            Method::POST,
-            Method::DELETE,
-            Method::OPTIONS,
-        ]))
-        .allow_headers(AllowHeaders::list([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            HeaderName::from_static("mcp-protocol-version"),
-            HeaderName::from_static("mcp-session-id"),
-            HeaderName::from_static("last-event-id"),
-        ]))
-        .expose_headers(ExposeHeaders::list([
-            header::WWW_AUTHENTICATE,
-            HeaderName::from_static("mcp-session-id"),
-        ]))
-        .max_age(std::time::Duration::from_secs(3600))
-}
-
-/// `route` with [`cors_layer`] and an explicit OPTIONS handler: the router's method-not-allowed fallback replaces
-/// the per-route default one, so without it a preflight would get a 405 without CORS headers.
+/// `route` with CORS ([`cors::CorsLayer`]) and an explicit OPTIONS handler: the router's method-not-allowed
+/// fallback replaces the per-route default one, so without it a preflight would get a 405 without CORS headers
+/// (the layer answers every OPTIONS itself; the handler only makes the method routable).
 pub fn cors(route: MethodRouter<Arc<AppState>>) -> MethodRouter<Arc<AppState>> {
     route
         .options(|| async { StatusCode::NO_CONTENT })
-        .layer(cors_layer())
+        .layer(cors::CorsLayer)
 }
 
 /// The one request middleware (one layer, not two, on the hot path): size limits, then the debug log line.

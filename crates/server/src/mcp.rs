@@ -71,7 +71,14 @@ static TOOLS_LIST: LazyLock<String> = LazyLock::new(|| {
 /// A JSON-RPC success response around an already serialized `result`.
 fn rpc_result(id: &Value, result: &str) -> String {
     // `Value`'s Display is its compact JSON serialization; an id is a string or an integer here.
-    format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#)
+    let id = id.to_string();
+    let mut out = String::with_capacity(40 + id.len() + result.len());
+    out.push_str(r#"{"jsonrpc":"2.0","id":"#);
+    out.push_str(&id);
+    out.push_str(r#","result":"#);
+    out.push_str(result);
+    out.push('}');
+    out
 }
 
 fn rpc_error(id: Value, code: i64, message: &str) -> Value {
