@@ -24,12 +24,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// What the upstream saw of one request.
+#[derive(Debug, Clone)]
+struct Seen {
+    /// `Mcp-Session-Id`.
+    session: Option<String>,
+    /// `X-Portcullis-Subject`.
+    subject: Option<String>,
+}
+
 /// One upstream MCP server: answers with its name, records the session ids and identities it saw.
 #[derive(Debug, Default)]
 struct Upstream {
     name: String,
-    /// (method, Mcp-Session-Id, X-Portcullis-Subject) of every request.
-    seen: Mutex<Vec<(String, Option<String>, Option<String>)>>,
+    seen: Mutex<Vec<Seen>>,
     sessions: AtomicUsize,
 }
 
@@ -38,8 +46,12 @@ impl Upstream {
         self.seen.lock().unwrap().len()
     }
 
+    fn last(&self) -> Seen {
+        self.seen.lock().unwrap().last().unwrap().clone()
+    }
+
     fn last_session(&self) -> Option<String> {
-        self.seen.lock().unwrap().last().unwrap().1.clone()
+        self.last().session
     }
 }
 
@@ -61,11 +73,10 @@ async fn up_post(State(up): State<Arc<Upstream>>, headers: HeaderMap, body: Stri
     let header = |n: &str| headers.get(n).map(|v| v.to_str().unwrap().to_owned());
     let msg: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let method = msg["method"].as_str().unwrap_or("").to_owned();
-    up.seen.lock().unwrap().push((
-        method.clone(),
-        header("mcp-session-id"),
-        header("x-portcullis-subject"),
-    ));
+    up.seen.lock().unwrap().push(Seen {
+        session: header("mcp-session-id"),
+        subject: header("x-portcullis-subject"),
+    });
     let id = msg["id"].clone();
     let tool = msg["params"]["name"].as_str().unwrap_or("");
     match (method.as_str(), tool) {
@@ -507,6 +518,8 @@ async fn sessions_hold_across_instances_and_stay_pinned() {
         "shared"
     );
     assert_eq!(up.last_session().as_deref(), Some("shared-sess.1"));
+    let alice_sub = jwt_part(&alice, 1)["sub"].as_str().unwrap().to_owned();
+    assert_eq!(up.last().subject, Some(alice_sub));
 
     // Another user, a forged or tampered id, or the bare upstream id: 404 with a JSON-RPC error, upstream untouched.
     let before = up.count();
