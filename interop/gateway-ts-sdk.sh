@@ -150,7 +150,7 @@ else
   fail "portcullis logout" "$(both)"
 fi
 
-if grep -qE 'panicked| ERROR ' "$WORK/serve.log"; then
+if grep -qE 'panicked|ERROR' "$WORK/serve.log"; then
   fail "the gateway's log has errors" "$WORK/serve.log"
 else
   pass "no errors in the gateway's log"
