@@ -123,6 +123,11 @@ struct ServeArgs {
     /// Gateway mode: remove from tools/list answers the tools whose --tool-scope the caller's token lacks.
     #[arg(long, env = "PORTCULLIS_HIDE_UNAUTHORIZED_TOOLS")]
     hide_unauthorized_tools: bool,
+    /// An external protected resource that verifies tokens itself (e.g. an MCP server using portcullis-guard),
+    /// as its URL: clients may ask for tokens with it as the audience through the RFC 8707 `resource` parameter
+    /// (repeatable; https, or http on loopback).
+    #[arg(long = "resource", value_name = "URL")]
+    resource: Vec<String>,
     /// On SIGTERM or Ctrl-C: stop accepting, let in-flight requests and streams finish for at most this many
     /// milliseconds, then close what is left (default 30000).
     #[arg(long, env = "PORTCULLIS_DRAIN_TIMEOUT_MS")]
@@ -265,7 +270,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.check()?;
     let store = open_store(&args.db, &file, args.db_max_connections).await?;
     let routes = Routes::new(&issuer, &config.mcp_path);
-    let authz_config = config.authz_config(&routes.issuer, &routes.mcp_url);
+    let mut authz_config = config.authz_config(&routes.issuer, &routes.mcp_url);
+    let external = settings::external_resources(&args.resource, file.resources.as_deref())?;
+    for r in &external {
+        if !authz_config.resources.contains(r) {
+            authz_config.resources.push(r.clone());
+        }
+    }
     let authz = Authz::new(
         store.clone(),
         Arc::new(SystemClock),
@@ -286,6 +297,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("listening on http://{addr}");
     println!("issuer {}", routes.issuer);
     println!("mcp endpoint {}", routes.mcp_url);
+    for r in &external {
+        println!("external resource {r}");
+    }
     if let Some(g) = &state.config.upstream {
         println!("gateway upstream {}", g.upstream);
     }

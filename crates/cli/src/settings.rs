@@ -28,6 +28,42 @@ pub(crate) struct FileSettings {
     pub(crate) gateway: Option<GatewaySettings>,
     /// `[[scopes]]`: the scope catalogue (replaces the built-in one when present).
     pub(crate) scopes: Option<Vec<ScopeSetting>>,
+    /// `resources = [..]`: external protected resources that verify tokens themselves (`--resource`).
+    pub(crate) resources: Option<Vec<String>>,
+}
+
+/// The external resources (`--resource` flags, else `resources` of the file): each an absolute https URL, or
+/// http on a loopback host, without fragment or user info (RFC 8707 §2), written as tokens' `aud` will carry it.
+pub(crate) fn external_resources(
+    flags: &[String],
+    file: Option<&[String]>,
+) -> anyhow::Result<Vec<String>> {
+    let list = if flags.is_empty() {
+        file.unwrap_or_default()
+    } else {
+        flags
+    };
+    let mut out: Vec<String> = Vec::new();
+    for r in list {
+        let url = url::Url::parse(r)
+            .map_err(|_| anyhow::anyhow!("resource {r:?} is not an absolute URL"))?;
+        let loopback = match url.host() {
+            Some(url::Host::Domain(d)) => d == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
+            bail!("resource {r:?} must be an https URL (http only on a loopback host)");
+        }
+        if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+            bail!("resource {r:?} must not have a fragment or user info (RFC 8707 §2)");
+        }
+        if !out.contains(r) {
+            out.push(r.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// One `[[scopes]]` entry.
@@ -374,6 +410,35 @@ mod tests {
             "[[gateway.routes]]\npath = \"/a\"\nupstream = \"http://h/x\"\ncolour = 1\n"
         )
         .is_err());
+    }
+
+    #[test]
+    fn external_resources_are_checked() {
+        let f: FileSettings =
+            toml::from_str("resources = [\"https://mcp.example.com/mcp\"]").unwrap();
+        assert_eq!(
+            external_resources(&[], f.resources.as_deref()).unwrap(),
+            vec!["https://mcp.example.com/mcp".to_owned()]
+        );
+        let flags = vec!["http://127.0.0.1:3000/mcp".to_owned()];
+        assert_eq!(
+            external_resources(&flags, f.resources.as_deref()).unwrap(),
+            flags,
+            "flags override the file"
+        );
+        for bad in [
+            "http://mcp.example.com/mcp",
+            "https://mcp.example.com/mcp#x",
+            "https://u@mcp.example.com/mcp",
+            "/mcp",
+            "mcp",
+        ] {
+            assert!(
+                external_resources(&[bad.to_owned()], None).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(external_resources(&[], None).unwrap().is_empty());
     }
 
     #[test]

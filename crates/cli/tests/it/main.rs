@@ -12,6 +12,7 @@ mod crash;
 mod discovery_variants;
 mod gateway;
 mod gateway_routes;
+mod guard_example;
 mod instances;
 mod multi_instance;
 mod negative;
