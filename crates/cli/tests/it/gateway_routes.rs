@@ -3,7 +3,8 @@
 //!
 //! - Routes: each path is its own protected resource (RFC 9728 document, 401 challenge, audience, scopes); a
 //!   token for one route is refused at another and at the MCP endpoint; the granted scope is limited to what the
-//!   route offers; per-route tool scopes; bad route configurations stop start-up with a clear message.
+//!   route offers; per-route tool scopes; bad route configurations stop start-up with a clear message; the
+//!   `portcullis` client discovers a route from its challenge, gets a token for it and steps up there.
 //! - Sessions: two `portcullis serve` on one database in front of one upstream; a session opened through one is
 //!   continued through the other by the same user and refused (404) to another user or with a forged id.
 //! - Drain: SIGTERM lets an in-flight request finish, refuses new connections, and ends a never-ending stream
@@ -19,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{json, Value};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -107,9 +108,11 @@ async fn up_post(State(up): State<Arc<Upstream>>, headers: HeaderMap, body: Stri
             )
                 .into_response()
         }
-        _ => axum::Json(
-            json!({"jsonrpc": "2.0", "id": id, "result": {"upstream": up.name, "tool": tool}}),
-        )
+        _ if id.is_null() => StatusCode::ACCEPTED.into_response(),
+        _ => axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": {
+            "upstream": up.name, "tool": tool,
+            "content": [{"type": "text", "text": format!("{}:{tool}", up.name)}]
+        }}))
         .into_response(),
     }
 }
@@ -608,4 +611,60 @@ async fn sigterm_drains_in_flight_requests_within_the_bound() {
         matches!(end, Ok(Ok(None)) | Ok(Err(_))),
         "the stream did not end: {end:?}"
     );
+}
+
+/// A client command (`portcullis login|call|token …`) with the test browser signing in as [`USER`].
+fn client(s: &Server, args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env("PORTCULLIS_HOME", s.home.path())
+        .env("BROWSER", auto_browser())
+        .env("PORTCULLIS_TEST_USER", USER)
+        .env("PORTCULLIS_TEST_PASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "failed: stdout={out}\nstderr={err}");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_discovers_a_route_as_its_own_resource() {
+    let (_github, github_url) = start_upstream("github").await;
+    let (_dir, config) = config_file(&format!(
+        r#"{CATALOGUE}
+[[gateway.routes]]
+path = "/github/mcp"
+upstream = "{github_url}"
+scopes = ["github:read", "github:write"]
+default_scopes = ["github:read"]
+[gateway.routes.tool_scopes]
+create_issue = "github:write"
+"#
+    ));
+    let s = start_with(&["--config", &config]);
+    let route = s.url("/github/mcp");
+    let resource = format!("{}/github/mcp", s.issuer);
+    tokio::task::block_in_place(|| {
+        // Discovery from the route's own challenge and document: a token for that resource, its default scope.
+        ok(&client(&s, &["login", &route]));
+        let token = ok(&client(&s, &["token", &route])).trim().to_owned();
+        let claims = jwt_part(&token, 1);
+        assert_eq!(claims["aud"], resource);
+        assert_eq!(claims["scope"], "github:read");
+        let out = ok(&client(&s, &["call", &route, "list_issues"]));
+        assert!(out.contains("github:list_issues"), "{out}");
+        // create_issue needs github:write: 403, step-up through the browser, then the call succeeds.
+        let out = ok(&client(&s, &["call", &route, "create_issue"]));
+        assert!(out.contains("github:create_issue"), "{out}");
+        let token = ok(&client(&s, &["token", &route])).trim().to_owned();
+        let claims = jwt_part(&token, 1);
+        assert_eq!(claims["aud"], resource);
+        assert_eq!(claims["scope"], "github:read github:write");
+    });
 }
