@@ -452,7 +452,10 @@ async fn login_consent_and_token_flow_in_process() {
     assert_eq!(batch.len(), 3, "{batch:?}");
     assert_eq!(batch[0]["id"], "a\"b");
     assert_eq!(batch[0]["result"]["tools"].as_array().unwrap().len(), 3);
-    assert_eq!(batch[1], serde_json::json!({"jsonrpc": "2.0", "id": 7, "result": {}}));
+    assert_eq!(
+        batch[1],
+        serde_json::json!({"jsonrpc": "2.0", "id": 7, "result": {}})
+    );
     assert_eq!(batch[2]["error"]["code"], -32601);
     let r = h
         .send(mcp(
