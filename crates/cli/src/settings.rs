@@ -163,6 +163,10 @@ pub(crate) struct RouteSettings {
     pub(crate) timeout_ms: Option<u64>,
     /// Default: `[gateway] max_response_bytes`, else 16 MiB.
     pub(crate) max_response_bytes: Option<usize>,
+    /// Default: `[gateway] identity_jwt`.
+    pub(crate) identity_jwt: Option<bool>,
+    /// Default: `[gateway] hide_unauthorized_tools`.
+    pub(crate) hide_unauthorized_tools: Option<bool>,
     /// `[gateway.routes.tool_scopes]`: tool name = "scope".
     #[serde(default)]
     pub(crate) tool_scopes: std::collections::BTreeMap<String, String>,
@@ -192,6 +196,11 @@ pub(crate) fn gateway_routes(
         if let Some(max) = r.max_response_bytes.or(file.max_response_bytes) {
             gateway.max_response = max;
         }
+        gateway.identity_jwt = r.identity_jwt.or(file.identity_jwt).unwrap_or(false);
+        gateway.hide_unauthorized_tools = r
+            .hide_unauthorized_tools
+            .or(file.hide_unauthorized_tools)
+            .unwrap_or(false);
         for (name, s) in &r.tool_scopes {
             gateway.insert_tool_scope(name, s).with_context(context)?;
         }
@@ -208,7 +217,6 @@ pub(crate) fn gateway_routes(
     }
     Ok(out)
 }
-
 
 /// The gateway's optional features: `[gateway]` decides for the MCP endpoint's gateway (each `[[gateway.routes]]`
 /// entry decides for itself); a flag (or its environment variable) turns the feature on
@@ -368,7 +376,7 @@ mod tests {
     #[test]
     fn gateway_routes_from_toml() {
         let file: FileSettings = toml::from_str(
-            "[gateway]\ntimeout_ms = 5000\n\
+            "[gateway]\ntimeout_ms = 5000\nidentity_jwt = true\n\
              [[gateway.routes]]\npath = \"/github/mcp\"\nupstream = \"http://127.0.0.1:3001/mcp\"\n\
              scopes = [\"mcp:tools\", \"mcp:admin\"]\ntimeout_ms = 1000\n\
              [gateway.routes.tool_scopes]\ncreate_issue = \"mcp:admin\"\n\
@@ -397,6 +405,8 @@ mod tests {
             "inherits [gateway]"
         );
         assert_eq!(routes[1].scopes, None);
+        assert!(routes[0].gateway.identity_jwt && routes[1].gateway.identity_jwt, "inherited");
+        assert!(!routes[0].gateway.hide_unauthorized_tools);
         let bad =
             |t: &str| gateway_routes(toml::from_str::<FileSettings>(t).unwrap().gateway.as_ref());
         let err =
