@@ -28,7 +28,9 @@ impl Authz {
             return Ok(());
         }
         if let Some((_, grant)) = self.store.refresh_token(&TokenHash::of(token)).await? {
-            if grant.client_id == client.client_id {
+            // A grant that is already revoked needs no write: revoking it again changes nothing (§2.2: the
+            // answer is 200 either way).
+            if grant.client_id == client.client_id && grant.revoked_at.is_none() {
                 self.revoke_grant_now(&grant.id).await?;
             }
         }
@@ -103,6 +105,12 @@ mod tests {
         a.revoke(&client, &rt, None).await.unwrap();
         let revs = a.store.revocations_since(0, a.now()).await.unwrap();
         assert_eq!(revs[1].kind, RevokedKind::Grant);
+        // Revoking it again is answered the same and adds nothing.
+        a.revoke(&client, &rt, None).await.unwrap();
+        assert_eq!(
+            a.store.revocations_since(0, a.now()).await.unwrap().len(),
+            2
+        );
         a.revoke(&client, "unknown-token", None).await.unwrap();
     }
 }

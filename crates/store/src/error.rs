@@ -49,3 +49,39 @@ pub fn is_retryable(e: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+/// Maps a rusqlite error (the SQLite backend's own connections): a unique or primary-key violation is
+/// `Conflict`; `SQLITE_BUSY` / `SQLITE_LOCKED` after the busy timeout, a full disk, an I/O error or a database
+/// that cannot be opened are `Unavailable`; a damaged file or values that do not read back are `Corrupt`; the rest `Other`.
+pub fn map_sqlite(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ffi;
+    use rusqlite::ErrorCode;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            ErrorCode::ConstraintViolation
+                if matches!(
+                    f.extended_code,
+                    ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                ) =>
+            {
+                StoreError::Conflict(e.to_string())
+            }
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::CannotOpen
+            | ErrorCode::ReadOnly => StoreError::Unavailable(e.to_string()),
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => {
+                StoreError::Corrupt(e.to_string())
+            }
+            _ => StoreError::Other(e.to_string()),
+        },
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::InvalidColumnName(..)
+        | rusqlite::Error::Utf8Error(..) => StoreError::Corrupt(e.to_string()),
+        _ => StoreError::Other(e.to_string()),
+    }
+}

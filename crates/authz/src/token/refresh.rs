@@ -132,6 +132,44 @@ mod tests {
         );
     }
 
+    /// RFC 9700 §4.14.2: of concurrent refreshes with one token exactly one gets tokens; the losers count as
+    /// reuse and revoke the family, so the winner's new refresh token is dead too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_refreshes_one_winner_then_family_revoked() {
+        let (a, _clock) = authz_with_clock().await;
+        let c = register_public(&a).await;
+        let client = a.client(&c).await.unwrap().unwrap();
+        let code = code_for(&a, &c).await;
+        let rt = a
+            .exchange_code(&client, token_req(&code, VERIFIER))
+            .await
+            .unwrap()
+            .refresh_token
+            .unwrap();
+        let a = std::sync::Arc::new(a);
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (a, client, rt) = (a.clone(), client.clone(), rt.clone());
+            tasks.push(tokio::spawn(async move {
+                a.token(&client, refresh_req(&rt)).await
+            }));
+        }
+        let mut winners = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(resp) => winners.push(resp.refresh_token.unwrap()),
+                Err(e) => assert!(matches!(e, AuthzError::InvalidGrant(_)), "{e:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "exactly one refresh wins");
+        assert_eq!(
+            a.token(&client, refresh_req(&winners[0]))
+                .await
+                .unwrap_err(),
+            AuthzError::InvalidGrant("the refresh token was revoked".into())
+        );
+    }
+
     #[tokio::test]
     async fn bound_to_client_no_widening_and_idle_expiry() {
         let (a, clock) = authz_with_clock().await;

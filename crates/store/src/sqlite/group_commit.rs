@@ -1,145 +1,252 @@
-//! Group commit for the SQLite writer: one task owns the write path for the hot operations and runs every
-//! operation queued while it was busy inside ONE transaction, so they share one `COMMIT` and one fsync
+//! Group commit for the SQLite writer: one OS thread owns the only write connection and runs every operation
+//! queued while it was busy inside ONE transaction, so they share one `COMMIT` and one fsync
 //! (`synchronous=FULL` stays; durability is unchanged: nobody is answered before the commit is on disk).
 //!
-//! Each operation runs inside its own `SAVEPOINT`: if it fails, `ROLLBACK TO` undoes exactly its changes and
-//! the others in the batch still commit. Conditional single-use updates (`… WHERE used_at IS NULL`) keep
-//! their meaning because the operations of a batch run one after another on the one connection: the second
-//! redemption of a code sees the first one's `used_at` and matches no row.
+//! An operation is a synchronous closure over the connection, run on the writer thread with cached prepared
+//! statements (no round trip per statement: the only thread hops are the request in and the answer out).
+//! Operations that write with more than one statement run inside their own `SAVEPOINT`
+//! ([`Undo::Savepoint`]): if one fails, `ROLLBACK TO` undoes exactly its changes and the others in the batch
+//! still commit. An operation whose only write is a single statement needs none ([`Undo::Statement`]): SQLite
+//! undoes a failed statement by itself and the transaction goes on. Conditional single-use updates
+//! (`… WHERE used_at IS NULL`) keep their meaning because the operations of a batch run one after another on
+//! the one connection: the second redemption of a code sees the first one's `used_at` and matches no row.
 //!
-//! Batching is adaptive, with no timer: the task takes the first queued operation, yields once so that
-//! requests already in flight can enqueue theirs, then drains whatever is queued (up to [`MAX_BATCH`]). An
-//! idle server therefore commits a lone write at once; a loaded one amortizes one fsync over many writes.
+//! Batching is adaptive: the thread takes the first queued operation and everything queued behind it (up to
+//! [`MAX_BATCH`]). If the previous batch was larger, the callers it just answered are probably on their way
+//! back (a client's next request follows its last answer), so the thread waits for them a little — while they
+//! keep arriving, gaps under [`GATHER_GAP`], never longer than [`GATHER_MAX`] in all — before it commits. An
+//! idle server therefore commits a lone write at once, and a loaded one does not split a burst of callers
+//! into a small batch and a large one (two fsyncs where one would do).
 
-use crate::error::map;
+use crate::error::map_sqlite;
 use portcullis_authz::store::StoreError;
-use sqlx::sqlite::SqlitePool;
-use sqlx::SqliteConnection;
-use std::future::Future;
-use std::pin::Pin;
-use tokio::sync::{mpsc, oneshot};
+use rusqlite::Connection;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// Most operations committed together.
 pub(crate) const MAX_BATCH: usize = 256;
-/// Operations waiting for the writer before callers wait to enqueue (back-pressure).
-const QUEUE: usize = 4096;
+/// Longest pause between two arriving operations while a batch is gathered.
+const GATHER_GAP: Duration = Duration::from_micros(100);
+/// Longest time a batch is held open for callers of the previous batch (an fsync here costs 0.2–10 ms).
+const GATHER_MAX: Duration = Duration::from_micros(500);
 
-/// What an operation returns: a count (rows affected, or 1/0 for "won"/"lost").
-pub(crate) type OpResult = Result<u64, sqlx::Error>;
-type OpFuture<'c> = Pin<Box<dyn Future<Output = OpResult> + Send + 'c>>;
-/// One write operation: statements run on the writer connection inside the batch's transaction.
-pub(crate) type Op = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> OpFuture<'c> + Send>;
+/// How an operation's changes are undone if it fails while the rest of its batch commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Undo {
+    /// The operation writes with at most one statement (any number of reads before it): a failing statement
+    /// leaves no change, so no savepoint is needed.
+    Statement,
+    /// The operation writes with several statements: it runs in its own `SAVEPOINT`.
+    Savepoint,
+}
 
-/// Boxes a closure as an [`Op`] (the helper pins down the higher-ranked lifetime for type inference).
-pub(crate) fn op<F>(f: F) -> Op
+/// One queued operation, type-erased: runs on the writer thread, answers after the batch's fate is known.
+trait Job: Send {
+    fn undo(&self) -> Undo;
+    /// Runs the operation; returns whether it succeeded (if not, its changes must be undone).
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller: the operation's own result if the batch committed, else the commit's error.
+    fn finish(self: Box<Self>, committed: Result<(), &StoreError>);
+}
+
+struct TypedJob<T, F> {
+    undo: Undo,
+    op: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job for TypedJob<T, F>
 where
-    F: for<'c> FnOnce(&'c mut SqliteConnection) -> OpFuture<'c> + Send + 'static,
+    T: Send,
+    F: FnOnce(&Connection) -> rusqlite::Result<T> + Send,
 {
-    Box::new(f)
+    fn undo(&self) -> Undo {
+        self.undo
+    }
+
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(op) = self.op.take() else {
+            return false;
+        };
+        let r = op(conn).map_err(map_sqlite);
+        let ok = r.is_ok();
+        self.result = Some(r);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), &StoreError>) {
+        let answer = match committed {
+            Ok(()) => self
+                .result
+                .unwrap_or_else(|| Err(StoreError::Other("operation did not run".into()))),
+            Err(e) => Err(e.clone()),
+        };
+        // The caller may have gone away (request cancelled): nothing to tell it then.
+        let _ = self.reply.send(answer);
+    }
 }
 
-struct Job {
-    op: Op,
-    reply: Reply,
-}
-
-/// The handle callers use; cloning it is cheap. The writer task ends when every handle is dropped.
+/// The handle callers use; cloning it is cheap. The writer thread ends when every handle is dropped.
+///
+/// The queue is unbounded: sending never blocks a Tokio worker, and every queued operation belongs to a
+/// request that is waiting for it, so the number of concurrent requests bounds it.
 #[derive(Debug, Clone)]
 pub(crate) struct GroupCommit {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Box<dyn Job>>,
+    stopped: Arc<AtomicBool>,
+}
+
+/// Marks the writer stopped when its thread ends, even by a panic.
+struct StopFlag(Arc<AtomicBool>);
+
+impl Drop for StopFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 impl GroupCommit {
-    /// Starts the writer task on the current Tokio runtime, writing through `pool` (one connection).
-    pub(crate) fn start(pool: SqlitePool) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(pool, rx));
-        Self { tx }
+    /// Starts the writer thread, which owns `conn` (opened with `synchronous=FULL`).
+    pub(crate) fn start(conn: Connection) -> Result<Self, StoreError> {
+        let (tx, rx) = mpsc::channel();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let flag = StopFlag(stopped.clone());
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                let _flag = flag;
+                writer(conn, rx);
+            })
+            .map_err(|e| {
+                StoreError::Other(format!("cannot start the SQLite writer thread: {e}"))
+            })?;
+        Ok(Self { tx, stopped })
     }
 
-    /// Runs `op` in the next batch; answers after that batch's `COMMIT` has returned (fsync done).
-    pub(crate) async fn run(&self, op: Op) -> Result<u64, StoreError> {
+    /// Whether the writer thread has ended (it only does if it panicked): writes then fail `Unavailable`.
+    pub(crate) fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Runs `op` in the next batch; answers after that batch's `COMMIT` has returned (fsync done). `undo`
+    /// must be [`Undo::Savepoint`] unless `op` writes with at most one statement.
+    pub(crate) async fn run<T, F>(&self, undo: Undo, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
+        let job = Box::new(TypedJob {
+            undo,
+            op: Some(op),
+            result: None,
+            reply,
+        });
         let gone = || StoreError::Unavailable("the SQLite writer has stopped".into());
-        self.tx.send(Job { op, reply }).await.map_err(|_| gone())?;
+        self.tx.send(job).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
 }
 
-async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
+fn writer(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    let mut previous = 0;
+    while let Ok(first) = rx.recv() {
         batch.push(first);
-        // Let requests that are already running reach the queue, then take everything that is there.
-        tokio::task::yield_now().await;
+        gather(&rx, &mut batch, previous);
+        previous = batch.len();
+        run_batch(&conn, &mut batch);
+    }
+}
+
+/// Takes what is queued; then, while the batch is smaller than the previous one, waits for the rest of its
+/// callers as long as they keep arriving (see the module documentation).
+fn gather(rx: &mpsc::Receiver<Box<dyn Job>>, batch: &mut Vec<Box<dyn Job>>, previous: usize) {
+    let drain = |batch: &mut Vec<Box<dyn Job>>| {
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        run_batch(&pool, &mut batch).await;
+    };
+    drain(batch);
+    let until = Instant::now() + GATHER_MAX;
+    while batch.len() < previous.min(MAX_BATCH) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match rx.recv_timeout(left.min(GATHER_GAP)) {
+            Ok(job) => {
+                batch.push(job);
+                drain(batch);
+            }
+            Err(_) => break,
+        }
     }
+}
+
+fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(drop)
+        .map_err(map_sqlite)
 }
 
 /// Runs and commits one batch, answering every job (the vector is drained on every path).
-async fn run_batch(pool: &SqlitePool, batch: &mut Vec<Job>) {
-    let (ops, replies): (Vec<Op>, Vec<_>) = batch.drain(..).map(|j| (j.op, j.reply)).unzip();
-    let mut conn = match pool.acquire().await {
-        Ok(c) => c,
-        Err(e) => return fail_all(replies, &map(e)),
-    };
+fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
     // IMMEDIATE takes the write lock up front (another process, e.g. `portcullis user add`, may write too).
-    if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
-        return fail_all(replies, &map(e));
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+        return fail_all(conn, batch, &e);
     }
-    let mut results = Vec::with_capacity(ops.len());
-    for op in ops {
-        match run_one(&mut conn, op).await {
-            Ok(r) => results.push(r),
-            Err(e) => {
-                // The savepoint statements themselves failed: the transaction is unusable.
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                return fail_all(replies, &map(e));
-            }
+    for job in batch.iter_mut() {
+        if let Err(e) = run_one(conn, job.as_mut()) {
+            return fail_all(conn, batch, &e);
         }
     }
-    if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
-        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-        return fail_all(replies, &map(e));
+    if let Err(e) = exec(conn, "COMMIT") {
+        return fail_all(conn, batch, &e);
     }
-    for (reply, result) in replies.into_iter().zip(results) {
-        let _ = reply.send(result);
+    for job in batch.drain(..) {
+        job.finish(Ok(()));
     }
 }
 
-/// One operation inside its savepoint. The outer `Err` means the savepoint statements failed; the inner
-/// result is the operation's own outcome (its changes undone if it failed).
-async fn run_one(
-    conn: &mut SqliteConnection,
-    op: Op,
-) -> Result<Result<u64, StoreError>, sqlx::Error> {
-    sqlx::query("SAVEPOINT op").execute(&mut *conn).await?;
-    match op(conn).await {
-        Ok(n) => {
-            sqlx::query("RELEASE op").execute(&mut *conn).await?;
-            Ok(Ok(n))
-        }
-        Err(e) => {
-            sqlx::query("ROLLBACK TO op").execute(&mut *conn).await?;
-            sqlx::query("RELEASE op").execute(&mut *conn).await?;
-            Ok(Err(map(e)))
-        }
+/// One operation, in its savepoint if it needs one. `Err` means the transaction itself is no longer usable
+/// (a savepoint statement failed, or SQLite rolled the whole transaction back, e.g. on a full disk).
+fn run_one(conn: &Connection, job: &mut dyn Job) -> Result<(), StoreError> {
+    let savepoint = job.undo() == Undo::Savepoint;
+    if savepoint {
+        exec(conn, "SAVEPOINT op")?;
     }
+    let ok = job.run(conn);
+    if conn.is_autocommit() {
+        return Err(StoreError::Unavailable(
+            "SQLite rolled the transaction back".into(),
+        ));
+    }
+    if savepoint {
+        if !ok {
+            exec(conn, "ROLLBACK TO op")?;
+        }
+        exec(conn, "RELEASE op")?;
+    }
+    Ok(())
 }
-
-type Reply = oneshot::Sender<Result<u64, StoreError>>;
 
 /// Nothing of the batch was committed: every caller gets the error.
-fn fail_all(replies: Vec<Reply>, e: &StoreError) {
-    tracing::warn!(error = %e, ops = replies.len(), "SQLite group commit failed");
-    for reply in replies {
-        let _ = reply.send(Err(e.clone()));
+fn fail_all(conn: &Connection, batch: &mut Vec<Box<dyn Job>>, e: &StoreError) {
+    if !conn.is_autocommit() {
+        let _ = exec(conn, "ROLLBACK");
+    }
+    tracing::warn!(error = %e, ops = batch.len(), "SQLite group commit failed");
+    for job in batch.drain(..) {
+        job.finish(Err(e));
     }
 }
 
@@ -147,53 +254,49 @@ fn fail_all(replies: Vec<Reply>, e: &StoreError) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
+    use rusqlite::params;
 
-    async fn pool(dir: &tempfile::TempDir) -> SqlitePool {
-        let connect = SqliteConnectOptions::new()
-            .filename(dir.path().join("g.db"))
-            .create_if_missing(true)
-            .synchronous(SqliteSynchronous::Full);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(connect)
-            .await
+    fn open(dir: &tempfile::TempDir) -> (GroupCommit, Connection) {
+        let path = dir.path().join("g.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+             CREATE TABLE t (v INTEGER PRIMARY KEY, used INTEGER);",
+        )
+        .unwrap();
+        conn.busy_timeout(std::time::Duration::from_millis(100))
             .unwrap();
-        sqlx::query("CREATE TABLE t (v INTEGER PRIMARY KEY, used INTEGER)")
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool
+        (
+            GroupCommit::start(conn).unwrap(),
+            Connection::open(&path).unwrap(),
+        )
     }
 
-    fn insert(v: i64) -> Op {
-        op(move |c| {
-            Box::pin(async move {
-                // Two statements: a failing second one must undo the first (savepoint).
-                sqlx::query("INSERT INTO t (v) VALUES (?)")
-                    .bind(v + 1000)
-                    .execute(&mut *c)
-                    .await?;
-                Ok(sqlx::query("INSERT INTO t (v) VALUES (?)")
-                    .bind(v)
-                    .execute(&mut *c)
-                    .await?
-                    .rows_affected())
-            })
-        })
+    /// Two statements: a failing second one must undo the first (savepoint).
+    fn insert_two(c: &Connection, v: i64) -> rusqlite::Result<u64> {
+        c.prepare_cached("INSERT INTO t (v) VALUES (?)")?
+            .execute([v + 1000])?;
+        Ok(c.prepare_cached("INSERT INTO t (v) VALUES (?)")?
+            .execute([v])? as u64)
+    }
+
+    fn count(c: &Connection) -> i64 {
+        c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_op_fails_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = pool(&dir).await;
-        let g = GroupCommit::start(pool.clone());
-        g.run(insert(7)).await.unwrap();
+        let (g, check) = open(&dir);
+        g.run(Undo::Savepoint, |c| insert_two(c, 7)).await.unwrap();
         let mut tasks = Vec::new();
         for v in 0..50 {
             let g = g.clone();
             // v = 7 collides with the row inserted above.
-            tasks.push(tokio::spawn(async move { (v, g.run(insert(v)).await) }));
+            tasks.push(tokio::spawn(async move {
+                (v, g.run(Undo::Savepoint, move |c| insert_two(c, v)).await)
+            }));
         }
         for t in tasks {
             let (v, r) = t.await.unwrap();
@@ -203,37 +306,52 @@ mod tests {
                 assert_eq!(r, Ok(1), "op {v}");
             }
         }
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
         // 2 rows from the first op, 2 from each of the 49 others; the failed one left nothing (not even 1007).
-        assert_eq!(n, 2 + 49 * 2);
+        assert_eq!(count(&check), 2 + 49 * 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_single_statement_op_needs_no_savepoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, check) = open(&dir);
+        let one = |v: i64| {
+            move |c: &Connection| -> rusqlite::Result<usize> {
+                c.prepare_cached("INSERT INTO t (v) VALUES (?)")?
+                    .execute([v])
+            }
+        };
+        g.run(Undo::Statement, one(3)).await.unwrap();
+        let mut tasks = Vec::new();
+        for v in 0..40 {
+            let g = g.clone();
+            tasks.push(tokio::spawn(async move {
+                (v, g.run(Undo::Statement, one(v)).await)
+            }));
+        }
+        for t in tasks {
+            let (v, r) = t.await.unwrap();
+            if v == 3 {
+                assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+            } else {
+                assert_eq!(r, Ok(1), "op {v}");
+            }
+        }
+        assert_eq!(count(&check), 40);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conditional_update_has_one_winner_within_a_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = pool(&dir).await;
-        sqlx::query("INSERT INTO t (v) VALUES (1)")
-            .execute(&pool)
-            .await
-            .unwrap();
-        let g = GroupCommit::start(pool);
+        let (g, check) = open(&dir);
+        check.execute("INSERT INTO t (v) VALUES (1)", []).unwrap();
         let mut tasks = Vec::new();
         for _ in 0..50 {
             let g = g.clone();
             tasks.push(tokio::spawn(async move {
-                g.run(op(|c| {
-                    Box::pin(async move {
-                        Ok(
-                            sqlx::query("UPDATE t SET used = 1 WHERE v = 1 AND used IS NULL")
-                                .execute(c)
-                                .await?
-                                .rows_affected(),
-                        )
-                    })
-                }))
+                g.run(Undo::Statement, |c| {
+                    c.prepare_cached("UPDATE t SET used = 1 WHERE v = 1 AND used IS NULL")?
+                        .execute(params![])
+                })
                 .await
             }));
         }
@@ -242,5 +360,46 @@ mod tests {
             won += t.await.unwrap().unwrap();
         }
         assert_eq!(won, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answered_only_after_commit_and_visible_to_other_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, check) = open(&dir);
+        for v in 0..20 {
+            g.run(Undo::Statement, move |c| {
+                c.prepare_cached("INSERT INTO t (v) VALUES (?)")?
+                    .execute([v])
+            })
+            .await
+            .unwrap();
+            // Another connection sees the row as soon as the caller is answered: it was committed.
+            assert_eq!(count(&check), v + 1);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_whose_commit_fails_answers_everyone_with_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, check) = open(&dir);
+        // Another connection holds the write lock: BEGIN IMMEDIATE fails once the busy timeout passes.
+        check.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let r = g
+            .run(Undo::Statement, |c| {
+                c.prepare_cached("INSERT INTO t (v) VALUES (1)")?
+                    .execute([])
+            })
+            .await;
+        assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+        check.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(count(&check), 0);
+        // The writer goes on afterwards.
+        g.run(Undo::Statement, |c| {
+            c.prepare_cached("INSERT INTO t (v) VALUES (2)")?
+                .execute([])
+        })
+        .await
+        .unwrap();
+        assert_eq!(count(&check), 1);
     }
 }

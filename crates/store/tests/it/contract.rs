@@ -212,6 +212,130 @@ pub(crate) async fn refresh_rotation_under_concurrency(s: Arc<dyn Storage>) {
     );
 }
 
+/// A transition whose successor rows cannot be stored (here: a token or grant id that exists) fails as a whole:
+/// the code or the old refresh token stays unused, nothing half-done is committed, and the next attempt works.
+pub(crate) async fn failed_transitions_change_nothing(s: Arc<dyn Storage>) {
+    seed_code(s.as_ref(), "code3").await;
+    let g = grant("g3");
+    assert_eq!(
+        s.redeem_code(&TokenHash::of("code3"), NOW, &g, Some(&refresh("a", "g3")))
+            .await
+            .unwrap(),
+        Transition::Won
+    );
+    assert_eq!(
+        s.rotate_refresh(&TokenHash::of("a"), NOW, &refresh("b", "g3"))
+            .await
+            .unwrap(),
+        Transition::Won
+    );
+    // Rotating b into a (which exists) must fail and leave b live.
+    let dup = s
+        .rotate_refresh(&TokenHash::of("b"), NOW, &refresh("a", "g3"))
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    let (b, _) = s.refresh_token(&TokenHash::of("b")).await.unwrap().unwrap();
+    assert_eq!(b.used_at, None, "the failed rotation was undone");
+    assert_eq!(
+        s.rotate_refresh(&TokenHash::of("b"), NOW, &refresh("c", "g3"))
+            .await
+            .unwrap(),
+        Transition::Won
+    );
+    // Redeeming a code into a grant id that exists must fail and leave the code unused.
+    seed_code(s.as_ref(), "code4").await;
+    let dup = s
+        .redeem_code(&TokenHash::of("code4"), NOW, &grant("g3"), None)
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    let code = s.code(&TokenHash::of("code4")).await.unwrap().unwrap();
+    assert_eq!((code.used_at, code.grant_id), (None, None));
+    assert_eq!(
+        s.redeem_code(
+            &TokenHash::of("code4"),
+            NOW,
+            &grant("g4"),
+            Some(&refresh("d", "g4"))
+        )
+        .await
+        .unwrap(),
+        Transition::Won
+    );
+}
+
+/// Many concurrent writes of every hot kind (registration, code, redemption, rotation, revocation) are all
+/// committed and each is readable as soon as its caller is answered (group commit answers after `COMMIT`).
+pub(crate) async fn concurrent_writes_all_commit(s: Arc<dyn Storage>) {
+    seed_code(s.as_ref(), "code5").await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = format!("cw{i}");
+            s.insert_client(&client(&id)).await.unwrap();
+            assert!(s.client(&id).await.unwrap().is_some());
+            let code = format!("cwcode{i}");
+            s.insert_code(&CodeRecord {
+                code_hash: TokenHash::of(&code),
+                client_id: id.clone(),
+                user_id: "u1".into(),
+                redirect_uri: "http://localhost/cb".into(),
+                code_challenge: "ch".into(),
+                scope: "mcp:tools".into(),
+                resource: "http://x/mcp".into(),
+                created_at: NOW,
+                expires_at: NOW + 60,
+                used_at: None,
+                grant_id: None,
+            })
+            .await
+            .unwrap();
+            let mut g = grant(&format!("cwg{i}"));
+            g.client_id = id;
+            let rt = format!("cwrt{i}");
+            assert_eq!(
+                s.redeem_code(&TokenHash::of(&code), NOW, &g, Some(&refresh(&rt, &g.id)))
+                    .await
+                    .unwrap(),
+                Transition::Won
+            );
+            let next = format!("cwrt{i}-next");
+            assert_eq!(
+                s.rotate_refresh(&TokenHash::of(&rt), NOW, &refresh(&next, &g.id))
+                    .await
+                    .unwrap(),
+                Transition::Won
+            );
+            let (r, live) = s
+                .refresh_token(&TokenHash::of(&next))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!((r.used_at, live.revoked_at), (None, None));
+            if i % 2 == 0 {
+                assert!(s.revoke_grant(&g.id, NOW, NOW + 100).await.unwrap());
+                let (_, revoked) = s
+                    .refresh_token(&TokenHash::of(&next))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(revoked.revoked_at.is_some());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let grants = s
+        .revocations_since(0, NOW)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == RevokedKind::Grant && r.value.starts_with("cwg"))
+        .count();
+    assert_eq!(grants, 20);
+}
+
 async fn futures_live(s: &Arc<dyn Storage>) -> Vec<String> {
     let mut live = Vec::new();
     for i in 0..50 {

@@ -173,6 +173,8 @@ on_every_backend!(
     consent,
     code_single_use_under_concurrency,
     refresh_rotation_under_concurrency,
+    failed_transitions_change_nothing,
+    concurrent_writes_all_commit,
     revocations,
     revocation_feed_misses_nothing,
     keys_first_start_race,

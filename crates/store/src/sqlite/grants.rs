@@ -1,0 +1,329 @@
+//! [`GrantStore`] on SQLite: codes, grants, refresh tokens and the revocation log. The single-use transitions
+//! (code redemption, refresh rotation) are one writer operation each: the conditional `UPDATE … WHERE used_at
+//! IS NULL` and, only if it matched, the successor rows, all in the batch's transaction.
+
+use super::group_commit::Undo;
+use super::SqliteStore;
+use async_trait::async_trait;
+use portcullis_authz::secret::TokenHash;
+use portcullis_authz::store::*;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+const GRANT_REVOCATION: &str = "grant";
+const ACCESS_REVOCATION: &str = "access_token";
+
+fn code_row(r: &Row<'_>) -> rusqlite::Result<CodeRecord> {
+    Ok(CodeRecord {
+        code_hash: TokenHash::from_stored(r.get("code_hash")?),
+        client_id: r.get("client_id")?,
+        user_id: r.get("user_id")?,
+        redirect_uri: r.get("redirect_uri")?,
+        code_challenge: r.get("code_challenge")?,
+        scope: r.get("scope")?,
+        resource: r.get("resource")?,
+        created_at: r.get("created_at")?,
+        expires_at: r.get("expires_at")?,
+        used_at: r.get("used_at")?,
+        grant_id: r.get("grant_id")?,
+    })
+}
+
+fn grant_row(r: &Row<'_>) -> rusqlite::Result<GrantRecord> {
+    Ok(GrantRecord {
+        id: r.get("id")?,
+        client_id: r.get("client_id")?,
+        user_id: r.get("user_id")?,
+        scope: r.get("scope")?,
+        resource: r.get("resource")?,
+        created_at: r.get("created_at")?,
+        expires_at: r.get("expires_at")?,
+        revoked_at: r.get("revoked_at")?,
+    })
+}
+
+/// Revokes every live grant whose `column` (a fixed column name, never input) is `value`, adding revocation
+/// entries that live until `exp`.
+pub(super) fn revoke_grants_where(
+    conn: &Connection,
+    column: &str,
+    value: &str,
+    now: i64,
+    exp: i64,
+) -> rusqlite::Result<()> {
+    let insert = format!(
+        "INSERT INTO revocations (kind, value, expires_at) SELECT '{GRANT_REVOCATION}', id, ? FROM grants \
+         WHERE {column} = ? AND revoked_at IS NULL"
+    );
+    conn.prepare_cached(&insert)?.execute(params![exp, value])?;
+    let update =
+        format!("UPDATE grants SET revoked_at = ? WHERE {column} = ? AND revoked_at IS NULL");
+    conn.prepare_cached(&update)?.execute(params![now, value])?;
+    Ok(())
+}
+
+/// Revokes one grant if it is live; returns whether it was. Two statements: callers run it under a savepoint.
+fn revoke_one_grant(
+    conn: &Connection,
+    grant_id: &str,
+    now: i64,
+    exp: i64,
+) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached("UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")?
+        .execute(params![now, grant_id])?;
+    if n == 1 {
+        conn.prepare_cached("INSERT INTO revocations (kind, value, expires_at) VALUES (?, ?, ?)")?
+            .execute(params![GRANT_REVOCATION, grant_id, exp])?;
+    }
+    Ok(n == 1)
+}
+
+fn insert_refresh(conn: &Connection, r: &RefreshRecord) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+    )?
+    .execute(params![r.token_hash.as_str(), r.grant_id, r.created_at, r.expires_at])
+    .map(drop)
+}
+
+fn transition(won: bool) -> Transition {
+    if won {
+        Transition::Won
+    } else {
+        Transition::AlreadyUsed
+    }
+}
+
+#[async_trait]
+impl GrantStore for SqliteStore {
+    async fn insert_code(&self, c: &CodeRecord) -> Result<(), StoreError> {
+        let c = c.clone();
+        self.write(Undo::Statement, move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, code_challenge, \
+                 scope, resource, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(params![
+                c.code_hash.as_str(),
+                c.client_id,
+                c.user_id,
+                c.redirect_uri,
+                c.code_challenge,
+                c.scope,
+                c.resource,
+                c.created_at,
+                c.expires_at
+            ])
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn code(&self, code_hash: &TokenHash) -> Result<Option<CodeRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT * FROM authorization_codes WHERE code_hash = ?")?
+                .query_row([code_hash.as_str()], code_row)
+                .optional()
+        })
+    }
+
+    async fn redeem_code(
+        &self,
+        code_hash: &TokenHash,
+        now: i64,
+        g: &GrantRecord,
+        refresh: Option<&RefreshRecord>,
+    ) -> Result<Transition, StoreError> {
+        let (code_hash, g, refresh) = (code_hash.clone(), g.clone(), refresh.cloned());
+        let won = self
+            .write(Undo::Savepoint, move |conn| {
+                let won = conn
+                    .prepare_cached(
+                        "UPDATE authorization_codes SET used_at = ?, grant_id = ? \
+                         WHERE code_hash = ? AND used_at IS NULL",
+                    )?
+                    .execute(params![now, g.id, code_hash.as_str()])?
+                    == 1;
+                if !won {
+                    return Ok(false);
+                }
+                conn.prepare_cached(
+                    "INSERT INTO grants (id, client_id, user_id, scope, resource, created_at, expires_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )?
+                .execute(params![
+                    g.id,
+                    g.client_id,
+                    g.user_id,
+                    g.scope,
+                    g.resource,
+                    g.created_at,
+                    g.expires_at
+                ])?;
+                if let Some(r) = &refresh {
+                    insert_refresh(conn, r)?;
+                }
+                Ok(true)
+            })
+            .await?;
+        Ok(transition(won))
+    }
+
+    async fn revoke_grant_of_code(
+        &self,
+        code_hash: &TokenHash,
+        now: i64,
+        exp: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let code_hash = code_hash.clone();
+        // The read and the revocation in one operation: the grant id is read inside the write transaction.
+        self.write(Undo::Savepoint, move |conn| {
+            let gid: Option<Option<String>> = conn
+                .prepare_cached("SELECT grant_id FROM authorization_codes WHERE code_hash = ?")?
+                .query_row([code_hash.as_str()], |r| r.get(0))
+                .optional()?;
+            let Some(Some(gid)) = gid else {
+                return Ok(None);
+            };
+            revoke_one_grant(conn, &gid, now, exp)?;
+            Ok(Some(gid))
+        })
+        .await
+    }
+
+    async fn refresh_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> Result<Option<(RefreshRecord, GrantRecord)>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT r.token_hash, r.grant_id, r.created_at AS r_created_at, r.expires_at AS r_expires_at, \
+                 r.used_at, g.* FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = ?",
+            )?
+            .query_row([token_hash.as_str()], |r| {
+                let refresh = RefreshRecord {
+                    token_hash: TokenHash::from_stored(r.get("token_hash")?),
+                    grant_id: r.get("grant_id")?,
+                    created_at: r.get("r_created_at")?,
+                    expires_at: r.get("r_expires_at")?,
+                    used_at: r.get("used_at")?,
+                };
+                Ok((refresh, grant_row(r)?))
+            })
+            .optional()
+        })
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old: &TokenHash,
+        now: i64,
+        new: &RefreshRecord,
+    ) -> Result<Transition, StoreError> {
+        let (old, new) = (old.clone(), new.clone());
+        let won = self
+            .write(Undo::Savepoint, move |conn| {
+                let won = conn
+                    .prepare_cached(
+                        "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL \
+                         AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id \
+                         AND g.revoked_at IS NULL)",
+                    )?
+                    .execute(params![now, old.as_str()])?
+                    == 1;
+                if won {
+                    insert_refresh(conn, &new)?;
+                }
+                Ok(won)
+            })
+            .await?;
+        Ok(transition(won))
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: i64, exp: i64) -> Result<bool, StoreError> {
+        let grant_id = grant_id.to_owned();
+        self.write(Undo::Savepoint, move |conn| {
+            revoke_one_grant(conn, &grant_id, now, exp)
+        })
+        .await
+    }
+
+    async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        let jti = jti.to_owned();
+        self.write(Undo::Statement, move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO revocations (kind, value, expires_at) VALUES (?, ?, ?)",
+            )?
+            .execute(params![ACCESS_REVOCATION, jti, expires_at])
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn revocations_since(
+        &self,
+        after: i64,
+        now: i64,
+    ) -> Result<Vec<RevocationRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT seq, kind, value, expires_at FROM revocations WHERE seq > ? AND expires_at > ? \
+                 ORDER BY seq LIMIT 10000",
+            )?
+            .query_map([after, now], |r| {
+                Ok(RevocationRecord {
+                    seq: r.get(0)?,
+                    kind: if r.get::<_, String>(1)? == GRANT_REVOCATION {
+                        RevokedKind::Grant
+                    } else {
+                        RevokedKind::AccessToken
+                    },
+                    value: r.get(2)?,
+                    expires_at: r.get(3)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    async fn grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT * FROM grants WHERE id = ?")?
+                .query_row([grant_id], grant_row)
+                .optional()
+        })
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+        self.write(Undo::Savepoint, move |conn| {
+            let mut n = 0;
+            // Codes are kept an hour past expiry so a late replay is still recognised as reuse.
+            for (sql, cutoff) in [
+                (
+                    "DELETE FROM authorization_codes WHERE expires_at < ?",
+                    now - 3600,
+                ),
+                ("DELETE FROM refresh_tokens WHERE expires_at < ?", now),
+                ("DELETE FROM grants WHERE expires_at < ?", now),
+                ("DELETE FROM sessions WHERE expires_at < ?", now),
+                ("DELETE FROM revocations WHERE expires_at < ?", now),
+                ("DELETE FROM rate_limits WHERE expires_at < ?", now),
+                (
+                    "DELETE FROM clients WHERE created_at < ? \
+                     AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.client_id = clients.client_id) \
+                     AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.client_id) \
+                     AND NOT EXISTS (SELECT 1 FROM authorization_codes a WHERE a.client_id = clients.client_id)",
+                    now - UNUSED_CLIENT_TTL,
+                ),
+                (
+                    "DELETE FROM signing_keys WHERE active = 0 AND publish_until < ?",
+                    now,
+                ),
+            ] {
+                n += conn.prepare_cached(sql)?.execute([cutoff])? as u64;
+            }
+            Ok(n)
+        })
+        .await
+    }
+}
