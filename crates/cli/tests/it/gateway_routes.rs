@@ -94,6 +94,11 @@ async fn up_post(State(up): State<Arc<Upstream>>, headers: HeaderMap, body: Stri
             axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": {"slow": "done"}}))
                 .into_response()
         }
+        ("tools/call", "big") => {
+            let text = "x".repeat(4096);
+            axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": {"text": text}}))
+                .into_response()
+        }
         ("tools/call", "hang") => {
             // One event, then nothing, ever: only the drain bound ends this response.
             let first = futures_util::stream::once(async {
@@ -225,6 +230,7 @@ create_issue = "github:write"
 path = "/files/mcp"
 upstream = "{files_url}"
 scopes = ["files:read"]
+max_response_bytes = 2048
 "#
     ));
     let s = start_with(&["--config", &config]);
@@ -373,6 +379,23 @@ scopes = ["files:read"]
     assert_eq!(
         r.json::<Value>().await.unwrap()["result"]["upstream"],
         "files"
+    );
+
+    // Size limits: a request body over 64 KiB is 413 before the upstream; an answer over the route's
+    // max_response_bytes is 502.
+    let before = files.count();
+    let huge = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "read", "arguments": {"pad": "y".repeat(70 * 1024)}}});
+    let r = call(&files_mcp, Some(&files_token), None, &huge).await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(files.count(), before);
+    let r = call(&files_mcp, Some(&files_token), None, &tool_call("big")).await;
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(r.json::<Value>().await.unwrap()["jsonrpc"], "2.0");
+    let r = call(&github_mcp, Some(&gh_token), None, &tool_call("big")).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the github route keeps the 16 MiB default"
     );
 
     // Per-route tool scope: a github token without github:write gets 403 naming it, at that route's document.
