@@ -3,11 +3,11 @@
 //! `portcullis-guard`) as the resource server, both on 127.0.0.1; the seed flow's checks run against the
 //! example, then the `portcullis` client commands.
 //!
-//! The example binary is brought up to date by `cargo build --workspace --bin rmcp-protected` (the cargo that
-//! built this test, into the target directory of the `portcullis` binary under test): `cargo test` alone would
-//! not build another package's binary, and `--workspace` resolves features as the workspace test build does, so
-//! after `cargo nextest run --workspace` (CI) it compiles at most the example itself; `cargo nextest run -p
-//! portcullis` works on its own too.
+//! The example binary is brought up to date by `cargo test --no-run --workspace --test example_binary` (the
+//! cargo that built this test, into the target directory of the `portcullis` binary under test): building the
+//! example's own integration test builds its binary, and a workspace test build resolves dependency features
+//! exactly as `cargo nextest run --workspace` does, so in CI this is a no-op; `cargo nextest run -p portcullis`
+//! works on its own too (it then compiles what is missing).
 
 #![allow(clippy::unwrap_used)]
 
@@ -30,14 +30,21 @@ fn example_bin() -> PathBuf {
     let mut build = Command::new(env!("CARGO"));
     build
         .current_dir(&workspace)
-        .args(["build", "--quiet", "--workspace", "--bin", "rmcp-protected"])
+        .args([
+            "test",
+            "--no-run",
+            "--quiet",
+            "--workspace",
+            "--test",
+            "example_binary",
+        ])
         .arg("--target-dir")
         .arg(target_dir);
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         build.arg("--release");
     }
     let status = build.status().unwrap();
-    assert!(status.success(), "cargo build -p rmcp-protected failed");
+    assert!(status.success(), "building the example binary failed");
     profile_dir.join(format!("rmcp-protected{}", std::env::consts::EXE_SUFFIX))
 }
 
