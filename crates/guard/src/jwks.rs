@@ -212,18 +212,23 @@ impl JwksClient {
                 return Ok(Some(*k));
             }
         }
-        let allowed = seen
+        // Under the lock: a request arriving while a fetch is in flight waits for its result, and the rate
+        // limit is decided by one request at a time.
+        let one_fetch = self.inner.fetching.lock().await;
+        let current = self.snapshot();
+        let known = current.keys.contains(kid);
+        let stale = current
+            .fetched_at
+            .is_none_or(|t| now - t >= self.inner.max_age);
+        let allowed = current
             .last_attempt
             .is_none_or(|t| now - t >= self.inner.unknown_kid_interval);
-        if allowed {
-            let _one = self.inner.fetching.lock().await;
-            // Another request may have fetched while we waited: then use its result.
-            if self.snapshot().last_attempt == seen.last_attempt {
-                if let Err(e) = self.fetch().await {
-                    tracing::warn!(error = %e, "JWKS fetch failed");
-                }
+        if (stale || !known) && allowed {
+            if let Err(e) = self.fetch().await {
+                tracing::warn!(error = %e, "JWKS fetch failed");
             }
         }
+        drop(one_fetch);
         let now_held = self.snapshot();
         match now_held.keys.get(kid) {
             Some(k) => Ok(Some(*k)),
@@ -436,6 +441,27 @@ pub(crate) mod tests {
     }
 
     use crate::config::DEFAULT_UNKNOWN_KID_INTERVAL;
+
+    #[tokio::test]
+    async fn concurrent_unknown_kids_share_one_fetch() {
+        let issuer = Issuer::start().await;
+        let clock = Arc::new(FixedClock::new(1000));
+        let c = client(&issuer, &clock);
+        assert!(c.key(&issuer.kid(0)).await.unwrap().is_some());
+        issuer.rotate();
+        clock.advance(DEFAULT_UNKNOWN_KID_INTERVAL);
+        let new = issuer.kid(1);
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (c, kid) = (c.clone(), new.clone());
+                tokio::spawn(async move { c.key(&kid).await })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.unwrap().unwrap().is_some());
+        }
+        assert_eq!(issuer.hits("/jwks.json"), 2, "one refetch for all of them");
+    }
 
     #[tokio::test]
     async fn stale_set_is_refetched_and_removed_keys_stop_verifying() {
