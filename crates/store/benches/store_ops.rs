@@ -3,7 +3,9 @@
 //!
 //! Each operation is timed at concurrency 1 and 64 (tasks on a 2-worker Tokio runtime, like the server on two
 //! cores) against a temporary SQLite file (WAL, `synchronous=FULL`: every write is fsynced before it returns).
-//! Output: µs per operation (wall time / operations), operations per second, and p50/p99 latency.
+//! Output: µs per operation (wall time / operations), operations per second, p50/p99 latency, and the
+//! process's CPU time (user + system, all threads, from `/proc/self/stat`) per operation — the number that
+//! does not depend on how fast this machine's disk answers an fsync.
 //!
 //! Run: `cargo bench -p portcullis-store --bench store_ops` (`-- <filter>` runs the operations whose name
 //! contains `<filter>`; `STORE_BENCH_OPS=n` sets the operations per task, default 200 at concurrency 64).
@@ -221,6 +223,17 @@ async fn run_task(
     lat
 }
 
+/// CPU time (user + system) of this process so far, µs; `None` where `/proc` is not there.
+fn cpu_us() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces): utime is the 12th, stime
+    // the 13th, in clock ticks (100 per second on Linux).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 10_000.0)
+}
+
 async fn measure(s: &Arc<dyn Storage>, op: Op, concurrency: usize, per_task: usize) {
     let client_id = unique("bench-client");
     s.insert_client(&client(&client_id)).await.unwrap();
@@ -228,6 +241,7 @@ async fn measure(s: &Arc<dyn Storage>, op: Op, concurrency: usize, per_task: usi
     for _ in 0..concurrency {
         prepared.push(prepare(s.as_ref(), op, &client_id, per_task).await);
     }
+    let cpu_start = cpu_us();
     let start = Instant::now();
     let tasks: Vec<_> = prepared
         .into_iter()
@@ -238,11 +252,15 @@ async fn measure(s: &Arc<dyn Storage>, op: Op, concurrency: usize, per_task: usi
         lat.extend(t.await.unwrap());
     }
     let wall = start.elapsed();
+    let cpu = match (cpu_start, cpu_us()) {
+        (Some(a), Some(b)) => format!("{:>6.1}", (b - a) / (concurrency * per_task) as f64),
+        _ => "     -".to_owned(),
+    };
     lat.sort_unstable();
     let n = lat.len();
     let pct = |p: f64| lat[((n as f64 * p) as usize).min(n - 1)].as_secs_f64() * 1e6;
     println!(
-        "{:<30} c={:<3} {:>9.1} µs/op {:>10.0} ops/s   p50 {:>8.0} µs   p99 {:>8.0} µs   (n={n})",
+        "{:<30} c={:<3} {:>9.1} µs/op {:>8.0} ops/s  p50 {:>7.0} µs  p99 {:>7.0} µs  CPU {cpu} µs/op  (n={n})",
         op.name(),
         concurrency,
         wall.as_secs_f64() * 1e6 / n as f64,

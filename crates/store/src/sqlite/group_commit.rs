@@ -12,11 +12,12 @@
 //! the one connection: the second redemption of a code sees the first one's `used_at` and matches no row.
 //!
 //! Batching is adaptive: the thread takes the first queued operation and everything queued behind it (up to
-//! [`MAX_BATCH`]). If the previous batch was larger, the callers it just answered are probably on their way
-//! back (a client's next request follows its last answer), so the thread waits for them a little — while they
-//! keep arriving, gaps under [`GATHER_GAP`], never longer than [`GATHER_MAX`] in all — before it commits. An
-//! idle server therefore commits a lone write at once, and a loaded one does not split a burst of callers
-//! into a small batch and a large one (two fsyncs where one would do).
+//! [`MAX_BATCH`]). If recent batches were larger, the callers they answered are probably on their way back (a
+//! client's next request follows its last answer), so the thread waits for them a little — while they keep
+//! arriving, gaps under [`GATHER_GAP`], never longer than [`GATHER_MAX`] in all — before it commits. An idle
+//! server therefore commits a lone write at once, and a loaded one does not split its callers into two
+//! half batches that alternate (two fsyncs where one would do). "Recent" is a peak that decays by an eighth
+//! per batch, so after load drops a lone write waits at most one [`GATHER_GAP`] for a few batches.
 
 use crate::error::map_sqlite;
 use portcullis_authz::store::StoreError;
@@ -154,18 +155,18 @@ impl GroupCommit {
 
 fn writer(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
-    let mut previous = 0;
+    let mut peak = 0;
     while let Ok(first) = rx.recv() {
         batch.push(first);
-        gather(&rx, &mut batch, previous);
-        previous = batch.len();
+        gather(&rx, &mut batch, peak);
+        peak = batch.len().max(peak - peak / 8);
         run_batch(&conn, &mut batch);
     }
 }
 
-/// Takes what is queued; then, while the batch is smaller than the previous one, waits for the rest of its
-/// callers as long as they keep arriving (see the module documentation).
-fn gather(rx: &mpsc::Receiver<Box<dyn Job>>, batch: &mut Vec<Box<dyn Job>>, previous: usize) {
+/// Takes what is queued; then, while the batch is smaller than the recent `peak`, waits for more callers as
+/// long as they keep arriving (see the module documentation).
+fn gather(rx: &mpsc::Receiver<Box<dyn Job>>, batch: &mut Vec<Box<dyn Job>>, peak: usize) {
     let drain = |batch: &mut Vec<Box<dyn Job>>| {
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -176,7 +177,7 @@ fn gather(rx: &mpsc::Receiver<Box<dyn Job>>, batch: &mut Vec<Box<dyn Job>>, prev
     };
     drain(batch);
     let until = Instant::now() + GATHER_MAX;
-    while batch.len() < previous.min(MAX_BATCH) {
+    while batch.len() < peak.min(MAX_BATCH) {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
