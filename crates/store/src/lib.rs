@@ -1,9 +1,10 @@
 //! Portcullis storage backends behind the `portcullis-authz` storage traits.
 //!
 //! # Layout
-//! - [`sqlite`]: the embedded default. One writer connection (SQLite has one writer anyway) and a pool of
-//!   readers, WAL journal with `synchronous=FULL`: a commit is on disk before the caller answers. Concurrent
-//!   hot writes share one transaction and one fsync (`sqlite::group_commit`).
+//! - [`sqlite`]: the embedded default, on `rusqlite`. One writer thread owns the one write connection (SQLite
+//!   has one writer anyway) and read-only connections serve lookups on the calling thread; WAL journal with
+//!   `synchronous=FULL`: a commit is on disk before the caller answers. Concurrent writes share one
+//!   transaction and one fsync (`sqlite::group_commit`).
 //! - [`postgres`]: PostgreSQL, for several instances sharing one database. Conditional single-use updates,
 //!   bounded retries of serialization failures and deadlocks, migrations under an advisory lock.
 //! - [`error`]: mapping of driver errors to [`StoreError`].
