@@ -349,6 +349,35 @@ mod tests {
     }
 
     #[test]
+    fn external_resources_are_checked() {
+        let f: FileSettings =
+            toml::from_str("resources = [\"https://mcp.example.com/mcp\"]").unwrap();
+        assert_eq!(
+            external_resources(&[], f.resources.as_deref()).unwrap(),
+            vec!["https://mcp.example.com/mcp".to_owned()]
+        );
+        let flags = vec!["http://127.0.0.1:3000/mcp".to_owned()];
+        assert_eq!(
+            external_resources(&flags, f.resources.as_deref()).unwrap(),
+            flags,
+            "flags override the file"
+        );
+        for bad in [
+            "http://mcp.example.com/mcp",
+            "https://mcp.example.com/mcp#x",
+            "https://u@mcp.example.com/mcp",
+            "/mcp",
+            "mcp",
+        ] {
+            assert!(
+                external_resources(&[bad.to_owned()], None).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(external_resources(&[], None).unwrap().is_empty());
+    }
+
+    #[test]
     fn gateway_options_from_flags_or_file() {
         let file: FileSettings = toml::from_str(
             "[gateway]\nupstream = \"http://127.0.0.1:3000/mcp\"\nidentity_jwt = true\n",
@@ -405,7 +434,10 @@ mod tests {
             "inherits [gateway]"
         );
         assert_eq!(routes[1].scopes, None);
-        assert!(routes[0].gateway.identity_jwt && routes[1].gateway.identity_jwt, "inherited");
+        assert!(
+            routes[0].gateway.identity_jwt && routes[1].gateway.identity_jwt,
+            "inherited"
+        );
         assert!(!routes[0].gateway.hide_unauthorized_tools);
         let bad =
             |t: &str| gateway_routes(toml::from_str::<FileSettings>(t).unwrap().gateway.as_ref());
@@ -420,35 +452,6 @@ mod tests {
             "[[gateway.routes]]\npath = \"/a\"\nupstream = \"http://h/x\"\ncolour = 1\n"
         )
         .is_err());
-    }
-
-    #[test]
-    fn external_resources_are_checked() {
-        let f: FileSettings =
-            toml::from_str("resources = [\"https://mcp.example.com/mcp\"]").unwrap();
-        assert_eq!(
-            external_resources(&[], f.resources.as_deref()).unwrap(),
-            vec!["https://mcp.example.com/mcp".to_owned()]
-        );
-        let flags = vec!["http://127.0.0.1:3000/mcp".to_owned()];
-        assert_eq!(
-            external_resources(&flags, f.resources.as_deref()).unwrap(),
-            flags,
-            "flags override the file"
-        );
-        for bad in [
-            "http://mcp.example.com/mcp",
-            "https://mcp.example.com/mcp#x",
-            "https://u@mcp.example.com/mcp",
-            "/mcp",
-            "mcp",
-        ] {
-            assert!(
-                external_resources(&[bad.to_owned()], None).is_err(),
-                "{bad}"
-            );
-        }
-        assert!(external_resources(&[], None).unwrap().is_empty());
     }
 
     #[test]
