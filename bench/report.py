@@ -17,7 +17,7 @@ ENDPOINTS = [
     ("revoke", "revocation POST (RFC 7009), refresh token"),
     ("revoke_jwt", "revocation POST, JWT access token (durable `jti` entry)"),
 ]
-SERVERS = ["portcullis", "oidc-provider", "http-ceiling"]
+SERVERS = ["portcullis", "oidc-provider", "http-ceiling", "portcullis-pg", "portcullis-pg-2x"]
 
 
 def main():
@@ -57,11 +57,12 @@ def main():
             total = sum(int(r["requests"]) for r in rs)
             errs = f"{errors} of {total}" if errors else "0"
             ratio = ""
-            if srv == "portcullis" and med.get((ep, "oidc-provider")):
+            if srv.startswith("portcullis") and med.get((ep, "oidc-provider")):
                 ratio = f"**{med[(ep, srv)] / med[(ep, 'oidc-provider')]:.1f}×**"
             if srv == "http-ceiling" and med.get((ep, "portcullis")):
                 ratio = f"Portcullis at {100 * med[(ep, 'portcullis')] / med[(ep, srv)]:.0f} % of it"
-            print(f"| {title if srv == 'portcullis' else ''} | {srv} | {statistics.median(rps):,.0f} | "
+            first = next(x for x in SERVERS if any(r["endpoint"] == ep and r["server"] == x for r in rows))
+            print(f"| {title if srv == first else ''} | {srv} | {statistics.median(rps):,.0f} | "
                   f"{min(rps):,.0f}–{max(rps):,.0f} | {p50:.2f} | {p99:.2f} | {cpu_pct:.0f} | {rss:.1f} | {errs} | {ratio} |")
     print()
     if a.ready_ms:

@@ -13,6 +13,10 @@
 #   --servers L:    only these servers, comma-separated (portcullis,oidc-provider,http-ceiling). http-ceiling is
 #                   crates/server/examples/http_ceiling.rs: the same tokio + hyper + axum stack answering the
 #                   metadata and tools/list bytes Portcullis answers, with no other work (rows metadata and mcp).
+#   --postgres URL: also run Portcullis on PostgreSQL (URL of the server, no database: e.g.
+#                   postgres://postgres@127.0.0.1:5432; the database portcullis_bench is dropped and created),
+#                   once as one instance (portcullis-pg) and once as two instances on one database
+#                   (portcullis-pg-2x, wrk's two threads each on one instance), for the rows that touch storage.
 #   --perf DIR:     record a `perf record -g` profile of Portcullis during each measured run into DIR
 #                   (needs linux-perf; profiles, not the table, are the point of such a run).
 # Environment: PORTCULLIS_BIN=PATH uses that binary instead (no build).
@@ -23,6 +27,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH="$ROOT/bench"
 RUNS=3 DURATION=10 WARMUP=3 CONNS=64 SMOKE=0 BUILD=1 OUT="$BENCH/results/latest.md"
 ENDPOINTS="metadata,dcr,mcp,refresh,revoke,revoke_jwt" SERVERS="portcullis,oidc-provider,http-ceiling" PERF_DIR=""
+PG_URL=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) SMOKE=1 RUNS=1 DURATION=2 WARMUP=0 CONNS=16 OUT="" SERVERS="portcullis,oidc-provider" ;;
@@ -35,6 +40,7 @@ while [ $# -gt 0 ]; do
     --endpoints) ENDPOINTS=$2; shift ;;
     --servers) SERVERS=$2; shift ;;
     --perf) PERF_DIR=$2; shift ;;
+    --postgres) PG_URL=${2%/}; shift ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -95,8 +101,10 @@ wait_listening() {
   log "server did not start in 15 s"; return 1
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-rss_kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
+# PID may be a comma-separated list (two instances): CPU ticks are summed, RSS is the largest.
+cpu_ticks() { local t=0 p; for p in ${1//,/ }; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+rss_kib() { local m=0 p v; for p in ${1//,/ }; do v=$(awk -v k="$2" '$1 == k":" {print $2}' "/proc/$p/status"); [ "$v" -gt "$m" ] && m=$v; done; echo "$m"; }
+alive() { local p; for p in ${1//,/ }; do kill -0 "$p" 2>/dev/null || return 1; done; }
 
 # --- Portcullis ------------------------------------------------------------------------------------------------
 DB="$WORK/portcullis.db"
@@ -163,6 +171,10 @@ load() {
   # shellcheck disable=SC1091
   set -a; . "$dir/endpoints.env"; set +a
   export BENCH_DIR="$dir"
+  # Two instances: wrk's threads alternate between the addresses (bench/lua/report.lua).
+  BENCH_ADDRS=""
+  [ "$server" = portcullis-pg-2x ] && BENCH_ADDRS="${PG2_ADDRS}"
+  export BENCH_ADDRS
   cp "$dir/mcp_access.txt" "$dir/access.txt"
   local script=$endpoint
   case "$endpoint" in
@@ -185,7 +197,7 @@ load() {
   local c1 line
   if [ -n "${perf_pid:-}" ]; then wait "$perf_pid" 2>/dev/null || true; perf_pid=""; fi
   c1=$(cpu_ticks "$pid")
-  if ! kill -0 "$pid" 2>/dev/null; then log "$server died during $endpoint"; FAILED=1; return; fi
+  if ! alive "$pid"; then log "$server died during $endpoint"; FAILED=1; return; fi
   line=$(echo "$out" | grep '^RESULT ' || true)
   [ -n "$line" ] || { log "no result from wrk: $out"; FAILED=1; return; }
   eval "$(echo "${line#RESULT }" | tr ' ' '\n' | sed 's/^/local r_/')"
@@ -206,6 +218,35 @@ load() {
 }
 
 wanted() { case ",$1," in *",$2,"*) return 0 ;; *) return 1 ;; esac; }
+
+# --- Portcullis on PostgreSQL (optional) -----------------------------------------------------------------------
+G_URL="" G_PID="" G2_PID="" PG2_ADDRS=""
+if [ -n "$PG_URL" ]; then
+  psql "$PG_URL/postgres" -qX -v ON_ERROR_STOP=1 -c 'DROP DATABASE IF EXISTS portcullis_bench' \
+    -c 'CREATE DATABASE portcullis_bench' >/dev/null
+  PG_DB="$PG_URL/portcullis_bench"
+  printf %s "$BENCH_PASSWORD" | "$BIN" user add "$BENCH_USER" --password-stdin --database "$PG_DB" >/dev/null
+  # shellcheck disable=SC2086
+  RUST_LOG=warn $PIN_SERVER "$BIN" serve --listen 127.0.0.1:0 --database "$PG_DB" --register-per-ip-per-hour 0 \
+    >"$WORK/pg-a.out" 2>"$WORK/pg-a.err" &
+  G_PID=$!
+  PIDS+=("$G_PID")
+  G_URL=$(wait_listening "$WORK/pg-a.out" "$G_PID")
+  # The second instance shares the database and the issuer (tokens from either are valid at both).
+  # shellcheck disable=SC2086
+  RUST_LOG=warn $PIN_SERVER "$BIN" serve --listen 127.0.0.1:0 --database "$PG_DB" --register-per-ip-per-hour 0 \
+    --issuer "$G_URL" >"$WORK/pg-b.out" 2>"$WORK/pg-b.err" &
+  G2_PID=$!
+  PIDS+=("$G2_PID")
+  G2_URL=$(wait_listening "$WORK/pg-b.out" "$G2_PID")
+  PG2_ADDRS="${G_URL#http://} ${G2_URL#http://}"
+  SERVERS="$SERVERS,portcullis-pg,portcullis-pg-2x"
+  mint portcullis "$G_URL" "$WORK/portcullis-pg"
+  mkdir -p "$WORK/portcullis-pg-2x"
+  cp "$WORK/portcullis-pg/"*.txt "$WORK/portcullis-pg/endpoints.env" "$WORK/portcullis-pg/client_id"* "$WORK/portcullis-pg-2x/"
+  log "portcullis on PostgreSQL at $G_URL and $G2_URL"
+fi
+
 wanted "$SERVERS" portcullis && mint portcullis "$P_URL" "$WORK/portcullis"
 wanted "$SERVERS" oidc-provider && mint oidc "$N_URL" "$WORK/oidc-provider"
 C_URL="" C_PID=""
@@ -228,10 +269,13 @@ fi
 CHECKS=0
 for endpoint in metadata dcr mcp refresh revoke revoke_jwt; do
   wanted "$ENDPOINTS" "$endpoint" || continue
-  for spec in "portcullis portcullis $P_URL $P_PID" "oidc-provider oidc $N_URL $N_PID" "http-ceiling ceiling $C_URL $C_PID"; do
+  for spec in "portcullis portcullis $P_URL $P_PID" "oidc-provider oidc $N_URL $N_PID" "http-ceiling ceiling $C_URL $C_PID" \
+    "portcullis-pg portcullis $G_URL $G_PID" "portcullis-pg-2x portcullis $G_URL $G_PID,$G2_PID"; do
     wanted "$SERVERS" "${spec%% *}" || continue
     # The ceiling only has the two rows whose bytes it can answer.
     [ "${spec%% *}" = http-ceiling ] && [ "$endpoint" != metadata ] && [ "$endpoint" != mcp ] && continue
+    # The PostgreSQL passes skip the one row that never touches storage.
+    case "${spec%% *}" in portcullis-pg*) [ "$endpoint" = metadata ] && continue ;; esac
     # oidc-provider cannot revoke JWT access tokens (unsupported_token_type): that row is Portcullis only.
     [ "$endpoint" = revoke_jwt ] && [ "${spec%% *}" = oidc-provider ] && continue
     CHECKS=$((CHECKS + 1))

@@ -8,6 +8,7 @@ local next_thread = 0
 local all = nil
 
 function setup(thread)
+  pick_addr(thread)
   if all == nil then
     all = {}
     for line in io.lines(os.getenv("BENCH_DIR") .. "/refresh.txt") do
