@@ -46,11 +46,6 @@ impl Readers {
         let conn = Connection::open_with_flags(&self.path, flags).map_err(map_sqlite)?;
         conn.busy_timeout(self.busy_timeout).map_err(map_sqlite)?;
         conn.set_prepared_statement_cache_capacity(64);
-        // Every commit by the writer invalidates a reader's page cache (SQLite sees the database changed), so a
-        // read right after a write would fetch its B-tree pages again with read(2) calls. Memory-mapping the
-        // database file turns those re-reads into memory accesses (pages still in the WAL are read as before).
-        conn.execute_batch("PRAGMA mmap_size = 268435456;")
-            .map_err(map_sqlite)?;
         Ok(conn)
     }
 
