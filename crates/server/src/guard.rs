@@ -25,6 +25,21 @@ pub struct Principal {
     pub scope: Scope,
 }
 
+/// A principal for unit tests: an access token's claims for `sub` and `client_id` with `scope`, from a fixed
+/// test issuer (the gateway modules' tests share it).
+#[cfg(test)]
+pub(crate) fn test_principal(sub: &str, client_id: &str, scope: &str) -> Principal {
+    let claims: AccessClaims = serde_json::from_value(serde_json::json!({
+        "iss": "http://127.0.0.1:1", "sub": sub, "aud": "http://127.0.0.1:1/mcp", "client_id": client_id,
+        "exp": 2, "iat": 1, "jti": "j", "scope": scope
+    }))
+    .expect("claims");
+    Principal {
+        claims,
+        scope: Scope::parse(scope).expect("scope"),
+    }
+}
+
 /// The protected resource a request is for (RFC 9728 §1): the audience its tokens carry (RFC 8707), the path
 /// of its metadata document and the scope its challenges name. The MCP endpoint is [`Resource::mcp`]; each
 /// gateway route is one more.

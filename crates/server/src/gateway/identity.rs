@@ -112,22 +112,12 @@ impl IdentitySigner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portcullis_authz::access_token::AccessClaims;
     use portcullis_authz::clock::FixedClock;
     use portcullis_authz::{AuthzConfig, OsRandom};
-    use portcullis_proto::Scope;
     use std::sync::Arc;
 
     fn principal(sub: &str, scope: &str) -> Principal {
-        let claims: AccessClaims = serde_json::from_value(serde_json::json!({
-            "iss": "http://127.0.0.1:1", "sub": sub, "aud": "http://127.0.0.1:1/mcp", "client_id": "c",
-            "exp": 2, "iat": 1, "jti": "j", "scope": scope
-        }))
-        .expect("claims");
-        Principal {
-            claims,
-            scope: Scope::parse(scope).expect("scope"),
-        }
+        crate::guard::test_principal(sub, "c", scope)
     }
 
     #[tokio::test]

@@ -366,19 +366,9 @@ async fn handle_delete(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portcullis_authz::access_token::AccessClaims;
-    use portcullis_proto::Scope;
 
     fn principal(scope: &str) -> Principal {
-        let claims: AccessClaims = serde_json::from_value(json!({
-            "iss": "http://127.0.0.1:1", "sub": "alice", "aud": "http://127.0.0.1:1/mcp", "client_id": "c",
-            "exp": 2, "iat": 1, "jti": "j", "scope": scope
-        }))
-        .expect("claims");
-        Principal {
-            claims,
-            scope: Scope::parse(scope).expect("scope"),
-        }
+        crate::guard::test_principal("alice", "c", scope)
     }
 
     #[test]

@@ -216,20 +216,10 @@ impl SessionIds {
 mod tests {
     use super::*;
     use async_trait::async_trait;
-    use portcullis_authz::access_token::AccessClaims;
     use portcullis_authz::store::SigningKeyRecord;
-    use portcullis_proto::Scope;
 
     fn principal(sub: &str, client: &str) -> Principal {
-        let claims: AccessClaims = serde_json::from_value(serde_json::json!({
-            "iss": "http://127.0.0.1:1", "sub": sub, "aud": "http://127.0.0.1:1/mcp", "client_id": client,
-            "exp": 2, "iat": 1, "jti": "j", "scope": "mcp:tools"
-        }))
-        .expect("claims");
-        Principal {
-            claims,
-            scope: Scope::default(),
-        }
+        crate::guard::test_principal(sub, client, "mcp:tools")
     }
 
     /// A key store holding `keys` (private key bytes, active flag).

@@ -296,19 +296,10 @@ fn field<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portcullis_authz::access_token::AccessClaims;
     use serde_json::json;
 
     fn principal(scope: &str) -> Principal {
-        let claims: AccessClaims = serde_json::from_value(json!({
-            "iss": "http://127.0.0.1:1", "sub": "alice", "aud": "http://127.0.0.1:1/mcp", "client_id": "c",
-            "exp": 2, "iat": 1, "jti": "j", "scope": scope
-        }))
-        .expect("claims");
-        Principal {
-            claims,
-            scope: Scope::parse(scope).expect("scope"),
-        }
+        crate::guard::test_principal("alice", "c", scope)
     }
 
     fn scopes() -> BTreeMap<String, Scope> {
