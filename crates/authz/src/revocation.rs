@@ -27,7 +27,9 @@ impl Authz {
         if try_access_first && self.revoke_access(client, token).await? {
             return Ok(());
         }
-        if let Some((_, grant)) = self.store.refresh_token(&TokenHash::of(token)).await? {
+        // Any token of a family, live or retired, names it (see `token::refresh`).
+        let key = TokenHash::of(crate::token::refresh::handle_of(token));
+        if let Some((_, grant)) = self.store.refresh_family(&key).await? {
             // A grant that is already revoked needs no write: revoking it again changes nothing (§2.2: the
             // answer is 200 either way).
             if grant.client_id == client.client_id && grant.revoked_at.is_none() {

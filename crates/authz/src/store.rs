@@ -127,19 +127,52 @@ pub struct GrantRecord {
     pub revoked_at: Option<i64>,
 }
 
-/// A refresh token of a grant.
+/// The refresh-token family of a grant (RFC 9700 §4.14.2), stored with the grant and rewritten in place on
+/// every rotation: one row per grant however often it is refreshed.
+///
+/// A refresh token is `HANDLE.SECRET` (see `token::refresh`). The handle is fixed for the family's life and
+/// appears nowhere but in its refresh tokens; the secret changes with every rotation. Only hashes are stored:
+/// `key` (of the handle) finds the family, `token_hash` (of the current secret) says which token is live. A
+/// token with the family's handle but another secret is therefore a retired token of this family, so the reuse
+/// of any earlier token is detected although none of them is kept.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RefreshRecord {
-    /// Hash of the token.
+pub struct RefreshFamily {
+    /// Hash of the family's handle.
+    pub key: TokenHash,
+    /// Hash of the live token's secret part.
     pub token_hash: TokenHash,
-    /// The grant (family).
-    pub grant_id: String,
+    /// When the live token was issued.
+    pub issued_at: i64,
+    /// Idle expiry of the live token.
+    pub expires_at: i64,
+}
+
+/// The next live token of a family, as decided by a [`RotationDecider`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshUpdate {
+    /// Hash of the new token's secret part.
+    pub token_hash: TokenHash,
     /// Issue time.
-    pub created_at: i64,
+    pub issued_at: i64,
     /// Idle expiry.
     pub expires_at: i64,
-    /// When it was rotated (`None` while it is the live token of its family).
-    pub used_at: Option<i64>,
+}
+
+/// Decides a rotation from the family and its grant as they are inside the rotation's transaction: the new
+/// live token, or `None` to change nothing. It must be a pure function of its arguments (and what it
+/// captured): a backend may call it again when it retries a transaction.
+pub type RotationDecider =
+    Box<dyn Fn(&RefreshFamily, &GrantRecord) -> Option<RefreshUpdate> + Send + Sync>;
+
+/// What [`GrantStore::rotate_refresh`] read and did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RotationOutcome {
+    /// The family as read, before the rotation.
+    pub family: RefreshFamily,
+    /// Its grant.
+    pub grant: GrantRecord,
+    /// Whether the decider's update was stored (committed when this is returned).
+    pub rotated: bool,
 }
 
 /// A signing key.
@@ -282,14 +315,14 @@ pub trait GrantStore: Send + Sync {
     async fn insert_code(&self, code: &CodeRecord) -> Result<(), StoreError>;
     /// Reads a code (used or not).
     async fn code(&self, code_hash: &TokenHash) -> Result<Option<CodeRecord>, StoreError>;
-    /// In one transaction: marks the code used if it is unused, and if so creates `grant` and its first
-    /// `refresh` token (none when the client may not refresh).
+    /// In one transaction: marks the code used if it is unused, and if so creates `grant` with its refresh-token
+    /// family (none when the client may not refresh).
     async fn redeem_code(
         &self,
         code_hash: &TokenHash,
         now: i64,
         grant: &GrantRecord,
-        refresh: Option<&RefreshRecord>,
+        refresh: Option<&RefreshFamily>,
     ) -> Result<Transition, StoreError>;
     /// Revokes the grant a code's redemption created, if any (code reuse, RFC 6749 §4.1.2). Returns the grant id.
     async fn revoke_grant_of_code(
@@ -298,18 +331,20 @@ pub trait GrantStore: Send + Sync {
         now: i64,
         revocation_expires_at: i64,
     ) -> Result<Option<String>, StoreError>;
-    /// Reads a refresh token and its grant.
-    async fn refresh_token(
+    /// Reads the refresh-token family whose handle hashes to `key`, and its grant.
+    async fn refresh_family(
         &self,
-        token_hash: &TokenHash,
-    ) -> Result<Option<(RefreshRecord, GrantRecord)>, StoreError>;
-    /// In one transaction: marks `old` used if it is unused and its grant is not revoked, and if so stores `new`.
+        key: &TokenHash,
+    ) -> Result<Option<(RefreshFamily, GrantRecord)>, StoreError>;
+    /// In one transaction, the single-use step of a refresh (OAuth 2.1 §4.3.1): reads the family for `key` and
+    /// its grant, asks `decide`, and stores the update it returns. Concurrent rotations of one family run one
+    /// after another, each deciding on what the previous one committed, so of many callers presenting the same
+    /// token exactly one sees it live. `None` when no family has this key.
     async fn rotate_refresh(
         &self,
-        old: &TokenHash,
-        now: i64,
-        new: &RefreshRecord,
-    ) -> Result<Transition, StoreError>;
+        key: &TokenHash,
+        decide: RotationDecider,
+    ) -> Result<Option<RotationOutcome>, StoreError>;
     /// Revokes a grant (every refresh token of the family, and its access tokens through a revocation entry
     /// that lives until `revocation_expires_at`). Returns whether the grant existed and was live.
     async fn revoke_grant(

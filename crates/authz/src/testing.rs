@@ -41,7 +41,8 @@ struct Inner {
     consents: HashMap<(String, String), String>,
     codes: HashMap<String, CodeRecord>,
     grants: HashMap<String, GrantRecord>,
-    refresh: HashMap<String, RefreshRecord>,
+    /// family key -> (family, grant id)
+    families: HashMap<String, (RefreshFamily, String)>,
     keys: Vec<SigningKeyRecord>,
     revocations: Vec<RevocationRecord>,
     /// (key, window start) -> (count, expires_at)
@@ -156,7 +157,7 @@ impl GrantStore for MemStore {
         h: &TokenHash,
         now: i64,
         g: &GrantRecord,
-        r: Option<&RefreshRecord>,
+        r: Option<&RefreshFamily>,
     ) -> Result<Transition, StoreError> {
         Ok(self.with(|i| {
             let Some(code) = i.codes.get_mut(h.as_str()) else {
@@ -169,7 +170,8 @@ impl GrantStore for MemStore {
             code.grant_id = Some(g.id.clone());
             i.grants.insert(g.id.clone(), g.clone());
             if let Some(r) = r {
-                i.refresh.insert(r.token_hash.as_str().into(), r.clone());
+                i.families
+                    .insert(r.key.as_str().into(), (r.clone(), g.id.clone()));
             }
             Transition::Won
         }))
@@ -186,39 +188,36 @@ impl GrantStore for MemStore {
         }
         Ok(gid)
     }
-    async fn refresh_token(
+    async fn refresh_family(
         &self,
-        h: &TokenHash,
-    ) -> Result<Option<(RefreshRecord, GrantRecord)>, StoreError> {
+        key: &TokenHash,
+    ) -> Result<Option<(RefreshFamily, GrantRecord)>, StoreError> {
         Ok(self.with(|i| {
-            let r = i.refresh.get(h.as_str())?.clone();
-            let g = i.grants.get(&r.grant_id)?.clone();
-            Some((r, g))
+            let (f, gid) = i.families.get(key.as_str())?;
+            Some((f.clone(), i.grants.get(gid)?.clone()))
         }))
     }
     async fn rotate_refresh(
         &self,
-        old: &TokenHash,
-        now: i64,
-        new: &RefreshRecord,
-    ) -> Result<Transition, StoreError> {
+        key: &TokenHash,
+        decide: RotationDecider,
+    ) -> Result<Option<RotationOutcome>, StoreError> {
         Ok(self.with(|i| {
-            let live = i
-                .refresh
-                .get(old.as_str())
-                .is_some_and(|r| r.used_at.is_none())
-                && i.grants
-                    .get(&new.grant_id)
-                    .is_some_and(|g| g.revoked_at.is_none());
-            if !live {
-                return Transition::AlreadyUsed;
+            let (family, gid) = i.families.get(key.as_str())?.clone();
+            let grant = i.grants.get(&gid)?.clone();
+            let update = decide(&family, &grant);
+            let rotated = update.is_some();
+            if let Some(u) = update {
+                let live = &mut i.families.get_mut(key.as_str())?.0;
+                live.token_hash = u.token_hash;
+                live.issued_at = u.issued_at;
+                live.expires_at = u.expires_at;
             }
-            if let Some(r) = i.refresh.get_mut(old.as_str()) {
-                r.used_at = Some(now);
-            }
-            i.refresh
-                .insert(new.token_hash.as_str().into(), new.clone());
-            Transition::Won
+            Some(RotationOutcome {
+                family,
+                grant,
+                rotated,
+            })
         }))
     }
     async fn revoke_grant(&self, id: &str, now: i64, exp: i64) -> Result<bool, StoreError> {

@@ -15,7 +15,8 @@
 
 use portcullis_authz::secret::TokenHash;
 use portcullis_authz::store::{
-    ClientRecord, CodeRecord, GrantRecord, RefreshRecord, Storage, Transition, UserRecord,
+    ClientRecord, CodeRecord, GrantRecord, RefreshFamily, RefreshUpdate, Storage, Transition,
+    UserRecord,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -70,27 +71,27 @@ fn grant(client_id: &str) -> GrantRecord {
     }
 }
 
-fn refresh(grant_id: &str) -> RefreshRecord {
-    RefreshRecord {
+/// A new refresh family (its handle's hash is the key).
+fn refresh() -> RefreshFamily {
+    RefreshFamily {
+        key: TokenHash::of(&unique("handle")),
         token_hash: TokenHash::of(&unique("rt")),
-        grant_id: grant_id.to_owned(),
-        created_at: NOW,
+        issued_at: NOW,
         expires_at: NOW + 3600,
-        used_at: None,
     }
 }
 
-/// A live grant of `client_id` with its first refresh token (made by redeeming a fresh code).
+/// A live grant of `client_id` with its refresh family (made by redeeming a fresh code), and the family's key.
 async fn live_grant(s: &dyn Storage, client_id: &str) -> (GrantRecord, TokenHash) {
     let h = TokenHash::of(&unique("code"));
     s.insert_code(&code(client_id, &h)).await.unwrap();
     let g = grant(client_id);
-    let r = refresh(&g.id);
+    let r = refresh();
     assert_eq!(
         s.redeem_code(&h, NOW, &g, Some(&r)).await.unwrap(),
         Transition::Won
     );
-    (g, r.token_hash)
+    (g, r.key)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -103,11 +104,11 @@ enum Op {
     InsertCode,
     /// `code` + `redeem_code` (the authorization_code grant's storage work).
     RedeemCode,
-    /// `refresh_token` + `rotate_refresh` (the refresh grant's storage work).
+    /// `rotate_refresh` (the refresh grant's storage work: read, decide and update in one operation).
     Rotate,
-    /// `refresh_token` + `revoke_grant` of a live grant (revocation of a refresh token).
+    /// `refresh_family` + `revoke_grant` of a live grant (revocation of a refresh token).
     RevokeLive,
-    /// `refresh_token` of an already-revoked grant (what revoking it again costs).
+    /// `refresh_family` of an already-revoked grant (what revoking it again costs).
     RevokeAgain,
 }
 
@@ -128,8 +129,8 @@ impl Op {
             Op::ClientLookup => "client_lookup",
             Op::InsertCode => "insert_code",
             Op::RedeemCode => "code+redeem_code",
-            Op::Rotate => "refresh_token+rotate_refresh",
-            Op::RevokeLive => "refresh_token+revoke_grant",
+            Op::Rotate => "rotate_refresh",
+            Op::RevokeLive => "refresh_family+revoke_grant",
             Op::RevokeAgain => "revoke_already_revoked",
         }
     }
@@ -195,25 +196,35 @@ async fn run_task(
                 let c = s.code(h).await.unwrap().unwrap();
                 assert!(c.used_at.is_none());
                 let g = grant(&client_id);
-                let r = refresh(&g.id);
+                let r = refresh();
                 let won = s.redeem_code(h, NOW, &g, Some(&r)).await.unwrap();
                 assert_eq!(won, Transition::Won);
             }
-            (Prepared::Chain(cur), Op::Rotate) => {
-                let (r, g) = s.refresh_token(cur).await.unwrap().unwrap();
-                assert!(r.used_at.is_none() && g.revoked_at.is_none());
-                let next = refresh(&g.id);
-                let won = s.rotate_refresh(cur, NOW, &next).await.unwrap();
-                assert_eq!(won, Transition::Won);
-                *cur = next.token_hash;
+            (Prepared::Chain(key), Op::Rotate) => {
+                let next = TokenHash::of(&unique("rt"));
+                let out = s
+                    .rotate_refresh(
+                        key,
+                        Box::new(move |_, g| {
+                            g.revoked_at.is_none().then(|| RefreshUpdate {
+                                token_hash: next.clone(),
+                                issued_at: NOW,
+                                expires_at: NOW + 3600,
+                            })
+                        }),
+                    )
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(out.rotated);
             }
             (Prepared::Refresh(v), Op::RevokeLive) => {
-                let (_, g) = s.refresh_token(&v[i]).await.unwrap().unwrap();
+                let (_, g) = s.refresh_family(&v[i]).await.unwrap().unwrap();
                 assert!(s.revoke_grant(&g.id, NOW, NOW + 3600).await.unwrap());
             }
             (Prepared::Refresh(v), Op::RevokeAgain) => {
                 // What `Authz::revoke` does for a refresh token whose grant is already revoked.
-                let (_, g) = s.refresh_token(&v[i]).await.unwrap().unwrap();
+                let (_, g) = s.refresh_family(&v[i]).await.unwrap().unwrap();
                 assert!(g.revoked_at.is_some());
             }
             _ => unreachable!("prepared data matches the operation"),

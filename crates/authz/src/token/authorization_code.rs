@@ -10,7 +10,7 @@ use crate::error::AuthzError;
 use crate::random;
 use crate::registration::RegisteredClient;
 use crate::service::Authz;
-use crate::store::{GrantRecord, RefreshRecord, Transition};
+use crate::store::{GrantRecord, Transition};
 use portcullis_proto::token::TokenResponse;
 use portcullis_proto::{CodeChallenge, CodeVerifier};
 
@@ -88,17 +88,16 @@ impl Authz {
             expires_at: now + self.config.refresh_absolute_ttl,
             revoked_at: None,
         };
-        let refresh = client.may_refresh.then(|| random::token(self.rng.as_ref()));
-        let refresh_record = refresh.as_ref().map(|t| RefreshRecord {
-            token_hash: t.hash(),
-            grant_id: grant.id.clone(),
-            created_at: now,
-            expires_at: (now + self.config.refresh_idle_ttl).min(grant.expires_at),
-            used_at: None,
-        });
+        let (refresh, family) = match client.may_refresh {
+            true => {
+                let (token, family) = self.new_refresh_family(now, grant.expires_at);
+                (Some(token), Some(family))
+            }
+            false => (None, None),
+        };
         match self
             .store
-            .redeem_code(&hash, now, &grant, refresh_record.as_ref())
+            .redeem_code(&hash, now, &grant, family.as_ref())
             .await?
         {
             Transition::Won => {}
@@ -113,7 +112,7 @@ impl Authz {
             }
         }
         let access = self.access_token_for(&grant, &grant.scope);
-        Ok(self.token_response(access, refresh.map(|t| t.expose().to_owned()), &grant.scope))
+        Ok(self.token_response(access, refresh, &grant.scope))
     }
 }
 

@@ -1,17 +1,131 @@
 //! The `refresh_token` grant (RFC 6749 §6, OAuth 2.1 §4.3) with rotation and reuse detection (RFC 9700
-//! §4.14.2): every use returns a new refresh token and retires the old one in one conditional update; a retired
+//! §4.14.2): every use returns a new refresh token and retires the old one in one single-use step; a retired
 //! token presented again revokes the whole family (grant), as does losing a concurrent race for the same token.
+//!
+//! A refresh token is `HANDLE.SECRET`, both random (128 and 256 bits). The handle names the family and stays
+//! the same for its life; the secret is new at every rotation. The store keeps one row per family, the hashes
+//! of the handle and of the live secret ([`RefreshFamily`]), rewritten in place: a rotation changes one row
+//! and reads nothing but that row and its grant, in the same transaction (one trip to the storage writer). A
+//! token that carries a family's handle but not its live secret can only be a retired token of that family (the
+//! handle is never shown anywhere else), so the reuse of any earlier token is caught without keeping them.
 
 use super::TokenRequest;
 use crate::error::AuthzError;
 use crate::random;
 use crate::registration::RegisteredClient;
+use crate::secret::{Secret, TokenHash};
 use crate::service::Authz;
-use crate::store::{RefreshRecord, Transition};
+use crate::store::{GrantRecord, RefreshFamily, RefreshUpdate};
 use portcullis_proto::token::TokenResponse;
 use portcullis_proto::Scope;
+use std::sync::Arc;
+
+/// The handle and secret parts of a presented refresh token. A token without a dot predates families
+/// (storage migration 0003 keyed each live one by its own hash): it is both its handle and its secret.
+fn split(token: &str) -> (&str, &str) {
+    token.split_once('.').unwrap_or((token, token))
+}
+
+/// The handle of a refresh token: what names its family.
+pub(crate) fn handle_of(token: &str) -> &str {
+    split(token).0
+}
+
+/// A family's token: its handle and a secret.
+fn family_token(handle: &str, secret: &Secret) -> String {
+    let mut t = String::with_capacity(handle.len() + 1 + secret.expose().len());
+    t.push_str(handle);
+    t.push('.');
+    t.push_str(secret.expose());
+    t
+}
+
+/// Why a rotation was refused.
+enum Refusal {
+    /// The token is a retired one of this family: the family is revoked (RFC 9700 §4.14.2).
+    Reused,
+    /// Refused, nothing changes.
+    Invalid(AuthzError),
+}
+
+/// Everything a rotation is decided on besides the stored family and grant. The decision is a pure function,
+/// run inside the storage transaction ([`crate::store::RotationDecider`]) and once more afterwards on the same
+/// snapshot to say why it was refused.
+struct Rotation {
+    client_id: String,
+    presented: TokenHash,
+    scope: Option<String>,
+    resource: Option<String>,
+    now: i64,
+    idle_ttl: i64,
+    next: TokenHash,
+}
+
+impl Rotation {
+    fn decide(
+        &self,
+        family: &RefreshFamily,
+        grant: &GrantRecord,
+    ) -> Result<(RefreshUpdate, Scope), Refusal> {
+        let invalid = |m: &str| Refusal::Invalid(AuthzError::InvalidGrant(m.into()));
+        if grant.client_id != self.client_id {
+            return Err(invalid("the refresh token was issued to another client"));
+        }
+        if grant.revoked_at.is_some() {
+            return Err(invalid("the refresh token was revoked"));
+        }
+        if !family.token_hash.ct_eq(&self.presented) {
+            return Err(Refusal::Reused);
+        }
+        if self.now >= family.expires_at || self.now >= grant.expires_at {
+            return Err(invalid("the refresh token expired"));
+        }
+        let granted = Scope::parse(&grant.scope).unwrap_or_default();
+        let scope = match &self.scope {
+            None => granted,
+            Some(s) => {
+                let asked = Scope::parse(s)
+                    .map_err(|e| Refusal::Invalid(AuthzError::InvalidScope(e.to_string())))?;
+                if !granted.includes(&asked) {
+                    return Err(Refusal::Invalid(AuthzError::InvalidScope(
+                        "scope exceeds the scope originally granted".into(),
+                    )));
+                }
+                asked
+            }
+        };
+        if self.resource.as_ref().is_some_and(|r| *r != grant.resource) {
+            return Err(Refusal::Invalid(AuthzError::InvalidTarget(
+                "resource differs from the original grant".into(),
+            )));
+        }
+        let update = RefreshUpdate {
+            token_hash: self.next.clone(),
+            issued_at: self.now,
+            expires_at: (self.now + self.idle_ttl).min(grant.expires_at),
+        };
+        Ok((update, scope))
+    }
+}
 
 impl Authz {
+    /// A new refresh-token family for a grant ending at `grant_expires_at`: its first token and what is stored.
+    pub(crate) fn new_refresh_family(
+        &self,
+        now: i64,
+        grant_expires_at: i64,
+    ) -> (String, RefreshFamily) {
+        let handle = random::id(self.rng.as_ref());
+        let secret = random::token(self.rng.as_ref());
+        let family = RefreshFamily {
+            key: TokenHash::of(&handle),
+            token_hash: secret.hash(),
+            issued_at: now,
+            expires_at: (now + self.config.refresh_idle_ttl).min(grant_expires_at),
+        };
+        (family_token(&handle, &secret), family)
+    }
+
     /// Refreshes: a new access token and a new refresh token.
     pub async fn refresh(
         &self,
@@ -27,68 +141,40 @@ impl Authz {
                 "this client did not register the refresh_token grant".into(),
             ));
         }
-        let now = self.now();
-        let hash = token.hash();
-        let (record, grant) = self
+        let (handle, secret) = split(token.expose());
+        let next = random::token(self.rng.as_ref());
+        let rotation = Arc::new(Rotation {
+            client_id: client.client_id.clone(),
+            presented: TokenHash::of(secret),
+            scope: req.scope,
+            resource: req.resource,
+            now: self.now(),
+            idle_ttl: self.config.refresh_idle_ttl,
+            next: next.hash(),
+        });
+        let decider = rotation.clone();
+        let outcome = self
             .store
-            .refresh_token(&hash)
+            .rotate_refresh(
+                &TokenHash::of(handle),
+                Box::new(move |f, g| decider.decide(f, g).ok().map(|(u, _)| u)),
+            )
             .await?
             .ok_or_else(|| grant_err("the refresh token is invalid"))?;
-        if grant.client_id != client.client_id {
-            return Err(grant_err("the refresh token was issued to another client"));
-        }
-        if grant.revoked_at.is_some() {
-            return Err(grant_err("the refresh token was revoked"));
-        }
-        if record.used_at.is_some() {
-            self.revoke_grant_now(&grant.id).await?;
-            return Err(grant_err(
-                "the refresh token was already used; the grant is revoked",
-            ));
-        }
-        if now >= record.expires_at || now >= grant.expires_at {
-            return Err(grant_err("the refresh token expired"));
-        }
-        let granted = Scope::parse(&grant.scope).unwrap_or_default();
-        let scope = match &req.scope {
-            None => granted,
-            Some(s) => {
-                let asked = Scope::parse(s).map_err(|e| AuthzError::InvalidScope(e.to_string()))?;
-                if !granted.includes(&asked) {
-                    return Err(AuthzError::InvalidScope(
-                        "scope exceeds the scope originally granted".into(),
-                    ));
-                }
-                asked
+        let reused = || grant_err("the refresh token was already used; the grant is revoked");
+        let scope = match rotation.decide(&outcome.family, &outcome.grant) {
+            Ok((_, scope)) if outcome.rotated => scope.to_string(),
+            // A decision is a function of the snapshot, so this cannot differ from the store's; if a backend
+            // ever disagreed, refusing is the safe side.
+            Ok(_) => return Err(reused()),
+            Err(Refusal::Reused) => {
+                self.revoke_grant_now(&outcome.grant.id).await?;
+                return Err(reused());
             }
+            Err(Refusal::Invalid(e)) => return Err(e),
         };
-        if let Some(r) = &req.resource {
-            if *r != grant.resource {
-                return Err(AuthzError::InvalidTarget(
-                    "resource differs from the original grant".into(),
-                ));
-            }
-        }
-        let next = random::token(self.rng.as_ref());
-        let next_record = RefreshRecord {
-            token_hash: next.hash(),
-            grant_id: grant.id.clone(),
-            created_at: now,
-            expires_at: (now + self.config.refresh_idle_ttl).min(grant.expires_at),
-            used_at: None,
-        };
-        match self.store.rotate_refresh(&hash, now, &next_record).await? {
-            Transition::Won => {}
-            Transition::AlreadyUsed => {
-                self.revoke_grant_now(&grant.id).await?;
-                return Err(grant_err(
-                    "the refresh token was already used; the grant is revoked",
-                ));
-            }
-        }
-        let scope = scope.to_string();
-        let access = self.access_token_for(&grant, &scope);
-        Ok(self.token_response(access, Some(next.expose().to_owned()), &scope))
+        let access = self.access_token_for(&outcome.grant, &scope);
+        Ok(self.token_response(access, Some(family_token(handle, &next)), &scope))
     }
 }
 
@@ -129,6 +215,130 @@ mod tests {
         assert_eq!(
             a.token(&client, refresh_req(&rt2)).await.unwrap_err(),
             AuthzError::InvalidGrant("the refresh token was revoked".into())
+        );
+    }
+
+    /// Reuse of a token retired several rotations ago is caught too: it carries the family's handle.
+    #[tokio::test]
+    async fn reuse_of_an_old_generation_revokes_the_family() {
+        let (a, _clock) = authz_with_clock().await;
+        let c = register_public(&a).await;
+        let client = a.client(&c).await.unwrap().unwrap();
+        let code = code_for(&a, &c).await;
+        let rt1 = a
+            .exchange_code(&client, token_req(&code, VERIFIER))
+            .await
+            .unwrap()
+            .refresh_token
+            .unwrap();
+        let (handle, _) = rt1.split_once('.').unwrap();
+        let rt2 = a
+            .token(&client, refresh_req(&rt1))
+            .await
+            .unwrap()
+            .refresh_token
+            .unwrap();
+        let rt3 = a
+            .token(&client, refresh_req(&rt2))
+            .await
+            .unwrap()
+            .refresh_token
+            .unwrap();
+        assert!(
+            rt2.starts_with(handle) && rt3.starts_with(handle),
+            "the handle is kept"
+        );
+        assert_eq!(
+            a.token(&client, refresh_req(&rt1)).await.unwrap_err(),
+            AuthzError::InvalidGrant(
+                "the refresh token was already used; the grant is revoked".into()
+            )
+        );
+        assert_eq!(
+            a.token(&client, refresh_req(&rt3)).await.unwrap_err(),
+            AuthzError::InvalidGrant("the refresh token was revoked".into())
+        );
+    }
+
+    /// An unknown handle is just invalid: it names no family, so nothing is revoked.
+    #[tokio::test]
+    async fn unknown_handle_is_invalid_and_revokes_nothing() {
+        let (a, _clock) = authz_with_clock().await;
+        let c = register_public(&a).await;
+        let client = a.client(&c).await.unwrap().unwrap();
+        let code = code_for(&a, &c).await;
+        let rt = a
+            .exchange_code(&client, token_req(&code, VERIFIER))
+            .await
+            .unwrap()
+            .refresh_token
+            .unwrap();
+        let (_, secret) = rt.split_once('.').unwrap();
+        for forged in [
+            format!("AAAAAAAAAAAAAAAAAAAAAA.{secret}"),
+            secret.to_owned(),
+            String::new(),
+        ] {
+            assert_eq!(
+                a.token(&client, refresh_req(&forged)).await.unwrap_err(),
+                AuthzError::InvalidGrant("the refresh token is invalid".into()),
+                "{forged}"
+            );
+        }
+        assert!(
+            a.token(&client, refresh_req(&rt)).await.is_ok(),
+            "the family is still live"
+        );
+    }
+
+    /// A token issued before families (no dot; storage migration 0003 keyed its family by its own hash) is
+    /// its own handle and secret: it refreshes, and its successors keep it as their handle.
+    #[tokio::test]
+    async fn a_legacy_token_refreshes_into_its_family() {
+        let (a, _clock) = authz_with_clock().await;
+        let c = register_public(&a).await;
+        let client = a.client(&c).await.unwrap().unwrap();
+        let code = code_for(&a, &c).await;
+        let now = a.now();
+        let grant = crate::store::GrantRecord {
+            id: "g-legacy".into(),
+            client_id: c.clone(),
+            user_id: "u".into(),
+            scope: "mcp:tools".into(),
+            resource: a.config().default_resource().to_owned(),
+            created_at: now,
+            expires_at: now + 3600,
+            revoked_at: None,
+        };
+        let legacy = "bGVnYWN5LXJlZnJlc2gtdG9rZW4tMzItYnl0ZXMtbG9uZw";
+        let family = crate::store::RefreshFamily {
+            key: crate::secret::TokenHash::of(legacy),
+            token_hash: crate::secret::TokenHash::of(legacy),
+            issued_at: now,
+            expires_at: now + 600,
+        };
+        a.store()
+            .redeem_code(
+                &crate::secret::TokenHash::of(&code),
+                now,
+                &grant,
+                Some(&family),
+            )
+            .await
+            .unwrap();
+        let next = a
+            .token(&client, refresh_req(legacy))
+            .await
+            .unwrap()
+            .refresh_token
+            .unwrap();
+        assert!(next.starts_with(&format!("{legacy}.")), "{next}");
+        assert!(a.token(&client, refresh_req(&next)).await.is_ok());
+        assert_eq!(
+            a.token(&client, refresh_req(legacy)).await.unwrap_err(),
+            AuthzError::InvalidGrant(
+                "the refresh token was already used; the grant is revoked".into()
+            )
         );
     }
 

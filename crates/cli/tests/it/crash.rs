@@ -1,7 +1,7 @@
 //! Crash consistency on both backends: a load of registrations and refresh-token rotations against
 //! `portcullis serve`, `kill -9` in the middle, a restart on the same database, and then every 2xx answer must
-//! still hold (the registered client exists; the newest refresh token each chain received works) and no family
-//! has more than one live refresh token.
+//! still hold (the registered client exists; the newest refresh token each chain received works, the one before
+//! it is dead). A family has one live token by construction: it is one row, rewritten by each rotation.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,20 +25,6 @@ struct Chain {
     /// The last request got no answer (it was in flight at the kill): the newest token may or may not have
     /// been rotated by it.
     in_flight: bool,
-}
-
-/// Families with more than one live (unused) refresh token, straight from the database.
-async fn families_with_several_live_tokens(database: &str) -> Vec<(String, i64)> {
-    const SQL: &str = "SELECT grant_id, COUNT(*) FROM refresh_tokens WHERE used_at IS NULL \
-                       GROUP BY grant_id HAVING COUNT(*) > 1";
-    use sqlx::Connection as _;
-    if database.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(database).await.unwrap();
-        sqlx::query_as(SQL).fetch_all(&mut c).await.unwrap()
-    } else {
-        let mut c = sqlx::PgConnection::connect(database).await.unwrap();
-        sqlx::query_as(SQL).fetch_all(&mut c).await.unwrap()
-    }
 }
 
 async fn crash_and_check(database: &str) {
@@ -162,10 +148,6 @@ async fn crash_and_check(database: &str) {
         "crash test on {}: {} registrations and {rotations} rotations answered before the kill",
         database.split(':').next().unwrap_or_default(),
         registered.len()
-    );
-    assert!(
-        families_with_several_live_tokens(database).await.is_empty(),
-        "a family has more than one live refresh token"
     );
     let mut checked = 0;
     for chain in &chains {

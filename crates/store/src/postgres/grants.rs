@@ -6,7 +6,7 @@ use super::{ACCESS_REVOCATION, CODE_COLUMNS, GRANT_COLUMNS, GRANT_REVOCATION};
 use async_trait::async_trait;
 use portcullis_authz::secret::TokenHash;
 use portcullis_authz::store::*;
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 #[async_trait]
@@ -55,7 +55,7 @@ impl GrantStore for PostgresStore {
         code_hash: &TokenHash,
         now: i64,
         g: &GrantRecord,
-        refresh: Option<&RefreshRecord>,
+        refresh: Option<&RefreshFamily>,
     ) -> Result<Transition, StoreError> {
         let pool = &self.pool;
         retry(self.deadline, || async move {
@@ -79,8 +79,9 @@ impl GrantStore for PostgresStore {
                 return Ok(Transition::AlreadyUsed);
             }
             sqlx::query(
-                "INSERT INTO grants (id, client_id, user_id, scope, resource, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO grants (id, client_id, user_id, scope, resource, created_at, expires_at, \
+                 refresh_key, refresh_hash, refresh_issued_at, refresh_expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(&g.id)
             .bind(&g.client_id)
@@ -89,11 +90,12 @@ impl GrantStore for PostgresStore {
             .bind(&g.resource)
             .bind(g.created_at)
             .bind(g.expires_at)
+            .bind(refresh.map(|f| f.key.as_str()))
+            .bind(refresh.map(|f| f.token_hash.as_str()))
+            .bind(refresh.map(|f| f.issued_at))
+            .bind(refresh.map(|f| f.expires_at))
             .execute(&mut *tx)
             .await?;
-            if let Some(r) = refresh {
-                insert_refresh(&mut tx, r).await?;
-            }
             tx.commit().await?;
             Ok(Transition::Won)
         })
@@ -121,30 +123,20 @@ impl GrantStore for PostgresStore {
         Ok(Some(gid))
     }
 
-    async fn refresh_token(
+    async fn refresh_family(
         &self,
-        token_hash: &TokenHash,
-    ) -> Result<Option<(RefreshRecord, GrantRecord)>, StoreError> {
+        key: &TokenHash,
+    ) -> Result<Option<(RefreshFamily, GrantRecord)>, StoreError> {
         let pool = &self.pool;
         retry(self.deadline, || async move {
-            let row = sqlx::query(
-                "SELECT r.token_hash, r.grant_id, r.created_at AS r_created_at, r.expires_at AS r_expires_at, \
-                 r.used_at, g.id, g.client_id, g.user_id, g.scope, g.resource, g.created_at, g.expires_at, \
-                 g.revoked_at FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = $1",
-            )
-            .bind(token_hash.as_str())
+            sqlx::query(&format!(
+                "SELECT {GRANT_COLUMNS}, {FAMILY_COLUMNS} FROM grants WHERE refresh_key = $1"
+            ))
+            .bind(key.as_str())
             .fetch_optional(pool)
-            .await?;
-            row.map(|r| {
-                let refresh = RefreshRecord {
-                    token_hash: TokenHash::from_stored(r.try_get("token_hash")?),
-                    grant_id: r.try_get("grant_id")?,
-                    created_at: r.try_get("r_created_at")?,
-                    expires_at: r.try_get("r_expires_at")?,
-                    used_at: r.try_get("used_at")?,
-                };
-                Ok((refresh, grant_row(&r)?))
-            })
+            .await?
+            .as_ref()
+            .map(family_and_grant)
             .transpose()
         })
         .await
@@ -152,48 +144,53 @@ impl GrantStore for PostgresStore {
 
     async fn rotate_refresh(
         &self,
-        old: &TokenHash,
-        now: i64,
-        new: &RefreshRecord,
-    ) -> Result<Transition, StoreError> {
+        key: &TokenHash,
+        decide: RotationDecider,
+    ) -> Result<Option<RotationOutcome>, StoreError> {
         let pool = &self.pool;
+        let decide = &decide;
         retry(self.deadline, || async move {
             let mut tx = pool.begin().await?;
-            // Lock the family's grant first. Rotations of one family and its revocation (`revoke_grant`
-            // updates this row) then happen one at a time, in the same order on every instance: a rotation
-            // that waited for a revocation sees `revoked_at` set here (a locking read returns the newest
-            // committed version), so no token is issued from a grant after its revocation has committed.
-            // On SQLite the single writer gives the same order.
-            let revoked_at: Option<Option<i64>> = sqlx::query_scalar(
-                "SELECT revoked_at FROM grants \
-                 WHERE id = (SELECT grant_id FROM refresh_tokens WHERE token_hash = $1) FOR UPDATE",
-            )
-            .bind(old.as_str())
+            // Lock the grant row, which holds the family. Rotations of one family and its revocation
+            // (`revoke_grant` updates this row) then happen one at a time, in the same order on every
+            // instance, and each decides on the newest committed version (a locking read returns it after the
+            // wait): of concurrent rotations with one token exactly one sees it live, and no token is issued
+            // from a grant after its revocation has committed. On SQLite the single writer gives the same order.
+            let row = sqlx::query(&format!(
+                "SELECT {GRANT_COLUMNS}, {FAMILY_COLUMNS} FROM grants WHERE refresh_key = $1 FOR UPDATE"
+            ))
+            .bind(key.as_str())
             .fetch_optional(&mut *tx)
             .await?;
-            if !matches!(revoked_at, Some(None)) {
-                // Unknown token or revoked family.
+            let Some((family, grant)) = row.as_ref().map(family_and_grant).transpose()? else {
                 tx.rollback().await?;
-                return Ok(Transition::AlreadyUsed);
-            }
-            // The single-use step; this statement's snapshot is taken after the grant lock was granted, so
-            // an earlier winner's `used_at` is already visible (and the row lock would catch it anyway).
-            let won = sqlx::query(
-                "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+                return Ok(None);
+            };
+            let update = decide(&family, &grant);
+            let Some(u) = &update else {
+                tx.rollback().await?;
+                return Ok(Some(RotationOutcome {
+                    family,
+                    grant,
+                    rotated: false,
+                }));
+            };
+            sqlx::query(
+                "UPDATE grants SET refresh_hash = $1, refresh_issued_at = $2, refresh_expires_at = $3 \
+                 WHERE id = $4",
             )
-            .bind(now)
-            .bind(old.as_str())
+            .bind(u.token_hash.as_str())
+            .bind(u.issued_at)
+            .bind(u.expires_at)
+            .bind(&grant.id)
             .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if !won {
-                tx.rollback().await?;
-                return Ok(Transition::AlreadyUsed);
-            }
-            insert_refresh(&mut tx, new).await?;
+            .await?;
             tx.commit().await?;
-            Ok(Transition::Won)
+            Ok(Some(RotationOutcome {
+                family,
+                grant,
+                rotated: true,
+            }))
         })
         .await
     }
@@ -289,7 +286,6 @@ impl GrantStore for PostgresStore {
                     "DELETE FROM authorization_codes WHERE expires_at < $1",
                     now - 3600,
                 ),
-                ("DELETE FROM refresh_tokens WHERE expires_at < $1", now),
                 ("DELETE FROM grants WHERE expires_at < $1", now),
                 ("DELETE FROM sessions WHERE expires_at < $1", now),
                 ("DELETE FROM revocations WHERE expires_at < $1", now),
@@ -319,15 +315,16 @@ impl GrantStore for PostgresStore {
     }
 }
 
-async fn insert_refresh(tx: &mut PgConnection, r: &RefreshRecord) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(r.token_hash.as_str())
-    .bind(&r.grant_id)
-    .bind(r.created_at)
-    .bind(r.expires_at)
-    .execute(tx)
-    .await?;
-    Ok(())
+/// The refresh-family columns of `grants`.
+const FAMILY_COLUMNS: &str = "refresh_key, refresh_hash, refresh_issued_at, refresh_expires_at";
+
+/// A grant row selected by `refresh_key`, with its family.
+fn family_and_grant(r: &PgRow) -> Result<(RefreshFamily, GrantRecord), sqlx::Error> {
+    let family = RefreshFamily {
+        key: TokenHash::from_stored(r.try_get("refresh_key")?),
+        token_hash: TokenHash::from_stored(r.try_get("refresh_hash")?),
+        issued_at: r.try_get("refresh_issued_at")?,
+        expires_at: r.try_get("refresh_expires_at")?,
+    };
+    Ok((family, grant_row(r)?))
 }

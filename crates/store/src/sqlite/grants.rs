@@ -78,12 +78,25 @@ fn revoke_one_grant(
     Ok(n == 1)
 }
 
-fn insert_refresh(conn: &Connection, r: &RefreshRecord) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-    )?
-    .execute(params![r.token_hash.as_str(), r.grant_id, r.created_at, r.expires_at])
-    .map(drop)
+/// The refresh family stored on a grant row (columns `refresh_*`), if the grant has one.
+fn family_row(r: &Row<'_>) -> rusqlite::Result<Option<RefreshFamily>> {
+    let Some(key) = r.get::<_, Option<String>>("refresh_key")? else {
+        return Ok(None);
+    };
+    Ok(Some(RefreshFamily {
+        key: TokenHash::from_stored(key),
+        token_hash: TokenHash::from_stored(r.get("refresh_hash")?),
+        issued_at: r.get("refresh_issued_at")?,
+        expires_at: r.get("refresh_expires_at")?,
+    }))
+}
+
+/// A grant with its refresh family (rows selected by `refresh_key` always have one).
+fn family_and_grant(r: &Row<'_>) -> rusqlite::Result<Option<(RefreshFamily, GrantRecord)>> {
+    match family_row(r)? {
+        Some(f) => Ok(Some((f, grant_row(r)?))),
+        None => Ok(None),
+    }
 }
 
 fn transition(won: bool) -> Transition {
@@ -132,7 +145,7 @@ impl GrantStore for SqliteStore {
         code_hash: &TokenHash,
         now: i64,
         g: &GrantRecord,
-        refresh: Option<&RefreshRecord>,
+        refresh: Option<&RefreshFamily>,
     ) -> Result<Transition, StoreError> {
         let (code_hash, g, refresh) = (code_hash.clone(), g.clone(), refresh.cloned());
         let won = self
@@ -147,9 +160,11 @@ impl GrantStore for SqliteStore {
                 if !won {
                     return Ok(false);
                 }
+                let f = refresh.as_ref();
                 conn.prepare_cached(
-                    "INSERT INTO grants (id, client_id, user_id, scope, resource, created_at, expires_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO grants (id, client_id, user_id, scope, resource, created_at, expires_at, \
+                     refresh_key, refresh_hash, refresh_issued_at, refresh_expires_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )?
                 .execute(params![
                     g.id,
@@ -158,11 +173,12 @@ impl GrantStore for SqliteStore {
                     g.scope,
                     g.resource,
                     g.created_at,
-                    g.expires_at
+                    g.expires_at,
+                    f.map(|f| f.key.as_str()),
+                    f.map(|f| f.token_hash.as_str()),
+                    f.map(|f| f.issued_at),
+                    f.map(|f| f.expires_at),
                 ])?;
-                if let Some(r) = &refresh {
-                    insert_refresh(conn, r)?;
-                }
                 Ok(true)
             })
             .await?;
@@ -191,53 +207,51 @@ impl GrantStore for SqliteStore {
         .await
     }
 
-    async fn refresh_token(
+    async fn refresh_family(
         &self,
-        token_hash: &TokenHash,
-    ) -> Result<Option<(RefreshRecord, GrantRecord)>, StoreError> {
+        key: &TokenHash,
+    ) -> Result<Option<(RefreshFamily, GrantRecord)>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(
-                "SELECT r.token_hash, r.grant_id, r.created_at AS r_created_at, r.expires_at AS r_expires_at, \
-                 r.used_at, g.* FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = ?",
-            )?
-            .query_row([token_hash.as_str()], |r| {
-                let refresh = RefreshRecord {
-                    token_hash: TokenHash::from_stored(r.get("token_hash")?),
-                    grant_id: r.get("grant_id")?,
-                    created_at: r.get("r_created_at")?,
-                    expires_at: r.get("r_expires_at")?,
-                    used_at: r.get("used_at")?,
-                };
-                Ok((refresh, grant_row(r)?))
-            })
-            .optional()
+            conn.prepare_cached("SELECT * FROM grants WHERE refresh_key = ?")?
+                .query_row([key.as_str()], family_and_grant)
+                .optional()
+                .map(Option::flatten)
         })
     }
 
     async fn rotate_refresh(
         &self,
-        old: &TokenHash,
-        now: i64,
-        new: &RefreshRecord,
-    ) -> Result<Transition, StoreError> {
-        let (old, new) = (old.clone(), new.clone());
-        let won = self
-            .write(Undo::Savepoint, move |conn| {
-                let won = conn
-                    .prepare_cached(
-                        "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL \
-                         AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id \
-                         AND g.revoked_at IS NULL)",
-                    )?
-                    .execute(params![now, old.as_str()])?
-                    == 1;
-                if won {
-                    insert_refresh(conn, &new)?;
-                }
-                Ok(won)
-            })
-            .await?;
-        Ok(transition(won))
+        key: &TokenHash,
+        decide: RotationDecider,
+    ) -> Result<Option<RotationOutcome>, StoreError> {
+        let key = key.clone();
+        // The read, the decision and the one-statement update in one writer operation: the writer's own
+        // connection reads what the batch before committed (and the ops before this one in the batch wrote),
+        // from its page cache, and nothing else writes in between.
+        self.write(Undo::Statement, move |conn| {
+            let Some((family, grant)) = conn
+                .prepare_cached("SELECT * FROM grants WHERE refresh_key = ?")?
+                .query_row([key.as_str()], family_and_grant)
+                .optional()?
+                .flatten()
+            else {
+                return Ok(None);
+            };
+            let update = decide(&family, &grant);
+            if let Some(u) = &update {
+                conn.prepare_cached(
+                    "UPDATE grants SET refresh_hash = ?, refresh_issued_at = ?, refresh_expires_at = ? \
+                     WHERE id = ?",
+                )?
+                .execute(params![u.token_hash.as_str(), u.issued_at, u.expires_at, grant.id])?;
+            }
+            Ok(Some(RotationOutcome {
+                family,
+                grant,
+                rotated: update.is_some(),
+            }))
+        })
+        .await
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: i64, exp: i64) -> Result<bool, StoreError> {
@@ -303,7 +317,6 @@ impl GrantStore for SqliteStore {
                     "DELETE FROM authorization_codes WHERE expires_at < ?",
                     now - 3600,
                 ),
-                ("DELETE FROM refresh_tokens WHERE expires_at < ?", now),
                 ("DELETE FROM grants WHERE expires_at < ?", now),
                 ("DELETE FROM sessions WHERE expires_at < ?", now),
                 ("DELETE FROM revocations WHERE expires_at < ?", now),

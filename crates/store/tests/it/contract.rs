@@ -57,14 +57,37 @@ fn grant(id: &str) -> GrantRecord {
     }
 }
 
-fn refresh(token: &str, grant_id: &str) -> RefreshRecord {
-    RefreshRecord {
-        token_hash: TokenHash::of(token),
-        grant_id: grant_id.into(),
-        created_at: NOW,
+/// A refresh family whose handle is `handle` and whose live secret is `secret`.
+fn family(handle: &str, secret: &str) -> RefreshFamily {
+    RefreshFamily {
+        key: TokenHash::of(handle),
+        token_hash: TokenHash::of(secret),
+        issued_at: NOW,
         expires_at: NOW + 100,
-        used_at: None,
     }
+}
+
+/// What the refresh grant decides, reduced to the single-use rule: rotate `from` into `to` if `from` is the live
+/// secret of a grant that is not revoked.
+fn rotate(from: &str, to: &str) -> RotationDecider {
+    let (from, to) = (TokenHash::of(from), TokenHash::of(to));
+    Box::new(move |f, g| {
+        (g.revoked_at.is_none() && f.token_hash.ct_eq(&from)).then(|| RefreshUpdate {
+            token_hash: to.clone(),
+            issued_at: NOW + 1,
+            expires_at: NOW + 200,
+        })
+    })
+}
+
+/// The live secret's hash of family `handle`.
+async fn live_secret(s: &dyn Storage, handle: &str) -> TokenHash {
+    s.refresh_family(&TokenHash::of(handle))
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+        .token_hash
 }
 
 pub(crate) async fn clients(s: Arc<dyn Storage>) {
@@ -142,7 +165,7 @@ pub(crate) async fn code_single_use_under_concurrency(s: Arc<dyn Storage>) {
                 &TokenHash::of("code1"),
                 NOW,
                 &g,
-                Some(&refresh(&format!("rt{i}"), &g.id)),
+                Some(&family(&format!("h{i}"), &format!("rt{i}"))),
             )
             .await
         }));
@@ -170,74 +193,81 @@ pub(crate) async fn code_single_use_under_concurrency(s: Arc<dyn Storage>) {
 pub(crate) async fn refresh_rotation_under_concurrency(s: Arc<dyn Storage>) {
     seed_code(s.as_ref(), "code2").await;
     let g = grant("g");
-    s.redeem_code(&TokenHash::of("code2"), NOW, &g, Some(&refresh("rt0", "g")))
+    s.redeem_code(&TokenHash::of("code2"), NOW, &g, Some(&family("h", "rt0")))
         .await
         .unwrap();
+    let (f, stored) = s
+        .refresh_family(&TokenHash::of("h"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((f, stored), (family("h", "rt0"), g.clone()));
     let mut tasks = Vec::new();
     for i in 0..50 {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
-            s.rotate_refresh(
-                &TokenHash::of("rt0"),
-                NOW,
-                &refresh(&format!("next{i}"), "g"),
-            )
-            .await
+            let next = format!("next{i}");
+            let out = s
+                .rotate_refresh(&TokenHash::of("h"), rotate("rt0", &next))
+                .await
+                .unwrap()
+                .unwrap();
+            (next, out)
         }));
     }
-    let mut won = 0;
+    let mut winners = Vec::new();
     for t in tasks {
-        if t.await.unwrap().unwrap() == Transition::Won {
-            won += 1;
+        let (next, out) = t.await.unwrap();
+        assert_eq!(out.grant.id, "g");
+        if out.rotated {
+            // The winner decided on the untouched family.
+            assert_eq!(out.family, family("h", "rt0"));
+            winners.push(next);
+        } else {
+            assert_ne!(
+                out.family.token_hash,
+                TokenHash::of("rt0"),
+                "a loser saw the rotated family"
+            );
         }
     }
-    assert_eq!(won, 1, "exactly one rotation wins");
-    let (old, grant_rec) = s
-        .refresh_token(&TokenHash::of("rt0"))
+    assert_eq!(winners.len(), 1, "exactly one rotation wins");
+    let (live, _) = s
+        .refresh_family(&TokenHash::of("h"))
         .await
         .unwrap()
         .unwrap();
-    assert!(old.used_at.is_some());
-    assert_eq!(grant_rec.id, "g");
+    assert_eq!(live.token_hash, TokenHash::of(&winners[0]));
+    assert_eq!((live.issued_at, live.expires_at), (NOW + 1, NOW + 200));
     // A revoked grant cannot rotate, even from its live token.
-    let live: Vec<_> = futures_live(&s).await;
-    assert_eq!(live.len(), 1, "one live token per family");
     assert!(s.revoke_grant("g", NOW, NOW + 10).await.unwrap());
     assert!(!s.revoke_grant("g", NOW, NOW + 10).await.unwrap());
+    let after = s
+        .rotate_refresh(&TokenHash::of("h"), rotate(&winners[0], "after"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!after.rotated && after.grant.revoked_at.is_some());
     assert_eq!(
-        s.rotate_refresh(&TokenHash::of(&live[0]), NOW, &refresh("after", "g"))
+        live_secret(s.as_ref(), "h").await,
+        TokenHash::of(&winners[0])
+    );
+    // An unknown family is no family.
+    assert_eq!(
+        s.rotate_refresh(&TokenHash::of("nope"), rotate("rt0", "x"))
             .await
             .unwrap(),
-        Transition::AlreadyUsed
+        None
     );
 }
 
-/// A transition whose successor rows cannot be stored (here: a token or grant id that exists) fails as a whole:
-/// the code or the old refresh token stays unused, nothing half-done is committed, and the next attempt works.
+/// A transition whose successor rows cannot be stored (here: a grant id or a family handle that exists) fails as
+/// a whole: the code stays unused, nothing half-done is committed, and the next attempt works.
 pub(crate) async fn failed_transitions_change_nothing(s: Arc<dyn Storage>) {
     seed_code(s.as_ref(), "code3").await;
     let g = grant("g3");
     assert_eq!(
-        s.redeem_code(&TokenHash::of("code3"), NOW, &g, Some(&refresh("a", "g3")))
-            .await
-            .unwrap(),
-        Transition::Won
-    );
-    assert_eq!(
-        s.rotate_refresh(&TokenHash::of("a"), NOW, &refresh("b", "g3"))
-            .await
-            .unwrap(),
-        Transition::Won
-    );
-    // Rotating b into a (which exists) must fail and leave b live.
-    let dup = s
-        .rotate_refresh(&TokenHash::of("b"), NOW, &refresh("a", "g3"))
-        .await;
-    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
-    let (b, _) = s.refresh_token(&TokenHash::of("b")).await.unwrap().unwrap();
-    assert_eq!(b.used_at, None, "the failed rotation was undone");
-    assert_eq!(
-        s.rotate_refresh(&TokenHash::of("b"), NOW, &refresh("c", "g3"))
+        s.redeem_code(&TokenHash::of("code3"), NOW, &g, Some(&family("h3", "a")))
             .await
             .unwrap(),
         Transition::Won
@@ -248,14 +278,26 @@ pub(crate) async fn failed_transitions_change_nothing(s: Arc<dyn Storage>) {
         .redeem_code(&TokenHash::of("code4"), NOW, &grant("g3"), None)
         .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    // So must one into a family handle that exists (a new grant must not share another's family).
+    let dup = s
+        .redeem_code(
+            &TokenHash::of("code4"),
+            NOW,
+            &grant("g4"),
+            Some(&family("h3", "b")),
+        )
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
     let code = s.code(&TokenHash::of("code4")).await.unwrap().unwrap();
     assert_eq!((code.used_at, code.grant_id), (None, None));
+    assert!(s.grant("g4").await.unwrap().is_none());
+    assert_eq!(live_secret(s.as_ref(), "h3").await, TokenHash::of("a"));
     assert_eq!(
         s.redeem_code(
             &TokenHash::of("code4"),
             NOW,
             &grant("g4"),
-            Some(&refresh("d", "g4"))
+            Some(&family("h4", "d"))
         )
         .await
         .unwrap(),
@@ -292,30 +334,33 @@ pub(crate) async fn concurrent_writes_all_commit(s: Arc<dyn Storage>) {
             .unwrap();
             let mut g = grant(&format!("cwg{i}"));
             g.client_id = id;
-            let rt = format!("cwrt{i}");
+            let (handle, rt) = (format!("cwh{i}"), format!("cwrt{i}"));
             assert_eq!(
-                s.redeem_code(&TokenHash::of(&code), NOW, &g, Some(&refresh(&rt, &g.id)))
+                s.redeem_code(&TokenHash::of(&code), NOW, &g, Some(&family(&handle, &rt)))
                     .await
                     .unwrap(),
                 Transition::Won
             );
             let next = format!("cwrt{i}-next");
-            assert_eq!(
-                s.rotate_refresh(&TokenHash::of(&rt), NOW, &refresh(&next, &g.id))
-                    .await
-                    .unwrap(),
-                Transition::Won
-            );
-            let (r, live) = s
-                .refresh_token(&TokenHash::of(&next))
+            let out = s
+                .rotate_refresh(&TokenHash::of(&handle), rotate(&rt, &next))
                 .await
                 .unwrap()
                 .unwrap();
-            assert_eq!((r.used_at, live.revoked_at), (None, None));
+            assert!(out.rotated);
+            let (live, grant) = s
+                .refresh_family(&TokenHash::of(&handle))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (live.token_hash, grant.revoked_at),
+                (TokenHash::of(&next), None)
+            );
             if i % 2 == 0 {
                 assert!(s.revoke_grant(&g.id, NOW, NOW + 100).await.unwrap());
                 let (_, revoked) = s
-                    .refresh_token(&TokenHash::of(&next))
+                    .refresh_family(&TokenHash::of(&handle))
                     .await
                     .unwrap()
                     .unwrap();
@@ -334,19 +379,6 @@ pub(crate) async fn concurrent_writes_all_commit(s: Arc<dyn Storage>) {
         .filter(|r| r.kind == RevokedKind::Grant && r.value.starts_with("cwg"))
         .count();
     assert_eq!(grants, 20);
-}
-
-async fn futures_live(s: &Arc<dyn Storage>) -> Vec<String> {
-    let mut live = Vec::new();
-    for i in 0..50 {
-        let t = format!("next{i}");
-        if let Some((r, _)) = s.refresh_token(&TokenHash::of(&t)).await.unwrap() {
-            if r.used_at.is_none() {
-                live.push(t);
-            }
-        }
-    }
-    live
 }
 
 pub(crate) async fn revocations(s: Arc<dyn Storage>) {
@@ -462,7 +494,7 @@ pub(crate) async fn purge(s: Arc<dyn Storage>) {
         &TokenHash::of("code4"),
         NOW,
         &grant("g"),
-        Some(&refresh("rt", "g")),
+        Some(&family("h", "rt")),
     )
     .await
     .unwrap();
@@ -492,12 +524,12 @@ pub(crate) async fn purge(s: Arc<dyn Storage>) {
 
     // Nothing has expired yet.
     assert_eq!(s.purge_expired(NOW).await.unwrap(), 0);
-    // Two codes, a refresh token, a grant, a session, a revocation entry and the retired key.
-    assert_eq!(s.purge_expired(NOW + 60 + 3601).await.unwrap(), 7);
+    // Two codes, a grant (with its refresh family), a session, a revocation entry and the retired key.
+    assert_eq!(s.purge_expired(NOW + 60 + 3601).await.unwrap(), 6);
     assert!(s.code(&TokenHash::of("code3")).await.unwrap().is_none());
     assert!(s.grant("g").await.unwrap().is_none());
     assert!(s
-        .refresh_token(&TokenHash::of("rt"))
+        .refresh_family(&TokenHash::of("h"))
         .await
         .unwrap()
         .is_none());

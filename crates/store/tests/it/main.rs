@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod contract;
+mod migrations;
 mod postgres_only;
 
 use portcullis_authz::store::Storage;

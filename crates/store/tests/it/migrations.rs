@@ -1,0 +1,105 @@
+//! Upgrades: a database written by an older Portcullis, migrated by `open`, keeps what it promised. Migration
+//! 0003 (refresh families on the grant row) must keep every live refresh token working.
+
+use portcullis_authz::secret::TokenHash;
+use portcullis_store::{open, StoreOptions};
+use sqlx::migrate::Migrator;
+
+/// The rows an older version wrote: a grant with one rotated and one live refresh token (legacy tokens are
+/// plain random strings, stored by hash).
+const LEGACY_ROWS: &[&str] = &[
+    "INSERT INTO clients (client_id, metadata, created_at) VALUES ('c1', '{}', 1)",
+    "INSERT INTO users (id, username, password_hash, created_at) VALUES ('u1', 'alice', 'x', 1)",
+    "INSERT INTO grants (id, client_id, user_id, scope, resource, created_at, expires_at) \
+     VALUES ('g1', 'c1', 'u1', 'mcp:tools', 'http://x/mcp', 1, 1000)",
+];
+
+fn legacy_tokens() -> [String; 2] {
+    [
+        format!(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at, used_at) \
+             VALUES ('{}', 'g1', 1, 500, 2)",
+            TokenHash::of("legacy-rotated").as_str()
+        ),
+        format!(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+             VALUES ('{}', 'g1', 2, 600)",
+            TokenHash::of("legacy-live").as_str()
+        ),
+    ]
+}
+
+/// `all` without the migrations from 0003 on.
+fn before_families(all: Migrator) -> Migrator {
+    let mut m = all;
+    m.migrations = m
+        .migrations
+        .iter()
+        .filter(|m| m.version < 3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    m
+}
+
+async fn check_migrated(url: &str, options: &StoreOptions) {
+    let s = open(url, options).await.unwrap();
+    let (family, grant) = s
+        .refresh_family(&TokenHash::of("legacy-live"))
+        .await
+        .unwrap()
+        .expect("the live legacy token names its family");
+    assert_eq!(grant.id, "g1");
+    // A legacy token is its own handle and secret (see `portcullis_authz::token::refresh`).
+    assert_eq!(family.token_hash, TokenHash::of("legacy-live"));
+    assert_eq!((family.issued_at, family.expires_at), (2, 600));
+    assert!(s
+        .refresh_family(&TokenHash::of("legacy-rotated"))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn sqlite_live_legacy_refresh_tokens_survive_0003() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    before_families(sqlx::migrate!("./migrations/sqlite"))
+        .run(&pool)
+        .await
+        .unwrap();
+    for sql in LEGACY_ROWS
+        .iter()
+        .copied()
+        .chain(legacy_tokens().iter().map(String::as_str))
+    {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    check_migrated(&url, &StoreOptions::default()).await;
+}
+
+#[tokio::test]
+async fn postgres_live_legacy_refresh_tokens_survive_0003() {
+    let Some(base) = crate::postgres_url() else {
+        eprintln!("note: TEST_POSTGRES_URL is not set; the PostgreSQL migration test did not run");
+        return;
+    };
+    let schema = crate::PgSchema::create(&base).await;
+    let pool = sqlx::PgPool::connect(&schema.url()).await.unwrap();
+    before_families(sqlx::migrate!("./migrations/postgres"))
+        .run(&pool)
+        .await
+        .unwrap();
+    for sql in LEGACY_ROWS
+        .iter()
+        .copied()
+        .chain(legacy_tokens().iter().map(String::as_str))
+    {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    check_migrated(&schema.url(), &crate::pg_options()).await;
+    drop(schema);
+}
