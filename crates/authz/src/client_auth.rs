@@ -4,6 +4,7 @@ use crate::error::AuthzError;
 use crate::registration::{AuthMethod, RegisteredClient};
 use crate::secret::{Secret, TokenHash};
 use crate::service::Authz;
+use std::sync::Arc;
 
 /// The credentials a request presented, as the HTTP layer parsed them.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,13 +47,36 @@ impl ClientCredentials {
 }
 
 impl Authz {
+    /// The client `client_id`, from [`crate::client_cache`] when it was read in the last seconds.
+    async fn client_for_authentication(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<Arc<RegisteredClient>>, AuthzError> {
+        if crate::client_id_metadata::is_url_client_id(client_id) {
+            return Ok(self.client(client_id).await?.map(Arc::new));
+        }
+        let now = self.now();
+        if let Some(c) = self.clients.get(client_id, now) {
+            return Ok(Some(c));
+        }
+        let Some(c) = self.client(client_id).await? else {
+            return Ok(None);
+        };
+        let c = Arc::new(c);
+        self.clients.insert(c.clone(), now);
+        Ok(Some(c))
+    }
+
     /// Authenticates the client the way it registered. One message for unknown client and wrong secret.
     pub async fn authenticate_client(
         &self,
         creds: &ClientCredentials,
-    ) -> Result<RegisteredClient, AuthzError> {
+    ) -> Result<Arc<RegisteredClient>, AuthzError> {
         let fail = || AuthzError::InvalidClient("client authentication failed".into());
-        let client = self.client(creds.client_id()).await?.ok_or_else(fail)?;
+        let client = self
+            .client_for_authentication(creds.client_id())
+            .await?
+            .ok_or_else(fail)?;
         let secret = match (client.auth_method, creds) {
             (AuthMethod::None, ClientCredentials::Public { .. }) => return Ok(client),
             (AuthMethod::ClientSecretBasic, ClientCredentials::Basic { secret, .. })

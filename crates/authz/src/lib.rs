@@ -10,6 +10,7 @@
 //! - [`registration`]: dynamic client registration policy (RFC 7591).
 //! - [`client_id_metadata`]: Client ID Metadata Documents (URL `client_id`s); the fetching is injected.
 //! - [`client_auth`]: token-endpoint client authentication (RFC 6749 §2.3, OAuth 2.1 §2.4).
+//! - [`client_cache`]: the short-lived cache of registered clients that client authentication reads.
 //! - [`authorize`]: authorization request parsing and checks (RFC 6749 §4.1.1, OAuth 2.1 §4.1.1), code issuing.
 //! - [`token`]: the grants (`authorization_code`, `refresh_token`) and token issuing.
 //! - [`revocation`]: token revocation (RFC 7009).
@@ -21,6 +22,7 @@
 pub mod access_token;
 pub mod authorize;
 pub mod client_auth;
+pub mod client_cache;
 pub mod client_id_metadata;
 pub mod clock;
 pub mod config;

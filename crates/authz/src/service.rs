@@ -17,6 +17,8 @@ pub struct Authz {
     keys: RwLock<Arc<KeyRing>>,
     /// Fetches Client ID Metadata Documents; `None`: URL client ids are not supported.
     pub(crate) client_metadata: Option<Arc<dyn ClientMetadataResolver>>,
+    /// Registered clients, for client authentication ([`crate::client_cache`]).
+    pub(crate) clients: crate::client_cache::ClientCache,
 }
 
 impl std::fmt::Debug for Authz {
@@ -43,6 +45,7 @@ impl Authz {
             config,
             keys: RwLock::new(Arc::new(ring)),
             client_metadata: None,
+            clients: Default::default(),
         })
     }
 

@@ -59,10 +59,12 @@ impl Authz {
     /// Removes a client; its grants are revoked. Returns whether the client existed.
     pub async fn remove_client(&self, client_id: &str) -> Result<bool, AuthzError> {
         let now = self.now();
-        Ok(self
+        let existed = self
             .store
             .delete_client(client_id, now, now + self.config.access_token_ttl + 60)
-            .await?)
+            .await?;
+        self.clients.remove(client_id);
+        Ok(existed)
     }
 
     /// Changes a user's password and ends their sessions. Returns whether the user exists.
