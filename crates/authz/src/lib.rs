@@ -48,6 +48,6 @@ pub(crate) mod testing;
 pub use clock::{Clock, SystemClock};
 pub use config::AuthzConfig;
 pub use error::AuthzError;
-pub use random::{OsRandom, Random};
+pub use random::{OsRandom, Random, ThreadRandom};
 pub use service::Authz;
 pub use store::{Storage, StoreError};

@@ -20,6 +20,18 @@ impl Random for OsRandom {
     }
 }
 
+/// A cryptographically secure generator in user space: `rand`'s `ThreadRng` (ChaCha12, one per thread, seeded
+/// from the operating system and reseeded from it every 64 KiB of output). A token then costs no system call;
+/// a refresh draws two (the new refresh token and the access token's `jti`). What `portcullis serve` uses.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ThreadRandom;
+
+impl Random for ThreadRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        rand::thread_rng().fill_bytes(buf);
+    }
+}
+
 /// 32 random bytes (256 bits), base64url: the shape of every code, refresh token and secret Portcullis issues
 /// (RFC 9700 §4.5.3 asks for at least 128 bits for codes; refresh tokens get the same).
 pub fn token(rng: &dyn Random) -> Secret {

@@ -9,7 +9,7 @@ mod settings;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use portcullis_authz::{Authz, OsRandom, SystemClock};
+use portcullis_authz::{Authz, SystemClock, ThreadRandom};
 use portcullis_server::config::parse_issuer;
 use portcullis_server::routes::Routes;
 use portcullis_server::{AppState, ServerConfig};
@@ -280,7 +280,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let authz = Authz::new(
         store.clone(),
         Arc::new(SystemClock),
-        Arc::new(OsRandom),
+        Arc::new(ThreadRandom),
         authz_config,
     )
     .await
