@@ -40,9 +40,51 @@ pub fn token(rng: &dyn Random) -> Secret {
     Secret::new(b64::encode(buf))
 }
 
-/// 16 random bytes, base64url: identifiers that are not secrets (client ids, grant ids, `jti`).
+/// An identifier that sorts by creation time: the time in milliseconds as 12 hex digits, then [`id`]'s 16
+/// random bytes. Client and grant ids are the keys of their tables' primary-key indexes: ids that grow with time
+/// are appended at the right edge of the B-tree, so a commit of many registrations dirties a few index pages
+/// instead of one random page each (what the WAL writes and checkpoints copy). Not secrets: client ids are
+/// public and grant ids are the access tokens' `sid`; the random part keeps them unguessable all the same.
+pub fn ordered_id(rng: &dyn Random, millis: i64) -> String {
+    let mut buf = [0u8; 16];
+    rng.fill(&mut buf);
+    // Twelve hex digits hold 48 bits of milliseconds (until the year 10889); they sort like the numbers they
+    // spell, which base64url's alphabet would not.
+    let mut s = format!("{:012x}", millis.clamp(0, 0xffff_ffff_ffff));
+    s.push_str(&b64::encode(buf));
+    s
+}
+
+/// 16 random bytes (128 bits), base64url: identifiers (`jti`, user ids), and the handle of a refresh-token family
+/// (part of every token of the family, so as secret as they are).
 pub fn id(rng: &dyn Random) -> String {
     let mut buf = [0u8; 16];
     rng.fill(&mut buf);
     b64::encode(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordered_ids_sort_by_time_and_stay_random() {
+        let rng = OsRandom;
+        let times = [
+            0,
+            9,
+            10,
+            255,
+            1_700_000_000_000,
+            1_700_000_000_001,
+            1_800_000_000_000,
+        ];
+        let ids: Vec<String> = times.iter().map(|&t| ordered_id(&rng, t)).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted, "byte order is time order");
+        assert!(ids.iter().all(|i| i.len() == 34));
+        assert_ne!(ordered_id(&rng, 5), ordered_id(&rng, 5));
+        assert!(ordered_id(&rng, -1).starts_with("000000000000"));
+    }
 }

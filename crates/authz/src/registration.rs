@@ -249,7 +249,7 @@ impl Authz {
     pub async fn register(&self, meta: ClientMetadata) -> Result<ClientInformation, AuthzError> {
         let meta = check_metadata(meta, &self.config.supported_scopes())?;
         let now = self.now();
-        let client_id = random::id(self.rng.as_ref());
+        let client_id = random::ordered_id(self.rng.as_ref(), self.clock.now_millis());
         let secret: Option<Secret> = match meta.token_endpoint_auth_method.as_deref() {
             Some("none") => None,
             _ => Some(random::token(self.rng.as_ref())),

@@ -79,7 +79,7 @@ impl Authz {
             }
         }
         let grant = GrantRecord {
-            id: random::id(self.rng.as_ref()),
+            id: random::ordered_id(self.rng.as_ref(), self.clock.now_millis()),
             client_id: record.client_id.clone(),
             user_id: record.user_id.clone(),
             scope: record.scope.clone(),
