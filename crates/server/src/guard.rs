@@ -15,6 +15,7 @@ use portcullis_authz::jwt::JwsError;
 use portcullis_proto::www_authenticate::BearerChallenge;
 use portcullis_proto::{ErrorCode, Scope};
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 /// Who is calling.
 #[derive(Debug, Clone)]
@@ -118,7 +119,7 @@ pub fn insufficient_scope_for(s: &AppState, r: Resource<'_>, needed: &Scope) -> 
 static LAST_KEY_RELOAD: AtomicI64 = AtomicI64::new(0);
 
 /// Authenticates a request to the MCP endpoint.
-pub async fn authenticate(s: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
+pub async fn authenticate(s: &AppState, headers: &HeaderMap) -> Result<Arc<Principal>, Response> {
     authenticate_for(s, Resource::mcp(s), headers).await
 }
 
@@ -128,7 +129,7 @@ pub async fn authenticate_for(
     s: &AppState,
     r: Resource<'_>,
     headers: &HeaderMap,
-) -> Result<Principal, Response> {
+) -> Result<Arc<Principal>, Response> {
     let unauthorized = |s: &AppState, e: Option<&str>| unauthorized_for(s, r, e);
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
@@ -148,7 +149,7 @@ pub async fn authenticate_for(
     };
     let now = s.authz.now();
     // Verified-token cache (see `token_cache`): a hit skips the signature check but never the revocation check.
-    let key = TokenCache::<Principal>::key(token);
+    let key = TokenCache::<Arc<Principal>>::key(token);
     let principal = match s.token_cache.get(&key, now) {
         // The cache is shared by every resource of this server: the audience is checked on every hit.
         Some(p) if !p.claims.aud.contains(r.url) => {
@@ -158,7 +159,7 @@ pub async fn authenticate_for(
         None => {
             let claims = verify(s, r, token, now).await?;
             let scope = Scope::parse(claims.scope.as_deref().unwrap_or("")).unwrap_or_default();
-            let p = Principal { claims, scope };
+            let p = Arc::new(Principal { claims, scope });
             s.token_cache.insert(key, p.claims.exp, p.clone(), now);
             p
         }

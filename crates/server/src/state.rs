@@ -26,7 +26,7 @@ pub struct AppState {
     /// Revoked tokens and grants the MCP endpoint refuses.
     pub revocations: Revocations,
     /// Verified access tokens of the MCP endpoint, by token hash (revocation still checked on every use).
-    pub token_cache: TokenCache<Principal>,
+    pub token_cache: TokenCache<Arc<Principal>>,
     /// Whether cookies get `Secure` and the `__Host-` prefix (https issuer).
     pub secure_cookies: bool,
     /// Failed logins per account, counted in the database (shared by every instance).
