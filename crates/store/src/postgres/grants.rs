@@ -150,47 +150,57 @@ impl GrantStore for PostgresStore {
         let pool = &self.pool;
         let decide = &decide;
         retry(self.deadline, || async move {
-            let mut tx = pool.begin().await?;
-            // Lock the grant row, which holds the family. Rotations of one family and its revocation
-            // (`revoke_grant` updates this row) then happen one at a time, in the same order on every
-            // instance, and each decides on the newest committed version (a locking read returns it after the
-            // wait): of concurrent rotations with one token exactly one sees it live, and no token is issued
-            // from a grant after its revocation has committed. On SQLite the single writer gives the same order.
-            let row = sqlx::query(&format!(
-                "SELECT {GRANT_COLUMNS}, {FAMILY_COLUMNS} FROM grants WHERE refresh_key = $1 FOR UPDATE"
-            ))
-            .bind(key.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((family, grant)) = row.as_ref().map(family_and_grant).transpose()? else {
-                tx.rollback().await?;
-                return Ok(None);
-            };
-            let update = decide(&family, &grant);
-            let Some(u) = &update else {
-                tx.rollback().await?;
-                return Ok(Some(RotationOutcome {
-                    family,
-                    grant,
-                    rotated: false,
-                }));
-            };
-            sqlx::query(
-                "UPDATE grants SET refresh_hash = $1, refresh_issued_at = $2, refresh_expires_at = $3 \
-                 WHERE id = $4",
-            )
-            .bind(u.token_hash.as_str())
-            .bind(u.issued_at)
-            .bind(u.expires_at)
-            .bind(&grant.id)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(Some(RotationOutcome {
-                family,
-                grant,
-                rotated: true,
-            }))
+            // Optimistic, two round trips and no lock held across them: read the family, decide, then store the
+            // update only if the family is still what was decided on (same live secret, grant not revoked) —
+            // a compare-and-swap in one autocommitted statement. Concurrent rotations of one family queue on
+            // the row lock inside that UPDATE; when the first commits, PostgreSQL re-evaluates the others'
+            // WHERE against the new row (EvalPlanQual) and they match nothing, so exactly one caller rotates.
+            // A loser reads again and decides on what the winner committed (the token is then retired: reuse).
+            // A revocation (`revoke_grant` sets `revoked_at`) that commits first makes the swap miss too, so
+            // no token is issued from a grant after its revocation has committed. Every other input of the
+            // decision (client, scope, resource, the grant's expiry) never changes. On SQLite the single writer
+            // runs read, decision and update as one operation instead.
+            for _ in 0..MAX_SWAPS {
+                let row = sqlx::query(&format!(
+                    "SELECT {GRANT_COLUMNS}, {FAMILY_COLUMNS} FROM grants WHERE refresh_key = $1"
+                ))
+                .bind(key.as_str())
+                .fetch_optional(pool)
+                .await?;
+                let Some((family, grant)) = row.as_ref().map(family_and_grant).transpose()? else {
+                    return Ok(None);
+                };
+                let Some(u) = decide(&family, &grant) else {
+                    return Ok(Some(RotationOutcome {
+                        family,
+                        grant,
+                        rotated: false,
+                    }));
+                };
+                let swapped = sqlx::query(
+                    "UPDATE grants SET refresh_hash = $1, refresh_issued_at = $2, refresh_expires_at = $3 \
+                     WHERE refresh_key = $4 AND refresh_hash = $5 AND revoked_at IS NULL",
+                )
+                .bind(u.token_hash.as_str())
+                .bind(u.issued_at)
+                .bind(u.expires_at)
+                .bind(key.as_str())
+                .bind(family.token_hash.as_str())
+                .execute(pool)
+                .await?
+                .rows_affected()
+                    == 1;
+                if swapped {
+                    return Ok(Some(RotationOutcome {
+                        family,
+                        grant,
+                        rotated: true,
+                    }));
+                }
+            }
+            // The family kept changing under us (each miss means another rotation or a revocation won): give
+            // up without a change; the caller refuses, the safe side.
+            Ok(None)
         })
         .await
     }
@@ -314,6 +324,10 @@ impl GrantStore for PostgresStore {
         .await
     }
 }
+
+/// Compare-and-swap attempts of one rotation. A miss means the family changed (another rotation or a
+/// revocation committed), after which the decision is normally "no change"; three covers any interleaving.
+const MAX_SWAPS: usize = 3;
 
 /// The refresh-family columns of `grants`.
 const FAMILY_COLUMNS: &str = "refresh_key, refresh_hash, refresh_issued_at, refresh_expires_at";
