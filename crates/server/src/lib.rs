@@ -125,6 +125,54 @@ pub fn cors(route: MethodRouter<Arc<AppState>>) -> MethodRouter<Arc<AppState>> {
         .layer(cors::CorsLayer)
 }
 
+/// A request body declared larger than this is answered without reading it to the end (see [`linger`]).
+const LINGER_MAX_BYTES: u64 = 8 * 1024 * 1024;
+/// Longest time spent reading and dropping the rest of an oversized body before the answer goes out.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A request whose `Content-Length` is over every route's limit: the handler answers it as usual (413 in its
+/// own format, or an earlier 401), and the rest of the body is read and dropped before that answer is sent.
+/// Closing a connection with unread data in its receive buffer makes the kernel send a reset, which a client
+/// still busy sending (hyper's, for one) reports as a broken pipe instead of the 413; draining first is the
+/// "lingering close" of nginx. Bounded: at most [`LINGER_MAX_BYTES`] declared and [`LINGER_TIME`]; a larger
+/// body is answered at once and the connection closed under it.
+async fn linger(req: Request<axum::body::Body>, next: Next, declared: u64) -> Response {
+    use futures_util::StreamExt;
+    if declared > LINGER_MAX_BYTES {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let pump = tokio::spawn(async move {
+        let mut upstream = body.into_data_stream();
+        let mut tx = Some(tx);
+        let deadline = tokio::time::Instant::now() + LINGER_TIME;
+        while let Ok(Some(chunk)) = tokio::time::timeout_at(deadline, upstream.next()).await {
+            let failed = chunk.is_err();
+            // Once the handler has stopped reading (it dropped the body), the rest is only drained.
+            if let Some(t) = &tx {
+                if t.send(chunk).await.is_err() {
+                    tx = None;
+                }
+            }
+            if failed {
+                break;
+            }
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let resp = next
+        .run(Request::from_parts(
+            parts,
+            axum::body::Body::from_stream(body),
+        ))
+        .await;
+    let _ = pump.await;
+    resp
+}
+
 /// The one request middleware (one layer, not two, on the hot path): size limits, then the debug log line.
 async fn limit_and_trace(req: Request<axum::body::Body>, next: Next) -> Response {
     let len = req.uri().path().len() + req.uri().query().map_or(0, str::len);
@@ -148,6 +196,13 @@ async fn limit_and_trace(req: Request<axum::body::Body>, next: Next) -> Response
             "invalid_request",
             "request headers too large",
         );
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(n) = declared.filter(|n| *n > MAX_BODY as u64) {
+        return linger(req, next, n).await;
     }
     // Logs method, path (never the query: it can carry codes and state) and status; nothing is copied unless
     // debug logging is on.
