@@ -113,6 +113,10 @@ struct ServeArgs {
     /// open longer.
     #[arg(long, env = "PORTCULLIS_UPSTREAM_TIMEOUT_MS")]
     upstream_timeout_ms: Option<u64>,
+    /// Gateway mode: end an upstream event stream that answers a POST once it has sent nothing for this many
+    /// milliseconds (default 300000; 0: never). The GET stream is exempt.
+    #[arg(long, env = "PORTCULLIS_UPSTREAM_STREAM_IDLE_TIMEOUT_MS")]
+    upstream_stream_idle_timeout_ms: Option<u64>,
     /// Gateway mode: scope a tool needs, as NAME=SCOPE (repeatable); a tools/call without it gets 403.
     #[arg(long = "tool-scope", value_name = "NAME=SCOPE")]
     tool_scope: Vec<String>,
@@ -243,6 +247,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.upstream = settings::gateway_config(
         args.upstream,
         args.upstream_timeout_ms,
+        args.upstream_stream_idle_timeout_ms,
         &args.tool_scope,
         file.gateway.as_ref(),
     )?;

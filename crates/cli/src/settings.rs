@@ -134,6 +134,8 @@ pub(crate) fn scope_catalogue(
 pub(crate) struct GatewaySettings {
     pub(crate) upstream: Option<String>,
     pub(crate) timeout_ms: Option<u64>,
+    /// Longest silence of an event stream answering a POST (0: none; default 300000).
+    pub(crate) stream_idle_timeout_ms: Option<u64>,
     pub(crate) max_response_bytes: Option<usize>,
     /// `[gateway.tool_scopes]`: tool name = "scope".
     #[serde(default)]
@@ -161,6 +163,8 @@ pub(crate) struct RouteSettings {
     pub(crate) default_scopes: Option<Vec<String>>,
     /// Default: `[gateway] timeout_ms`, else 30000.
     pub(crate) timeout_ms: Option<u64>,
+    /// Default: `[gateway] stream_idle_timeout_ms`, else 300000.
+    pub(crate) stream_idle_timeout_ms: Option<u64>,
     /// Default: `[gateway] max_response_bytes`, else 16 MiB.
     pub(crate) max_response_bytes: Option<usize>,
     /// Default: `[gateway] identity_jwt`.
@@ -192,6 +196,11 @@ pub(crate) fn gateway_routes(
         let mut gateway = GatewayConfig::new(parse_upstream(&r.upstream).with_context(context)?);
         if let Some(ms) = r.timeout_ms.or(file.timeout_ms) {
             gateway.set_timeout_ms(ms).with_context(context)?;
+        }
+        if let Some(ms) = r.stream_idle_timeout_ms.or(file.stream_idle_timeout_ms) {
+            gateway
+                .set_stream_idle_timeout_ms(ms)
+                .with_context(context)?;
         }
         if let Some(max) = r.max_response_bytes.or(file.max_response_bytes) {
             gateway.max_response = max;
@@ -251,19 +260,26 @@ pub(crate) fn gateway_options(
 pub(crate) fn gateway_config(
     upstream: Option<String>,
     timeout_ms: Option<u64>,
+    stream_idle_timeout_ms: Option<u64>,
     tool_scopes: &[String],
     file: Option<&GatewaySettings>,
 ) -> anyhow::Result<Option<portcullis_server::gateway::GatewayConfig>> {
     use portcullis_server::gateway::{config::parse_upstream, GatewayConfig};
     let Some(upstream) = upstream.or_else(|| file.and_then(|f| f.upstream.clone())) else {
-        if !tool_scopes.is_empty() || timeout_ms.is_some() {
-            bail!("--tool-scope and --upstream-timeout-ms need --upstream (gateway mode)");
+        if !tool_scopes.is_empty() || timeout_ms.is_some() || stream_idle_timeout_ms.is_some() {
+            bail!(
+                "--tool-scope, --upstream-timeout-ms and --upstream-stream-idle-timeout-ms need --upstream (gateway mode)"
+            );
         }
         return Ok(None);
     };
     let mut config = GatewayConfig::new(parse_upstream(&upstream)?);
     if let Some(ms) = timeout_ms.or_else(|| file.and_then(|f| f.timeout_ms)) {
         config.set_timeout_ms(ms)?;
+    }
+    if let Some(ms) = stream_idle_timeout_ms.or_else(|| file.and_then(|f| f.stream_idle_timeout_ms))
+    {
+        config.set_stream_idle_timeout_ms(ms)?;
     }
     if let Some(max) = file.and_then(|f| f.max_response_bytes) {
         config.max_response = max;
@@ -383,7 +399,7 @@ mod tests {
             "[gateway]\nupstream = \"http://127.0.0.1:3000/mcp\"\nidentity_jwt = true\n",
         )
         .unwrap();
-        let mut g = gateway_config(None, None, &[], file.gateway.as_ref())
+        let mut g = gateway_config(None, None, None, &[], file.gateway.as_ref())
             .unwrap()
             .unwrap();
         gateway_options(Some(&mut g), vec![], false, false, file.gateway.as_ref()).unwrap();
@@ -405,9 +421,9 @@ mod tests {
     #[test]
     fn gateway_routes_from_toml() {
         let file: FileSettings = toml::from_str(
-            "[gateway]\ntimeout_ms = 5000\nidentity_jwt = true\n\
+            "[gateway]\ntimeout_ms = 5000\nidentity_jwt = true\nstream_idle_timeout_ms = 0\n\
              [[gateway.routes]]\npath = \"/github/mcp\"\nupstream = \"http://127.0.0.1:3001/mcp\"\n\
-             scopes = [\"mcp:tools\", \"mcp:admin\"]\ntimeout_ms = 1000\n\
+             scopes = [\"mcp:tools\", \"mcp:admin\"]\ntimeout_ms = 1000\nstream_idle_timeout_ms = 2000\n\
              [gateway.routes.tool_scopes]\ncreate_issue = \"mcp:admin\"\n\
              [[gateway.routes]]\npath = \"/files/mcp\"\nupstream = \"http://127.0.0.1:3002/mcp\"\n",
         )
@@ -420,6 +436,14 @@ mod tests {
             "http://127.0.0.1:3001/mcp"
         );
         assert_eq!(routes[0].gateway.timeout.as_millis(), 1000);
+        assert_eq!(
+            routes[0].gateway.stream_idle_timeout,
+            Some(std::time::Duration::from_millis(2000))
+        );
+        assert_eq!(
+            routes[1].gateway.stream_idle_timeout, None,
+            "0 inherited: no limit"
+        );
         assert_eq!(
             routes[0].scopes.as_ref().unwrap().to_string(),
             "mcp:admin mcp:tools"
@@ -469,6 +493,7 @@ mod tests {
         let g = gateway_config(
             None,
             None,
+            Some(1500),
             &["other=mcp:tools".into()],
             file.gateway.as_ref(),
         )
@@ -477,8 +502,15 @@ mod tests {
         assert_eq!(g.upstream.as_str(), "http://127.0.0.1:3000/mcp");
         assert_eq!(g.timeout.as_millis(), 5000);
         assert_eq!(g.tool_scopes.len(), 2);
-        assert!(gateway_config(None, None, &[], None).unwrap().is_none());
-        assert!(gateway_config(None, None, &["x=y".into()], None).is_err());
+        assert_eq!(
+            g.stream_idle_timeout,
+            Some(std::time::Duration::from_millis(1500))
+        );
+        assert!(gateway_config(None, None, None, &[], None)
+            .unwrap()
+            .is_none());
+        assert!(gateway_config(None, None, None, &["x=y".into()], None).is_err());
+        assert!(gateway_config(None, None, Some(1000), &[], None).is_err());
         assert!(toml::from_str::<FileSettings>("[gateway]\nupstrem = \"x\"").is_err());
         assert_eq!(pick(None, Some(2), 3), 2);
         assert_eq!(pick(Some(1), Some(2), 3), 1);

@@ -34,7 +34,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! With rmcp, wrap the `StreamableHttpService`: `Router::new().nest_service("/mcp", service).layer(guard.layer())`
+//! With rmcp, wrap the `StreamableHttpService`: `Router::new().route_service("/mcp", service).layer(guard.layer())`
 //! (see `examples/rmcp-protected`).
 //!
 //! # What a JWKS-only verifier cannot know

@@ -173,7 +173,7 @@ async fn up_delete(State(up): State<Arc<Upstream>>, headers: HeaderMap) -> Respo
 }
 
 /// Signs `user` in through the real forms for `client_id` and returns an access token.
-async fn token_as(s: &Server, client_id: &str, user: &str, password: &str) -> String {
+pub(crate) async fn token_as(s: &Server, client_id: &str, user: &str, password: &str) -> String {
     let p = pkce();
     let b = browser();
     let page = get(&b, &authorize_url(s, client_id, &p.challenge, "&state=gw")).await;
@@ -202,7 +202,7 @@ async fn token_as(s: &Server, client_id: &str, user: &str, password: &str) -> St
 }
 
 /// A POST to the gateway with a bearer token, JSON body and extra headers.
-async fn call(
+pub(crate) async fn call(
     s: &Server,
     token: &str,
     session: Option<&str>,
@@ -228,7 +228,7 @@ fn initialize() -> Value {
     json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "it", "version": "0"}}})
 }
 
-fn tool_call(id: i64, name: &str) -> Value {
+pub(crate) fn tool_call(id: i64, name: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": {}}})
 }
 
@@ -252,7 +252,7 @@ async fn read_until(resp: &mut reqwest::Response, text: &mut String, needle: &st
     }
 }
 
-fn gateway(up: &str, extra: &[&str]) -> Server {
+pub(crate) fn gateway(up: &str, extra: &[&str]) -> Server {
     let mut args = vec!["--upstream", up];
     args.extend_from_slice(extra);
     start_with(&args)

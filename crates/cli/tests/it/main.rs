@@ -11,6 +11,7 @@ mod cors;
 mod crash;
 mod discovery_variants;
 mod gateway;
+mod gateway_failures;
 mod gateway_features;
 mod gateway_routes;
 mod guard_example;

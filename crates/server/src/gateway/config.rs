@@ -10,6 +10,8 @@ use url::Url;
 
 /// Default time to wait for the upstream's response head (and for a whole JSON body), milliseconds.
 pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+/// Default longest silence of an event stream answering a `POST`, milliseconds (0: no limit).
+pub const DEFAULT_STREAM_IDLE_TIMEOUT_MS: u64 = 300_000;
 /// Default largest non-streaming (JSON) upstream response body, bytes.
 pub const DEFAULT_MAX_RESPONSE: usize = 16 * 1024 * 1024;
 
@@ -23,6 +25,9 @@ pub struct GatewayConfig {
     pub timeout: Duration,
     /// Largest non-streaming upstream response body; larger answers 502.
     pub max_response: usize,
+    /// An event stream answering a `POST` that sends nothing for this long is ended (the upstream hung); `None`:
+    /// never. The standalone `GET` stream is exempt: it is idle whenever the server has nothing to say.
+    pub stream_idle_timeout: Option<Duration>,
     /// Tool name → scope a `tools/call` of that tool needs (all of its tokens).
     pub tool_scopes: BTreeMap<String, Scope>,
     /// Send the upstream a signed identity assertion in `X-Portcullis-Identity` ([`super::identity`]).
@@ -44,6 +49,9 @@ pub enum GatewayConfigError {
     /// The timeout is out of range.
     #[error("upstream timeout must be 100 to 3600000 ms")]
     Timeout,
+    /// The stream idle timeout is out of range.
+    #[error("upstream stream idle timeout must be 0 (none) or 100 to 86400000 ms")]
+    StreamIdleTimeout,
     /// A route path is not a plain absolute path.
     #[error("gateway route path {0:?} must start with /, have segments of letters, digits, '-', '.', '_' or '~' (no empty, '.' or '..' segment), and not be / or under /.well-known/")]
     RoutePath(String),
@@ -208,6 +216,7 @@ impl GatewayConfig {
             upstream,
             timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
             max_response: DEFAULT_MAX_RESPONSE,
+            stream_idle_timeout: Some(Duration::from_millis(DEFAULT_STREAM_IDLE_TIMEOUT_MS)),
             tool_scopes: BTreeMap::new(),
             identity_jwt: false,
             hide_unauthorized_tools: false,
@@ -220,6 +229,15 @@ impl GatewayConfig {
             return Err(GatewayConfigError::Timeout);
         }
         self.timeout = Duration::from_millis(ms);
+        Ok(())
+    }
+
+    /// Sets the idle limit of `POST` event streams in milliseconds; 0 removes it.
+    pub fn set_stream_idle_timeout_ms(&mut self, ms: u64) -> Result<(), GatewayConfigError> {
+        if ms > 86_400_000 || (ms != 0 && ms < 100) {
+            return Err(GatewayConfigError::StreamIdleTimeout);
+        }
+        self.stream_idle_timeout = (ms != 0).then(|| Duration::from_millis(ms));
         Ok(())
     }
 
@@ -264,6 +282,10 @@ mod tests {
         assert!(c.add_tool_scope("=mcp:admin").is_err());
         assert!(c.add_tool_scope("x=").is_err());
         assert!(c.set_timeout_ms(5).is_err());
+        assert!(c.set_stream_idle_timeout_ms(50).is_err());
+        assert!(c.set_stream_idle_timeout_ms(0).is_ok() && c.stream_idle_timeout.is_none());
+        assert!(c.set_stream_idle_timeout_ms(500).is_ok());
+        assert_eq!(c.stream_idle_timeout, Some(Duration::from_millis(500)));
         assert!(c.set_timeout_ms(1000).is_ok());
     }
 

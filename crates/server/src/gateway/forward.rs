@@ -138,6 +138,35 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
+/// `stream`, ended when it yields nothing for `idle` (a hung upstream): the client sees the event stream close,
+/// as when the upstream closes it, and may resume it with `Last-Event-ID` or retry.
+fn until_idle<S, T>(
+    stream: S,
+    idle: Option<std::time::Duration>,
+) -> impl futures_util::Stream<Item = T> + Send
+where
+    S: futures_util::Stream<Item = T> + Send + 'static,
+    T: Send + 'static,
+{
+    use futures_util::StreamExt;
+    futures_util::stream::unfold(Box::pin(stream), move |mut stream| async move {
+        let next = match idle {
+            Some(limit) => match tokio::time::timeout(limit, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    tracing::warn!(
+                        idle_ms = limit.as_millis() as u64,
+                        "upstream event stream went silent; ended"
+                    );
+                    None
+                }
+            },
+            None => stream.next().await,
+        };
+        next.map(|item| (item, stream))
+    })
+}
+
 /// Sends one request upstream and maps the answer (see the module documentation).
 pub(crate) async fn forward(
     g: &Gateway,
@@ -197,11 +226,15 @@ pub(crate) async fn forward(
         if method == Method::GET {
             // The standalone server-to-client stream never ends by itself: end it when the server shuts down.
             builder.body(Body::from_stream(super::until_closing(resp.bytes_stream())))
-        } else if let Some(filter) = extras.tool_filter {
-            let stream = filter.rewrite_sse(resp.bytes_stream(), g.config.max_response);
-            builder.body(Body::from_stream(stream))
         } else {
-            builder.body(Body::from_stream(resp.bytes_stream()))
+            // The answer to a request: an upstream that stops sending must not hold the client forever.
+            let upstream = until_idle(resp.bytes_stream(), g.config.stream_idle_timeout);
+            match extras.tool_filter {
+                Some(filter) => builder.body(Body::from_stream(
+                    filter.rewrite_sse(upstream, g.config.max_response),
+                )),
+                None => builder.body(Body::from_stream(upstream)),
+            }
         }
     } else {
         if resp

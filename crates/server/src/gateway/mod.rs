@@ -198,8 +198,15 @@ async fn upstream_session(
 }
 
 /// The upstream's answer with its `Mcp-Session-Id`, if any, sealed for `p` and this resource ([`sessions`]);
-/// 502 if the upstream's id is not visible ASCII.
-async fn seal_session(s: &AppState, g: &Gateway, p: &Principal, mut resp: Response) -> Response {
+/// 502 (JSON-RPC error with the request's `id`) if the upstream's id is not 1 to 512 visible ASCII characters.
+async fn seal_session(
+    s: &AppState,
+    g: &Gateway,
+    p: &Principal,
+    id: Value,
+    mut resp: Response,
+) -> Response {
+    let rpc_id = id;
     let Some(id) = resp.headers().get(SESSION_HEADER) else {
         return resp;
     };
@@ -207,7 +214,7 @@ async fn seal_session(s: &AppState, g: &Gateway, p: &Principal, mut resp: Respon
         tracing::warn!("upstream sent a malformed Mcp-Session-Id");
         return rpc_error(
             StatusCode::BAD_GATEWAY,
-            Value::Null,
+            rpc_id,
             -32000,
             "the upstream MCP server is unavailable or answered badly",
         );
@@ -224,10 +231,12 @@ async fn seal_session(s: &AppState, g: &Gateway, p: &Principal, mut resp: Respon
             resp
         }
         Ok(Err(_)) | Err(sessions::SessionError::BadUpstreamId) => {
-            tracing::warn!("upstream sent a session id that is not visible ASCII");
+            tracing::warn!(
+                "upstream sent a session id that is not 1 to 512 visible ASCII characters"
+            );
             rpc_error(
                 StatusCode::BAD_GATEWAY,
-                Value::Null,
+                rpc_id,
                 -32000,
                 "the upstream MCP server is unavailable or answered badly",
             )
@@ -236,7 +245,7 @@ async fn seal_session(s: &AppState, g: &Gateway, p: &Principal, mut resp: Respon
             tracing::error!(error = %e, "cannot seal a gateway session id");
             rpc_error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                Value::Null,
+                rpc_id,
                 -32000,
                 "temporarily unavailable; retry later",
             )
@@ -321,8 +330,17 @@ async fn handle_post(
             Err(_) => return rpc_error(StatusCode::BAD_REQUEST, id, -32700, "parse error"),
         }
     };
-    let resp = forward::forward(&g, Method::POST, &headers, &p, Some(body), id, extras).await;
-    seal_session(&s, &g, &p, resp).await
+    let resp = forward::forward(
+        &g,
+        Method::POST,
+        &headers,
+        &p,
+        Some(body),
+        id.clone(),
+        extras,
+    )
+    .await;
+    seal_session(&s, &g, &p, id, resp).await
 }
 
 /// `GET` on the MCP endpoint: the server-to-client SSE stream, streamed through unbuffered.
@@ -341,7 +359,7 @@ async fn handle_get(
     };
     let extras = forward::extras(&g, &s, &p, None);
     let resp = forward::forward(&g, Method::GET, &headers, &p, None, Value::Null, extras).await;
-    seal_session(&s, &g, &p, resp).await
+    seal_session(&s, &g, &p, Value::Null, resp).await
 }
 
 /// `DELETE` on the MCP endpoint: ends the session upstream and forgets it here.
@@ -360,7 +378,7 @@ async fn handle_delete(
     };
     let extras = forward::extras(&g, &s, &p, None);
     let resp = forward::forward(&g, Method::DELETE, &headers, &p, None, Value::Null, extras).await;
-    seal_session(&s, &g, &p, resp).await
+    seal_session(&s, &g, &p, Value::Null, resp).await
 }
 
 #[cfg(test)]
