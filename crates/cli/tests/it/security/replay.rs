@@ -222,3 +222,60 @@ async fn authorize_with_a_foreign_resource_gets_no_code() {
     let page = super::after_login(&support::browser(), &s, &url).await;
     super::assert_refused_without_code("foreign resource", &page, "invalid_target");
 }
+
+/// Rule: codes, refresh tokens (both parts: the family's handle and each secret) and client secrets are stored
+/// only as SHA-256 hashes (security notes "Storage"; RFC 9700 §4.14.2). The database files (main, WAL) are read
+/// byte for byte after a code exchange, a refresh and a confidential registration; the hash of the family's
+/// handle is found there (so these are the right files) and none of the values.
+#[tokio::test]
+async fn tokens_and_secrets_are_stored_only_hashed() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let s = support::start();
+    let client = support::register_public(&s).await;
+    let p = pkce();
+    let code = support::code_for(&s, &client, &p, "&state=x").await;
+    let (status, body) = support::exchange(&s, &client, &code, &p.verifier).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let first = body["refresh_token"].as_str().unwrap().to_owned();
+    let (status, body) = refresh(&s, &client, &first).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let second = body["refresh_token"].as_str().unwrap().to_owned();
+    let mut confidential = support::seed_registration();
+    confidential["token_endpoint_auth_method"] = "client_secret_basic".into();
+    let (status, body) = support::register_raw(&s, &confidential).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let client_secret = body["client_secret"].as_str().unwrap().to_owned();
+
+    let (handle, secret1) = first
+        .split_once('.')
+        .expect("a refresh token is HANDLE.SECRET");
+    let (handle2, secret2) = second.split_once('.').unwrap();
+    assert_eq!(handle, handle2, "rotation keeps the family's handle");
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(s.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains(".db") {
+            stored.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    let contains = |needle: &str| stored.windows(needle.len()).any(|w| w == needle.as_bytes());
+    let hash = |v: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(v.as_bytes()))
+    };
+    assert!(
+        contains(&hash(handle)),
+        "the family key is not in the files read"
+    );
+    for (what, value) in [
+        ("code", code.as_str()),
+        ("refresh token", first.as_str()),
+        ("rotated refresh token", second.as_str()),
+        ("refresh handle", handle),
+        ("refresh secret", secret1),
+        ("rotated refresh secret", secret2),
+        ("client secret", client_secret.as_str()),
+    ] {
+        assert!(!contains(value), "the {what} is stored in the clear");
+    }
+}
