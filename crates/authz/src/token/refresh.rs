@@ -185,6 +185,25 @@ mod tests {
     use crate::testing::{authz_with_clock, code_for, register_public, token_req, VERIFIER};
     use crate::token::TokenRequest;
 
+    /// A public client and the refresh token of its first code exchange.
+    async fn first_refresh_token(
+        a: &crate::service::Authz,
+    ) -> (
+        std::sync::Arc<crate::registration::RegisteredClient>,
+        String,
+    ) {
+        let c = register_public(a).await;
+        let client = a.client(&c).await.unwrap().unwrap();
+        let code = code_for(a, &c).await;
+        let rt = a
+            .exchange_code(&client, token_req(&code, VERIFIER))
+            .await
+            .unwrap()
+            .refresh_token
+            .unwrap();
+        (std::sync::Arc::new(client), rt)
+    }
+
     fn refresh_req(rt: &str) -> TokenRequest {
         TokenRequest {
             grant_type: Some("refresh_token".into()),
@@ -222,15 +241,7 @@ mod tests {
     #[tokio::test]
     async fn reuse_of_an_old_generation_revokes_the_family() {
         let (a, _clock) = authz_with_clock().await;
-        let c = register_public(&a).await;
-        let client = a.client(&c).await.unwrap().unwrap();
-        let code = code_for(&a, &c).await;
-        let rt1 = a
-            .exchange_code(&client, token_req(&code, VERIFIER))
-            .await
-            .unwrap()
-            .refresh_token
-            .unwrap();
+        let (client, rt1) = first_refresh_token(&a).await;
         let (handle, _) = rt1.split_once('.').unwrap();
         let rt2 = a
             .token(&client, refresh_req(&rt1))
@@ -264,15 +275,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_handle_is_invalid_and_revokes_nothing() {
         let (a, _clock) = authz_with_clock().await;
-        let c = register_public(&a).await;
-        let client = a.client(&c).await.unwrap().unwrap();
-        let code = code_for(&a, &c).await;
-        let rt = a
-            .exchange_code(&client, token_req(&code, VERIFIER))
-            .await
-            .unwrap()
-            .refresh_token
-            .unwrap();
+        let (client, rt) = first_refresh_token(&a).await;
         let (_, secret) = rt.split_once('.').unwrap();
         for forged in [
             format!("AAAAAAAAAAAAAAAAAAAAAA.{secret}"),
@@ -347,15 +350,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_refreshes_one_winner_then_family_revoked() {
         let (a, _clock) = authz_with_clock().await;
-        let c = register_public(&a).await;
-        let client = a.client(&c).await.unwrap().unwrap();
-        let code = code_for(&a, &c).await;
-        let rt = a
-            .exchange_code(&client, token_req(&code, VERIFIER))
-            .await
-            .unwrap()
-            .refresh_token
-            .unwrap();
+        let (client, rt) = first_refresh_token(&a).await;
         let a = std::sync::Arc::new(a);
         let mut tasks = Vec::new();
         for _ in 0..16 {
@@ -383,16 +378,8 @@ mod tests {
     #[tokio::test]
     async fn bound_to_client_no_widening_and_idle_expiry() {
         let (a, clock) = authz_with_clock().await;
-        let c = register_public(&a).await;
-        let client = a.client(&c).await.unwrap().unwrap();
+        let (client, rt) = first_refresh_token(&a).await;
         let other = a.client(&register_public(&a).await).await.unwrap().unwrap();
-        let code = code_for(&a, &c).await;
-        let rt = a
-            .exchange_code(&client, token_req(&code, VERIFIER))
-            .await
-            .unwrap()
-            .refresh_token
-            .unwrap();
         assert!(matches!(
             a.token(&other, refresh_req(&rt)).await.unwrap_err(),
             AuthzError::InvalidGrant(_)
