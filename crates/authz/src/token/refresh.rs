@@ -3,9 +3,9 @@
 //! token presented again revokes the whole family (grant), as does losing a concurrent race for the same token.
 //!
 //! A refresh token is `HANDLE.SECRET`, both random (128 and 256 bits). The handle names the family and stays
-//! the same for its life; the secret is new at every rotation. The store keeps one row per family, the hashes
-//! of the handle and of the live secret ([`RefreshFamily`]), rewritten in place: a rotation changes one row
-//! and reads nothing but that row and its grant, in the same transaction (one trip to the storage writer). A
+//! the same for its life; the secret is new at every rotation. The store keeps the family on the grant's own
+//! row, the hashes of the handle and of the live secret ([`RefreshFamily`]), rewritten in place: a rotation
+//! reads and changes that one row in one transaction (on SQLite, one trip to the storage writer). A
 //! token that carries a family's handle but not its live secret can only be a retired token of that family (the
 //! handle is never shown anywhere else), so the reuse of any earlier token is caught without keeping them.
 

@@ -21,7 +21,7 @@
 //! committed at once, so a sequential client never waits for the interval.
 //!
 //! Measured on the refresh benchmark (2 cores, server pinned to one): batches of ~3 rotations without the
-//! interval, ~15 with it, and the same or better throughput; 2 ms left the core idle (BENCHMARKS.md).
+//! interval, ~17 with it, and the same or better throughput; 2 ms left the core idle (BENCHMARKS.md).
 
 use crate::error::map_sqlite;
 use portcullis_authz::store::StoreError;
