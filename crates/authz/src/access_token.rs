@@ -1,5 +1,7 @@
-//! JWT access tokens (RFC 9068): minting, and the strict verification the MCP endpoint applies
-//! (signature, `typ`, `iss`, `aud`, `exp`, `nbf`; RFC 9068 §4, RFC 8725 §3).
+//! JWT access tokens (RFC 9068): minting, and the one strict check every resource applies (signature, `typ`,
+//! `iss`, `aud`, `exp`, `nbf`, `iat`; RFC 9068 §4, RFC 8725 §3). The pure parts, [`check_typ`] and
+//! [`check_claims`], are shared by [`verify`] (the issuer's own key ring) and `portcullis-guard` (any key
+//! source); only the source of the verifying key and the [`Leeway`] differ.
 
 use crate::jwt::{self, JwsError};
 use crate::keys::KeyRing;
@@ -10,6 +12,42 @@ pub const TYP: &str = "at+jwt";
 
 /// Clock skew tolerated on `nbf`/`iat`, seconds.
 pub const LEEWAY: i64 = 5;
+
+/// Clock skew tolerated by [`check_claims`], seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leeway {
+    /// Added to `exp` (RFC 7519 §4.1.4).
+    pub expiry: i64,
+    /// Added to `now` before comparing `nbf` and `iat` (RFC 7519 §4.1.5, §4.1.6).
+    pub not_before: i64,
+}
+
+impl Leeway {
+    /// What the issuer's own resources apply: none on `exp`, [`LEEWAY`] on `nbf`/`iat`.
+    pub const ISSUER: Self = Self {
+        expiry: 0,
+        not_before: LEEWAY,
+    };
+
+    /// The same `secs` on `exp`, `nbf` and `iat` (a resource whose clock is not the issuer's).
+    pub const fn uniform(secs: i64) -> Self {
+        Self {
+            expiry: secs,
+            not_before: secs,
+        }
+    }
+}
+
+/// What a token must say to be accepted by one resource (RFC 9068 §4 steps 3–6).
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    /// `iss` (RFC 9068 §4 step 3).
+    pub issuer: &'a str,
+    /// One of `aud` (RFC 9068 §4 step 4; RFC 8707).
+    pub resource: &'a str,
+    /// Clock skew tolerated.
+    pub leeway: Leeway,
+}
 
 /// The claims Portcullis puts in an access token (RFC 9068 §2.2). Time claims are integers: a string-typed
 /// `exp` fails to parse (the jsonwebtoken CVE-2026-25537 lesson).
@@ -35,9 +73,12 @@ pub struct AccessClaims {
     pub nbf: Option<i64>,
     /// RFC 9068 §2.2 `jti`.
     pub jti: String,
-    /// The grant the token belongs to, so revoking the grant reaches its access tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
+    /// The grant the token belongs to, so revoking the grant reaches its access tokens. Serialised as
+    /// `grant_id`; tokens minted before the rename carry it as `sid` (in OpenID Connect `sid` names a session,
+    /// hence the rename) and are read through the alias, so they keep working and stay revocable by grant. The
+    /// alias can go once one access-token lifetime has passed since every instance was upgraded.
+    #[serde(default, alias = "sid", skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
 }
 
 /// `aud`: one string or an array (RFC 7519 §4.1.3).
@@ -102,8 +143,9 @@ pub fn kid_of(token: &str) -> Option<String> {
     jwt::decode(token).ok().map(|u| u.header.kid)
 }
 
-/// Verifies `token` for `issuer` and `resource` at time `now`. Revocation is the caller's job (it depends on
-/// state); everything that can be decided from the token and the keys is decided here.
+/// Verifies `token` against the issuer's own key ring for `issuer` and `resource` at time `now`, with
+/// [`Leeway::ISSUER`]. Revocation is the caller's job (it depends on state); everything that can be decided
+/// from the token and the keys is decided here.
 pub fn verify(
     ring: &KeyRing,
     token: &str,
@@ -112,25 +154,49 @@ pub fn verify(
     now: i64,
 ) -> Result<AccessClaims, TokenError> {
     let unverified = jwt::decode(token)?;
-    let typ = unverified.header.typ.to_ascii_lowercase();
-    if typ != TYP && typ != "application/at+jwt" {
-        return Err(TokenError::Typ);
-    }
+    check_typ(&unverified.header.typ)?;
     let key = ring
         .verifying_key(&unverified.header.kid)
         .ok_or(JwsError::UnknownKey)?;
     let payload = unverified.verify(key)?;
-    let claims: AccessClaims = serde_json::from_slice(&payload).map_err(|_| TokenError::Claims)?;
-    if claims.iss != issuer {
+    let expected = Expected {
+        issuer,
+        resource,
+        leeway: Leeway::ISSUER,
+    };
+    check_claims(&payload, &expected, now)
+}
+
+/// RFC 9068 §4 step 2 / RFC 8725 §3.11: `typ` is `at+jwt` (or its `application/` form), case-insensitively.
+pub fn check_typ(typ: &str) -> Result<(), TokenError> {
+    let typ = typ.to_ascii_lowercase();
+    if typ == TYP || typ == "application/at+jwt" {
+        Ok(())
+    } else {
+        Err(TokenError::Typ)
+    }
+}
+
+/// RFC 9068 §4 steps 3–6 on a signature-checked payload: an RFC 9068 claim set with integer times, `iss`
+/// equal to the issuer, `aud` containing the resource (RFC 8707), not expired (`exp`, RFC 7519 §4.1.4), not
+/// before `nbf`/`iat` (RFC 7519 §4.1.5, §4.1.6), each with its [`Leeway`].
+pub fn check_claims(
+    payload: &[u8],
+    expected: &Expected<'_>,
+    now: i64,
+) -> Result<AccessClaims, TokenError> {
+    let claims: AccessClaims = serde_json::from_slice(payload).map_err(|_| TokenError::Claims)?;
+    if claims.iss != expected.issuer {
         return Err(TokenError::Issuer);
     }
-    if !claims.aud.contains(resource) {
+    if !claims.aud.contains(expected.resource) {
         return Err(TokenError::Audience);
     }
-    if now >= claims.exp {
+    if now >= claims.exp.saturating_add(expected.leeway.expiry) {
         return Err(TokenError::Expired);
     }
-    if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY) || claims.iat > now + LEEWAY {
+    let limit = now.saturating_add(expected.leeway.not_before);
+    if claims.nbf.is_some_and(|nbf| nbf > limit) || claims.iat > limit {
         return Err(TokenError::NotYetValid);
     }
     Ok(claims)
@@ -158,8 +224,56 @@ mod tests {
             iat: 100,
             nbf: None,
             jti: "j1".into(),
-            sid: Some("g1".into()),
+            grant_id: Some("g1".into()),
         }
+    }
+
+    #[test]
+    fn grant_id_is_serialised_as_grant_id_and_read_from_the_old_sid() {
+        let json = serde_json::to_value(claims()).unwrap();
+        assert_eq!(json["grant_id"], "g1");
+        assert!(json.get("sid").is_none());
+        let mut old = json.clone();
+        let grant = old.as_object_mut().unwrap().remove("grant_id").unwrap();
+        old["sid"] = grant;
+        let parsed: AccessClaims = serde_json::from_value(old).unwrap();
+        assert_eq!(parsed, claims());
+    }
+
+    #[test]
+    fn leeway_applies_per_claim() {
+        let r = ring();
+        let t = mint(&r, &claims());
+        let (_, payload, _) = {
+            let mut p = t.split('.');
+            (p.next(), p.next().unwrap(), p.next())
+        };
+        let payload = b64::decode(payload).unwrap();
+        let e = |leeway| Expected {
+            issuer: "https://as",
+            resource: "https://as/mcp",
+            leeway,
+        };
+        // The issuer's own rule: no leeway on exp, LEEWAY on iat.
+        assert_eq!(
+            check_claims(&payload, &e(Leeway::ISSUER), 1000),
+            Err(TokenError::Expired)
+        );
+        assert!(check_claims(&payload, &e(Leeway::ISSUER), 95).is_ok());
+        assert_eq!(
+            check_claims(&payload, &e(Leeway::ISSUER), 94),
+            Err(TokenError::NotYetValid)
+        );
+        // A uniform leeway stretches exp too.
+        assert!(check_claims(&payload, &e(Leeway::uniform(5)), 1004).is_ok());
+        assert_eq!(
+            check_claims(&payload, &e(Leeway::uniform(5)), 1005),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            check_claims(&payload, &e(Leeway::uniform(0)), 99),
+            Err(TokenError::NotYetValid)
+        );
     }
 
     #[test]

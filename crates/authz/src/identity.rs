@@ -174,7 +174,7 @@ mod tests {
                 iat: 100,
                 nbf: None,
                 jti: "j".into(),
-                sid: None,
+                grant_id: None,
             },
         );
         assert_eq!(

@@ -173,7 +173,7 @@ fn claims() -> AccessClaims {
         iat: 1_000_000_000,
         nbf: None,
         jti: "j1".into(),
-        sid: None,
+        grant_id: None,
     }
 }
 

@@ -69,7 +69,8 @@ where
         Box::pin(async move {
             match guard.authenticate(req.headers()).await {
                 Ok(token) => {
-                    req.extensions_mut().insert::<VerifiedToken>(token);
+                    req.extensions_mut()
+                        .insert::<VerifiedToken>(VerifiedToken::clone(&token));
                     let resp = inner.call(req).await?;
                     Ok(resp.map(Body::new))
                 }

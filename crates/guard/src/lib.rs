@@ -47,19 +47,28 @@
 //! with it are dropped at that refetch).
 //!
 //! # Layout
+//! - [`check`]: [`BearerCheck`], the one bearer check (header, cache, signature, claims, revocation) shared by
+//!   this crate's [`Guard`] and `portcullis serve`; [`VerifiedToken`]; the [`RevocationCheck`] trait.
+//! - [`keys`]: the [`KeySource`] trait (the verifying key for a `kid`); the JWKS is one source, the key ring of
+//!   `portcullis serve` the other.
+//! - [`cache`]: [`TokenCache`], the sharded verified-token cache (SHA-256 keys, honours `exp`, bounded).
 //! - [`config`]: [`GuardConfig`], the issuer, resource, required scopes and JWKS settings.
 //! - [`jwks`]: [`JwksClient`], fetching, caching and refreshing the issuer's keys.
-//! - [`verify`]: the strict token check on top of `portcullis_authz::jwt`.
-//! - [`guard`]: [`Guard`], authentication of one request and the verified-token cache.
+//! - [`verify`]: signature and key lookup on top of `portcullis_authz::jwt` and the one claim checker
+//!   `portcullis_authz::access_token::check_claims`.
+//! - [`guard`]: [`Guard`], one protected resource: a [`BearerCheck`] over the JWKS plus the required scope.
 //! - [`refusal`]: [`Refusal`], the 401/403/503 answers and their challenges.
 //! - [`layer`]: [`GuardLayer`] / [`GuardService`], the tower middleware.
 //! - [`metadata`]: the RFC 9728 document and its route.
 //! - [`error`]: [`ConfigError`] and [`JwksError`].
 
+pub mod cache;
+pub mod check;
 pub mod config;
 pub mod error;
 pub mod guard;
 pub mod jwks;
+pub mod keys;
 pub mod layer;
 pub mod metadata;
 pub mod refusal;
@@ -68,12 +77,15 @@ pub mod verify;
 #[cfg(test)]
 mod testing;
 
+pub use cache::TokenCache;
+pub use check::{BearerCheck, RevocationCheck, VerifiedToken};
 pub use config::{GuardConfig, JwksSource};
 pub use error::{ConfigError, JwksError};
-pub use guard::{Guard, VerifiedToken};
+pub use guard::Guard;
 pub use jwks::JwksClient;
+pub use keys::{KeySource, VerifyingKey};
 pub use layer::{GuardLayer, GuardService};
-pub use portcullis_authz::access_token::{AccessClaims, Audience, TokenError};
+pub use portcullis_authz::access_token::{AccessClaims, Audience, Leeway, TokenError};
 pub use portcullis_authz::clock::{Clock, FixedClock, SystemClock};
 pub use portcullis_proto::Scope;
 pub use refusal::Refusal;

@@ -174,7 +174,7 @@ impl Issuer {
             iat: now,
             nbf: None,
             jti: "jti-1".into(),
-            sid: None,
+            grant_id: None,
         }
     }
 

@@ -1,24 +1,14 @@
-//! Strict verification of an RFC 9068 access token against keys from the issuer's JWKS (RFC 9068 §4, RFC 8725
-//! §3.1). The JWS part is `portcullis_authz::jwt` (ES256 only, header exactly `{alg, typ, kid}`, `none`/HMAC and
-//! key-carrying headers refused) and the claims are `portcullis_authz::access_token::AccessClaims` (integer
-//! time claims); the claim rules are those of `portcullis_authz::access_token::verify`, with the verifying key
-//! looked up in a JWKS instead of the issuer's own key ring and a configurable leeway.
+//! Strict verification of an RFC 9068 access token against a [`KeySource`] (RFC 9068 §4, RFC 8725 §3.1).
+//! The JWS part is `portcullis_authz::jwt` (ES256 only, header exactly `{alg, typ, kid}`, `none`/HMAC and
+//! key-carrying headers refused); `typ` and the claims are checked by the one claim checker,
+//! `portcullis_authz::access_token::{check_typ, check_claims}` (integer time claims, `iss`, `aud`, `exp`,
+//! `nbf`, `iat` with a [`portcullis_authz::access_token::Leeway`]). Only the key lookup is this crate's.
 
 use crate::error::JwksError;
-use crate::jwks::JwksClient;
-use portcullis_authz::access_token::{AccessClaims, TokenError, TYP};
+use crate::keys::KeySource;
+pub use portcullis_authz::access_token::{check_claims, check_typ, Expected};
+use portcullis_authz::access_token::{AccessClaims, TokenError};
 use portcullis_authz::jwt::{self, JwsError};
-
-/// What a token must say.
-#[derive(Debug, Clone, Copy)]
-pub struct Expected<'a> {
-    /// `iss` (RFC 9068 §4 step 3).
-    pub issuer: &'a str,
-    /// One of `aud` (RFC 9068 §4 step 4; RFC 8707).
-    pub resource: &'a str,
-    /// Seconds of clock skew tolerated on `exp`, `nbf`, `iat`.
-    pub leeway: i64,
-}
 
 /// Why verification did not produce claims.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,9 +31,9 @@ pub struct Verified {
     pub kid: String,
 }
 
-/// Verifies `token` at time `now`, fetching the key through `jwks`.
+/// Verifies `token` at time `now`, the key looked up in `keys`.
 pub async fn verify(
-    jwks: &JwksClient,
+    keys: &dyn KeySource,
     token: &str,
     expected: &Expected<'_>,
     now: i64,
@@ -51,7 +41,7 @@ pub async fn verify(
     let unverified = jwt::decode(token).map_err(TokenError::from)?;
     check_typ(&unverified.header.typ)?;
     let kid = unverified.header.kid.clone();
-    let key = jwks
+    let key = keys
         .key(&kid)
         .await?
         .ok_or(TokenError::Jws(JwsError::UnknownKey))?;
@@ -60,45 +50,11 @@ pub async fn verify(
     Ok(Verified { claims, kid })
 }
 
-/// RFC 9068 §4 step 2 / RFC 8725 §3.11: `typ` is `at+jwt` (or its `application/` form), case-insensitively.
-pub fn check_typ(typ: &str) -> Result<(), TokenError> {
-    let typ = typ.to_ascii_lowercase();
-    if typ == TYP || typ == "application/at+jwt" {
-        Ok(())
-    } else {
-        Err(TokenError::Typ)
-    }
-}
-
-/// RFC 9068 §4 steps 3–6 on a signature-checked payload: an RFC 9068 claim set with integer times, `iss`
-/// equal to the issuer, `aud` containing the resource, not expired (`exp`, RFC 7519 §4.1.4), not before
-/// `nbf`/`iat`, each with `leeway`.
-pub fn check_claims(
-    payload: &[u8],
-    expected: &Expected<'_>,
-    now: i64,
-) -> Result<AccessClaims, TokenError> {
-    let claims: AccessClaims = serde_json::from_slice(payload).map_err(|_| TokenError::Claims)?;
-    if claims.iss != expected.issuer {
-        return Err(TokenError::Issuer);
-    }
-    if !claims.aud.contains(expected.resource) {
-        return Err(TokenError::Audience);
-    }
-    if now >= claims.exp.saturating_add(expected.leeway) {
-        return Err(TokenError::Expired);
-    }
-    let limit = now.saturating_add(expected.leeway);
-    if claims.nbf.is_some_and(|nbf| nbf > limit) || claims.iat > limit {
-        return Err(TokenError::NotYetValid);
-    }
-    Ok(claims)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::GuardConfig;
+    use crate::jwks::JwksClient;
     use crate::testing::Issuer;
     use portcullis_authz::access_token::Audience;
     use portcullis_authz::clock::FixedClock;
@@ -120,7 +76,7 @@ mod tests {
         Expected {
             issuer: &issuer.issuer,
             resource: RS,
-            leeway: 5,
+            leeway: portcullis_authz::access_token::Leeway::uniform(5),
         }
     }
 

@@ -1,44 +1,29 @@
-//! The bearer-token guard of the MCP endpoint (RFC 6750 §2.1, §3; RFC 9068 §4; RFC 9728 §5.1; MCP
-//! authorization "Token Handling"): the token only from the `Authorization` header, verified for signature,
-//! `typ`, `iss`, `aud` (this resource), `exp`/`nbf`, and revocation. Verified tokens are cached by hash until
-//! their `exp` ([`crate::token_cache`]); revocation is checked on every request. Failures answer 401 with
+//! The bearer-token guard of the MCP endpoint and the gateway routes (RFC 6750 §2.1, §3; RFC 9068 §4; RFC 9728
+//! §5.1; MCP authorization "Token Handling"): the one check of `portcullis_guard::BearerCheck` (token only from
+//! the `Authorization` header; signature, `typ`, `iss`, `aud` (this resource), `exp`/`nbf`; revocation on
+//! every request; verified tokens cached by hash until their `exp`), answered per resource here. Failures answer 401 with
 //! `WWW-Authenticate: Bearer resource_metadata="…", scope="…"` (plus `error="invalid_token"` when a token was
 //! sent); missing scope answers 403 `insufficient_scope` naming the scope needed.
 
-use crate::error::bearer_error;
+use crate::error::{bearer_error, json_error};
 use crate::state::AppState;
-use crate::token_cache::TokenCache;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use portcullis_authz::access_token::{self, AccessClaims, TokenError};
-use portcullis_authz::jwt::JwsError;
+use portcullis_guard::{Refusal, VerifiedToken};
 use portcullis_proto::www_authenticate::BearerChallenge;
 use portcullis_proto::{ErrorCode, Scope};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-/// Who is calling.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    /// The token's claims.
-    pub claims: AccessClaims,
-    /// Its scope, parsed.
-    pub scope: Scope,
-}
-
-/// A principal for unit tests: an access token's claims for `sub` and `client_id` with `scope`, from a fixed
+/// A verified token for unit tests: an access token's claims for `sub` and `client_id` with `scope`, from a fixed
 /// test issuer (the gateway modules' tests share it).
 #[cfg(test)]
-pub(crate) fn test_principal(sub: &str, client_id: &str, scope: &str) -> Principal {
-    let claims: AccessClaims = serde_json::from_value(serde_json::json!({
+pub(crate) fn test_principal(sub: &str, client_id: &str, scope: &str) -> VerifiedToken {
+    let claims: portcullis_authz::access_token::AccessClaims = serde_json::from_value(serde_json::json!({
         "iss": "http://127.0.0.1:1", "sub": sub, "aud": "http://127.0.0.1:1/mcp", "client_id": client_id,
         "exp": 2, "iat": 1, "jti": "j", "scope": scope
     }))
     .expect("claims");
-    Principal {
-        claims,
-        scope: Scope::parse(scope).expect("scope"),
-    }
+    VerifiedToken::new(claims)
 }
 
 /// The protected resource a request is for (RFC 9728 §1): the audience its tokens carry (RFC 8707), the path
@@ -116,85 +101,127 @@ pub fn insufficient_scope_for(s: &AppState, r: Resource<'_>, needed: &Scope) -> 
     )
 }
 
-static LAST_KEY_RELOAD: AtomicI64 = AtomicI64::new(0);
-
 /// Authenticates a request to the MCP endpoint.
-pub async fn authenticate(s: &AppState, headers: &HeaderMap) -> Result<Arc<Principal>, Response> {
+pub async fn authenticate(
+    s: &AppState,
+    headers: &HeaderMap,
+) -> Result<Arc<VerifiedToken>, Response> {
     authenticate_for(s, Resource::mcp(s), headers).await
 }
 
-/// Authenticates a request to resource `r`: a token whose audience is another resource is refused (RFC 8707
-/// §2, RFC 9068 §4), cached or not.
+/// Authenticates a request to resource `r` with the one bearer check ([`AppState::bearer`]): a token whose
+/// audience is another resource is refused (RFC 8707 §2, RFC 9068 §4), cached or not.
 pub async fn authenticate_for(
     s: &AppState,
     r: Resource<'_>,
     headers: &HeaderMap,
-) -> Result<Arc<Principal>, Response> {
-    let unauthorized = |s: &AppState, e: Option<&str>| unauthorized_for(s, r, e);
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return Err(if headers.contains_key(header::AUTHORIZATION) {
-            unauthorized(s, Some("send exactly one Authorization header"))
-        } else {
-            unauthorized(s, None)
-        });
-    };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .and_then(|(scheme, t)| scheme.eq_ignore_ascii_case("bearer").then(|| t.trim()));
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
-        return Err(unauthorized(s, None));
-    };
-    let now = s.authz.now();
-    // Verified-token cache (see `token_cache`): a hit skips the signature check but never the revocation check.
-    let key = TokenCache::<Arc<Principal>>::key(token);
-    let principal = match s.token_cache.get(&key, now) {
-        // The cache is shared by every resource of this server: the audience is checked on every hit.
-        Some(p) if !p.claims.aud.contains(r.url) => {
-            return Err(unauthorized(s, Some(&TokenError::Audience.to_string())));
-        }
-        Some(p) => p,
-        None => {
-            let claims = verify(s, r, token, now).await?;
-            let scope = Scope::parse(claims.scope.as_deref().unwrap_or("")).unwrap_or_default();
-            let p = Arc::new(Principal { claims, scope });
-            s.token_cache.insert(key, p.claims.exp, p.clone(), now);
-            p
-        }
-    };
-    if s.revocations
-        .is_revoked(&principal.claims.jti, principal.claims.sid.as_deref())
-    {
-        return Err(unauthorized(s, Some(&TokenError::Revoked.to_string())));
-    }
-    Ok(principal)
+) -> Result<Arc<VerifiedToken>, Response> {
+    s.bearer
+        .check(headers, r.url, s.authz.now())
+        .await
+        .map_err(|refusal| refusal_for(s, r, &refusal))
 }
 
-/// Full verification of a token not in the cache (RFC 9068 §4), reloading the key ring at most every 10 s
-/// when the `kid` is unknown.
-async fn verify(
-    s: &AppState,
-    r: Resource<'_>,
-    token: &str,
-    now: i64,
-) -> Result<AccessClaims, Response> {
-    let (issuer, resource) = (&s.routes.issuer, r.url);
-    let mut result = access_token::verify(&s.authz.keys(), token, issuer, resource, now);
-    if matches!(result, Err(TokenError::Jws(JwsError::UnknownKey))) {
-        // Maybe a key rotated by another instance: reload, at most once every 10 s.
-        let last = LAST_KEY_RELOAD.load(Ordering::Relaxed);
-        if now - last >= 10
-            && LAST_KEY_RELOAD
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            if let Err(e) = s.authz.reload_keys().await {
-                tracing::warn!(error = %e, "key reload failed");
-            }
-            result = access_token::verify(&s.authz.keys(), token, issuer, resource, now);
+/// The answer to `refusal` at resource `r`.
+pub fn refusal_for(s: &AppState, r: Resource<'_>, refusal: &Refusal) -> Response {
+    match refusal {
+        Refusal::MissingToken => unauthorized_for(s, r, None),
+        Refusal::InsufficientScope(needed) => insufficient_scope_for(s, r, needed),
+        Refusal::KeysUnavailable(e) => {
+            // The local key ring always holds the signing key; kept for completeness.
+            tracing::warn!(error = %e, "refusing a request: no keys");
+            json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the authorization server's keys are unavailable; try again shortly",
+            )
         }
+        other => unauthorized_for(s, r, Some(&other.to_string())),
     }
-    result.map_err(|e| unauthorized_for(s, r, Some(&e.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::{parse_issuer, ServerConfig};
+    use crate::routes::Routes;
+    use axum::http::header;
+    use portcullis_authz::access_token::{AccessClaims, Audience, TYP};
+    use portcullis_authz::clock::SystemClock;
+    use portcullis_authz::jwt;
+    use portcullis_authz::random::OsRandom;
+    use portcullis_authz::Authz;
+
+    async fn state() -> (tempfile::TempDir, Arc<AppState>) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("g.db").display());
+        let store = portcullis_store::open(&url, &Default::default())
+            .await
+            .unwrap();
+        let issuer = parse_issuer("http://127.0.0.1:8080").unwrap();
+        let config = ServerConfig::new(issuer.clone());
+        let routes = Routes::new(&issuer, &config.mcp_path);
+        let authz = Authz::new(
+            store,
+            Arc::new(SystemClock),
+            Arc::new(OsRandom),
+            config.authz_config(&routes.issuer, &routes.mcp_url),
+        )
+        .await
+        .unwrap();
+        (dir, AppState::new(config, routes, Arc::new(authz)))
+    }
+
+    /// A token as minted before the `sid` → `grant_id` rename: the grant id only under `sid`.
+    fn old_sid_token(s: &AppState, grant: &str) -> String {
+        let now = s.authz.now();
+        let claims = AccessClaims {
+            iss: s.routes.issuer.clone(),
+            sub: "alice".into(),
+            aud: Audience::One(s.routes.mcp_url.clone()),
+            client_id: "c".into(),
+            scope: Some("mcp:tools".into()),
+            exp: now + 600,
+            iat: now,
+            nbf: None,
+            jti: "j-old".into(),
+            grant_id: None,
+        };
+        let mut json = serde_json::to_value(claims).unwrap();
+        json["sid"] = serde_json::json!(grant);
+        let ring = s.authz.keys();
+        jwt::sign(
+            ring.signing_key(),
+            ring.active_kid(),
+            TYP,
+            json.to_string().as_bytes(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_token_with_the_old_sid_claim_is_refused_once_its_grant_is_revoked() {
+        let (_dir, s) = state().await;
+        let mut headers = HeaderMap::new();
+        let token = old_sid_token(&s, "grant-1");
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        let ok = authenticate(&s, &headers).await.unwrap();
+        assert_eq!(ok.claims.grant_id.as_deref(), Some("grant-1"));
+        assert_eq!(s.bearer.cached_tokens(), 1);
+        s.revocations
+            .insert_revoked_grant("grant-1", s.authz.now() + 600);
+        // Refused on the cache hit, with the exact challenge of a revoked token.
+        let refused = authenticate(&s, &headers).await.unwrap_err();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        let challenge = refused.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
+        assert!(
+            challenge.contains(r#"error="invalid_token", error_description="token was revoked""#),
+            "{challenge}"
+        );
+    }
 }

@@ -15,7 +15,7 @@
 //! - [`token`], [`client_auth`]: `POST /token` and client authentication.
 //! - [`revoke`]: `POST /revoke` (RFC 7009).
 //! - [`guard`], [`revocations`]: the bearer-token check of the MCP endpoint and the revocation set it honours.
-//! - [`token_cache`]: the bounded cache of verified access tokens the guard consults first.
+//! - [`local_keys`]: the local key ring as the guard's `KeySource` (reload on an unknown `kid`, rate-limited).
 //! - [`mcp`]: the built-in MCP server (Streamable HTTP, JSON-RPC 2.0).
 //! - [`gateway`]: gateway mode: the MCP endpoint forwards to an upstream MCP server after the bearer check.
 //! - [`health`]: `/livez`, `/readyz`.
@@ -36,6 +36,7 @@ pub mod gateway;
 pub mod guard;
 pub mod health;
 pub mod limits;
+pub mod local_keys;
 pub mod mcp;
 pub mod metadata;
 pub mod pages;
@@ -45,7 +46,6 @@ pub mod revoke;
 pub mod routes;
 pub mod state;
 pub mod token;
-pub mod token_cache;
 
 pub use config::ServerConfig;
 pub use state::AppState;

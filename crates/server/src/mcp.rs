@@ -9,12 +9,13 @@
 //! so any instance can check it and a session opened by one user is refused with another user's token.
 //! There is no server-initiated stream, so `GET` answers 405 (allowed by the transport spec).
 
-use crate::guard::{self, Principal};
+use crate::guard;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use portcullis_guard::VerifiedToken;
 use portcullis_proto::{b64, Scope};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -89,7 +90,7 @@ fn http_rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
     (status, axum::Json(rpc_error(Value::Null, code, message))).into_response()
 }
 
-fn session_mac(p: &Principal, nonce: &str) -> String {
+fn session_mac(p: &VerifiedToken, nonce: &str) -> String {
     let mut h = Sha256::new();
     h.update(b"portcullis mcp session v1\0");
     h.update(p.claims.sub.as_bytes());
@@ -100,7 +101,7 @@ fn session_mac(p: &Principal, nonce: &str) -> String {
     b64::encode(&h.finalize()[..16])
 }
 
-fn new_session_id(s: &AppState, p: &Principal) -> String {
+fn new_session_id(s: &AppState, p: &VerifiedToken) -> String {
     let mut nonce = [0u8; 16];
     s.authz.rng().fill(&mut nonce);
     let nonce = b64::encode(nonce);
@@ -108,7 +109,7 @@ fn new_session_id(s: &AppState, p: &Principal) -> String {
     format!("{nonce}.{mac}")
 }
 
-fn session_belongs_to(id: &str, p: &Principal) -> bool {
+fn session_belongs_to(id: &str, p: &VerifiedToken) -> bool {
     id.split_once('.').is_some_and(|(nonce, mac)| {
         nonce.len() == 22 && portcullis_authz::csrf::equal(&session_mac(p, nonce), mac)
     })
@@ -140,7 +141,11 @@ enum Outcome {
     Forbidden(Scope),
 }
 
-async fn call_tool(s: &AppState, p: &Principal, params: &Value) -> Result<Value, (i64, String)> {
+async fn call_tool(
+    s: &AppState,
+    p: &VerifiedToken,
+    params: &Value,
+) -> Result<Value, (i64, String)> {
     let name = params.get("name").and_then(Value::as_str).unwrap_or("");
     let args = params.get("arguments").cloned().unwrap_or(Value::Null);
     let text_result = |structured: Value| {
@@ -176,7 +181,7 @@ async fn call_tool(s: &AppState, p: &Principal, params: &Value) -> Result<Value,
     }
 }
 
-async fn handle(s: &AppState, p: &Principal, msg: &Value) -> Outcome {
+async fn handle(s: &AppState, p: &VerifiedToken, msg: &Value) -> Outcome {
     let Some(obj) = msg.as_object() else {
         return Outcome::Reply(rpc_error(Value::Null, -32600, "invalid request").to_string());
     };

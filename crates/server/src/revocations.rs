@@ -1,4 +1,4 @@
-//! The revocation set the MCP endpoint honours: revoked access tokens (`jti`) and revoked grants (`sid`), read
+//! The revocation set the MCP endpoint honours: revoked access tokens (`jti`) and revoked grants (the `grant_id` claim), read
 //! incrementally from the database's revocation log. Every instance syncs every `revocation_sync_ms`
 //! (default 1 s) and immediately after its own revocations, so a revoked token stops working everywhere within
 //! that bound. Entries are dropped once the tokens they name have expired.
@@ -32,6 +32,12 @@ pub struct Revocations {
     /// The number of the last sync that finished.
     finished: AtomicU64,
     wake: Notify,
+}
+
+impl portcullis_guard::RevocationCheck for Revocations {
+    fn is_revoked(&self, jti: &str, grant_id: Option<&str>) -> bool {
+        Revocations::is_revoked(self, jti, grant_id)
+    }
 }
 
 impl Revocations {
@@ -74,6 +80,13 @@ impl Revocations {
         drop(inner);
         self.finished.store(number, Ordering::Release);
         Ok(())
+    }
+
+    /// Records a revoked grant without storage (unit tests of the guard).
+    #[cfg(test)]
+    pub(crate) fn insert_revoked_grant(&self, grant_id: &str, expires_at: i64) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        inner.grants.insert(grant_id.to_owned(), expires_at);
     }
 
     /// Asks the background job to sync now.

@@ -1,14 +1,15 @@
 //! [`AppState`]: what every handler shares.
 
 use crate::config::ServerConfig;
-use crate::guard::Principal;
 use crate::limits::{CountedLimiter, SharedRateLimiter};
+use crate::local_keys::LocalKeys;
 use crate::metadata;
 use crate::revocations::Revocations;
 use crate::routes::Routes;
-use crate::token_cache::TokenCache;
 use bytes::Bytes;
+use portcullis_authz::access_token::Leeway;
 use portcullis_authz::Authz;
+use portcullis_guard::BearerCheck;
 use std::sync::Arc;
 
 /// Shared state.
@@ -23,10 +24,11 @@ pub struct AppState {
     pub as_metadata: Bytes,
     /// RFC 9728 metadata, serialized once.
     pub prm: Bytes,
-    /// Revoked tokens and grants the MCP endpoint refuses.
-    pub revocations: Revocations,
-    /// Verified access tokens of the MCP endpoint, by token hash (revocation still checked on every use).
-    pub token_cache: TokenCache<Arc<Principal>>,
+    /// Revoked tokens and grants the MCP endpoint and gateway routes refuse.
+    pub revocations: Arc<Revocations>,
+    /// The bearer check of the MCP endpoint and every gateway route: the local key ring, [`Leeway::ISSUER`],
+    /// the revocations above, the verified-token cache.
+    pub bearer: BearerCheck,
     /// Whether cookies get `Secure` and the `__Host-` prefix (https issuer).
     pub secure_cookies: bool,
     /// Failed logins per account, counted in the database (shared by every instance).
@@ -57,6 +59,14 @@ impl AppState {
             authz.supports_client_metadata_documents(),
         );
         let prm = metadata::protected_resource_document(&routes, authz.config());
+        let revocations = Arc::new(Revocations::default());
+        let bearer = BearerCheck::new(
+            routes.issuer.clone(),
+            Leeway::ISSUER,
+            Arc::new(LocalKeys::new(authz.clone())),
+            portcullis_guard::cache::DEFAULT_CAPACITY,
+        )
+        .with_revocations(revocations.clone());
         Arc::new(Self {
             secure_cookies: routes.origin.starts_with("https:"),
             authz,
@@ -74,8 +84,8 @@ impl AppState {
             config,
             as_metadata,
             prm,
-            revocations: Revocations::default(),
-            token_cache: TokenCache::default(),
+            revocations,
+            bearer,
             login_per_account: SharedRateLimiter::new(10, 15 * 60),
             login_per_ip: SharedRateLimiter::new(50, 15 * 60),
         })

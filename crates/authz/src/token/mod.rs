@@ -74,7 +74,7 @@ impl Authz {
             iat: now,
             nbf: None,
             jti: random::id(self.rng.as_ref()),
-            sid: Some(grant.id.clone()),
+            grant_id: Some(grant.id.clone()),
         };
         access_token::mint(&self.keys(), &claims)
     }

@@ -14,12 +14,12 @@
 use super::identity::IDENTITY_HEADER;
 use super::tool_filter::ToolFilter;
 use super::{rpc_error, Gateway};
-use crate::guard::Principal;
 use crate::mcp::{SESSION_HEADER, VERSION_HEADER};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::Response;
+use portcullis_guard::VerifiedToken;
 use serde_json::Value;
 
 /// The authenticated subject (`sub` of the access token), set by the gateway for the upstream.
@@ -79,7 +79,7 @@ pub(crate) struct Extras {
 }
 
 /// The [`Extras`] of a request by `p` with JSON `body` (if any), as configured.
-pub(crate) fn extras(g: &Gateway, s: &AppState, p: &Principal, body: Option<&Value>) -> Extras {
+pub(crate) fn extras(g: &Gateway, s: &AppState, p: &VerifiedToken, body: Option<&Value>) -> Extras {
     let config = &g.config;
     let identity = config.identity_jwt.then(|| {
         g.identity
@@ -98,7 +98,7 @@ pub(crate) fn extras(g: &Gateway, s: &AppState, p: &Principal, body: Option<&Val
 }
 
 /// The headers sent upstream: the allow-listed ones from the client, then the identity headers.
-fn upstream_headers(headers: &HeaderMap, p: &Principal, extras: &Extras) -> Option<HeaderMap> {
+fn upstream_headers(headers: &HeaderMap, p: &VerifiedToken, extras: &Extras) -> Option<HeaderMap> {
     let mut out = HeaderMap::new();
     for name in FORWARDED_REQUEST_HEADERS {
         for v in headers.get_all(*name) {
@@ -172,7 +172,7 @@ pub(crate) async fn forward(
     g: &Gateway,
     method: Method,
     headers: &HeaderMap,
-    p: &Principal,
+    p: &VerifiedToken,
     body: Option<bytes::Bytes>,
     id: Value,
     extras: Extras,

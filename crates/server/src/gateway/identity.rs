@@ -5,10 +5,10 @@
 //! Signing costs tens of microseconds, so assertions are cached per caller (subject, client, scope) and upstream,
 //! and re-signed when less than [`REFRESH_BEFORE`] seconds of their lifetime remain or the signing key rotated.
 
-use crate::guard::Principal;
 use axum::http::HeaderValue;
 use portcullis_authz::identity::{self, IdentityClaims};
 use portcullis_authz::{random, Authz};
+use portcullis_guard::VerifiedToken;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -53,7 +53,7 @@ impl IdentitySigner {
         authz: &Authz,
         issuer: &str,
         upstream: &str,
-        p: &Principal,
+        p: &VerifiedToken,
     ) -> Option<HeaderValue> {
         let now = authz.now();
         let ring = authz.keys();
@@ -116,7 +116,7 @@ mod tests {
     use portcullis_authz::{AuthzConfig, OsRandom};
     use std::sync::Arc;
 
-    fn principal(sub: &str, scope: &str) -> Principal {
+    fn principal(sub: &str, scope: &str) -> VerifiedToken {
         crate::guard::test_principal(sub, "c", scope)
     }
 

@@ -23,7 +23,7 @@ pub mod tool_filter;
 
 pub use config::{GatewayConfig, GatewayConfigError, RouteConfig};
 
-use crate::guard::{self, Principal};
+use crate::guard;
 use crate::mcp::SESSION_HEADER;
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
@@ -33,6 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::Extension;
 use bytes::Bytes;
+use portcullis_guard::VerifiedToken;
 use serde_json::{json, Value};
 use sessions::SessionIds;
 use std::sync::Arc;
@@ -140,7 +141,7 @@ async fn upstream_session(
     s: &AppState,
     g: &Gateway,
     headers: &HeaderMap,
-    p: &Principal,
+    p: &VerifiedToken,
 ) -> Result<HeaderMap, Response> {
     let mut values = headers.get_all(SESSION_HEADER).iter();
     let sealed = match (values.next(), values.next()) {
@@ -202,7 +203,7 @@ async fn upstream_session(
 async fn seal_session(
     s: &AppState,
     g: &Gateway,
-    p: &Principal,
+    p: &VerifiedToken,
     id: Value,
     mut resp: Response,
 ) -> Response {
@@ -271,7 +272,7 @@ fn request_id(body: Option<&Value>) -> Value {
 /// Per-tool scopes: the first `tools/call` in `body` whose tool needs a scope `p` lacks, and that scope.
 fn missing_tool_scope(
     config: &GatewayConfig,
-    p: &Principal,
+    p: &VerifiedToken,
     body: &Value,
 ) -> Option<portcullis_proto::Scope> {
     messages(body).into_iter().find_map(|m| {
@@ -385,7 +386,7 @@ async fn handle_delete(
 mod tests {
     use super::*;
 
-    fn principal(scope: &str) -> Principal {
+    fn principal(scope: &str) -> VerifiedToken {
         crate::guard::test_principal("alice", "c", scope)
     }
 

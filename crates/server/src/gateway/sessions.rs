@@ -21,9 +21,9 @@
 //! base64url. The upstream decides whether a session still exists (a deleted or expired session gets the
 //! upstream's 404).
 
-use crate::guard::Principal;
 use hmac::{Hmac, Mac};
 use portcullis_authz::store::{KeyStore, StoreError};
+use portcullis_guard::VerifiedToken;
 use portcullis_proto::b64;
 use sha2::Sha256;
 use std::sync::{Arc, Mutex};
@@ -54,7 +54,7 @@ impl MacKey {
     }
 
     /// The MAC of a session id, base64url.
-    fn tag(&self, resource: &str, upstream_id: &str, p: &Principal) -> String {
+    fn tag(&self, resource: &str, upstream_id: &str, p: &VerifiedToken) -> String {
         let mut mac = new_mac(&self.0);
         // Length-prefixed fields: no two different tuples share an input.
         for field in [
@@ -167,7 +167,7 @@ impl SessionIds {
         now: i64,
         resource: &str,
         upstream_id: &str,
-        p: &Principal,
+        p: &VerifiedToken,
     ) -> Result<String, SessionError> {
         if !is_visible_ascii(upstream_id) {
             return Err(SessionError::BadUpstreamId);
@@ -187,7 +187,7 @@ impl SessionIds {
         now: i64,
         resource: &str,
         id: &str,
-        p: &Principal,
+        p: &VerifiedToken,
     ) -> Result<Option<String>, SessionError> {
         let Some((upstream_id, tag)) = id.rsplit_once('.') else {
             return Ok(None);
@@ -218,7 +218,7 @@ mod tests {
     use async_trait::async_trait;
     use portcullis_authz::store::SigningKeyRecord;
 
-    fn principal(sub: &str, client: &str) -> Principal {
+    fn principal(sub: &str, client: &str) -> VerifiedToken {
         crate::guard::test_principal(sub, client, "mcp:tools")
     }
 

@@ -8,9 +8,9 @@
 //! stream passes through without being looked at. Hiding is a convenience, not the boundary: a `tools/call` of a
 //! hidden tool is still refused by the per-tool scope check.
 
-use crate::guard::Principal;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
+use portcullis_guard::VerifiedToken;
 use portcullis_proto::Scope;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -29,7 +29,7 @@ impl ToolFilter {
     /// an id, or no tool the token lacks a scope for).
     pub fn for_request(
         tool_scopes: &BTreeMap<String, Scope>,
-        p: &Principal,
+        p: &VerifiedToken,
         body: &Value,
     ) -> Option<Self> {
         let hidden: Vec<String> = tool_scopes
@@ -298,7 +298,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn principal(scope: &str) -> Principal {
+    fn principal(scope: &str) -> VerifiedToken {
         crate::guard::test_principal("alice", "c", scope)
     }
 

@@ -1,4 +1,4 @@
-//! A bounded cache of verified access tokens for the MCP endpoint's bearer guard.
+//! A bounded cache of verified access tokens, in front of the signature check of [`crate::BearerCheck`].
 //!
 //! Verifying an ES256 JWT (RFC 9068 §4, RFC 7515 §5.2) costs ~80 µs; an agent sends the same token with every
 //! call until it expires. The cache maps the SHA-256 of the token to the value derived from its verified
@@ -30,7 +30,7 @@ pub const DEFAULT_CAPACITY: usize = 10_000;
 const SHARDS: usize = 16;
 
 /// The cache key: SHA-256 of the token.
-type Key = [u8; 32];
+pub type Key = [u8; 32];
 
 /// One shard of the cache.
 type Shard<V> = RwLock<HashMap<Key, Entry<V>>>;
@@ -111,6 +111,14 @@ impl<V: Clone> TokenCache<V> {
         map.insert(key, Entry { exp, value });
     }
 
+    /// Drops the entry for `key` (its key is no longer published).
+    pub fn remove(&self, key: &Key) {
+        self.shard(key)
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
     /// Number of cached entries (expired ones included until swept).
     pub fn len(&self) -> usize {
         self.shards
@@ -180,5 +188,17 @@ mod tests {
         c.insert(other, 100, 2, 6);
         assert_eq!(c.get(&other, 6), Some(2));
         assert_eq!(c.get(&old, 1), None, "evicted: the shard holds one entry");
+    }
+
+    #[test]
+    fn remove_drops_one_entry() {
+        let c = TokenCache::new(100);
+        let (a, b) = (TokenCache::<u32>::key("a"), TokenCache::<u32>::key("b"));
+        c.insert(a, 20, 1u32, 10);
+        c.insert(b, 20, 2u32, 10);
+        c.remove(&a);
+        assert_eq!(c.get(&a, 10), None);
+        assert_eq!(c.get(&b, 10), Some(2));
+        assert_eq!(c.len(), 1);
     }
 }
