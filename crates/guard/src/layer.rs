@@ -1,33 +1,66 @@
 //! The tower middleware: [`GuardLayer`] wraps any `Service<http::Request<B>>` whose response body is an
 //! `http_body::Body<Data = Bytes>` (an axum `Router`, rmcp's `StreamableHttpService`, a hyper service) in a
-//! [`GuardService`] that authenticates every request with [`Guard::authenticate`]: refused requests get the
-//! [`crate::Refusal`] response and never reach the inner service; accepted ones carry a [`VerifiedToken`] in
-//! their extensions. Responses are `http::Response<axum::body::Body>`.
+//! [`GuardService`] that admits every request through an [`Admit`] (for [`Guard`]: [`Guard::authenticate`]):
+//! refused requests get the refusal's response and never reach the inner service; accepted ones carry the
+//! verified token in their extensions ([`VerifiedToken`] for a [`Guard`]). Responses are
+//! `http::Response<axum::body::Body>`.
 
 use crate::guard::{Guard, VerifiedToken};
 use axum::body::{Body, HttpBody};
 use axum::BoxError;
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Extensions, HeaderMap, Request, Response};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// Adds the guard in front of a service.
-#[derive(Debug, Clone)]
-pub struct GuardLayer {
-    guard: Guard,
+/// What [`GuardService`] asks of the protected resource it fronts: admit a request (putting what handlers
+/// read into its extensions), or the response refusing it. [`Guard`] is one; `portcullis serve` has one per
+/// protected resource (the MCP endpoint, each gateway route) over the same [`crate::BearerCheck`].
+pub trait Admit: Clone + Send + Sync + 'static {
+    /// Authenticates a request from its `headers`; on success inserts the verified token into `extensions`.
+    fn admit<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+        extensions: &'a mut Extensions,
+    ) -> impl Future<Output = Result<(), Response<Body>>> + Send + 'a;
 }
 
-impl GuardLayer {
+impl Admit for Guard {
+    /// Inserts a [`VerifiedToken`] (the type external servers read).
+    async fn admit(
+        &self,
+        headers: &HeaderMap,
+        extensions: &mut Extensions,
+    ) -> Result<(), Response<Body>> {
+        match self.authenticate(headers).await {
+            Ok(token) => {
+                extensions.insert::<VerifiedToken>(VerifiedToken::clone(&token));
+                Ok(())
+            }
+            Err(refusal) => {
+                tracing::debug!(%refusal, "request refused");
+                Err(self.refusal_response(&refusal))
+            }
+        }
+    }
+}
+
+/// Adds the guard in front of a service.
+#[derive(Debug, Clone)]
+pub struct GuardLayer<G = Guard> {
+    guard: G,
+}
+
+impl<G> GuardLayer<G> {
     /// A layer for `guard`.
-    pub fn new(guard: Guard) -> Self {
+    pub fn new(guard: G) -> Self {
         Self { guard }
     }
 }
 
-impl<S> tower::Layer<S> for GuardLayer {
-    type Service = GuardService<S>;
+impl<S, G: Clone> tower::Layer<S> for GuardLayer<G> {
+    type Service = GuardService<S, G>;
 
     fn layer(&self, inner: S) -> Self::Service {
         GuardService {
@@ -39,15 +72,16 @@ impl<S> tower::Layer<S> for GuardLayer {
 
 /// A service behind the guard.
 #[derive(Debug, Clone)]
-pub struct GuardService<S> {
+pub struct GuardService<S, G = Guard> {
     inner: S,
-    guard: Guard,
+    guard: G,
 }
 
-impl<S, B, RB> tower::Service<Request<B>> for GuardService<S>
+impl<S, G, B, RB> tower::Service<Request<B>> for GuardService<S, G>
 where
     S: tower::Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    G: Admit,
     B: Send + 'static,
     RB: HttpBody<Data = Bytes> + Send + 'static,
     RB::Error: Into<BoxError>,
@@ -60,25 +94,19 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+    fn call(&mut self, req: Request<B>) -> Self::Future {
         // The clone is fresh (not necessarily ready); the ready one goes into the future (tower's
         // "clone and swap" pattern), so a service that reserves capacity in poll_ready is honoured.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let guard = self.guard.clone();
         Box::pin(async move {
-            match guard.authenticate(req.headers()).await {
-                Ok(token) => {
-                    req.extensions_mut()
-                        .insert::<VerifiedToken>(VerifiedToken::clone(&token));
-                    let resp = inner.call(req).await?;
-                    Ok(resp.map(Body::new))
-                }
-                Err(refusal) => {
-                    tracing::debug!(%refusal, "request refused");
-                    Ok(guard.refusal_response(&refusal))
-                }
+            let (mut parts, body) = req.into_parts();
+            if let Err(refused) = guard.admit(&parts.headers, &mut parts.extensions).await {
+                return Ok(refused);
             }
+            let resp = inner.call(Request::from_parts(parts, body)).await?;
+            Ok(resp.map(Body::new))
         })
     }
 }

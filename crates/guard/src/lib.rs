@@ -84,7 +84,7 @@ pub use error::{ConfigError, JwksError};
 pub use guard::Guard;
 pub use jwks::JwksClient;
 pub use keys::{KeySource, VerifyingKey};
-pub use layer::{GuardLayer, GuardService};
+pub use layer::{Admit, GuardLayer, GuardService};
 pub use portcullis_authz::access_token::{AccessClaims, Audience, Leeway, TokenError};
 pub use portcullis_authz::clock::{Clock, FixedClock, SystemClock};
 pub use portcullis_proto::Scope;

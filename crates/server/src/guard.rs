@@ -7,9 +7,9 @@
 
 use crate::error::{bearer_error, json_error};
 use crate::state::AppState;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::Response;
-use portcullis_guard::{Refusal, VerifiedToken};
+use portcullis_guard::{Admit, GuardLayer, Refusal, VerifiedToken};
 use portcullis_proto::www_authenticate::BearerChallenge;
 use portcullis_proto::{ErrorCode, Scope};
 use std::sync::Arc;
@@ -50,11 +50,6 @@ impl<'a> Resource<'a> {
     }
 }
 
-/// The challenge for this resource.
-pub fn challenge(s: &AppState) -> BearerChallenge {
-    challenge_for(s, Resource::mcp(s))
-}
-
 /// The challenge for resource `r`.
 pub fn challenge_for(s: &AppState, r: Resource<'_>) -> BearerChallenge {
     BearerChallenge {
@@ -62,11 +57,6 @@ pub fn challenge_for(s: &AppState, r: Resource<'_>) -> BearerChallenge {
         scope: Some(r.default_scope.to_string()),
         ..Default::default()
     }
-}
-
-/// 401 for a missing or bad token.
-pub fn unauthorized(s: &AppState, error: Option<&str>) -> Response {
-    unauthorized_for(s, Resource::mcp(s), error)
 }
 
 /// 401 for a missing or bad token at resource `r`.
@@ -80,11 +70,6 @@ pub fn unauthorized_for(s: &AppState, r: Resource<'_>, error: Option<&str>) -> R
         None => "a bearer access token is required",
     };
     bearer_error(StatusCode::UNAUTHORIZED, &c, description)
-}
-
-/// 403 for a token without `needed`.
-pub fn insufficient_scope(s: &AppState, needed: &Scope) -> Response {
-    insufficient_scope_for(s, Resource::mcp(s), needed)
 }
 
 /// 403 for a token without `needed` at resource `r`.
@@ -101,12 +86,75 @@ pub fn insufficient_scope_for(s: &AppState, r: Resource<'_>, needed: &Scope) -> 
     )
 }
 
-/// Authenticates a request to the MCP endpoint.
-pub async fn authenticate(
-    s: &AppState,
-    headers: &HeaderMap,
-) -> Result<Arc<VerifiedToken>, Response> {
-    authenticate_for(s, Resource::mcp(s), headers).await
+/// A protected resource of this server, owned, for [`ResourceGuard`] (a gateway route's).
+#[derive(Debug, Clone)]
+pub struct OwnedResource {
+    /// The resource identifier.
+    pub url: String,
+    /// Path of its RFC 9728 document on this origin.
+    pub metadata_path: String,
+    /// Named in the `scope` of a 401 challenge.
+    pub default_scope: Scope,
+}
+
+/// The guard of one protected resource of this server, for [`portcullis_guard::GuardLayer`]: admits a
+/// request with [`authenticate_for`], putting an `Arc<VerifiedToken>` into its extensions (handlers read
+/// `Extension<Arc<VerifiedToken>>`; one reference-count increment per request), or answers the resource's own
+/// 401/403.
+#[derive(Debug, Clone)]
+pub struct ResourceGuard {
+    state: Arc<AppState>,
+    /// `None`: the MCP endpoint ([`Resource::mcp`]).
+    route: Option<Arc<OwnedResource>>,
+}
+
+impl ResourceGuard {
+    /// The guard of the MCP endpoint (built-in server or `--upstream`).
+    pub fn mcp(state: Arc<AppState>) -> Self {
+        Self { state, route: None }
+    }
+
+    /// The guard of a gateway route's resource.
+    pub fn route(state: Arc<AppState>, r: Resource<'_>) -> Self {
+        let route = OwnedResource {
+            url: r.url.to_owned(),
+            metadata_path: r.metadata_path.to_owned(),
+            default_scope: r.default_scope.clone(),
+        };
+        Self {
+            state,
+            route: Some(Arc::new(route)),
+        }
+    }
+
+    /// The layer putting this guard in front of a route's handlers.
+    pub fn layer(self) -> GuardLayer<Self> {
+        GuardLayer::new(self)
+    }
+
+    /// The resource guarded.
+    pub fn resource(&self) -> Resource<'_> {
+        match &self.route {
+            Some(r) => Resource {
+                url: &r.url,
+                metadata_path: &r.metadata_path,
+                default_scope: &r.default_scope,
+            },
+            None => Resource::mcp(&self.state),
+        }
+    }
+}
+
+impl Admit for ResourceGuard {
+    async fn admit(
+        &self,
+        headers: &HeaderMap,
+        extensions: &mut Extensions,
+    ) -> Result<(), Response> {
+        let token = authenticate_for(&self.state, self.resource(), headers).await?;
+        extensions.insert(token);
+        Ok(())
+    }
 }
 
 /// Authenticates a request to resource `r` with the one bearer check ([`AppState::bearer`]): a token whose
@@ -208,13 +256,17 @@ mod tests {
             header::AUTHORIZATION,
             format!("Bearer {token}").parse().unwrap(),
         );
-        let ok = authenticate(&s, &headers).await.unwrap();
+        let ok = authenticate_for(&s, Resource::mcp(&s), &headers)
+            .await
+            .unwrap();
         assert_eq!(ok.claims.grant_id.as_deref(), Some("grant-1"));
         assert_eq!(s.bearer.cached_tokens(), 1);
         s.revocations
             .insert_revoked_grant("grant-1", s.authz.now() + 600);
         // Refused on the cache hit, with the exact challenge of a revoked token.
-        let refused = authenticate(&s, &headers).await.unwrap_err();
+        let refused = authenticate_for(&s, Resource::mcp(&s), &headers)
+            .await
+            .unwrap_err();
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
         let challenge = refused.headers()[header::WWW_AUTHENTICATE]
             .to_str()

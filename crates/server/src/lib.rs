@@ -90,8 +90,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(
             &r.mcp,
             cors(match &state.config.upstream {
-                Some(upstream) => gateway::method_router(upstream),
-                None => post(mcp::post).get(mcp::get).delete(mcp::delete),
+                Some(upstream) => gateway::method_router(upstream, &state),
+                None => post(mcp::post)
+                    .get(mcp::get)
+                    .delete(mcp::delete)
+                    .route_layer(guard::ResourceGuard::mcp(state.clone()).layer()),
             }),
         )
         .route(&r.stylesheet, get(pages::stylesheet))

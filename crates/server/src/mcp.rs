@@ -14,8 +14,9 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use bytes::Bytes;
-use portcullis_guard::VerifiedToken;
+use portcullis_guard::{Refusal, VerifiedToken};
 use portcullis_proto::{b64, Scope};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -181,7 +182,8 @@ async fn call_tool(
     }
 }
 
-async fn handle(s: &AppState, p: &VerifiedToken, msg: &Value) -> Outcome {
+/// Dispatches one JSON-RPC message to its method (JSON-RPC 2.0 §4, §5; MCP "Lifecycle", "Tools").
+async fn dispatch(s: &AppState, p: &VerifiedToken, msg: &Value) -> Outcome {
     let Some(obj) = msg.as_object() else {
         return Outcome::Reply(rpc_error(Value::Null, -32600, "invalid request").to_string());
     };
@@ -246,80 +248,116 @@ async fn handle(s: &AppState, p: &VerifiedToken, msg: &Value) -> Outcome {
     })
 }
 
-/// `POST /mcp`.
+/// `POST /mcp`, behind the guard layer ([`crate::guard::ResourceGuard`]): the transport checks, then the
+/// message or batch, then the reply in the form the client accepts.
 pub async fn post(
     State(s): State<Arc<AppState>>,
+    Extension(p): Extension<Arc<VerifiedToken>>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let p = match guard::authenticate(&s, &headers).await {
-        Ok(p) => p,
+    let msg = match check_transport(&headers, &p, body) {
+        Ok(msg) => msg,
         Err(resp) => return resp,
     };
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => {
-            return http_rpc_error(e.status(), -32600, "request body too large or unreadable")
-        }
+    let is_initialize = msg.get("method").and_then(Value::as_str) == Some("initialize");
+    let reply = match reply_to(&s, &p, &msg).await {
+        Ok(reply) => reply,
+        Err(resp) => return resp,
     };
+    let mut resp = encode(&headers, reply);
+    if is_initialize {
+        if let Ok(v) = HeaderValue::from_str(&new_session_id(&s, &p)) {
+            resp.headers_mut().insert(SESSION_HEADER, v);
+        }
+    }
+    resp
+}
+
+/// The Streamable HTTP rules of a `POST` ("Transports"): a readable body, a known protocol version, the
+/// caller's own session, JSON content; the parsed message.
+// The error is the finished response, built on the refusal path only; boxing it would cost the same.
+#[allow(clippy::result_large_err)]
+fn check_transport(
+    headers: &HeaderMap,
+    p: &VerifiedToken,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Value, Response> {
+    let body = body
+        .map_err(|e| http_rpc_error(e.status(), -32600, "request body too large or unreadable"))?;
     if let Some(v) = headers.get(VERSION_HEADER) {
         if !PROTOCOL_VERSIONS
             .iter()
             .any(|k| k.as_bytes() == v.as_bytes())
         {
-            return http_rpc_error(
+            return Err(http_rpc_error(
                 StatusCode::BAD_REQUEST,
                 -32600,
                 "unsupported MCP-Protocol-Version",
-            );
+            ));
         }
     }
     if let Some(id) = headers.get(SESSION_HEADER) {
-        if !id.to_str().is_ok_and(|id| session_belongs_to(id, &p)) {
-            return http_rpc_error(
+        if !id.to_str().is_ok_and(|id| session_belongs_to(id, p)) {
+            return Err(http_rpc_error(
                 StatusCode::NOT_FOUND,
                 -32001,
                 "session not found; initialize a new session",
-            );
+            ));
         }
     }
-    if !crate::form::content_type_is(&headers, "application/json") {
-        return http_rpc_error(
+    if !crate::form::content_type_is(headers, "application/json") {
+        return Err(http_rpc_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             -32600,
             "Content-Type must be application/json",
-        );
+        ));
     }
-    let msg: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(_) => return http_rpc_error(StatusCode::BAD_REQUEST, -32700, "parse error"),
+    serde_json::from_slice(&body)
+        .map_err(|_| http_rpc_error(StatusCode::BAD_REQUEST, -32700, "parse error"))
+}
+
+/// The reply to a message or a batch (at most 100 messages); `Err` for an answer without a body (202), a
+/// missing tool scope (403) or an empty batch.
+async fn reply_to(s: &AppState, p: &VerifiedToken, msg: &Value) -> Result<String, Response> {
+    let forbidden = |scope: Scope| {
+        guard::refusal_for(
+            s,
+            guard::Resource::mcp(s),
+            &Refusal::InsufficientScope(scope),
+        )
     };
-    let is_initialize = msg.get("method").and_then(Value::as_str) == Some("initialize");
-    let reply = match &msg {
-        Value::Array(batch) if batch.is_empty() => {
-            return http_rpc_error(StatusCode::BAD_REQUEST, -32600, "empty batch")
-        }
+    match msg {
+        Value::Array(batch) if batch.is_empty() => Err(http_rpc_error(
+            StatusCode::BAD_REQUEST,
+            -32600,
+            "empty batch",
+        )),
         Value::Array(batch) => {
             let mut out = Vec::new();
             for m in batch.iter().take(100) {
-                match handle(&s, &p, m).await {
+                match dispatch(s, p, m).await {
                     Outcome::Reply(r) => out.push(r),
                     Outcome::Notification => {}
-                    Outcome::Forbidden(scope) => return guard::insufficient_scope(&s, &scope),
+                    Outcome::Forbidden(scope) => return Err(forbidden(scope)),
                 }
             }
             if out.is_empty() {
-                return StatusCode::ACCEPTED.into_response();
+                return Err(StatusCode::ACCEPTED.into_response());
             }
-            format!("[{}]", out.join(","))
+            Ok(format!("[{}]", out.join(",")))
         }
-        single => match handle(&s, &p, single).await {
-            Outcome::Reply(r) => r,
-            Outcome::Notification => return StatusCode::ACCEPTED.into_response(),
-            Outcome::Forbidden(scope) => return guard::insufficient_scope(&s, &scope),
+        single => match dispatch(s, p, single).await {
+            Outcome::Reply(r) => Ok(r),
+            Outcome::Notification => Err(StatusCode::ACCEPTED.into_response()),
+            Outcome::Forbidden(scope) => Err(forbidden(scope)),
         },
-    };
-    let mut resp = if wants_sse(&headers) {
+    }
+}
+
+/// `reply` as JSON, or as a one-event SSE stream when the client accepts only that.
+fn encode(headers: &HeaderMap, reply: String) -> Response {
+    if wants_sse(headers) {
         let event = format!("event: message\ndata: {reply}\n\n");
         (
             [
@@ -338,20 +376,11 @@ pub async fn post(
             reply,
         )
             .into_response()
-    };
-    if is_initialize {
-        if let Ok(v) = HeaderValue::from_str(&new_session_id(&s, &p)) {
-            resp.headers_mut().insert(SESSION_HEADER, v);
-        }
     }
-    resp
 }
 
-/// `GET /mcp`: no server-initiated stream is offered (405), after authentication.
-pub async fn get(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(resp) = guard::authenticate(&s, &headers).await {
-        return resp;
-    }
+/// `GET /mcp`: no server-initiated stream is offered (405), after authentication (by the guard layer).
+pub async fn get() -> Response {
     let mut r = http_rpc_error(
         StatusCode::METHOD_NOT_ALLOWED,
         -32000,
@@ -363,11 +392,7 @@ pub async fn get(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response
 }
 
 /// `DELETE /mcp`: ends a session (stateless: nothing to free, but the id must be the caller's).
-pub async fn delete(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let p = match guard::authenticate(&s, &headers).await {
-        Ok(p) => p,
-        Err(resp) => return resp,
-    };
+pub async fn delete(Extension(p): Extension<Arc<VerifiedToken>>, headers: HeaderMap) -> Response {
     match headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
         Some(id) if session_belongs_to(id, &p) => StatusCode::NO_CONTENT.into_response(),
         Some(_) => http_rpc_error(StatusCode::NOT_FOUND, -32001, "session not found"),

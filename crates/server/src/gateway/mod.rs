@@ -10,7 +10,7 @@
 //! - [`identity`]: the optional signed identity header (`X-Portcullis-Identity`), cached per caller and upstream.
 //! - [`tool_filter`]: the optional removal of uncallable tools from `tools/list` answers (JSON and SSE).
 //!
-//! Every request is authenticated with [`guard::authenticate`]; a session id is only forwarded with the token of
+//! Every request is authenticated by the guard layer ([`guard::ResourceGuard`]); a session id is only forwarded with the token of
 //! the subject and client that opened it (else 404); a `tools/call` whose tool needs a scope the token lacks gets
 //! 403 `insufficient_scope` before the upstream sees anything.
 
@@ -109,18 +109,23 @@ where
     )
 }
 
-/// The MCP endpoint's method router in gateway mode.
-pub fn method_router(config: &GatewayConfig) -> MethodRouter<Arc<AppState>> {
-    handlers(Gateway::new(config.clone()))
+/// The MCP endpoint's method router in gateway mode, behind the guard of the MCP endpoint.
+pub fn method_router(config: &GatewayConfig, s: &Arc<AppState>) -> MethodRouter<Arc<AppState>> {
+    handlers(
+        Gateway::new(config.clone()),
+        guard::ResourceGuard::mcp(s.clone()),
+    )
 }
 
-/// The method router of one gateway (the MCP endpoint's or a route's).
-fn handlers(gateway: Gateway) -> MethodRouter<Arc<AppState>> {
+/// The method router of one gateway (the MCP endpoint's or a route's), behind `guard` (only the routed
+/// methods: a preflight or a wrong method is answered without a token, as before).
+fn handlers(gateway: Gateway, guard: guard::ResourceGuard) -> MethodRouter<Arc<AppState>> {
     let gateway = Arc::new(gateway);
     post(handle_post)
         .get(handle_get)
         .delete(handle_delete)
         .layer(Extension(gateway))
+        .route_layer(guard.layer())
 }
 
 /// A JSON-RPC error response with no id (the gateway cannot always know it), `Cache-Control: no-store`.
@@ -292,13 +297,10 @@ fn missing_tool_scope(
 async fn handle_post(
     State(s): State<Arc<AppState>>,
     Extension(g): Extension<Arc<Gateway>>,
+    Extension(p): Extension<Arc<VerifiedToken>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let p = match guard::authenticate_for(&s, g.resource(&s), &headers).await {
-        Ok(p) => p,
-        Err(resp) => return resp,
-    };
     let body = match body {
         Ok(b) => b,
         Err(e) => {
@@ -324,7 +326,8 @@ async fn handle_post(
             return rpc_error(StatusCode::BAD_REQUEST, Value::Null, -32700, "parse error");
         };
         if let Some(needed) = missing_tool_scope(&g.config, &p, &value) {
-            return guard::insufficient_scope_for(&s, g.resource(&s), &needed);
+            let refusal = portcullis_guard::Refusal::InsufficientScope(needed);
+            return guard::refusal_for(&s, g.resource(&s), &refusal);
         }
         match serde_json::to_vec(&value) {
             Ok(v) => Bytes::from(v),
@@ -348,12 +351,9 @@ async fn handle_post(
 async fn handle_get(
     State(s): State<Arc<AppState>>,
     Extension(g): Extension<Arc<Gateway>>,
+    Extension(p): Extension<Arc<VerifiedToken>>,
     headers: HeaderMap,
 ) -> Response {
-    let p = match guard::authenticate_for(&s, g.resource(&s), &headers).await {
-        Ok(p) => p,
-        Err(resp) => return resp,
-    };
     let headers = match upstream_session(&s, &g, &headers, &p).await {
         Ok(h) => h,
         Err(resp) => return resp,
@@ -367,12 +367,9 @@ async fn handle_get(
 async fn handle_delete(
     State(s): State<Arc<AppState>>,
     Extension(g): Extension<Arc<Gateway>>,
+    Extension(p): Extension<Arc<VerifiedToken>>,
     headers: HeaderMap,
 ) -> Response {
-    let p = match guard::authenticate_for(&s, g.resource(&s), &headers).await {
-        Ok(p) => p,
-        Err(resp) => return resp,
-    };
     let headers = match upstream_session(&s, &g, &headers, &p).await {
         Ok(h) => h,
         Err(resp) => return resp,

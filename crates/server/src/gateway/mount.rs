@@ -2,7 +2,7 @@
 //! (RFC 9728 §1): resource identifier `origin + path` (RFC 8707 audience), its own RFC 9728 document at
 //! `/.well-known/oauth-protected-resource<path>` (§3.1 path insertion) listing its own scopes, its own 401
 //! challenge (§5.1), its own session ids. A token issued for one route is refused at every other route and at the
-//! MCP endpoint ([`guard::authenticate_for`]).
+//! MCP endpoint (each route behind its own [`guard::ResourceGuard`]).
 
 use super::{handlers, Gateway, RouteConfig};
 use crate::guard;
@@ -56,7 +56,7 @@ pub fn resource(s: &AppState, route: &RouteConfig) -> RouteResource {
 
 /// Adds every configured route and its metadata document to `router`. The paths were checked at start-up
 /// ([`super::config::check_routes`]): distinct, plain, none of the server's own.
-pub fn mount(mut router: Router<Arc<AppState>>, s: &AppState) -> Router<Arc<AppState>> {
+pub fn mount(mut router: Router<Arc<AppState>>, s: &Arc<AppState>) -> Router<Arc<AppState>> {
     for route in &s.config.gateway_routes {
         let resource = resource(s, route);
         let document = crate::metadata::protected_resource_document_for(
@@ -71,8 +71,9 @@ pub fn mount(mut router: Router<Arc<AppState>>, s: &AppState) -> Router<Arc<AppS
         });
         let mut gateway = Gateway::new(route.gateway.clone());
         router = router.route(&resource.metadata_path, crate::cors(metadata));
+        let guard = guard::ResourceGuard::route(s.clone(), resource.as_resource());
         gateway.route = Some(resource);
-        router = router.route(&route.path, crate::cors(handlers(gateway)));
+        router = router.route(&route.path, crate::cors(handlers(gateway, guard)));
     }
     router
 }
