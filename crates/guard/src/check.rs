@@ -190,3 +190,141 @@ impl BearerCheck {
         Ok(t)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::GuardConfig;
+    use crate::error::JwksError;
+    use crate::jwks::JwksClient;
+    use crate::keys::VerifyingKey;
+    use crate::testing::Issuer;
+    use async_trait::async_trait;
+    use portcullis_authz::clock::FixedClock;
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    const RS: &str = "http://127.0.0.1:9/mcp";
+
+    /// The JWKS, counting `is_current` calls, optionally claiming its keys outlive their tokens.
+    struct Counting {
+        jwks: JwksClient,
+        outlive: bool,
+        is_current_calls: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl KeySource for Counting {
+        async fn key(&self, kid: &str) -> Result<Option<VerifyingKey>, JwksError> {
+            self.jwks.key(kid).await
+        }
+        async fn is_current(&self, kid: &str) -> bool {
+            self.is_current_calls.fetch_add(1, Ordering::Relaxed);
+            KeySource::is_current(&self.jwks, kid).await
+        }
+        fn keys_outlive_tokens(&self) -> bool {
+            self.outlive
+        }
+    }
+
+    #[derive(Default)]
+    struct Revoked(Mutex<HashSet<String>>);
+
+    impl RevocationCheck for Revoked {
+        fn is_revoked(&self, jti: &str, grant_id: Option<&str>) -> bool {
+            let set = self.0.lock().unwrap();
+            set.contains(jti) || grant_id.is_some_and(|g| set.contains(g))
+        }
+    }
+
+    fn keys(issuer: &Issuer, outlive: bool) -> Arc<Counting> {
+        let config = GuardConfig::new(&issuer.issuer, RS)
+            .unwrap()
+            .with_clock(Arc::new(FixedClock::new(1000)));
+        Arc::new(Counting {
+            jwks: JwksClient::new(&config).unwrap(),
+            outlive,
+            is_current_calls: AtomicUsize::new(0),
+        })
+    }
+
+    fn headers(token: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        h
+    }
+
+    #[tokio::test]
+    async fn revocation_is_checked_on_every_hit_including_the_old_sid_claim() {
+        let issuer = Issuer::start().await;
+        let revoked = Arc::new(Revoked::default());
+        let check = BearerCheck::new(&issuer.issuer, Leeway::ISSUER, keys(&issuer, true), 100)
+            .with_revocations(revoked.clone());
+        // A token minted before the rename: the grant only under `sid`.
+        let mut json = serde_json::to_value(issuer.claims(RS, "mcp:tools", 1000)).unwrap();
+        json["sid"] = serde_json::json!("grant-1");
+        let token = issuer.mint_raw(0, "at+jwt", json.to_string().as_bytes());
+        let h = headers(&token);
+        let t = check.check(&h, RS, 1000).await.unwrap();
+        assert_eq!(t.claims.grant_id.as_deref(), Some("grant-1"));
+        assert_eq!(check.cached_tokens(), 1);
+        revoked.0.lock().unwrap().insert("grant-1".into());
+        assert_eq!(
+            check.check(&h, RS, 1000).await,
+            Err(Refusal::InvalidToken(TokenError::Revoked))
+        );
+        // By jti too.
+        let mut c = issuer.claims(RS, "mcp:tools", 1000);
+        c.jti = "jti-2".into();
+        let h = headers(&issuer.mint(0, &c));
+        assert!(check.check(&h, RS, 1000).await.is_ok());
+        revoked.0.lock().unwrap().insert("jti-2".into());
+        assert_eq!(
+            check.check(&h, RS, 1000).await,
+            Err(Refusal::InvalidToken(TokenError::Revoked))
+        );
+    }
+
+    #[tokio::test]
+    async fn the_audience_is_checked_on_hits_and_keys_are_asked_only_when_needed() {
+        let issuer = Issuer::start().await;
+        for outlive in [true, false] {
+            let keys = keys(&issuer, outlive);
+            let check = BearerCheck::new(&issuer.issuer, Leeway::ISSUER, keys.clone(), 100);
+            let h = headers(&issuer.mint(0, &issuer.claims(RS, "mcp:tools", 1000)));
+            let first = check.check(&h, RS, 1000).await.unwrap();
+            let hit = check.check(&h, RS, 1000).await.unwrap();
+            assert!(Arc::ptr_eq(&first, &hit), "a hit hands out the cached Arc");
+            assert_eq!(
+                check.check(&h, "http://127.0.0.1:9/other", 1000).await,
+                Err(Refusal::InvalidToken(TokenError::Audience))
+            );
+            let asked = keys.is_current_calls.load(Ordering::Relaxed);
+            assert_eq!(asked, if outlive { 0 } else { 2 }, "outlive={outlive}");
+        }
+    }
+
+    #[tokio::test]
+    async fn no_cache_with_capacity_zero_and_expiry_honoured() {
+        let issuer = Issuer::start().await;
+        let check = BearerCheck::new(&issuer.issuer, Leeway::ISSUER, keys(&issuer, true), 0);
+        let h = headers(&issuer.mint(0, &issuer.claims(RS, "mcp:tools", 1000)));
+        assert!(check.check(&h, RS, 1000).await.is_ok());
+        assert_eq!(check.cached_tokens(), 0);
+        let check = BearerCheck::new(&issuer.issuer, Leeway::ISSUER, keys(&issuer, true), 100);
+        assert!(check.check(&h, RS, 1000).await.is_ok());
+        // exp = 1600; no leeway on exp for the issuer's own rule, cached or not.
+        assert_eq!(
+            check.check(&h, RS, 1600).await,
+            Err(Refusal::InvalidToken(TokenError::Expired))
+        );
+        assert_eq!(
+            check.check(&HeaderMap::new(), RS, 1000).await,
+            Err(Refusal::MissingToken)
+        );
+    }
+}

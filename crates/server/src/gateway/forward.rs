@@ -167,7 +167,8 @@ where
     })
 }
 
-/// Sends one request upstream and maps the answer (see the module documentation).
+/// Sends one request upstream and maps the answer (see the module documentation): send, refuse error
+/// statuses, then pass an event stream through or read a whole body.
 pub(crate) async fn forward(
     g: &Gateway,
     method: Method,
@@ -177,39 +178,14 @@ pub(crate) async fn forward(
     id: Value,
     extras: Extras,
 ) -> Response {
-    let Some(client) = &g.client else {
-        return bad_gateway(id);
-    };
-    let Some(out) = upstream_headers(headers, p, &extras) else {
-        tracing::error!("identity cannot be expressed as header values");
-        return bad_gateway(id);
-    };
-    let mut req = client
-        .request(method.clone(), g.config.upstream.clone())
-        .headers(out);
-    if let Some(b) = body {
-        req = req.body(b);
-    }
     let deadline = tokio::time::Instant::now() + g.config.timeout;
-    let mut resp = match tokio::time::timeout_at(deadline, req.send()).await {
-        Err(_) => {
-            tracing::warn!(%method, "upstream response head timed out");
-            return gateway_timeout(id);
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(%method, error = %e, "upstream request failed");
-            return bad_gateway(id);
-        }
-        Ok(Ok(r)) => r,
+    let resp = match send(g, &method, headers, p, body, &extras, deadline).await {
+        Ok(r) => r,
+        Err(Failure::Timeout) => return gateway_timeout(id),
+        Err(Failure::BadGateway) => return bad_gateway(id),
     };
     let status = resp.status();
-    if status.is_server_error()
-        || status.is_redirection()
-        || status.is_informational()
-        || status == StatusCode::UNAUTHORIZED
-        || status == StatusCode::FORBIDDEN
-        || status == StatusCode::PROXY_AUTHENTICATION_REQUIRED
-    {
+    if is_error_status(status) {
         tracing::warn!(%method, upstream_status = status.as_u16(), "upstream answered with an error status");
         return bad_gateway(id);
     }
@@ -220,67 +196,147 @@ pub(crate) async fn forward(
         }
     }
     let built = if is_event_stream(resp.headers()) {
-        // Server-sent events: every chunk is passed on as it arrives; the stream may outlive the timeout. A
-        // reverse proxy in front of Portcullis is asked not to buffer either.
-        let builder = builder.header("x-accel-buffering", "no");
-        if method == Method::GET {
-            // The standalone server-to-client stream never ends by itself: end it when the server shuts down.
-            builder.body(Body::from_stream(super::until_closing(resp.bytes_stream())))
-        } else {
-            // The answer to a request: an upstream that stops sending must not hold the client forever.
-            let upstream = until_idle(resp.bytes_stream(), g.config.stream_idle_timeout);
-            match extras.tool_filter {
-                Some(filter) => builder.body(Body::from_stream(
-                    filter.rewrite_sse(upstream, g.config.max_response),
-                )),
-                None => builder.body(Body::from_stream(upstream)),
-            }
-        }
+        stream_through(g, &method, builder, resp, extras)
     } else {
-        if resp
-            .content_length()
-            .is_some_and(|n| n > g.config.max_response as u64)
-        {
-            tracing::warn!("upstream response larger than the limit");
-            return bad_gateway(id);
+        match read_whole(g, resp, deadline, extras).await {
+            Ok(buf) => builder.body(Body::from(buf)),
+            Err(Failure::Timeout) => return gateway_timeout(id),
+            Err(Failure::BadGateway) => return bad_gateway(id),
         }
-        let mut buf = Vec::new();
-        loop {
-            match tokio::time::timeout_at(deadline, resp.chunk()).await {
-                Err(_) => {
-                    tracing::warn!("upstream response body timed out");
-                    return gateway_timeout(id);
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "upstream response body failed");
-                    return bad_gateway(id);
-                }
-                Ok(Ok(None)) => break,
-                Ok(Ok(Some(chunk))) => {
-                    if buf.len() + chunk.len() > g.config.max_response {
-                        tracing::warn!("upstream response larger than the limit");
-                        return bad_gateway(id);
-                    }
-                    buf.extend_from_slice(&chunk);
-                }
-            }
-        }
-        if status.is_success()
-            && !buf.is_empty()
-            && !(is_json(resp.headers()) && serde_json::from_slice::<Value>(&buf).is_ok())
-        {
-            tracing::warn!("upstream 2xx body is neither JSON nor an event stream");
-            return bad_gateway(id);
-        }
-        if let Some(filter) = extras.tool_filter.filter(|_| status.is_success()) {
-            if let Some(rewritten) = filter.rewrite_json(&buf) {
-                buf = rewritten;
-            }
-        }
-        builder.body(Body::from(buf))
     };
     built.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cannot build the gateway response");
         bad_gateway(Value::Null)
     })
+}
+
+/// Why an upstream exchange failed (logged where it happens): 504 or 502.
+enum Failure {
+    Timeout,
+    BadGateway,
+}
+
+/// The upstream request: allow-listed headers plus the identity, the body; the response head by `deadline`.
+async fn send(
+    g: &Gateway,
+    method: &Method,
+    headers: &HeaderMap,
+    p: &VerifiedToken,
+    body: Option<bytes::Bytes>,
+    extras: &Extras,
+    deadline: tokio::time::Instant,
+) -> Result<reqwest::Response, Failure> {
+    let Some(client) = &g.client else {
+        return Err(Failure::BadGateway);
+    };
+    let Some(out) = upstream_headers(headers, p, extras) else {
+        tracing::error!("identity cannot be expressed as header values");
+        return Err(Failure::BadGateway);
+    };
+    let mut req = client
+        .request(method.clone(), g.config.upstream.clone())
+        .headers(out);
+    if let Some(b) = body {
+        req = req.body(b);
+    }
+    match tokio::time::timeout_at(deadline, req.send()).await {
+        Err(_) => {
+            tracing::warn!(%method, "upstream response head timed out");
+            Err(Failure::Timeout)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(%method, error = %e, "upstream request failed");
+            Err(Failure::BadGateway)
+        }
+        Ok(Ok(r)) => Ok(r),
+    }
+}
+
+/// Upstream statuses never passed on (502): server errors, redirects, informational answers, and the
+/// upstream's own authentication refusals (the client's token is not the upstream's business).
+fn is_error_status(status: StatusCode) -> bool {
+    status.is_server_error()
+        || status.is_redirection()
+        || status.is_informational()
+        || status == StatusCode::UNAUTHORIZED
+        || status == StatusCode::FORBIDDEN
+        || status == StatusCode::PROXY_AUTHENTICATION_REQUIRED
+}
+
+/// Server-sent events: every chunk is passed on as it arrives; the stream may outlive the timeout. A reverse
+/// proxy in front of Portcullis is asked not to buffer either.
+fn stream_through(
+    g: &Gateway,
+    method: &Method,
+    builder: axum::http::response::Builder,
+    resp: reqwest::Response,
+    extras: Extras,
+) -> Result<Response, axum::http::Error> {
+    let builder = builder.header("x-accel-buffering", "no");
+    if method == Method::GET {
+        // The standalone server-to-client stream never ends by itself: end it when the server shuts down.
+        return builder.body(Body::from_stream(super::until_closing(resp.bytes_stream())));
+    }
+    // The answer to a request: an upstream that stops sending must not hold the client forever.
+    let upstream = until_idle(resp.bytes_stream(), g.config.stream_idle_timeout);
+    match extras.tool_filter {
+        Some(filter) => builder.body(Body::from_stream(
+            filter.rewrite_sse(upstream, g.config.max_response),
+        )),
+        None => builder.body(Body::from_stream(upstream)),
+    }
+}
+
+/// A non-stream body, read whole by `deadline` within `max_response`; a 2xx body must be JSON (or empty);
+/// `tools/list` answers filtered when configured.
+async fn read_whole(
+    g: &Gateway,
+    mut resp: reqwest::Response,
+    deadline: tokio::time::Instant,
+    extras: Extras,
+) -> Result<Vec<u8>, Failure> {
+    let too_large = || {
+        tracing::warn!("upstream response larger than the limit");
+        Failure::BadGateway
+    };
+    if resp
+        .content_length()
+        .is_some_and(|n| n > g.config.max_response as u64)
+    {
+        return Err(too_large());
+    }
+    let mut buf = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, resp.chunk()).await {
+            Err(_) => {
+                tracing::warn!("upstream response body timed out");
+                return Err(Failure::Timeout);
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "upstream response body failed");
+                return Err(Failure::BadGateway);
+            }
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(chunk))) => {
+                if buf.len() + chunk.len() > g.config.max_response {
+                    return Err(too_large());
+                }
+                buf.extend_from_slice(&chunk);
+            }
+        }
+    }
+    let status = resp.status();
+    if status.is_success()
+        && !buf.is_empty()
+        && !(is_json(resp.headers()) && serde_json::from_slice::<Value>(&buf).is_ok())
+    {
+        tracing::warn!("upstream 2xx body is neither JSON nor an event stream");
+        return Err(Failure::BadGateway);
+    }
+    if let Some(filter) = extras.tool_filter.filter(|_| status.is_success()) {
+        if let Some(rewritten) = filter.rewrite_json(&buf) {
+            buf = rewritten;
+        }
+    }
+    Ok(buf)
 }
