@@ -235,13 +235,14 @@ pub async fn serve(
         tracing::warn!(error = %e, "initial revocation sync failed; retrying in the background");
     }
     let jobs = background::spawn(state.clone());
+    let closing = state.clone();
     let result = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         shutdown.await;
-        gateway::close_streams();
+        closing.stream_closer.close_streams();
     })
     .await;
     jobs.abort();

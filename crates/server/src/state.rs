@@ -1,6 +1,7 @@
 //! [`AppState`]: what every handler shares.
 
 use crate::config::ServerConfig;
+use crate::gateway::closing::StreamCloser;
 use crate::limits::{CountedLimiter, SharedRateLimiter};
 use crate::local_keys::LocalKeys;
 use crate::metadata;
@@ -29,6 +30,8 @@ pub struct AppState {
     /// The bearer check of the MCP endpoint and every gateway route: the local key ring, [`Leeway::ISSUER`],
     /// the revocations above, the verified-token cache.
     pub bearer: BearerCheck,
+    /// Ends the gateway's open `GET` event streams when a graceful shutdown begins.
+    pub stream_closer: StreamCloser,
     /// Whether cookies get `Secure` and the `__Host-` prefix (https issuer).
     pub secure_cookies: bool,
     /// Failed logins per account, counted in the database (shared by every instance).
@@ -86,6 +89,7 @@ impl AppState {
             prm,
             revocations,
             bearer,
+            stream_closer: StreamCloser::default(),
             login_per_account: SharedRateLimiter::new(10, 15 * 60),
             login_per_ip: SharedRateLimiter::new(50, 15 * 60),
         })

@@ -13,7 +13,7 @@
 
 use super::identity::IDENTITY_HEADER;
 use super::tool_filter::ToolFilter;
-use super::{rpc_error, Gateway};
+use super::upstream::{rpc_error, until_closing, Gateway};
 use crate::mcp::{SESSION_HEADER, VERSION_HEADER};
 use crate::state::AppState;
 use axum::body::Body;
@@ -76,6 +76,8 @@ pub(crate) struct Extras {
     identity: Option<HeaderValue>,
     /// The rewrite of `tools/list` answers (`hide_unauthorized_tools`).
     tool_filter: Option<ToolFilter>,
+    /// The server's shutdown signal (used by a `GET` stream, which ends at shutdown).
+    closing: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 /// The [`Extras`] of a request by `p` with JSON `body` (if any), as configured.
@@ -94,6 +96,7 @@ pub(crate) fn extras(g: &Gateway, s: &AppState, p: &VerifiedToken, body: Option<
     Extras {
         identity: identity.flatten(),
         tool_filter,
+        closing: body.is_none().then(|| s.stream_closer.subscribe()),
     }
 }
 
@@ -275,7 +278,10 @@ fn stream_through(
     let builder = builder.header("x-accel-buffering", "no");
     if method == Method::GET {
         // The standalone server-to-client stream never ends by itself: end it when the server shuts down.
-        return builder.body(Body::from_stream(super::until_closing(resp.bytes_stream())));
+        if let Some(closing) = extras.closing {
+            let stream = until_closing(resp.bytes_stream(), closing);
+            return builder.body(Body::from_stream(stream));
+        }
     }
     // The answer to a request: an upstream that stops sending must not hold the client forever.
     let upstream = until_idle(resp.bytes_stream(), g.config.stream_idle_timeout);

@@ -14,14 +14,18 @@
 //! the subject and client that opened it (else 404); a `tools/call` whose tool needs a scope the token lacks gets
 //! 403 `insufficient_scope` before the upstream sees anything.
 
+pub mod closing;
 pub mod config;
 pub mod forward;
 pub mod identity;
 pub mod mount;
 pub mod sessions;
 pub mod tool_filter;
+pub mod upstream;
 
 pub use config::{GatewayConfig, GatewayConfigError, RouteConfig};
+pub(crate) use upstream::rpc_error;
+use upstream::Gateway;
 
 use crate::guard;
 use crate::mcp::SESSION_HEADER;
@@ -29,85 +33,13 @@ use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{post, MethodRouter};
 use axum::Extension;
 use bytes::Bytes;
 use portcullis_guard::VerifiedToken;
-use serde_json::{json, Value};
-use sessions::SessionIds;
+use serde_json::Value;
 use std::sync::Arc;
-
-/// The gateway's runtime state: configuration, HTTP client, session table.
-#[derive(Debug)]
-pub struct Gateway {
-    config: GatewayConfig,
-    /// `None` only if the HTTP client could not be built (logged once; every request then answers 502).
-    client: Option<reqwest::Client>,
-    sessions: SessionIds,
-    /// The protected resource of a `[[gateway.routes]]` entry; `None` on the MCP endpoint.
-    route: Option<mount::RouteResource>,
-    /// Cached identity assertions (`[gateway] identity_jwt`).
-    identity: identity::IdentitySigner,
-}
-
-impl Gateway {
-    /// Builds the gateway for `config`.
-    pub fn new(config: GatewayConfig) -> Self {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .connect_timeout(config.timeout)
-            .build()
-            .map_err(|e| tracing::error!(error = %e, "cannot build the gateway's HTTP client"))
-            .ok();
-        Self {
-            config,
-            client,
-            sessions: SessionIds::default(),
-            route: None,
-            identity: identity::IdentitySigner::default(),
-        }
-    }
-
-    /// The protected resource this gateway serves.
-    fn resource<'a>(&'a self, s: &'a AppState) -> guard::Resource<'a> {
-        match &self.route {
-            Some(r) => r.as_resource(),
-            None => guard::Resource::mcp(s),
-        }
-    }
-}
-
-/// Bumped by [`close_streams`]; every open `GET` event stream ends when it changes.
-static CLOSING: std::sync::LazyLock<tokio::sync::watch::Sender<u64>> =
-    std::sync::LazyLock::new(|| tokio::sync::watch::channel(0).0);
-
-/// Ends the open server-to-client (`GET`) event streams, so a graceful shutdown can finish: they never end by
-/// themselves, and clients reconnect (with `Last-Event-ID`) to another instance. Responses to `POST`s, event
-/// streams included, are left to complete. [`crate::serve`] calls it when shutdown begins.
-pub fn close_streams() {
-    CLOSING.send_modify(|generation| *generation += 1);
-}
-
-/// `stream`, ended at the next [`close_streams`].
-fn until_closing<S, T>(stream: S) -> impl futures_util::Stream<Item = T> + Send
-where
-    S: futures_util::Stream<Item = T> + Send + 'static,
-    T: Send + 'static,
-{
-    use futures_util::StreamExt;
-    let closing = CLOSING.subscribe();
-    futures_util::stream::unfold(
-        (Box::pin(stream), closing),
-        |(mut stream, mut closing)| async move {
-            tokio::select! {
-                item = stream.next() => item.map(|i| (i, (stream, closing))),
-                _ = closing.changed() => None,
-            }
-        },
-    )
-}
 
 /// The MCP endpoint's method router in gateway mode, behind the guard of the MCP endpoint.
 pub fn method_router(config: &GatewayConfig, s: &Arc<AppState>) -> MethodRouter<Arc<AppState>> {
@@ -126,17 +58,6 @@ fn handlers(gateway: Gateway, guard: guard::ResourceGuard) -> MethodRouter<Arc<A
         .delete(handle_delete)
         .layer(Extension(gateway))
         .route_layer(guard.layer())
-}
-
-/// A JSON-RPC error response with no id (the gateway cannot always know it), `Cache-Control: no-store`.
-pub(crate) fn rpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
-    let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
-    (
-        status,
-        [(axum::http::header::CACHE_CONTROL, "no-store")],
-        axum::Json(body),
-    )
-        .into_response()
 }
 
 /// The request headers to forward: the client's `Mcp-Session-Id`, if any, replaced by the upstream's own id
@@ -382,6 +303,7 @@ async fn handle_delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn principal(scope: &str) -> VerifiedToken {
         crate::guard::test_principal("alice", "c", scope)

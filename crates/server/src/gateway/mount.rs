@@ -4,37 +4,13 @@
 //! challenge (§5.1), its own session ids. A token issued for one route is refused at every other route and at the
 //! MCP endpoint (each route behind its own [`guard::ResourceGuard`]).
 
-use super::{handlers, Gateway, RouteConfig};
+use super::upstream::{Gateway, RouteResource};
+use super::{handlers, RouteConfig};
 use crate::guard;
 use crate::state::AppState;
 use axum::routing::get;
 use axum::Router;
-use portcullis_proto::Scope;
 use std::sync::Arc;
-
-/// A route's protected resource, computed once at start-up.
-#[derive(Debug, Clone)]
-pub struct RouteResource {
-    /// The resource identifier: the issuer's origin and the route's path.
-    pub url: String,
-    /// Path of its RFC 9728 document.
-    pub metadata_path: String,
-    /// The scope its challenges name (and a request naming none of its scopes gets).
-    pub default_scope: Scope,
-    /// Its `scopes_supported`.
-    pub scopes: Vec<String>,
-}
-
-impl RouteResource {
-    /// The route's resource as the guard sees it.
-    pub fn as_resource(&self) -> guard::Resource<'_> {
-        guard::Resource {
-            url: &self.url,
-            metadata_path: &self.metadata_path,
-            default_scope: &self.default_scope,
-        }
-    }
-}
 
 /// The protected resource of `route` on server `s`.
 pub fn resource(s: &AppState, route: &RouteConfig) -> RouteResource {
