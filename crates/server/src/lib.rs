@@ -14,7 +14,8 @@
 //! - [`authorize`], [`pages`], [`cookies`]: `GET /authorize`, the login and consent pages and their POSTs.
 //! - [`token`], [`client_auth`]: `POST /token` and client authentication.
 //! - [`revoke`]: `POST /revoke` (RFC 7009).
-//! - [`guard`], [`revocations`]: the bearer-token check of the MCP endpoint and the revocation set it honours.
+//! - [`guard`], [`revocations`]: the guard layer of the MCP endpoint and each gateway route (the one
+//!   `portcullis_guard::BearerCheck`, answered with each resource's challenge) and the revocation set it honours.
 //! - [`local_keys`]: the local key ring as the guard's `KeySource` (reload on an unknown `kid`, rate-limited).
 //! - [`mcp`]: the built-in MCP server (Streamable HTTP, JSON-RPC 2.0).
 //! - [`gateway`]: gateway mode: the MCP endpoint forwards to an upstream MCP server after the bearer check.
