@@ -10,7 +10,6 @@ pub use crate::check::{bearer_token, BearerCheck, VerifiedToken};
 use crate::config::GuardConfig;
 use crate::error::ConfigError;
 use crate::jwks::JwksClient;
-use crate::layer::GuardLayer;
 use crate::metadata;
 use crate::refusal::Refusal;
 use axum::body::Body;
@@ -65,12 +64,6 @@ impl Guard {
                 metadata_doc,
             }),
         })
-    }
-
-    /// The tower layer: wrap any `Service<http::Request<B>>` (an axum `Router`, rmcp's
-    /// `StreamableHttpService`, …) with it.
-    pub fn layer(&self) -> GuardLayer {
-        GuardLayer::new(self.clone())
     }
 
     /// A router answering `GET` at [`Guard::metadata_path`] with the RFC 9728 document; merge it next to

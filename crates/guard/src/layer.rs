@@ -26,6 +26,14 @@ pub trait Admit: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), Response<Body>>> + Send + 'a;
 }
 
+impl Guard {
+    /// The tower layer: wrap any `Service<http::Request<B>>` (an axum `Router`, rmcp's
+    /// `StreamableHttpService`, …) with it.
+    pub fn layer(&self) -> GuardLayer {
+        GuardLayer::new(self.clone())
+    }
+}
+
 impl Admit for Guard {
     /// Inserts a [`VerifiedToken`] (the type external servers read).
     async fn admit(
