@@ -2,7 +2,7 @@
 //! then the grant. Every response carries `Cache-Control: no-store` (RFC 6749 §5.1).
 
 use crate::client_auth::credentials;
-use crate::error::{json_error, OAuthError};
+use crate::error::{json_error, EndpointError, OAuthError};
 use crate::form::Form;
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
@@ -13,16 +13,14 @@ use bytes::Bytes;
 use portcullis_authz::secret::Secret;
 use portcullis_authz::token::TokenRequest;
 use portcullis_authz::AuthzError;
+use portcullis_proto::ErrorCode;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Whether a failure counts against the caller's address: guesses of codes, refresh tokens and client
 /// credentials (security notes, "Brute force"; issue: abuse limits on token requests).
-fn counts_as_guess(e: &AuthzError) -> bool {
-    matches!(
-        e,
-        AuthzError::InvalidGrant(_) | AuthzError::InvalidClient(_)
-    )
+fn counts_as_guess(e: &EndpointError) -> bool {
+    matches!(e.code(), ErrorCode::InvalidGrant | ErrorCode::InvalidClient)
 }
 
 /// Issues tokens.
@@ -84,17 +82,12 @@ async fn handle(
     };
     let creds = match credentials(headers, &mut form) {
         Ok(c) => c,
-        Err(e) => {
-            return Err(OAuthError {
-                error: e,
-                basic: true,
-            })
-        }
+        Err(e) => return Err(OAuthError::new(e, true)),
     };
     let basic = creds.used_basic();
     let client = match s.authz.authenticate_client(&creds).await {
         Ok(c) => c,
-        Err(error) => return Err(OAuthError { error, basic }),
+        Err(error) => return Err(OAuthError::new(error, basic)),
     };
     let req = TokenRequest {
         grant_type: form.take("grant_type"),
@@ -115,11 +108,11 @@ async fn handle(
             Ok(r)
         }
         Err(error) => {
-            if matches!(error, AuthzError::InvalidGrant(_)) {
+            if error.code() == ErrorCode::InvalidGrant {
                 // A replay may have revoked a grant: let this instance's MCP endpoint know at once.
                 s.revocations.sync_soon();
             }
-            Err(OAuthError { error, basic })
+            Err(OAuthError::new(error, basic))
         }
     }
 }

@@ -145,10 +145,10 @@ mod tests {
             refresh_token: Some(crate::secret::Secret::new(rt)),
             ..Default::default()
         };
-        assert!(matches!(
+        assert_eq!(
             a.token(&client, r).await.unwrap_err(),
-            AuthzError::InvalidGrant(_)
-        ));
+            crate::token::TokenError::Refresh(crate::store::RefreshError::Revoked)
+        );
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 //! - [`refresh`]: refresh with rotation and reuse detection (RFC 9700 §4.14.2).
 
 pub mod authorization_code;
+pub mod error;
 pub mod refresh;
 
 use crate::access_token::{self, AccessClaims, Audience};
@@ -11,8 +12,54 @@ use crate::error::AuthzError;
 use crate::random;
 use crate::registration::RegisteredClient;
 use crate::service::Authz;
-use crate::store::GrantRecord;
+use crate::store::{GrantRecord, StoreError};
+use error::RefreshError;
 use portcullis_proto::token::TokenResponse;
+use portcullis_proto::ErrorCode;
+
+/// Why the token endpoint refused: the grant's own refusal, or a failure shared by all grants.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The `refresh_token` grant refused.
+    #[error(transparent)]
+    Refresh(#[from] RefreshError),
+    /// Anything else (malformed request, storage, internal).
+    #[error(transparent)]
+    Other(#[from] AuthzError),
+}
+
+impl From<StoreError> for TokenError {
+    fn from(e: StoreError) -> Self {
+        Self::Other(e.into())
+    }
+}
+
+impl TokenError {
+    /// The RFC 6749 §5.2 error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Refresh(e) => e.code(),
+            Self::Other(e) => e.code(),
+        }
+    }
+
+    /// The `error_description` safe to show the client.
+    pub fn description(&self) -> String {
+        match self {
+            Self::Refresh(e) => e.to_string(),
+            Self::Other(e) => e.description(),
+        }
+    }
+
+    /// The error of the logic layer, for what only looks at that (status, logging).
+    pub fn as_authz(&self) -> Option<&AuthzError> {
+        match self {
+            Self::Other(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// A parsed token request (form parameters, each at most once).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -39,14 +86,15 @@ impl Authz {
         &self,
         client: &RegisteredClient,
         req: TokenRequest,
-    ) -> Result<TokenResponse, AuthzError> {
+    ) -> Result<TokenResponse, TokenError> {
         match req.grant_type.as_deref() {
-            Some("authorization_code") => self.exchange_code(client, req).await,
+            Some("authorization_code") => Ok(self.exchange_code(client, req).await?),
             Some("refresh_token") => self.refresh(client, req).await,
-            None => Err(AuthzError::InvalidRequest("grant_type is required".into())),
+            None => Err(AuthzError::InvalidRequest("grant_type is required".into()).into()),
             Some(_) => Err(AuthzError::UnsupportedGrantType(
                 "only authorization_code and refresh_token are supported".into(),
-            )),
+            )
+            .into()),
         }
     }
 

@@ -1,0 +1,54 @@
+//! The refusals of each grant, one enum per grant (RFC 6749 §5.2). Each knows its error code; its `Display` is
+//! the `error_description` sent to the client (no secrets, no internals).
+
+use portcullis_proto::ErrorCode;
+
+/// Why a `refresh_token` grant was refused (RFC 6749 §6, RFC 9700 §4.14.2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefreshError {
+    /// The client did not register the `refresh_token` grant (RFC 6749 §5.2 `unauthorized_client`).
+    #[error("this client did not register the refresh_token grant")]
+    NotRegistered,
+    /// No family has this token's handle.
+    #[error("the refresh token is invalid")]
+    Unknown,
+    /// The family belongs to another client (RFC 6749 §6: the token is bound to its client).
+    #[error("the refresh token was issued to another client")]
+    OtherClient,
+    /// The grant was revoked.
+    #[error("the refresh token was revoked")]
+    Revoked,
+    /// A retired token of the family was presented: the family is revoked, in the same storage operation
+    /// (RFC 9700 §4.14.2).
+    #[error("the refresh token was already used; the grant is revoked")]
+    Reused,
+    /// Idle or absolute expiry passed.
+    #[error("the refresh token expired")]
+    Expired,
+    /// The requested scope is wider than the grant's (RFC 6749 §6).
+    #[error("scope exceeds the scope originally granted")]
+    ScopeWidened,
+    /// The requested resource is not the grant's (RFC 8707 §2.2).
+    #[error("resource differs from the original grant")]
+    OtherResource,
+}
+
+impl RefreshError {
+    /// The RFC 6749 §5.2 (or RFC 8707 §2) error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotRegistered => ErrorCode::UnauthorizedClient,
+            Self::ScopeWidened => ErrorCode::InvalidScope,
+            Self::OtherResource => ErrorCode::InvalidTarget,
+            Self::Unknown | Self::OtherClient | Self::Revoked | Self::Reused | Self::Expired => {
+                ErrorCode::InvalidGrant
+            }
+        }
+    }
+
+    /// Whether storage revokes the family when the decision is this refusal (RFC 9700 §4.14.2).
+    pub fn revokes_family(&self) -> bool {
+        matches!(self, Self::Reused)
+    }
+}
