@@ -5,11 +5,11 @@
 use crate::clock::FixedClock;
 use crate::config::AuthzConfig;
 use crate::random::Random;
-use crate::secret::{Secret, TokenHash};
+use crate::secret::TokenHash;
 use crate::service::Authz;
 use crate::store::*;
-use crate::token::TokenRequest;
 use async_trait::async_trait;
+use portcullis_proto::{AuthorizationCode, AuthorizationCodeRequest, CodeVerifier};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -408,12 +408,11 @@ pub(crate) async fn code_for(a: &Authz, client_id: &str) -> String {
         .into_owned()
 }
 
-pub(crate) fn token_req(code: &str, verifier: &str) -> TokenRequest {
-    TokenRequest {
-        grant_type: Some("authorization_code".into()),
-        code: Some(Secret::new(code)),
+pub(crate) fn token_req(code: &str, verifier: &str) -> AuthorizationCodeRequest {
+    AuthorizationCodeRequest {
+        code: AuthorizationCode::new(code),
+        code_verifier: CodeVerifier::parse(verifier).unwrap(),
         redirect_uri: Some("http://localhost:8080/callback".into()),
-        code_verifier: Some(Secret::new(verifier)),
-        ..Default::default()
+        resource: None,
     }
 }

@@ -75,7 +75,7 @@ pub async fn exchange_code(
         ("grant_type", "authorization_code".to_owned()),
         ("code", code.secret().to_owned()),
         ("redirect_uri", redirect_uri.to_owned()),
-        ("code_verifier", verifier.secret().to_owned()),
+        ("code_verifier", verifier.expose().to_owned()),
     ];
     if let Some(r) = resource {
         form.push(("resource", r.to_owned()));
@@ -267,7 +267,7 @@ mod tests {
         assert_eq!(form(0)["client_id"], "id:1");
         assert!(!form(0).contains_key("client_secret"));
         assert_eq!(form(0)["resource"], "https://r");
-        assert_eq!(form(0)["code_verifier"], verifier.secret());
+        assert_eq!(form(0)["code_verifier"], verifier.expose());
         assert_eq!(
             reqs[1].header("authorization").unwrap(),
             format!("Basic {}", STANDARD.encode("id%3A1:s%26cret"))

@@ -10,10 +10,9 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use portcullis_authz::secret::Secret;
-use portcullis_authz::token::TokenRequest;
+use portcullis_authz::token::TokenError;
 use portcullis_authz::AuthzError;
-use portcullis_proto::ErrorCode;
+use portcullis_proto::{ErrorCode, TokenRequest};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -46,7 +45,7 @@ pub async fn token(
         }
         return resp;
     }
-    let response = handle(&s, &headers, body).await;
+    let response = issue(&s, &headers, body).await;
     if let Err(e) = &response {
         if counts_as_guess(&e.error) {
             if let Err(err) = s
@@ -61,7 +60,8 @@ pub async fn token(
     response.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn handle(
+/// Reads the form, authenticates the client, parses the request and runs its grant.
+async fn issue(
     s: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -89,16 +89,12 @@ async fn handle(
         Ok(c) => c,
         Err(error) => return Err(OAuthError::new(error, basic)),
     };
-    let req = TokenRequest {
-        grant_type: form.take("grant_type"),
-        code: form.take("code").map(Secret::new),
-        redirect_uri: form.take("redirect_uri"),
-        code_verifier: form.take("code_verifier").map(Secret::new),
-        refresh_token: form.take("refresh_token").map(Secret::new),
-        scope: form.take("scope"),
-        resource: form.take("resource"),
+    // Parsed after client authentication, so an unauthenticated caller learns nothing about its request.
+    let issued = match TokenRequest::parse(form.pairs()) {
+        Ok(req) => s.authz.token(&client, req).await,
+        Err(e) => Err(TokenError::from(e)),
     };
-    match s.authz.token(&client, req).await {
+    match issued {
         Ok(resp) => {
             let mut r = axum::Json(resp).into_response();
             r.headers_mut()

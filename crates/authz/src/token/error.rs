@@ -52,3 +52,45 @@ impl RefreshError {
         matches!(self, Self::Reused)
     }
 }
+
+/// Why an `authorization_code` grant was refused (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 8707 §2.2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthorizationCodeError {
+    /// No such code.
+    #[error("the authorization code is invalid")]
+    Unknown,
+    /// The code was redeemed before: the grant of its first redemption is revoked (RFC 6749 §4.1.2).
+    #[error("the authorization code was already used; tokens issued from it are revoked")]
+    Reused,
+    /// The code's lifetime passed.
+    #[error("the authorization code expired")]
+    Expired,
+    /// The code was issued to another client.
+    #[error("the authorization code was issued to another client")]
+    OtherClient,
+    /// `redirect_uri` is not the authorization request's (RFC 6749 §4.1.3).
+    #[error("redirect_uri does not match the authorization request")]
+    RedirectUriMismatch,
+    /// The verifier does not hash to the challenge (RFC 7636 §4.6).
+    #[error("code_verifier does not match the code_challenge")]
+    VerifierMismatch,
+    /// `resource` is not the authorization request's (RFC 8707 §2.2).
+    #[error("resource differs from the authorization request")]
+    OtherResource,
+}
+
+impl AuthorizationCodeError {
+    /// The RFC 6749 §5.2 (or RFC 8707 §2) error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::OtherResource => ErrorCode::InvalidTarget,
+            Self::Unknown
+            | Self::Reused
+            | Self::Expired
+            | Self::OtherClient
+            | Self::RedirectUriMismatch
+            | Self::VerifierMismatch => ErrorCode::InvalidGrant,
+        }
+    }
+}

@@ -13,18 +13,24 @@ use crate::random;
 use crate::registration::RegisteredClient;
 use crate::service::Authz;
 use crate::store::{GrantRecord, StoreError};
-use error::RefreshError;
+use error::{AuthorizationCodeError, RefreshError};
 use portcullis_proto::token::TokenResponse;
-use portcullis_proto::ErrorCode;
+use portcullis_proto::{ErrorCode, TokenRequest, TokenRequestError};
 
-/// Why the token endpoint refused: the grant's own refusal, or a failure shared by all grants.
+/// Why the token endpoint refused: the form, a grant's own refusal, or a failure shared by all grants.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenError {
+    /// The form is not a token request this server accepts.
+    #[error(transparent)]
+    Request(#[from] TokenRequestError),
+    /// The `authorization_code` grant refused.
+    #[error(transparent)]
+    AuthorizationCode(#[from] AuthorizationCodeError),
     /// The `refresh_token` grant refused.
     #[error(transparent)]
     Refresh(#[from] RefreshError),
-    /// Anything else (malformed request, storage, internal).
+    /// Anything else (storage, internal).
     #[error(transparent)]
     Other(#[from] AuthzError),
 }
@@ -39,6 +45,8 @@ impl TokenError {
     /// The RFC 6749 §5.2 error code.
     pub fn code(&self) -> ErrorCode {
         match self {
+            Self::Request(e) => e.code(),
+            Self::AuthorizationCode(e) => e.code(),
             Self::Refresh(e) => e.code(),
             Self::Other(e) => e.code(),
         }
@@ -47,12 +55,12 @@ impl TokenError {
     /// The `error_description` safe to show the client.
     pub fn description(&self) -> String {
         match self {
-            Self::Refresh(e) => e.to_string(),
             Self::Other(e) => e.description(),
+            e => e.to_string(),
         }
     }
 
-    /// The error of the logic layer, for what only looks at that (status, logging).
+    /// The error of the logic layer underneath, for what only looks at that (status, logging).
     pub fn as_authz(&self) -> Option<&AuthzError> {
         match self {
             Self::Other(e) => Some(e),
@@ -61,40 +69,16 @@ impl TokenError {
     }
 }
 
-/// A parsed token request (form parameters, each at most once).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TokenRequest {
-    /// `grant_type`.
-    pub grant_type: Option<String>,
-    /// `code`.
-    pub code: Option<crate::secret::Secret>,
-    /// `redirect_uri`.
-    pub redirect_uri: Option<String>,
-    /// `code_verifier`.
-    pub code_verifier: Option<crate::secret::Secret>,
-    /// `refresh_token`.
-    pub refresh_token: Option<crate::secret::Secret>,
-    /// `scope`.
-    pub scope: Option<String>,
-    /// `resource` (RFC 8707 §2.2).
-    pub resource: Option<String>,
-}
-
 impl Authz {
-    /// Runs the grant named by `grant_type` for an authenticated client.
+    /// Runs the grant of a parsed token request for an authenticated client.
     pub async fn token(
         &self,
         client: &RegisteredClient,
         req: TokenRequest,
     ) -> Result<TokenResponse, TokenError> {
-        match req.grant_type.as_deref() {
-            Some("authorization_code") => Ok(self.exchange_code(client, req).await?),
-            Some("refresh_token") => self.refresh(client, req).await,
-            None => Err(AuthzError::InvalidRequest("grant_type is required".into()).into()),
-            Some(_) => Err(AuthzError::UnsupportedGrantType(
-                "only authorization_code and refresh_token are supported".into(),
-            )
-            .into()),
+        match req {
+            TokenRequest::AuthorizationCode(req) => self.exchange_code(client, req).await,
+            TokenRequest::RefreshToken(req) => self.refresh(client, req).await,
         }
     }
 

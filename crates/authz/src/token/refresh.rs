@@ -9,8 +9,7 @@
 //! token that carries a family's handle but not its live secret can only be a retired token of that family (the
 //! handle is never shown anywhere else), so the reuse of any earlier token is caught without keeping them.
 
-use super::{TokenError, TokenRequest};
-use crate::error::AuthzError;
+use super::TokenError;
 use crate::random;
 use crate::registration::RegisteredClient;
 use crate::secret::{Secret, TokenHash};
@@ -19,7 +18,7 @@ use crate::store::{
     GrantRecord, RefreshError, RefreshFamily, RefreshUpdate, ReuseRevocation, RotationDecision,
 };
 use portcullis_proto::token::TokenResponse;
-use portcullis_proto::Scope;
+use portcullis_proto::{RefreshTokenRequest, ResourceIndicator, Scope};
 
 /// The handle and secret parts of a presented refresh token. A token without a dot predates families
 /// (storage migration 0003 keyed each live one by its own hash): it is both its handle and its secret.
@@ -48,7 +47,7 @@ struct RefreshAttempt {
     client_id: String,
     presented: TokenHash,
     scope: Option<Scope>,
-    resource: Option<String>,
+    resource: Option<ResourceIndicator>,
     now: i64,
     idle_ttl: i64,
     next: TokenHash,
@@ -78,7 +77,11 @@ impl RefreshAttempt {
             Some(asked) if granted.includes(asked) => asked.clone(),
             Some(_) => return Err(RefreshError::ScopeWidened),
         };
-        if self.resource.as_ref().is_some_and(|r| *r != grant.resource) {
+        if self
+            .resource
+            .as_ref()
+            .is_some_and(|r| r.as_str() != grant.resource)
+        {
             return Err(RefreshError::OtherResource);
         }
         let update = RefreshUpdate {
@@ -113,25 +116,18 @@ impl Authz {
     pub async fn refresh(
         &self,
         client: &RegisteredClient,
-        req: TokenRequest,
+        req: RefreshTokenRequest,
     ) -> Result<TokenResponse, TokenError> {
-        let token = req
-            .refresh_token
-            .ok_or_else(|| AuthzError::InvalidRequest("refresh_token is required".into()))?;
         if !client.may_refresh {
             return Err(RefreshError::NotRegistered.into());
         }
-        let scope = match &req.scope {
-            Some(s) => Some(Scope::parse(s).map_err(|e| AuthzError::InvalidScope(e.to_string()))?),
-            None => None,
-        };
-        let (handle, secret) = split(token.expose());
+        let (handle, secret) = split(req.refresh_token.expose());
         let next = random::token(self.rng.as_ref());
         let now = self.now();
         let attempt = RefreshAttempt {
             client_id: client.client_id.clone(),
             presented: TokenHash::of(secret),
-            scope,
+            scope: req.scope,
             resource: req.resource,
             now,
             idle_ttl: self.config.refresh_idle_ttl,
@@ -157,10 +153,11 @@ impl Authz {
 
 #[cfg(test)]
 mod tests {
-    use crate::secret::Secret;
     use crate::store::RefreshError;
     use crate::testing::{authz_with_clock, code_for, register_public, token_req, VERIFIER};
-    use crate::token::{TokenError, TokenRequest};
+    use crate::token::TokenError;
+    use portcullis_proto::TokenRequest;
+    use portcullis_proto::{RefreshToken, RefreshTokenRequest, Scope};
 
     /// A public client and the refresh token of its first code exchange.
     async fn first_refresh_token(
@@ -182,10 +179,14 @@ mod tests {
     }
 
     fn refresh_req(rt: &str) -> TokenRequest {
-        TokenRequest {
-            grant_type: Some("refresh_token".into()),
-            refresh_token: Some(Secret::new(rt)),
-            ..Default::default()
+        TokenRequest::RefreshToken(refresh_params(rt))
+    }
+
+    fn refresh_params(rt: &str) -> RefreshTokenRequest {
+        RefreshTokenRequest {
+            refresh_token: RefreshToken::new(rt),
+            scope: None,
+            resource: None,
         }
     }
 
@@ -364,10 +365,12 @@ mod tests {
             a.token(&other, refresh_req(&rt)).await.unwrap_err(),
             TokenError::Refresh(RefreshError::OtherClient)
         );
-        let mut wide = refresh_req(&rt);
-        wide.scope = Some("mcp:tools mcp:admin".into());
+        let mut wide = refresh_params(&rt);
+        wide.scope = Some(Scope::parse("mcp:tools mcp:admin").unwrap());
         assert_eq!(
-            a.token(&client, wide).await.unwrap_err(),
+            a.token(&client, TokenRequest::RefreshToken(wide))
+                .await
+                .unwrap_err(),
             TokenError::Refresh(RefreshError::ScopeWidened)
         );
         clock.advance(a.config().refresh_idle_ttl);
