@@ -94,3 +94,90 @@ impl AuthorizationCodeError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The codes and descriptions on the wire, as they were before the per-grant enums (clients and the
+    /// integration tests read some of them).
+    #[test]
+    fn codes_and_descriptions() {
+        use AuthorizationCodeError as A;
+        use RefreshError as R;
+        let refresh = [
+            (
+                R::NotRegistered,
+                "unauthorized_client",
+                "this client did not register the refresh_token grant",
+            ),
+            (R::Unknown, "invalid_grant", "the refresh token is invalid"),
+            (
+                R::OtherClient,
+                "invalid_grant",
+                "the refresh token was issued to another client",
+            ),
+            (R::Revoked, "invalid_grant", "the refresh token was revoked"),
+            (
+                R::Reused,
+                "invalid_grant",
+                "the refresh token was already used; the grant is revoked",
+            ),
+            (R::Expired, "invalid_grant", "the refresh token expired"),
+            (
+                R::ScopeWidened,
+                "invalid_scope",
+                "scope exceeds the scope originally granted",
+            ),
+            (
+                R::OtherResource,
+                "invalid_target",
+                "resource differs from the original grant",
+            ),
+        ];
+        for (e, code, text) in refresh {
+            assert_eq!((e.code().as_str(), e.to_string().as_str()), (code, text));
+            assert_eq!(e.revokes_family(), e == R::Reused);
+        }
+        let code = [
+            (
+                A::Unknown,
+                "invalid_grant",
+                "the authorization code is invalid",
+            ),
+            (
+                A::Reused,
+                "invalid_grant",
+                "the authorization code was already used; tokens issued from it are revoked",
+            ),
+            (
+                A::Expired,
+                "invalid_grant",
+                "the authorization code expired",
+            ),
+            (
+                A::OtherClient,
+                "invalid_grant",
+                "the authorization code was issued to another client",
+            ),
+            (
+                A::RedirectUriMismatch,
+                "invalid_grant",
+                "redirect_uri does not match the authorization request",
+            ),
+            (
+                A::VerifierMismatch,
+                "invalid_grant",
+                "code_verifier does not match the code_challenge",
+            ),
+            (
+                A::OtherResource,
+                "invalid_target",
+                "resource differs from the authorization request",
+            ),
+        ];
+        for (e, code, text) in code {
+            assert_eq!((e.code().as_str(), e.to_string().as_str()), (code, text));
+        }
+    }
+}
