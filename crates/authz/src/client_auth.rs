@@ -2,8 +2,9 @@
 
 use crate::error::AuthzError;
 use crate::registration::{AuthMethod, RegisteredClient};
-use crate::secret::{Secret, TokenHash};
+use crate::secret::TokenHash;
 use crate::service::Authz;
+use portcullis_proto::ClientSecret;
 use std::sync::Arc;
 
 /// The credentials a request presented, as the HTTP layer parsed them.
@@ -19,14 +20,14 @@ pub enum ClientCredentials {
         /// The client id.
         client_id: String,
         /// The secret.
-        secret: Secret,
+        secret: ClientSecret,
     },
     /// `client_id` and `client_secret` form parameters.
     Post {
         /// The client id.
         client_id: String,
         /// The secret.
-        secret: Secret,
+        secret: ClientSecret,
     },
 }
 

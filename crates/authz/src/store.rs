@@ -5,7 +5,9 @@
 //! redemption, refresh rotation) are conditional updates so that exactly one of many concurrent callers wins.
 
 use crate::secret::{Secret, TokenHash};
+pub use crate::token::error::RefreshError;
 use async_trait::async_trait;
+use portcullis_proto::Scope;
 use std::fmt;
 
 /// Why storage failed.
@@ -158,21 +160,40 @@ pub struct RefreshUpdate {
     pub expires_at: i64,
 }
 
-/// Decides a rotation from the family and its grant as they are inside the rotation's transaction: the new
-/// live token, or `None` to change nothing. It must be a pure function of its arguments (and what it
-/// captured): a backend may call it again when it retries a transaction.
-pub type RotationDecider =
-    Box<dyn Fn(&RefreshFamily, &GrantRecord) -> Option<RefreshUpdate> + Send + Sync>;
-
-/// What [`GrantStore::rotate_refresh`] read and did.
+/// What a [`RotationDecider`] decided when it allows the rotation: the family's next live token and the scope
+/// the new access token carries.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RotationOutcome {
-    /// The family as read, before the rotation.
-    pub family: RefreshFamily,
-    /// Its grant.
+pub struct RotationDecision {
+    /// The next live token.
+    pub update: RefreshUpdate,
+    /// The scope granted by this refresh (RFC 6749 §6: the grant's, or a narrower one asked for).
+    pub scope: Scope,
+}
+
+/// Decides a rotation from the family and its grant as they are inside the rotation's storage operation: the
+/// new live token, or why not. A refusal for which [`RefreshError::revokes_family`] holds makes the store revoke
+/// the grant in that same operation. It must be a pure function of its arguments (and what it captured): a
+/// backend may call it again when it retries.
+pub type RotationDecider = Box<
+    dyn Fn(&RefreshFamily, &GrantRecord) -> Result<RotationDecision, RefreshError> + Send + Sync,
+>;
+
+/// A committed rotation: the grant it refreshed and the scope decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rotation {
+    /// The grant, as read before the rotation.
     pub grant: GrantRecord,
-    /// Whether the decider's update was stored (committed when this is returned).
-    pub rotated: bool,
+    /// The scope of the new access token.
+    pub scope: Scope,
+}
+
+/// When a reuse detected by a rotation revokes its grant: the time, and how long its revocation entry lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReuseRevocation {
+    /// The revocation time (`revoked_at`).
+    pub now: i64,
+    /// The end of the revocation entry's life.
+    pub expires_at: i64,
 }
 
 /// A signing key.
@@ -337,14 +358,17 @@ pub trait GrantStore: Send + Sync {
         key: &TokenHash,
     ) -> Result<Option<(RefreshFamily, GrantRecord)>, StoreError>;
     /// In one transaction, the single-use step of a refresh (OAuth 2.1 §4.3.1): reads the family for `key` and
-    /// its grant, asks `decide`, and stores the update it returns. Concurrent rotations of one family run one
-    /// after another, each deciding on what the previous one committed, so of many callers presenting the same
-    /// token exactly one sees it live. `None` when no family has this key.
+    /// its grant, asks `decide` once, and stores the update it returns; when it refuses with a reason that
+    /// [revokes the family](RefreshError::revokes_family), revokes the grant and logs its revocation (as
+    /// [`GrantStore::revoke_grant`] with `reuse`) in the same operation. Concurrent rotations of one family run
+    /// one after another, each deciding on what the previous one committed, so of many callers presenting the
+    /// same token exactly one sees it live. [`RefreshError::Unknown`] when no family has this key.
     async fn rotate_refresh(
         &self,
         key: &TokenHash,
         decide: RotationDecider,
-    ) -> Result<Option<RotationOutcome>, StoreError>;
+        reuse: ReuseRevocation,
+    ) -> Result<Result<Rotation, RefreshError>, StoreError>;
     /// Revokes a grant (every refresh token of the family, and its access tokens through a revocation entry
     /// that lives until `revocation_expires_at`). Returns whether the grant existed and was live.
     async fn revoke_grant(

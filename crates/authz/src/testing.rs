@@ -5,11 +5,11 @@
 use crate::clock::FixedClock;
 use crate::config::AuthzConfig;
 use crate::random::Random;
-use crate::secret::{Secret, TokenHash};
+use crate::secret::TokenHash;
 use crate::service::Authz;
 use crate::store::*;
-use crate::token::TokenRequest;
 use async_trait::async_trait;
+use portcullis_proto::{AuthorizationCode, AuthorizationCodeRequest, CodeVerifier};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,14 +49,43 @@ struct Inner {
     rate_limits: HashMap<(String, i64), (u32, i64)>,
 }
 
-/// An in-memory [`Storage`] with the same transition semantics as the SQL stores.
+/// An in-memory [`Storage`] with the same transition semantics as the SQL stores. Every method is one
+/// storage operation (one lock of the state), counted in `operations`.
 #[derive(Default)]
-pub(crate) struct MemStore(Mutex<Inner>);
+pub(crate) struct MemStore {
+    inner: Mutex<Inner>,
+    operations: AtomicU64,
+}
 
 impl MemStore {
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
-        f(&mut self.0.lock().unwrap())
+        self.operations.fetch_add(1, Ordering::SeqCst);
+        f(&mut self.inner.lock().unwrap())
     }
+
+    /// How many storage operations ran so far.
+    pub(crate) fn operations(&self) -> u64 {
+        self.operations.load(Ordering::SeqCst)
+    }
+}
+
+/// Revokes a live grant and logs its revocation (one step of an operation: the caller holds the state).
+fn revoke_in(i: &mut Inner, id: &str, now: i64, exp: i64) -> bool {
+    let Some(g) = i.grants.get_mut(id) else {
+        return false;
+    };
+    if g.revoked_at.is_some() {
+        return false;
+    }
+    g.revoked_at = Some(now);
+    let seq = i.revocations.len() as i64 + 1;
+    i.revocations.push(RevocationRecord {
+        seq,
+        kind: RevokedKind::Grant,
+        value: id.into(),
+        expires_at: exp,
+    });
+    true
 }
 
 #[async_trait]
@@ -201,43 +230,39 @@ impl GrantStore for MemStore {
         &self,
         key: &TokenHash,
         decide: RotationDecider,
-    ) -> Result<Option<RotationOutcome>, StoreError> {
+        reuse: ReuseRevocation,
+    ) -> Result<Result<Rotation, RefreshError>, StoreError> {
         Ok(self.with(|i| {
-            let (family, gid) = i.families.get(key.as_str())?.clone();
-            let grant = i.grants.get(&gid)?.clone();
-            let update = decide(&family, &grant);
-            let rotated = update.is_some();
-            if let Some(u) = update {
-                let live = &mut i.families.get_mut(key.as_str())?.0;
-                live.token_hash = u.token_hash;
-                live.issued_at = u.issued_at;
-                live.expires_at = u.expires_at;
+            let Some((family, gid)) = i.families.get(key.as_str()).cloned() else {
+                return Err(RefreshError::Unknown);
+            };
+            let grant = i.grants.get(&gid).cloned().ok_or(RefreshError::Unknown)?;
+            match decide(&family, &grant) {
+                Ok(d) => {
+                    let live = &mut i
+                        .families
+                        .get_mut(key.as_str())
+                        .ok_or(RefreshError::Unknown)?
+                        .0;
+                    live.token_hash = d.update.token_hash;
+                    live.issued_at = d.update.issued_at;
+                    live.expires_at = d.update.expires_at;
+                    Ok(Rotation {
+                        grant,
+                        scope: d.scope,
+                    })
+                }
+                Err(e) => {
+                    if e.revokes_family() {
+                        revoke_in(i, &gid, reuse.now, reuse.expires_at);
+                    }
+                    Err(e)
+                }
             }
-            Some(RotationOutcome {
-                family,
-                grant,
-                rotated,
-            })
         }))
     }
     async fn revoke_grant(&self, id: &str, now: i64, exp: i64) -> Result<bool, StoreError> {
-        Ok(self.with(|i| {
-            let Some(g) = i.grants.get_mut(id) else {
-                return false;
-            };
-            if g.revoked_at.is_some() {
-                return false;
-            }
-            g.revoked_at = Some(now);
-            let seq = i.revocations.len() as i64 + 1;
-            i.revocations.push(RevocationRecord {
-                seq,
-                kind: RevokedKind::Grant,
-                value: id.into(),
-                expires_at: exp,
-            });
-            true
-        }))
+        Ok(self.with(|i| revoke_in(i, id, now, exp)))
     }
     async fn revoke_access_token(&self, jti: &str, exp: i64) -> Result<(), StoreError> {
         self.with(|i| {
@@ -341,16 +366,16 @@ impl RateLimitStore for MemStore {
 }
 
 pub(crate) async fn authz_with_clock() -> (Authz, Arc<FixedClock>) {
+    authz_on(Arc::new(MemStore::default())).await
+}
+
+/// An [`Authz`] on `store`, with a fixed clock.
+pub(crate) async fn authz_on(store: Arc<MemStore>) -> (Authz, Arc<FixedClock>) {
     let clock = Arc::new(FixedClock::new(1_700_000_000));
     let config = AuthzConfig::new("http://127.0.0.1:8080", "http://127.0.0.1:8080/mcp");
-    let a = Authz::new(
-        Arc::new(MemStore::default()),
-        clock.clone(),
-        Arc::new(SeqRandom::default()),
-        config,
-    )
-    .await
-    .unwrap();
+    let a = Authz::new(store, clock.clone(), Arc::new(SeqRandom::default()), config)
+        .await
+        .unwrap();
     (a, clock)
 }
 
@@ -383,12 +408,11 @@ pub(crate) async fn code_for(a: &Authz, client_id: &str) -> String {
         .into_owned()
 }
 
-pub(crate) fn token_req(code: &str, verifier: &str) -> TokenRequest {
-    TokenRequest {
-        grant_type: Some("authorization_code".into()),
-        code: Some(Secret::new(code)),
+pub(crate) fn token_req(code: &str, verifier: &str) -> AuthorizationCodeRequest {
+    AuthorizationCodeRequest {
+        code: AuthorizationCode::new(code),
+        code_verifier: CodeVerifier::parse(verifier).unwrap(),
         redirect_uri: Some("http://localhost:8080/callback".into()),
-        code_verifier: Some(Secret::new(verifier)),
-        ..Default::default()
+        resource: None,
     }
 }

@@ -154,7 +154,7 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Token { url } => {
             let auth = authenticator(store, &url, LoginOptions::default())?;
             let token = auth.token().await?;
-            println!("{}", token.secret());
+            println!("{}", token.expose());
         }
         ClientCommand::Logout { url } => {
             let auth = authenticator(
@@ -234,7 +234,7 @@ fn expiry(e: &ServerEntry) -> String {
 
 /// The subject of a JWT access token, for display only (the token is not verified here; the server does that).
 fn subject(e: &ServerEntry) -> Option<String> {
-    let payload = e.access_token.secret().split('.').nth(1)?;
+    let payload = e.access_token.expose().split('.').nth(1)?;
     let claims: Value = serde_json::from_slice(&portcullis_proto::b64::decode(payload)?).ok()?;
     ["preferred_username", "username", "name", "sub"]
         .iter()

@@ -229,9 +229,9 @@ impl Authenticator {
             let ep = safe_url("revocation_endpoint", ep)?;
             let mut tokens = vec![];
             if let Some(rt) = &entry.refresh_token {
-                tokens.push((rt.secret(), "refresh_token"));
+                tokens.push((rt.expose(), "refresh_token"));
             }
-            tokens.push((entry.access_token.secret(), "access_token"));
+            tokens.push((entry.access_token.expose(), "access_token"));
             for (t, hint) in tokens {
                 if let Err(e) = token::revoke(&self.http, &ep, &reg.client_auth(), t, hint).await {
                     eprintln!("warning: could not revoke the {hint} at the server ({e}); forgetting it locally anyway");
@@ -642,17 +642,17 @@ mod tests {
         let clock = Arc::new(ManualClock(AtomicU64::new(1_000)));
         let auth = authenticator(&srv, home.path(), opened.clone(), clock.clone());
         assert_eq!(auth.current().await.unwrap(), None);
-        assert_eq!(auth.token().await.unwrap().secret(), "at-1");
-        assert_eq!(auth.token().await.unwrap().secret(), "at-1");
+        assert_eq!(auth.token().await.unwrap().expose(), "at-1");
+        assert_eq!(auth.token().await.unwrap().expose(), "at-1");
         let entry = auth.cached().unwrap().unwrap();
         assert_eq!(entry.expires_at, Some(1_060));
         assert_eq!(entry.scope.as_deref(), Some("mcp:read"));
         // Past expiry: refreshed without a browser.
         clock.0.store(1_100, Ordering::SeqCst);
-        assert_eq!(auth.token().await.unwrap().secret(), "at-2");
+        assert_eq!(auth.token().await.unwrap().expose(), "at-2");
         assert_eq!(opened.load(Ordering::SeqCst), 1);
         let entry = auth.cached().unwrap().unwrap();
-        assert_eq!(entry.refresh_token.unwrap().secret(), "rt-2");
+        assert_eq!(entry.refresh_token.unwrap().expose(), "rt-2");
         assert_eq!(entry.scope.as_deref(), Some("mcp:read"));
         let token_forms: Vec<std::collections::HashMap<String, String>> = srv
             .requests()
@@ -683,7 +683,7 @@ mod tests {
             Arc::new(ManualClock(AtomicU64::new(5))),
         );
         let entry = auth.login().await.unwrap();
-        assert_eq!(entry.access_token.secret(), "at-1");
+        assert_eq!(entry.access_token.expose(), "at-1");
         assert_eq!(opened.load(Ordering::SeqCst), 2);
         assert_eq!(
             auth.store()

@@ -260,11 +260,11 @@ mod tests {
         assert_eq!(
             r.verify(&response(&r, Some("https://as.example")))
                 .unwrap()
-                .secret(),
+                .expose(),
             "the-code"
         );
         let r = request(false);
-        assert_eq!(r.verify(&response(&r, None)).unwrap().secret(), "the-code");
+        assert_eq!(r.verify(&response(&r, None)).unwrap().expose(), "the-code");
     }
 
     #[test]

@@ -175,7 +175,7 @@ impl Transport {
         token: Option<&AccessToken>,
     ) -> reqwest::RequestBuilder {
         if let Some(t) = token {
-            req = req.bearer_auth(t.secret());
+            req = req.bearer_auth(t.expose());
         }
         if let Some(s) = self.session_id.lock().ok().and_then(|g| g.clone()) {
             req = req.header("mcp-session-id", s);

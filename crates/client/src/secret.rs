@@ -1,5 +1,5 @@
 //! Secret values. Each is a newtype whose `Debug` prints `[redacted]`, so a secret never reaches a log through
-//! `{:?}`; the text is read only through `secret()`, where it is sent on the wire or stored.
+//! `{:?}`; the text is read only through `expose()`, where it is sent on the wire or stored.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -18,7 +18,7 @@ macro_rules! secret {
             }
 
             /// The secret text, for the wire or the cache file only.
-            pub fn secret(&self) -> &str {
+            pub fn expose(&self) -> &str {
                 &self.0
             }
         }
@@ -35,18 +35,8 @@ secret!(
     /// An access token (RFC 6749 §1.4).
     AccessToken
 );
-secret!(
-    /// A refresh token (RFC 6749 §1.5).
-    RefreshToken
-);
-secret!(
-    /// A client secret (RFC 6749 §2.3.1).
-    ClientSecret
-);
-secret!(
-    /// An authorization code (RFC 6749 §4.1.2).
-    AuthorizationCode
-);
+// The secrets the authorization server sees too are the protocol's own types.
+pub use portcullis_proto::secret::{AuthorizationCode, ClientSecret, RefreshToken};
 
 #[cfg(test)]
 mod tests {

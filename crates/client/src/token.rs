@@ -73,9 +73,9 @@ pub async fn exchange_code(
 ) -> Result<Tokens> {
     let mut form = vec![
         ("grant_type", "authorization_code".to_owned()),
-        ("code", code.secret().to_owned()),
+        ("code", code.expose().to_owned()),
         ("redirect_uri", redirect_uri.to_owned()),
-        ("code_verifier", verifier.secret().to_owned()),
+        ("code_verifier", verifier.expose().to_owned()),
     ];
     if let Some(r) = resource {
         form.push(("resource", r.to_owned()));
@@ -93,7 +93,7 @@ pub async fn refresh(
 ) -> Result<Tokens> {
     let mut form = vec![
         ("grant_type", "refresh_token".to_owned()),
-        ("refresh_token", refresh_token.secret().to_owned()),
+        ("refresh_token", refresh_token.expose().to_owned()),
     ];
     if let Some(r) = resource {
         form.push(("resource", r.to_owned()));
@@ -132,7 +132,7 @@ fn authenticated(
 ) -> reqwest::RequestBuilder {
     let secret = auth
         .client_secret
-        .map(ClientSecret::secret)
+        .map(ClientSecret::expose)
         .unwrap_or_default();
     let req = match auth.method {
         AuthMethod::ClientSecretBasic => {
@@ -257,7 +257,7 @@ mod tests {
             )
             .await
             .unwrap();
-            assert_eq!(t.access_token.secret(), "at");
+            assert_eq!(t.access_token.expose(), "at");
             assert_eq!(t.expires_in, Some(60));
         }
         let reqs = srv.requests();
@@ -267,7 +267,7 @@ mod tests {
         assert_eq!(form(0)["client_id"], "id:1");
         assert!(!form(0).contains_key("client_secret"));
         assert_eq!(form(0)["resource"], "https://r");
-        assert_eq!(form(0)["code_verifier"], verifier.secret());
+        assert_eq!(form(0)["code_verifier"], verifier.expose());
         assert_eq!(
             reqs[1].header("authorization").unwrap(),
             format!("Basic {}", STANDARD.encode("id%3A1:s%26cret"))

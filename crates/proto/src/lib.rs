@@ -7,7 +7,9 @@
 //! - [`redirect_uri`]: redirect URI parsing, registration rules and exact matching (RFC 8252, RFC 9700 §4.1).
 //! - [`metadata`]: authorization server metadata (RFC 8414) and protected resource metadata (RFC 9728).
 //! - [`registration`]: dynamic client registration request and response (RFC 7591).
+//! - [`secret`]: `AuthorizationCode`, `RefreshToken`, `ClientSecret`: secrets with redacted `Debug`.
 //! - [`token`]: token endpoint responses (RFC 6749 §5.1).
+//! - [`token_request`]: `TokenRequest`, the token endpoint's form parsed into one variant per grant.
 //! - [`www_authenticate`]: `WWW-Authenticate: Bearer` challenges (RFC 6750 §3, RFC 9728 §5.1), built and parsed.
 //! - [`well_known`]: where the well-known documents live for a given issuer or resource (RFC 8414 §3, RFC 9728 §3.1).
 //! - [`b64`]: base64url without padding, the encoding every one of these specs uses.
@@ -21,7 +23,9 @@ pub mod pkce;
 pub mod redirect_uri;
 pub mod registration;
 pub mod scope;
+pub mod secret;
 pub mod token;
+pub mod token_request;
 pub mod well_known;
 pub mod www_authenticate;
 
@@ -29,3 +33,8 @@ pub use error::{ErrorCode, ErrorResponse};
 pub use pkce::{CodeChallenge, CodeVerifier};
 pub use redirect_uri::RedirectUri;
 pub use scope::Scope;
+pub use secret::{AuthorizationCode, ClientSecret, RefreshToken};
+pub use token_request::{
+    AuthorizationCodeRequest, RefreshTokenRequest, ResourceIndicator, TokenRequest,
+    TokenRequestError,
+};

@@ -45,7 +45,7 @@ impl CodeVerifier {
     }
 
     /// The verifier text, to send in the token request.
-    pub fn secret(&self) -> &str {
+    pub fn expose(&self) -> &str {
         &self.0
     }
 }

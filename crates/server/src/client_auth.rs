@@ -6,8 +6,8 @@ use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use portcullis_authz::client_auth::ClientCredentials;
-use portcullis_authz::secret::Secret;
 use portcullis_authz::AuthzError;
+use portcullis_proto::ClientSecret;
 
 fn decode_component(text: &str) -> Option<String> {
     let decoded: String = form_urlencoded::parse(format!("x={text}").as_bytes())
@@ -49,13 +49,13 @@ pub fn credentials(headers: &HeaderMap, form: &mut Form) -> Result<ClientCredent
         }
         return Ok(ClientCredentials::Basic {
             client_id: id,
-            secret: Secret::new(secret),
+            secret: ClientSecret::new(secret),
         });
     }
     match (form_id, form_secret) {
         (Some(client_id), Some(secret)) => Ok(ClientCredentials::Post {
             client_id,
-            secret: Secret::new(secret),
+            secret: ClientSecret::new(secret),
         }),
         (Some(client_id), None) => Ok(ClientCredentials::Public { client_id }),
         (None, _) => Err(AuthzError::InvalidClient(

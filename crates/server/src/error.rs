@@ -5,9 +5,10 @@
 use crate::pages;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use portcullis_authz::token::TokenError;
 use portcullis_authz::AuthzError;
 use portcullis_proto::www_authenticate::BearerChallenge;
-use portcullis_proto::ErrorResponse;
+use portcullis_proto::{ErrorCode, ErrorResponse};
 
 /// Seconds a client is told to wait when storage is unavailable.
 pub const RETRY_AFTER_SECS: &str = "5";
@@ -35,18 +36,84 @@ pub fn json_error(status: StatusCode, code: &str, description: &str) -> Response
 #[derive(Debug)]
 pub struct OAuthError {
     /// The error.
-    pub error: AuthzError,
+    pub error: EndpointError,
     /// The client tried HTTP Basic: a failed client authentication answers with a `Basic` challenge
     /// (RFC 6749 §5.2).
     pub basic: bool,
 }
 
+/// What went wrong at an OAuth endpoint: a logic error, or a token endpoint's refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndpointError {
+    /// From the logic shared by the endpoints (client authentication, registration, revocation, storage).
+    Authz(AuthzError),
+    /// From a grant of the token endpoint.
+    Token(TokenError),
+}
+
+impl EndpointError {
+    /// The logic error underneath, if it is one (a token endpoint's shared failures are).
+    fn as_authz(&self) -> Option<&AuthzError> {
+        match self {
+            Self::Authz(e) => Some(e),
+            Self::Token(e) => e.as_authz(),
+        }
+    }
+
+    /// The RFC error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Authz(e) => e.code(),
+            Self::Token(e) => e.code(),
+        }
+    }
+
+    /// The description safe to show the client.
+    pub fn description(&self) -> String {
+        match self {
+            Self::Authz(e) => e.description(),
+            Self::Token(e) => e.description(),
+        }
+    }
+
+    /// The HTTP status: a grant's own refusals are all 400 (RFC 6749 §5.2).
+    pub fn status(&self) -> StatusCode {
+        self.as_authz().map_or(StatusCode::BAD_REQUEST, status_of)
+    }
+}
+
+impl From<AuthzError> for EndpointError {
+    fn from(e: AuthzError) -> Self {
+        Self::Authz(e)
+    }
+}
+
+impl From<TokenError> for EndpointError {
+    fn from(e: TokenError) -> Self {
+        Self::Token(e)
+    }
+}
+
+impl OAuthError {
+    /// An error; `basic` says whether the client tried HTTP Basic.
+    pub fn new(error: impl Into<EndpointError>, basic: bool) -> Self {
+        Self {
+            error: error.into(),
+            basic,
+        }
+    }
+}
+
 impl From<AuthzError> for OAuthError {
     fn from(error: AuthzError) -> Self {
-        Self {
-            error,
-            basic: false,
-        }
+        Self::new(error, false)
+    }
+}
+
+impl From<TokenError> for OAuthError {
+    fn from(error: TokenError) -> Self {
+        Self::new(error, false)
     }
 }
 
@@ -72,8 +139,10 @@ pub fn log(e: &AuthzError) {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        log(&self.error);
-        let status = status_of(&self.error);
+        if let Some(e) = self.error.as_authz() {
+            log(e);
+        }
+        let status = self.error.status();
         let mut resp = json_error(
             status,
             self.error.code().as_str(),

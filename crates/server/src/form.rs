@@ -65,6 +65,11 @@ impl Form {
             .filter(|v| !v.is_empty())
     }
 
+    /// Every parameter left, as name/value pairs (empty values included: parsers treat them as absent).
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Removes and returns a parameter.
     pub fn take(&mut self, name: &str) -> Option<String> {
         self.0.remove(name).filter(|v| !v.is_empty())

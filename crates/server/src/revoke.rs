@@ -38,18 +38,12 @@ pub async fn revoke(
     };
     let creds = match credentials(&headers, &mut form) {
         Ok(c) => c,
-        Err(e) => {
-            return OAuthError {
-                error: e,
-                basic: true,
-            }
-            .into_response()
-        }
+        Err(e) => return OAuthError::new(e, true).into_response(),
     };
     let basic = creds.used_basic();
     let client = match s.authz.authenticate_client(&creds).await {
         Ok(c) => c,
-        Err(error) => return OAuthError { error, basic }.into_response(),
+        Err(error) => return OAuthError::new(error, basic).into_response(),
     };
     let Some(token) = form.take("token") else {
         return OAuthError::from(AuthzError::InvalidRequest("token is required".into()))
@@ -71,6 +65,6 @@ pub async fn revoke(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
-        Err(error) => OAuthError { error, basic }.into_response(),
+        Err(error) => OAuthError::new(error, basic).into_response(),
     }
 }

@@ -2,7 +2,7 @@
 //! then the grant. Every response carries `Cache-Control: no-store` (RFC 6749 §5.1).
 
 use crate::client_auth::credentials;
-use crate::error::{json_error, OAuthError};
+use crate::error::{json_error, EndpointError, OAuthError};
 use crate::form::Form;
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
@@ -10,19 +10,16 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use portcullis_authz::secret::Secret;
-use portcullis_authz::token::TokenRequest;
+use portcullis_authz::token::TokenError;
 use portcullis_authz::AuthzError;
+use portcullis_proto::{ErrorCode, TokenRequest};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Whether a failure counts against the caller's address: guesses of codes, refresh tokens and client
 /// credentials (security notes, "Brute force"; issue: abuse limits on token requests).
-fn counts_as_guess(e: &AuthzError) -> bool {
-    matches!(
-        e,
-        AuthzError::InvalidGrant(_) | AuthzError::InvalidClient(_)
-    )
+fn counts_as_guess(e: &EndpointError) -> bool {
+    matches!(e.code(), ErrorCode::InvalidGrant | ErrorCode::InvalidClient)
 }
 
 /// Issues tokens.
@@ -48,7 +45,7 @@ pub async fn token(
         }
         return resp;
     }
-    let response = handle(&s, &headers, body).await;
+    let response = issue(&s, &headers, body).await;
     if let Err(e) = &response {
         if counts_as_guess(&e.error) {
             if let Err(err) = s
@@ -63,7 +60,8 @@ pub async fn token(
     response.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn handle(
+/// Reads the form, authenticates the client, parses the request and runs its grant.
+async fn issue(
     s: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -84,28 +82,19 @@ async fn handle(
     };
     let creds = match credentials(headers, &mut form) {
         Ok(c) => c,
-        Err(e) => {
-            return Err(OAuthError {
-                error: e,
-                basic: true,
-            })
-        }
+        Err(e) => return Err(OAuthError::new(e, true)),
     };
     let basic = creds.used_basic();
     let client = match s.authz.authenticate_client(&creds).await {
         Ok(c) => c,
-        Err(error) => return Err(OAuthError { error, basic }),
+        Err(error) => return Err(OAuthError::new(error, basic)),
     };
-    let req = TokenRequest {
-        grant_type: form.take("grant_type"),
-        code: form.take("code").map(Secret::new),
-        redirect_uri: form.take("redirect_uri"),
-        code_verifier: form.take("code_verifier").map(Secret::new),
-        refresh_token: form.take("refresh_token").map(Secret::new),
-        scope: form.take("scope"),
-        resource: form.take("resource"),
+    // Parsed after client authentication, so an unauthenticated caller learns nothing about its request.
+    let issued = match TokenRequest::parse(form.pairs()) {
+        Ok(req) => s.authz.token(&client, req).await,
+        Err(e) => Err(TokenError::from(e)),
     };
-    match s.authz.token(&client, req).await {
+    match issued {
         Ok(resp) => {
             let mut r = axum::Json(resp).into_response();
             r.headers_mut()
@@ -115,11 +104,11 @@ async fn handle(
             Ok(r)
         }
         Err(error) => {
-            if matches!(error, AuthzError::InvalidGrant(_)) {
+            if error.code() == ErrorCode::InvalidGrant {
                 // A replay may have revoked a grant: let this instance's MCP endpoint know at once.
                 s.revocations.sync_soon();
             }
-            Err(OAuthError { error, basic })
+            Err(OAuthError::new(error, basic))
         }
     }
 }

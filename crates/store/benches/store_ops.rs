@@ -15,9 +15,10 @@
 
 use portcullis_authz::secret::TokenHash;
 use portcullis_authz::store::{
-    ClientRecord, CodeRecord, GrantRecord, RefreshFamily, RefreshUpdate, Storage, Transition,
-    UserRecord,
+    ClientRecord, CodeRecord, GrantRecord, RefreshError, RefreshFamily, RefreshUpdate,
+    ReuseRevocation, RotationDecision, Storage, Transition, UserRecord,
 };
+use portcullis_proto::Scope;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -206,17 +207,26 @@ async fn run_task(
                     .rotate_refresh(
                         key,
                         Box::new(move |_, g| {
-                            g.revoked_at.is_none().then(|| RefreshUpdate {
-                                token_hash: next.clone(),
-                                issued_at: NOW,
-                                expires_at: NOW + 3600,
+                            if g.revoked_at.is_some() {
+                                return Err(RefreshError::Revoked);
+                            }
+                            Ok(RotationDecision {
+                                update: RefreshUpdate {
+                                    token_hash: next.clone(),
+                                    issued_at: NOW,
+                                    expires_at: NOW + 3600,
+                                },
+                                scope: Scope::default(),
                             })
                         }),
+                        ReuseRevocation {
+                            now: NOW,
+                            expires_at: NOW + 3600,
+                        },
                     )
                     .await
-                    .unwrap()
                     .unwrap();
-                assert!(out.rotated);
+                assert!(out.is_ok());
             }
             (Prepared::Refresh(v), Op::RevokeLive) => {
                 let (_, g) = s.refresh_family(&v[i]).await.unwrap().unwrap();

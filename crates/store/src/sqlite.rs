@@ -80,6 +80,12 @@ impl SqliteStore {
     /// connections close with the store.
     pub async fn close(&self) {}
 
+    /// How many operations the writer thread was given so far (each is one closure in a batch's transaction):
+    /// tests count them to check that an operation stays one trip to the writer.
+    pub fn writer_operations(&self) -> u64 {
+        self.group.operations()
+    }
+
     /// Runs a write on the writer thread; see [`Undo`] for which `undo` an operation needs.
     async fn write<T, F>(&self, undo: Undo, op: F) -> Result<T, StoreError>
     where

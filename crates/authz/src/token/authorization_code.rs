@@ -5,80 +5,64 @@
 //! created is revoked (RFC 6749 §4.1.2, RFC 9700 §4.5.1). A failed redemption (wrong verifier, wrong client)
 //! consumes and revokes nothing.
 
-use super::TokenRequest;
+use super::error::AuthorizationCodeError;
+use super::TokenError;
 use crate::error::AuthzError;
 use crate::random;
 use crate::registration::RegisteredClient;
+use crate::secret::TokenHash;
 use crate::service::Authz;
-use crate::store::{GrantRecord, Transition};
+use crate::store::{CodeRecord, GrantRecord, Transition};
 use portcullis_proto::token::TokenResponse;
-use portcullis_proto::{CodeChallenge, CodeVerifier};
+use portcullis_proto::{AuthorizationCodeRequest, CodeChallenge};
 
 impl Authz {
-    /// Exchanges a code for tokens.
+    /// Exchanges a code for tokens: check the code against the request, then redeem it (single-use), then
+    /// issue the tokens.
     pub async fn exchange_code(
         &self,
         client: &RegisteredClient,
-        req: TokenRequest,
-    ) -> Result<TokenResponse, AuthzError> {
-        let grant_err = |m: &str| AuthzError::InvalidGrant(m.into());
-        let code = req
-            .code
-            .ok_or_else(|| AuthzError::InvalidRequest("code is required".into()))?;
-        let verifier = req
-            .code_verifier
-            .ok_or_else(|| grant_err("code_verifier is required (PKCE)"))?;
-        let verifier = CodeVerifier::parse(verifier.expose())
-            .map_err(|e| grant_err(&format!("code_verifier {e}")))?;
+        req: AuthorizationCodeRequest,
+    ) -> Result<TokenResponse, TokenError> {
         let now = self.now();
-        let hash = code.hash();
+        let hash = TokenHash::of(req.code.expose());
+        let record = self.redeemable_code(&hash, now).await?;
+        check_binding(&record, client, &req)?;
+        let grant = self.grant_for(&record, now);
+        let refresh = self.redeem(&hash, now, client, &grant).await?;
+        let access = self.access_token_for(&grant, &grant.scope);
+        Ok(self.token_response(access, refresh, &grant.scope))
+    }
+
+    /// The stored code if it may still be redeemed. A used one is reuse: the grant of its first redemption is
+    /// revoked (RFC 6749 §4.1.2, RFC 9700 §4.5.1).
+    async fn redeemable_code(&self, hash: &TokenHash, now: i64) -> Result<CodeRecord, TokenError> {
         let record = self
             .store
-            .code(&hash)
+            .code(hash)
             .await?
-            .ok_or_else(|| grant_err("the authorization code is invalid"))?;
+            .ok_or(AuthorizationCodeError::Unknown)?;
         if record.used_at.is_some() {
-            self.store
-                .revoke_grant_of_code(&hash, now, now + self.config.access_token_ttl + 60)
-                .await?;
-            return Err(grant_err(
-                "the authorization code was already used; tokens issued from it are revoked",
-            ));
+            return Err(self.code_reused(hash, now).await);
         }
         if now >= record.expires_at {
-            return Err(grant_err("the authorization code expired"));
+            return Err(AuthorizationCodeError::Expired.into());
         }
-        if record.client_id != client.client_id {
-            return Err(grant_err(
-                "the authorization code was issued to another client",
-            ));
+        Ok(record)
+    }
+
+    /// Revokes what a reused code produced; the refusal to answer with.
+    async fn code_reused(&self, hash: &TokenHash, now: i64) -> TokenError {
+        let exp = now + self.config.access_token_ttl + 60;
+        match self.store.revoke_grant_of_code(hash, now, exp).await {
+            Ok(_) => AuthorizationCodeError::Reused.into(),
+            Err(e) => e.into(),
         }
-        let redirect_ok = match (&req.redirect_uri, record.redirect_uri.is_empty()) {
-            (Some(sent), false) => *sent == record.redirect_uri,
-            (None, false) => false,
-            (Some(sent), true) => {
-                client.redirect_uris.len() == 1 && client.redirect_uris[0].as_str() == sent
-            }
-            (None, true) => true,
-        };
-        if !redirect_ok {
-            return Err(grant_err(
-                "redirect_uri does not match the authorization request",
-            ));
-        }
-        let challenge = CodeChallenge::parse(&record.code_challenge, Some("S256"))
-            .map_err(|_| AuthzError::Internal("stored code challenge unreadable".into()))?;
-        if !challenge.verify(&verifier) {
-            return Err(grant_err("code_verifier does not match the code_challenge"));
-        }
-        if let Some(r) = &req.resource {
-            if *r != record.resource {
-                return Err(AuthzError::InvalidTarget(
-                    "resource differs from the authorization request".into(),
-                ));
-            }
-        }
-        let grant = GrantRecord {
+    }
+
+    /// The grant a redemption of `record` creates.
+    fn grant_for(&self, record: &CodeRecord, now: i64) -> GrantRecord {
+        GrantRecord {
             id: random::ordered_id(self.rng.as_ref(), self.clock.now_millis()),
             client_id: record.client_id.clone(),
             user_id: record.user_id.clone(),
@@ -87,7 +71,18 @@ impl Authz {
             created_at: now,
             expires_at: now + self.config.refresh_absolute_ttl,
             revoked_at: None,
-        };
+        }
+    }
+
+    /// Marks the code used and stores `grant` with its refresh family in one conditional step; the first
+    /// refresh token, if the client may refresh. Losing the race to another redemption is reuse too.
+    async fn redeem(
+        &self,
+        hash: &TokenHash,
+        now: i64,
+        client: &RegisteredClient,
+        grant: &GrantRecord,
+    ) -> Result<Option<String>, TokenError> {
         let (refresh, family) = match client.may_refresh {
             true => {
                 let (token, family) = self.new_refresh_family(now, grant.expires_at);
@@ -97,29 +92,54 @@ impl Authz {
         };
         match self
             .store
-            .redeem_code(&hash, now, &grant, family.as_ref())
+            .redeem_code(hash, now, grant, family.as_ref())
             .await?
         {
-            Transition::Won => {}
-            Transition::AlreadyUsed => {
-                // Lost a race with another redemption of the same code: that is reuse too.
-                self.store
-                    .revoke_grant_of_code(&hash, now, now + self.config.access_token_ttl + 60)
-                    .await?;
-                return Err(grant_err(
-                    "the authorization code was already used; tokens issued from it are revoked",
-                ));
-            }
+            Transition::Won => Ok(refresh),
+            Transition::AlreadyUsed => Err(self.code_reused(hash, now).await),
         }
-        let access = self.access_token_for(&grant, &grant.scope);
-        Ok(self.token_response(access, refresh, &grant.scope))
     }
+}
+
+/// The code is bound to its client, redirect URI, PKCE challenge and resource (RFC 6749 §4.1.3, RFC 7636
+/// §4.6, RFC 8707 §2.2). A failure consumes nothing.
+fn check_binding(
+    record: &CodeRecord,
+    client: &RegisteredClient,
+    req: &AuthorizationCodeRequest,
+) -> Result<(), TokenError> {
+    if record.client_id != client.client_id {
+        return Err(AuthorizationCodeError::OtherClient.into());
+    }
+    let redirect_ok = match (&req.redirect_uri, record.redirect_uri.is_empty()) {
+        (Some(sent), false) => *sent == record.redirect_uri,
+        (None, false) => false,
+        (Some(sent), true) => {
+            client.redirect_uris.len() == 1 && client.redirect_uris[0].as_str() == sent
+        }
+        (None, true) => true,
+    };
+    if !redirect_ok {
+        return Err(AuthorizationCodeError::RedirectUriMismatch.into());
+    }
+    let challenge = CodeChallenge::parse(&record.code_challenge, Some("S256"))
+        .map_err(|_| AuthzError::Internal("stored code challenge unreadable".into()))?;
+    if !challenge.verify(&req.code_verifier) {
+        return Err(AuthorizationCodeError::VerifierMismatch.into());
+    }
+    if let Some(r) = &req.resource {
+        if r.as_str() != record.resource {
+            return Err(AuthorizationCodeError::OtherResource.into());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::error::AuthzError;
     use crate::testing::{authz_with_clock, code_for, register_public, token_req, VERIFIER};
+    use crate::token::error::AuthorizationCodeError as E;
+    use crate::token::TokenError;
 
     #[tokio::test]
     async fn exchange_then_reuse_revokes() {
@@ -138,17 +158,18 @@ mod tests {
             .exchange_code(&client, token_req(&code, VERIFIER))
             .await
             .unwrap_err();
-        assert!(matches!(again, AuthzError::InvalidGrant(_)));
+        assert_eq!(again, TokenError::AuthorizationCode(E::Reused));
         // The refresh token from the first exchange is now dead.
-        let r = crate::token::TokenRequest {
-            grant_type: Some("refresh_token".into()),
-            refresh_token: Some(crate::secret::Secret::new(rt)),
-            ..Default::default()
-        };
-        assert!(matches!(
+        let r =
+            portcullis_proto::TokenRequest::RefreshToken(portcullis_proto::RefreshTokenRequest {
+                refresh_token: portcullis_proto::RefreshToken::new(rt),
+                scope: None,
+                resource: None,
+            });
+        assert_eq!(
             a.token(&client, r).await.unwrap_err(),
-            AuthzError::InvalidGrant(_)
-        ));
+            crate::token::TokenError::Refresh(crate::store::RefreshError::Revoked)
+        );
     }
 
     #[tokio::test]
@@ -162,14 +183,19 @@ mod tests {
             a.exchange_code(&client, token_req(&code, wrong))
                 .await
                 .unwrap_err(),
-            AuthzError::InvalidGrant("code_verifier does not match the code_challenge".into())
+            TokenError::AuthorizationCode(E::VerifierMismatch)
         );
-        let mut missing = token_req(&code, VERIFIER);
-        missing.code_verifier = None;
-        assert!(matches!(
-            a.exchange_code(&client, missing).await.unwrap_err(),
-            AuthzError::InvalidGrant(_)
-        ));
+        // A missing verifier is refused by the parser, as invalid_grant, before the code is looked at.
+        let missing = portcullis_proto::TokenRequest::parse([
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            missing,
+            portcullis_proto::TokenRequestError::MissingCodeVerifier
+        );
+        assert_eq!(missing.code(), portcullis_proto::ErrorCode::InvalidGrant);
         assert!(a
             .exchange_code(&client, token_req(&code, VERIFIER))
             .await
@@ -186,28 +212,30 @@ mod tests {
         let code = code_for(&a, &c).await;
         let mut r = token_req(&code, VERIFIER);
         r.redirect_uri = Some("http://localhost:8080/other".into());
-        assert!(matches!(
+        assert_eq!(
             a.exchange_code(&client, r).await.unwrap_err(),
-            AuthzError::InvalidGrant(_)
-        ));
-        assert!(matches!(
+            TokenError::AuthorizationCode(E::RedirectUriMismatch)
+        );
+        assert_eq!(
             a.exchange_code(&other, token_req(&code, VERIFIER))
                 .await
                 .unwrap_err(),
-            AuthzError::InvalidGrant(_)
-        ));
+            TokenError::AuthorizationCode(E::OtherClient)
+        );
         let mut r = token_req(&code, VERIFIER);
-        r.resource = Some("https://elsewhere/mcp".into());
-        assert!(matches!(
-            a.exchange_code(&client, r).await.unwrap_err(),
-            AuthzError::InvalidTarget(_)
+        r.resource = Some(portcullis_proto::ResourceIndicator::new(
+            "https://elsewhere/mcp",
         ));
+        assert_eq!(
+            a.exchange_code(&client, r).await.unwrap_err(),
+            TokenError::AuthorizationCode(E::OtherResource)
+        );
         clock.advance(60);
         assert_eq!(
             a.exchange_code(&client, token_req(&code, VERIFIER))
                 .await
                 .unwrap_err(),
-            AuthzError::InvalidGrant("the authorization code expired".into())
+            TokenError::AuthorizationCode(E::Expired)
         );
     }
 }

@@ -4,6 +4,7 @@
 //! - [`refresh`]: refresh with rotation and reuse detection (RFC 9700 §4.14.2).
 
 pub mod authorization_code;
+pub mod error;
 pub mod refresh;
 
 use crate::access_token::{self, AccessClaims, Audience};
@@ -11,42 +12,73 @@ use crate::error::AuthzError;
 use crate::random;
 use crate::registration::RegisteredClient;
 use crate::service::Authz;
-use crate::store::GrantRecord;
+use crate::store::{GrantRecord, StoreError};
+use error::{AuthorizationCodeError, RefreshError};
 use portcullis_proto::token::TokenResponse;
+use portcullis_proto::{ErrorCode, TokenRequest, TokenRequestError};
 
-/// A parsed token request (form parameters, each at most once).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TokenRequest {
-    /// `grant_type`.
-    pub grant_type: Option<String>,
-    /// `code`.
-    pub code: Option<crate::secret::Secret>,
-    /// `redirect_uri`.
-    pub redirect_uri: Option<String>,
-    /// `code_verifier`.
-    pub code_verifier: Option<crate::secret::Secret>,
-    /// `refresh_token`.
-    pub refresh_token: Option<crate::secret::Secret>,
-    /// `scope`.
-    pub scope: Option<String>,
-    /// `resource` (RFC 8707 §2.2).
-    pub resource: Option<String>,
+/// Why the token endpoint refused: the form, a grant's own refusal, or a failure shared by all grants.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The form is not a token request this server accepts.
+    #[error(transparent)]
+    Request(#[from] TokenRequestError),
+    /// The `authorization_code` grant refused.
+    #[error(transparent)]
+    AuthorizationCode(#[from] AuthorizationCodeError),
+    /// The `refresh_token` grant refused.
+    #[error(transparent)]
+    Refresh(#[from] RefreshError),
+    /// Anything else (storage, internal).
+    #[error(transparent)]
+    Other(#[from] AuthzError),
+}
+
+impl From<StoreError> for TokenError {
+    fn from(e: StoreError) -> Self {
+        Self::Other(e.into())
+    }
+}
+
+impl TokenError {
+    /// The RFC 6749 §5.2 error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Request(e) => e.code(),
+            Self::AuthorizationCode(e) => e.code(),
+            Self::Refresh(e) => e.code(),
+            Self::Other(e) => e.code(),
+        }
+    }
+
+    /// The `error_description` safe to show the client.
+    pub fn description(&self) -> String {
+        match self {
+            Self::Other(e) => e.description(),
+            e => e.to_string(),
+        }
+    }
+
+    /// The error of the logic layer underneath, for what only looks at that (status, logging).
+    pub fn as_authz(&self) -> Option<&AuthzError> {
+        match self {
+            Self::Other(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl Authz {
-    /// Runs the grant named by `grant_type` for an authenticated client.
+    /// Runs the grant of a parsed token request for an authenticated client.
     pub async fn token(
         &self,
         client: &RegisteredClient,
         req: TokenRequest,
-    ) -> Result<TokenResponse, AuthzError> {
-        match req.grant_type.as_deref() {
-            Some("authorization_code") => self.exchange_code(client, req).await,
-            Some("refresh_token") => self.refresh(client, req).await,
-            None => Err(AuthzError::InvalidRequest("grant_type is required".into())),
-            Some(_) => Err(AuthzError::UnsupportedGrantType(
-                "only authorization_code and refresh_token are supported".into(),
-            )),
+    ) -> Result<TokenResponse, TokenError> {
+        match req {
+            TokenRequest::AuthorizationCode(req) => self.exchange_code(client, req).await,
+            TokenRequest::RefreshToken(req) => self.refresh(client, req).await,
         }
     }
 

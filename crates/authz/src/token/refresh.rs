@@ -9,16 +9,16 @@
 //! token that carries a family's handle but not its live secret can only be a retired token of that family (the
 //! handle is never shown anywhere else), so the reuse of any earlier token is caught without keeping them.
 
-use super::TokenRequest;
-use crate::error::AuthzError;
+use super::TokenError;
 use crate::random;
 use crate::registration::RegisteredClient;
 use crate::secret::{Secret, TokenHash};
 use crate::service::Authz;
-use crate::store::{GrantRecord, RefreshFamily, RefreshUpdate};
+use crate::store::{
+    GrantRecord, RefreshError, RefreshFamily, RefreshUpdate, ReuseRevocation, RotationDecision,
+};
 use portcullis_proto::token::TokenResponse;
-use portcullis_proto::Scope;
-use std::sync::Arc;
+use portcullis_proto::{RefreshTokenRequest, ResourceIndicator, Scope};
 
 /// The handle and secret parts of a presented refresh token. A token without a dot predates families
 /// (storage migration 0003 keyed each live one by its own hash): it is both its handle and its secret.
@@ -40,71 +40,56 @@ fn family_token(handle: &str, secret: &Secret) -> String {
     t
 }
 
-/// Why a rotation was refused.
-enum Refusal {
-    /// The token is a retired one of this family: the family is revoked (RFC 9700 §4.14.2).
-    Reused,
-    /// Refused, nothing changes.
-    Invalid(AuthzError),
-}
-
-/// Everything a rotation is decided on besides the stored family and grant. The decision is a pure function,
-/// run inside the storage transaction ([`crate::store::RotationDecider`]) and once more afterwards on the same
-/// snapshot to say why it was refused.
-struct Rotation {
+/// A refresh attempt: everything a rotation is decided on besides the stored family and grant. The decision
+/// ([`RefreshAttempt::decide`]) is a pure function, run once, inside the storage operation
+/// ([`crate::store::RotationDecider`]).
+struct RefreshAttempt {
     client_id: String,
     presented: TokenHash,
-    scope: Option<String>,
-    resource: Option<String>,
+    scope: Option<Scope>,
+    resource: Option<ResourceIndicator>,
     now: i64,
     idle_ttl: i64,
     next: TokenHash,
 }
 
-impl Rotation {
+impl RefreshAttempt {
     fn decide(
         &self,
         family: &RefreshFamily,
         grant: &GrantRecord,
-    ) -> Result<(RefreshUpdate, Scope), Refusal> {
-        let invalid = |m: &str| Refusal::Invalid(AuthzError::InvalidGrant(m.into()));
+    ) -> Result<RotationDecision, RefreshError> {
         if grant.client_id != self.client_id {
-            return Err(invalid("the refresh token was issued to another client"));
+            return Err(RefreshError::OtherClient);
         }
         if grant.revoked_at.is_some() {
-            return Err(invalid("the refresh token was revoked"));
+            return Err(RefreshError::Revoked);
         }
         if !family.token_hash.ct_eq(&self.presented) {
-            return Err(Refusal::Reused);
+            return Err(RefreshError::Reused);
         }
         if self.now >= family.expires_at || self.now >= grant.expires_at {
-            return Err(invalid("the refresh token expired"));
+            return Err(RefreshError::Expired);
         }
         let granted = Scope::parse(&grant.scope).unwrap_or_default();
         let scope = match &self.scope {
             None => granted,
-            Some(s) => {
-                let asked = Scope::parse(s)
-                    .map_err(|e| Refusal::Invalid(AuthzError::InvalidScope(e.to_string())))?;
-                if !granted.includes(&asked) {
-                    return Err(Refusal::Invalid(AuthzError::InvalidScope(
-                        "scope exceeds the scope originally granted".into(),
-                    )));
-                }
-                asked
-            }
+            Some(asked) if granted.includes(asked) => asked.clone(),
+            Some(_) => return Err(RefreshError::ScopeWidened),
         };
-        if self.resource.as_ref().is_some_and(|r| *r != grant.resource) {
-            return Err(Refusal::Invalid(AuthzError::InvalidTarget(
-                "resource differs from the original grant".into(),
-            )));
+        if self
+            .resource
+            .as_ref()
+            .is_some_and(|r| r.as_str() != grant.resource)
+        {
+            return Err(RefreshError::OtherResource);
         }
         let update = RefreshUpdate {
             token_hash: self.next.clone(),
             issued_at: self.now,
             expires_at: (self.now + self.idle_ttl).min(grant.expires_at),
         };
-        Ok((update, scope))
+        Ok(RotationDecision { update, scope })
     }
 }
 
@@ -126,64 +111,53 @@ impl Authz {
         (family_token(&handle, &secret), family)
     }
 
-    /// Refreshes: a new access token and a new refresh token.
+    /// Refreshes: a new access token and a new refresh token. The store decides once and, on reuse, revokes
+    /// the family in the same operation.
     pub async fn refresh(
         &self,
         client: &RegisteredClient,
-        req: TokenRequest,
-    ) -> Result<TokenResponse, AuthzError> {
-        let grant_err = |m: &str| AuthzError::InvalidGrant(m.into());
-        let token = req
-            .refresh_token
-            .ok_or_else(|| AuthzError::InvalidRequest("refresh_token is required".into()))?;
+        req: RefreshTokenRequest,
+    ) -> Result<TokenResponse, TokenError> {
         if !client.may_refresh {
-            return Err(AuthzError::UnauthorizedClient(
-                "this client did not register the refresh_token grant".into(),
-            ));
+            return Err(RefreshError::NotRegistered.into());
         }
-        let (handle, secret) = split(token.expose());
+        let (handle, secret) = split(req.refresh_token.expose());
         let next = random::token(self.rng.as_ref());
-        let rotation = Arc::new(Rotation {
+        let now = self.now();
+        let attempt = RefreshAttempt {
             client_id: client.client_id.clone(),
             presented: TokenHash::of(secret),
             scope: req.scope,
             resource: req.resource,
-            now: self.now(),
+            now,
             idle_ttl: self.config.refresh_idle_ttl,
             next: next.hash(),
-        });
-        let decider = rotation.clone();
-        let outcome = self
+        };
+        let reuse = ReuseRevocation {
+            now,
+            expires_at: now + self.config.access_token_ttl + 60,
+        };
+        let rotation = self
             .store
             .rotate_refresh(
                 &TokenHash::of(handle),
-                Box::new(move |f, g| decider.decide(f, g).ok().map(|(u, _)| u)),
+                Box::new(move |f, g| attempt.decide(f, g)),
+                reuse,
             )
-            .await?
-            .ok_or_else(|| grant_err("the refresh token is invalid"))?;
-        let reused = || grant_err("the refresh token was already used; the grant is revoked");
-        let scope = match rotation.decide(&outcome.family, &outcome.grant) {
-            Ok((_, scope)) if outcome.rotated => scope.to_string(),
-            // A decision is a function of the snapshot, so this cannot differ from the store's; if a backend
-            // ever disagreed, refusing is the safe side.
-            Ok(_) => return Err(reused()),
-            Err(Refusal::Reused) => {
-                self.revoke_grant_now(&outcome.grant.id).await?;
-                return Err(reused());
-            }
-            Err(Refusal::Invalid(e)) => return Err(e),
-        };
-        let access = self.access_token_for(&outcome.grant, &scope);
+            .await??;
+        let scope = rotation.scope.to_string();
+        let access = self.access_token_for(&rotation.grant, &scope);
         Ok(self.token_response(access, Some(family_token(handle, &next)), &scope))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::error::AuthzError;
-    use crate::secret::Secret;
+    use crate::store::RefreshError;
     use crate::testing::{authz_with_clock, code_for, register_public, token_req, VERIFIER};
-    use crate::token::TokenRequest;
+    use crate::token::TokenError;
+    use portcullis_proto::TokenRequest;
+    use portcullis_proto::{RefreshToken, RefreshTokenRequest, Scope};
 
     /// A public client and the refresh token of its first code exchange.
     async fn first_refresh_token(
@@ -205,10 +179,14 @@ mod tests {
     }
 
     fn refresh_req(rt: &str) -> TokenRequest {
-        TokenRequest {
-            grant_type: Some("refresh_token".into()),
-            refresh_token: Some(Secret::new(rt)),
-            ..Default::default()
+        TokenRequest::RefreshToken(refresh_params(rt))
+    }
+
+    fn refresh_params(rt: &str) -> RefreshTokenRequest {
+        RefreshTokenRequest {
+            refresh_token: RefreshToken::new(rt),
+            scope: None,
+            resource: None,
         }
     }
 
@@ -227,13 +205,13 @@ mod tests {
         let rt2 = second.refresh_token.unwrap();
         assert_ne!(rt1, rt2);
         // Replaying rt1 revokes the family: rt2 dies too.
-        assert!(matches!(
+        assert_eq!(
             a.token(&client, refresh_req(&rt1)).await.unwrap_err(),
-            AuthzError::InvalidGrant(_)
-        ));
+            TokenError::Refresh(RefreshError::Reused)
+        );
         assert_eq!(
             a.token(&client, refresh_req(&rt2)).await.unwrap_err(),
-            AuthzError::InvalidGrant("the refresh token was revoked".into())
+            TokenError::Refresh(RefreshError::Revoked)
         );
     }
 
@@ -261,13 +239,11 @@ mod tests {
         );
         assert_eq!(
             a.token(&client, refresh_req(&rt1)).await.unwrap_err(),
-            AuthzError::InvalidGrant(
-                "the refresh token was already used; the grant is revoked".into()
-            )
+            TokenError::Refresh(RefreshError::Reused)
         );
         assert_eq!(
             a.token(&client, refresh_req(&rt3)).await.unwrap_err(),
-            AuthzError::InvalidGrant("the refresh token was revoked".into())
+            TokenError::Refresh(RefreshError::Revoked)
         );
     }
 
@@ -284,7 +260,7 @@ mod tests {
         ] {
             assert_eq!(
                 a.token(&client, refresh_req(&forged)).await.unwrap_err(),
-                AuthzError::InvalidGrant("the refresh token is invalid".into()),
+                TokenError::Refresh(RefreshError::Unknown),
                 "{forged}"
             );
         }
@@ -339,9 +315,7 @@ mod tests {
         assert!(a.token(&client, refresh_req(&next)).await.is_ok());
         assert_eq!(
             a.token(&client, refresh_req(legacy)).await.unwrap_err(),
-            AuthzError::InvalidGrant(
-                "the refresh token was already used; the grant is revoked".into()
-            )
+            TokenError::Refresh(RefreshError::Reused)
         );
     }
 
@@ -363,7 +337,14 @@ mod tests {
         for t in tasks {
             match t.await.unwrap() {
                 Ok(resp) => winners.push(resp.refresh_token.unwrap()),
-                Err(e) => assert!(matches!(e, AuthzError::InvalidGrant(_)), "{e:?}"),
+                // The first loser finds reuse and revokes; the ones after it find the grant revoked.
+                Err(e) => assert!(
+                    matches!(
+                        e,
+                        TokenError::Refresh(RefreshError::Reused | RefreshError::Revoked)
+                    ),
+                    "{e:?}"
+                ),
             }
         }
         assert_eq!(winners.len(), 1, "exactly one refresh wins");
@@ -371,7 +352,7 @@ mod tests {
             a.token(&client, refresh_req(&winners[0]))
                 .await
                 .unwrap_err(),
-            AuthzError::InvalidGrant("the refresh token was revoked".into())
+            TokenError::Refresh(RefreshError::Revoked)
         );
     }
 
@@ -380,20 +361,51 @@ mod tests {
         let (a, clock) = authz_with_clock().await;
         let (client, rt) = first_refresh_token(&a).await;
         let other = a.client(&register_public(&a).await).await.unwrap().unwrap();
-        assert!(matches!(
+        assert_eq!(
             a.token(&other, refresh_req(&rt)).await.unwrap_err(),
-            AuthzError::InvalidGrant(_)
-        ));
-        let mut wide = refresh_req(&rt);
-        wide.scope = Some("mcp:tools mcp:admin".into());
-        assert!(matches!(
-            a.token(&client, wide).await.unwrap_err(),
-            AuthzError::InvalidScope(_)
-        ));
+            TokenError::Refresh(RefreshError::OtherClient)
+        );
+        let mut wide = refresh_params(&rt);
+        wide.scope = Some(Scope::parse("mcp:tools mcp:admin").unwrap());
+        assert_eq!(
+            a.token(&client, TokenRequest::RefreshToken(wide))
+                .await
+                .unwrap_err(),
+            TokenError::Refresh(RefreshError::ScopeWidened)
+        );
         clock.advance(a.config().refresh_idle_ttl);
         assert_eq!(
             a.token(&client, refresh_req(&rt)).await.unwrap_err(),
-            AuthzError::InvalidGrant("the refresh token expired".into())
+            TokenError::Refresh(RefreshError::Expired)
+        );
+    }
+
+    /// A reuse detected by the rotation revokes the family (grant and revocation-log entry) in the rotation's
+    /// own storage operation: one operation for the whole refusal.
+    #[tokio::test]
+    async fn reuse_revokes_the_family_in_one_storage_operation() {
+        let store = std::sync::Arc::new(crate::testing::MemStore::default());
+        let (a, _clock) = crate::testing::authz_on(store.clone()).await;
+        let (client, rt1) = first_refresh_token(&a).await;
+        let rt2 = a
+            .token(&client, refresh_req(&rt1))
+            .await
+            .unwrap()
+            .refresh_token
+            .unwrap();
+        let revocations = a.store().revocations_since(0, a.now()).await.unwrap().len();
+        let before = store.operations();
+        assert_eq!(
+            a.token(&client, refresh_req(&rt1)).await.unwrap_err(),
+            TokenError::Refresh(RefreshError::Reused)
+        );
+        assert_eq!(store.operations() - before, 1, "one storage operation");
+        let log = a.store().revocations_since(0, a.now()).await.unwrap();
+        assert_eq!(log.len(), revocations + 1);
+        assert_eq!(log.last().unwrap().kind, crate::store::RevokedKind::Grant);
+        assert_eq!(
+            a.token(&client, refresh_req(&rt2)).await.unwrap_err(),
+            TokenError::Refresh(RefreshError::Revoked)
         );
     }
 }

@@ -146,7 +146,8 @@ impl GrantStore for PostgresStore {
         &self,
         key: &TokenHash,
         decide: RotationDecider,
-    ) -> Result<Option<RotationOutcome>, StoreError> {
+        reuse: ReuseRevocation,
+    ) -> Result<Result<Rotation, RefreshError>, StoreError> {
         let pool = &self.pool;
         let decide = &decide;
         retry(self.deadline, || async move {
@@ -158,8 +159,9 @@ impl GrantStore for PostgresStore {
             // A loser reads again and decides on what the winner committed (the token is then retired: reuse).
             // A revocation (`revoke_grant` sets `revoked_at`) that commits first makes the swap miss too, so
             // no token is issued from a grant after its revocation has committed. Every other input of the
-            // decision (client, scope, resource, the grant's expiry) never changes. On SQLite the single writer
-            // runs read, decision and update as one operation instead.
+            // decision (client, scope, resource, the grant's expiry) never changes. A reuse revokes the grant
+            // right away, in this operation (a retired secret never becomes live again, so that decision
+            // cannot go stale). On SQLite the single writer runs read, decision and update as one operation.
             for _ in 0..MAX_SWAPS {
                 let row = sqlx::query(&format!(
                     "SELECT {GRANT_COLUMNS}, {FAMILY_COLUMNS} FROM grants WHERE refresh_key = $1"
@@ -168,15 +170,20 @@ impl GrantStore for PostgresStore {
                 .fetch_optional(pool)
                 .await?;
                 let Some((family, grant)) = row.as_ref().map(family_and_grant).transpose()? else {
-                    return Ok(None);
+                    return Ok(Err(RefreshError::Unknown));
                 };
-                let Some(u) = decide(&family, &grant) else {
-                    return Ok(Some(RotationOutcome {
-                        family,
-                        grant,
-                        rotated: false,
-                    }));
+                let decision = match decide(&family, &grant) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        if e.revokes_family() {
+                            let mut tx = pool.begin().await?;
+                            revoke_in(&mut tx, &grant.id, reuse.now, reuse.expires_at).await?;
+                            tx.commit().await?;
+                        }
+                        return Ok(Err(e));
+                    }
                 };
+                let u = &decision.update;
                 let swapped = sqlx::query(
                     "UPDATE grants SET refresh_hash = $1, refresh_issued_at = $2, refresh_expires_at = $3 \
                      WHERE refresh_key = $4 AND refresh_hash = $5 AND revoked_at IS NULL",
@@ -191,16 +198,15 @@ impl GrantStore for PostgresStore {
                 .rows_affected()
                     == 1;
                 if swapped {
-                    return Ok(Some(RotationOutcome {
-                        family,
+                    return Ok(Ok(Rotation {
                         grant,
-                        rotated: true,
+                        scope: decision.scope,
                     }));
                 }
             }
             // The family kept changing under us (each miss means another rotation or a revocation won): give
             // up without a change; the caller refuses, the safe side.
-            Ok(None)
+            Ok(Err(RefreshError::Unknown))
         })
         .await
     }
@@ -209,19 +215,9 @@ impl GrantStore for PostgresStore {
         let pool = &self.pool;
         retry(self.deadline, || async move {
             let mut tx = pool.begin().await?;
-            let n = sqlx::query(
-                "UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(grant_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 1 {
-                insert_revocations(&mut tx, GRANT_REVOCATION, &[grant_id.to_owned()], exp).await?;
-            }
+            let revoked = revoke_in(&mut tx, grant_id, now, exp).await?;
             tx.commit().await?;
-            Ok(n == 1)
+            Ok(revoked)
         })
         .await
     }
@@ -341,4 +337,24 @@ fn family_and_grant(r: &PgRow) -> Result<(RefreshFamily, GrantRecord), sqlx::Err
         expires_at: r.try_get("refresh_expires_at")?,
     };
     Ok((family, grant_row(r)?))
+}
+
+/// Revokes a grant if it is live and adds its revocation entry, in the caller's transaction; returns whether it
+/// was live.
+async fn revoke_in(
+    tx: &mut sqlx::PgConnection,
+    grant_id: &str,
+    now: i64,
+    exp: i64,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query("UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(grant_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if n == 1 {
+        insert_revocations(tx, GRANT_REVOCATION, &[grant_id.to_owned()], exp).await?;
+    }
+    Ok(n == 1)
 }

@@ -78,6 +78,26 @@ fn revoke_one_grant(
     Ok(n == 1)
 }
 
+/// Runs `f` in a savepoint of its own, undone if it fails: for a multi-statement write inside an operation that
+/// runs without one ([`Undo::Statement`]) because its usual path writes a single statement.
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.execute_batch("SAVEPOINT inner_op")?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE inner_op")?;
+            Ok(v)
+        }
+        Err(e) => {
+            // If SQLite already rolled the whole transaction back, the writer sees that and fails the batch.
+            let _ = conn.execute_batch("ROLLBACK TO inner_op; RELEASE inner_op");
+            Err(e)
+        }
+    }
+}
+
 /// The refresh family stored on a grant row (columns `refresh_*`), if the grant has one.
 fn family_row(r: &Row<'_>) -> rusqlite::Result<Option<RefreshFamily>> {
     let Some(key) = r.get::<_, Option<String>>("refresh_key")? else {
@@ -223,11 +243,13 @@ impl GrantStore for SqliteStore {
         &self,
         key: &TokenHash,
         decide: RotationDecider,
-    ) -> Result<Option<RotationOutcome>, StoreError> {
+        reuse: ReuseRevocation,
+    ) -> Result<Result<Rotation, RefreshError>, StoreError> {
         let key = key.clone();
-        // The read, the decision and the one-statement update in one writer operation: the writer's own
-        // connection reads what the batch before committed (and the ops before this one in the batch wrote),
-        // from its page cache, and nothing else writes in between.
+        // The read, the decision and its consequence in one writer operation: the writer's own connection
+        // reads what the batch before committed (and the ops before this one in the batch wrote), from its page
+        // cache, and nothing else writes in between. A rotation is one `UPDATE` (so no savepoint on the happy
+        // path); a detected reuse revokes the grant with two statements under a savepoint of its own.
         self.write(Undo::Statement, move |conn| {
             let Some((family, grant)) = conn
                 .prepare_cached("SELECT * FROM grants WHERE refresh_key = ?")?
@@ -235,20 +257,28 @@ impl GrantStore for SqliteStore {
                 .optional()?
                 .flatten()
             else {
-                return Ok(None);
+                return Ok(Err(RefreshError::Unknown));
             };
-            let update = decide(&family, &grant);
-            if let Some(u) = &update {
-                conn.prepare_cached(
-                    "UPDATE grants SET refresh_hash = ?, refresh_issued_at = ?, refresh_expires_at = ? \
-                     WHERE id = ?",
-                )?
-                .execute(params![u.token_hash.as_str(), u.issued_at, u.expires_at, grant.id])?;
-            }
-            Ok(Some(RotationOutcome {
-                family,
+            let decision = match decide(&family, &grant) {
+                Ok(d) => d,
+                Err(e) => {
+                    if e.revokes_family() {
+                        in_savepoint(conn, |conn| {
+                            revoke_one_grant(conn, &grant.id, reuse.now, reuse.expires_at)
+                        })?;
+                    }
+                    return Ok(Err(e));
+                }
+            };
+            let u = &decision.update;
+            conn.prepare_cached(
+                "UPDATE grants SET refresh_hash = ?, refresh_issued_at = ?, refresh_expires_at = ? \
+                 WHERE id = ?",
+            )?
+            .execute(params![u.token_hash.as_str(), u.issued_at, u.expires_at, grant.id])?;
+            Ok(Ok(Rotation {
                 grant,
-                rotated: update.is_some(),
+                scope: decision.scope,
             }))
         })
         .await

@@ -26,7 +26,7 @@
 use crate::error::map_sqlite;
 use portcullis_authz::store::StoreError;
 use rusqlite::Connection;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -101,6 +101,8 @@ where
 pub(crate) struct GroupCommit {
     tx: mpsc::Sender<Box<dyn Job>>,
     stopped: Arc<AtomicBool>,
+    /// Operations queued so far (one relaxed add each), for tests that count storage operations.
+    operations: Arc<AtomicU64>,
 }
 
 /// Marks the writer stopped when its thread ends, even by a panic.
@@ -127,7 +129,16 @@ impl GroupCommit {
             .map_err(|e| {
                 StoreError::Other(format!("cannot start the SQLite writer thread: {e}"))
             })?;
-        Ok(Self { tx, stopped })
+        Ok(Self {
+            tx,
+            stopped,
+            operations: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// How many operations were queued to the writer so far.
+    pub(crate) fn operations(&self) -> u64 {
+        self.operations.load(Ordering::Relaxed)
     }
 
     /// Whether the writer thread has ended (it only does if it panicked): writes then fail `Unavailable`.
@@ -142,6 +153,7 @@ impl GroupCommit {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        self.operations.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         let job = Box::new(TypedJob {
             undo,

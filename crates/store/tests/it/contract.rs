@@ -2,9 +2,14 @@
 
 use portcullis_authz::secret::{Secret, TokenHash};
 use portcullis_authz::store::*;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 const NOW: i64 = 1_700_000_000;
+/// When a reuse found by a rotation revokes its grant.
+const REUSE: ReuseRevocation = ReuseRevocation {
+    now: NOW,
+    expires_at: NOW + 10,
+};
 
 fn client(id: &str) -> ClientRecord {
     ClientRecord {
@@ -68,16 +73,36 @@ fn family(handle: &str, secret: &str) -> RefreshFamily {
 }
 
 /// What the refresh grant decides, reduced to the single-use rule: rotate `from` into `to` if `from` is the live
-/// secret of a grant that is not revoked.
+/// secret of a grant that is not revoked; otherwise refuse without revoking anything.
 fn rotate(from: &str, to: &str) -> RotationDecider {
+    rotate_noting(from, to, Arc::default())
+}
+
+/// [`rotate`], keeping the family the decision last saw in `seen`.
+fn rotate_noting(from: &str, to: &str, seen: Arc<Mutex<Option<RefreshFamily>>>) -> RotationDecider {
     let (from, to) = (TokenHash::of(from), TokenHash::of(to));
     Box::new(move |f, g| {
-        (g.revoked_at.is_none() && f.token_hash.ct_eq(&from)).then(|| RefreshUpdate {
-            token_hash: to.clone(),
-            issued_at: NOW + 1,
-            expires_at: NOW + 200,
+        *seen.lock().unwrap() = Some(f.clone());
+        if g.revoked_at.is_some() {
+            return Err(RefreshError::Revoked);
+        }
+        if !f.token_hash.ct_eq(&from) {
+            return Err(RefreshError::Unknown);
+        }
+        Ok(RotationDecision {
+            update: RefreshUpdate {
+                token_hash: to.clone(),
+                issued_at: NOW + 1,
+                expires_at: NOW + 200,
+            },
+            scope: portcullis_proto::Scope::parse(&g.scope).unwrap(),
         })
     })
+}
+
+/// A decision that finds the presented token retired: the store revokes the family in the same operation.
+fn reused() -> RotationDecider {
+    Box::new(|_, _| Err(RefreshError::Reused))
 }
 
 /// The live secret's hash of family `handle`.
@@ -207,28 +232,37 @@ pub(crate) async fn refresh_rotation_under_concurrency(s: Arc<dyn Storage>) {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
             let next = format!("next{i}");
+            let seen = Arc::new(Mutex::new(None));
             let out = s
-                .rotate_refresh(&TokenHash::of("h"), rotate("rt0", &next))
+                .rotate_refresh(
+                    &TokenHash::of("h"),
+                    rotate_noting("rt0", &next, seen.clone()),
+                    REUSE,
+                )
                 .await
-                .unwrap()
                 .unwrap();
-            (next, out)
+            let seen = seen.lock().unwrap().clone().unwrap();
+            (next, out, seen)
         }));
     }
     let mut winners = Vec::new();
     for t in tasks {
-        let (next, out) = t.await.unwrap();
-        assert_eq!(out.grant.id, "g");
-        if out.rotated {
-            // The winner decided on the untouched family.
-            assert_eq!(out.family, family("h", "rt0"));
-            winners.push(next);
-        } else {
-            assert_ne!(
-                out.family.token_hash,
-                TokenHash::of("rt0"),
-                "a loser saw the rotated family"
-            );
+        let (next, out, seen) = t.await.unwrap();
+        match out {
+            Ok(rotation) => {
+                assert_eq!(rotation.grant.id, "g");
+                // The winner decided on the untouched family.
+                assert_eq!(seen, family("h", "rt0"));
+                winners.push(next);
+            }
+            Err(e) => {
+                assert_eq!(e, RefreshError::Unknown);
+                assert_ne!(
+                    seen.token_hash,
+                    TokenHash::of("rt0"),
+                    "a loser saw the rotated family"
+                );
+            }
         }
     }
     assert_eq!(winners.len(), 1, "exactly one rotation wins");
@@ -243,22 +277,104 @@ pub(crate) async fn refresh_rotation_under_concurrency(s: Arc<dyn Storage>) {
     assert!(s.revoke_grant("g", NOW, NOW + 10).await.unwrap());
     assert!(!s.revoke_grant("g", NOW, NOW + 10).await.unwrap());
     let after = s
-        .rotate_refresh(&TokenHash::of("h"), rotate(&winners[0], "after"))
+        .rotate_refresh(&TokenHash::of("h"), rotate(&winners[0], "after"), REUSE)
         .await
-        .unwrap()
         .unwrap();
-    assert!(!after.rotated && after.grant.revoked_at.is_some());
+    assert_eq!(after, Err(RefreshError::Revoked));
     assert_eq!(
         live_secret(s.as_ref(), "h").await,
         TokenHash::of(&winners[0])
     );
     // An unknown family is no family.
     assert_eq!(
-        s.rotate_refresh(&TokenHash::of("nope"), rotate("rt0", "x"))
+        s.rotate_refresh(&TokenHash::of("nope"), rotate("rt0", "x"), REUSE)
             .await
             .unwrap(),
-        None
+        Err(RefreshError::Unknown)
     );
+}
+
+/// A reuse found by a rotation, a refusal and a rotation are each one storage operation, as `operations`
+/// (the backend's counter) counts them.
+pub(crate) async fn rotation_is_one_operation(s: Arc<dyn Storage>, operations: impl Fn() -> u64) {
+    seed_code(s.as_ref(), "code-ops").await;
+    let g = grant("g-ops");
+    s.redeem_code(
+        &TokenHash::of("code-ops"),
+        NOW,
+        &g,
+        Some(&family("ho", "rt0")),
+    )
+    .await
+    .unwrap();
+    let before = operations();
+    assert!(s
+        .rotate_refresh(&TokenHash::of("ho"), rotate("rt0", "rt1"), REUSE)
+        .await
+        .unwrap()
+        .is_ok());
+    assert_eq!(operations() - before, 1, "a rotation is one operation");
+    let before = operations();
+    assert_eq!(
+        s.rotate_refresh(&TokenHash::of("ho"), reused(), REUSE)
+            .await
+            .unwrap(),
+        Err(RefreshError::Reused)
+    );
+    assert_eq!(
+        operations() - before,
+        1,
+        "reuse and its revocation: one operation"
+    );
+    let (_, grant) = s
+        .refresh_family(&TokenHash::of("ho"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(grant.revoked_at, Some(NOW));
+    let log = s.revocations_since(0, NOW).await.unwrap();
+    assert!(log
+        .iter()
+        .any(|r| r.kind == RevokedKind::Grant && r.value == "g-ops"));
+}
+
+/// A rotation that detects reuse revokes the family in its own operation: the grant and its revocation entry
+/// (as `revoke_grant` writes them), the live secret untouched; a second reuse adds no second entry.
+pub(crate) async fn reuse_revokes_the_family_in_the_rotation(s: Arc<dyn Storage>) {
+    seed_code(s.as_ref(), "code-reuse").await;
+    let g = grant("g-reuse");
+    s.redeem_code(
+        &TokenHash::of("code-reuse"),
+        NOW,
+        &g,
+        Some(&family("hr", "rt0")),
+    )
+    .await
+    .unwrap();
+    let before = s.revocations_since(0, NOW).await.unwrap().len();
+    for _ in 0..2 {
+        assert_eq!(
+            s.rotate_refresh(&TokenHash::of("hr"), reused(), REUSE)
+                .await
+                .unwrap(),
+            Err(RefreshError::Reused)
+        );
+    }
+    let (live, grant) = s
+        .refresh_family(&TokenHash::of("hr"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(grant.revoked_at, Some(NOW));
+    assert_eq!(live.token_hash, TokenHash::of("rt0"));
+    let log = s.revocations_since(0, NOW).await.unwrap();
+    assert_eq!(log.len(), before + 1);
+    let last = log.last().unwrap();
+    assert_eq!(
+        (last.kind, last.value.as_str(), last.expires_at),
+        (RevokedKind::Grant, "g-reuse", NOW + 10)
+    );
+    assert!(!s.revoke_grant("g-reuse", NOW, NOW + 10).await.unwrap());
 }
 
 /// A transition whose successor rows cannot be stored (here: a grant id or a family handle that exists) fails as
@@ -343,11 +459,10 @@ pub(crate) async fn concurrent_writes_all_commit(s: Arc<dyn Storage>) {
             );
             let next = format!("cwrt{i}-next");
             let out = s
-                .rotate_refresh(&TokenHash::of(&handle), rotate(&rt, &next))
+                .rotate_refresh(&TokenHash::of(&handle), rotate(&rt, &next), REUSE)
                 .await
-                .unwrap()
                 .unwrap();
-            assert!(out.rotated);
+            assert!(out.is_ok());
             let (live, grant) = s
                 .refresh_family(&TokenHash::of(&handle))
                 .await

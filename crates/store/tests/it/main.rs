@@ -21,6 +21,20 @@ pub(crate) async fn sqlite() -> (Arc<dyn Storage>, tempfile::TempDir) {
     (open(&url, &StoreOptions::default()).await.unwrap(), dir)
 }
 
+/// On SQLite a rotation, and a reuse with the revocation it causes, are each one writer operation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_rotation_and_reuse_are_one_writer_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let store = Arc::new(
+        portcullis_store::sqlite::SqliteStore::open(&url, &StoreOptions::default())
+            .await
+            .unwrap(),
+    );
+    let counted = store.clone();
+    contract::rotation_is_one_operation(store, move || counted.writer_operations()).await;
+}
+
 /// The URL of the PostgreSQL server to test against, if `TEST_POSTGRES_URL` is set.
 pub(crate) fn postgres_url() -> Option<String> {
     std::env::var("TEST_POSTGRES_URL")
@@ -174,6 +188,7 @@ on_every_backend!(
     consent,
     code_single_use_under_concurrency,
     refresh_rotation_under_concurrency,
+    reuse_revokes_the_family_in_the_rotation,
     failed_transitions_change_nothing,
     concurrent_writes_all_commit,
     revocations,
