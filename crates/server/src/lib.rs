@@ -2,6 +2,8 @@
 //! origin.
 //!
 //! # Layout
+//! - [`settings`]: the layered settings of `serve` (TOML file → `PORTCULLIS_*` environment → flags).
+//! - [`assembly`]: settings → listener, configuration → `Authz` → [`AppState`] → serving until shutdown.
 //! - [`config`]: the typed server configuration (issuer, paths, lifetimes, limits).
 //! - [`routes`]: every route path, built once from the issuer; the metadata documents use the same values.
 //! - [`state`]: [`AppState`], shared by every handler.
@@ -23,6 +25,7 @@
 //!
 //! [`app`] builds the router (tests drive it in-process); [`serve`] runs it on a bound listener until shutdown.
 
+pub mod assembly;
 pub mod authorize;
 pub mod background;
 pub mod cimd;
@@ -43,6 +46,7 @@ pub mod register;
 pub mod revocations;
 pub mod revoke;
 pub mod routes;
+pub mod settings;
 pub mod state;
 pub mod token;
 pub mod token_cache;
