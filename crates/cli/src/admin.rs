@@ -1,7 +1,7 @@
 //! The admin commands: `user`, `keys`, `clients`. They open the database directly (the server may be running:
 //! SQLite serialises writers, and the server re-reads keys periodically).
 
-use crate::{open_store, DbArgs};
+use crate::db::{open_store, DbArgs};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use portcullis_authz::registration::RegisteredClient;

@@ -3,8 +3,8 @@
 //! until a shutdown signal and a bounded drain ([`Server::run`]). The binary is the composition root for the
 //! storage adapter: it opens the store between the two steps, so a bad configuration never touches a database.
 
-use crate::cimd::HttpResolver;
 use crate::config::{parse_issuer, ConfigError, ServerConfig};
+use crate::outbound::cimd::HttpResolver;
 use crate::routes::Routes;
 use crate::settings::Settings;
 use crate::state::AppState;

@@ -12,7 +12,8 @@
 //! - [`cors`]: CORS for the routes scripts on other origins fetch.
 //! - [`metadata`]: RFC 8414 / OIDC discovery, RFC 9728 protected resource metadata, the JWKS.
 //! - [`register`]: `POST /register` (RFC 7591).
-//! - [`cimd`]: fetching Client ID Metadata Documents (URL `client_id`s) with an SSRF guard, limits and a cache.
+//! - [`outbound`]: the server's network clients: [`outbound::cimd`] fetches Client ID Metadata Documents (URL
+//!   `client_id`s) with an SSRF guard, limits and a cache.
 //! - [`authorize`], [`pages`], [`cookies`]: `GET /authorize`, the login and consent pages and their POSTs.
 //! - [`token`], [`client_auth`]: `POST /token` and client authentication.
 //! - [`revoke`]: `POST /revoke` (RFC 7009).
@@ -28,7 +29,6 @@
 pub mod assembly;
 pub mod authorize;
 pub mod background;
-pub mod cimd;
 pub mod client_auth;
 pub mod config;
 pub mod cookies;
@@ -41,6 +41,7 @@ pub mod health;
 pub mod limits;
 pub mod mcp;
 pub mod metadata;
+pub mod outbound;
 pub mod pages;
 pub mod register;
 pub mod revocations;

@@ -2,9 +2,8 @@
 //! the `[[scopes]]` catalogue, and the external resources (RFC 8707 audiences), each parsed into the server's
 //! typed configuration.
 
-use super::SettingsError;
-use crate::gateway::config::parse_upstream;
-use crate::gateway::{GatewayConfig, RouteConfig};
+use super::error::SettingsError;
+use crate::gateway::config::{parse_upstream, GatewayConfig, GatewayConfigError, RouteConfig};
 use portcullis_authz::config::{ScopeInfo, OFFLINE_ACCESS};
 use portcullis_proto::Scope;
 use serde::Deserialize;
@@ -179,7 +178,7 @@ pub fn gateway_routes(file: Option<&GatewaySettings>) -> Result<Vec<RouteConfig>
 fn route_gateway(
     r: &RouteSettings,
     file: &GatewaySettings,
-) -> Result<GatewayConfig, crate::gateway::GatewayConfigError> {
+) -> Result<GatewayConfig, GatewayConfigError> {
     let mut gateway = GatewayConfig::new(parse_upstream(&r.upstream)?);
     if let Some(ms) = r.timeout_ms.or(file.timeout_ms) {
         gateway.set_timeout_ms(ms)?;
