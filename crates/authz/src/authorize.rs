@@ -119,6 +119,42 @@ pub fn parse_query(query: &str) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
+/// `response_type=code` (the only one, RFC 6749 §4.1.1) and, if given, `response_mode=query`.
+fn check_response_type_and_mode(params: &[(String, String)]) -> Result<(), AuthzError> {
+    match get(params, "response_type") {
+        Some("code") => {}
+        None => {
+            return Err(AuthzError::InvalidRequest(
+                "response_type is required".into(),
+            ))
+        }
+        Some(_) => {
+            return Err(AuthzError::UnsupportedResponseType(
+                "only response_type=code is supported".into(),
+            ))
+        }
+    }
+    if let Some(mode) = get(params, "response_mode") {
+        if mode != "query" {
+            return Err(AuthzError::InvalidRequest(
+                "only response_mode=query is supported".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The PKCE challenge, required, S256 only (RFC 7636 §4.3, OAuth 2.1 §4.1.1).
+fn code_challenge(params: &[(String, String)]) -> Result<CodeChallenge, AuthzError> {
+    match get(params, "code_challenge") {
+        None => Err(AuthzError::InvalidRequest(
+            "code_challenge is required (PKCE, S256)".into(),
+        )),
+        Some(c) => CodeChallenge::parse(c, get(params, "code_challenge_method"))
+            .map_err(|e| AuthzError::InvalidRequest(format!("code_challenge: {e}"))),
+    }
+}
+
 fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
@@ -132,32 +168,7 @@ impl Authz {
         &self,
         query: &str,
     ) -> Result<AuthorizationRequest, AuthorizeError> {
-        let page = |m: &str| AuthorizeError::Page(AuthzError::InvalidRequest(m.into()));
-        if query.len() > MAX_QUERY_LEN {
-            return Err(page("the authorization request is too long"));
-        }
-        let params = match parse_query(query) {
-            Ok(p) => p,
-            Err(name) if name == "client_id" || name == "redirect_uri" => {
-                return Err(page(&format!("the {name} parameter is repeated")))
-            }
-            Err(name) => {
-                // Still find the client to decide between page and redirect.
-                let first: Vec<(String, String)> = {
-                    let mut seen = HashSet::new();
-                    url::form_urlencoded::parse(query.as_bytes())
-                        .filter(|(k, _)| seen.insert(k.clone()))
-                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                        .collect()
-                };
-                let (_, redirect_uri, _) = self.client_and_redirect(&first).await?;
-                return Err(AuthorizeError::Redirect {
-                    redirect_uri,
-                    state: None,
-                    error: AuthzError::InvalidRequest(format!("the {name} parameter is repeated")),
-                });
-            }
-        };
+        let params = self.request_parameters(query).await?;
         let (client, redirect_uri, redirect_uri_sent) = self.client_and_redirect(&params).await?;
         let state = get(&params, "state").map(str::to_owned);
         let fail = |error: AuthzError| AuthorizeError::Redirect {
@@ -168,42 +179,11 @@ impl Authz {
         if state.as_ref().is_some_and(|s| s.len() > MAX_STATE_LEN) {
             return Err(fail(AuthzError::InvalidRequest("state is too long".into())));
         }
-        match get(&params, "response_type") {
-            Some("code") => {}
-            None => {
-                return Err(fail(AuthzError::InvalidRequest(
-                    "response_type is required".into(),
-                )))
-            }
-            Some(_) => {
-                return Err(fail(AuthzError::UnsupportedResponseType(
-                    "only response_type=code is supported".into(),
-                )))
-            }
-        }
-        if let Some(mode) = get(&params, "response_mode") {
-            if mode != "query" {
-                return Err(fail(AuthzError::InvalidRequest(
-                    "only response_mode=query is supported".into(),
-                )));
-            }
-        }
-        let code_challenge = match get(&params, "code_challenge") {
-            None => {
-                return Err(fail(AuthzError::InvalidRequest(
-                    "code_challenge is required (PKCE, S256)".into(),
-                )))
-            }
-            Some(c) => CodeChallenge::parse(c, get(&params, "code_challenge_method"))
-                .map_err(|e| fail(AuthzError::InvalidRequest(format!("code_challenge: {e}"))))?,
-        };
+        check_response_type_and_mode(&params).map_err(fail)?;
+        let code_challenge = code_challenge(&params).map_err(fail)?;
         let requested = Scope::parse(get(&params, "scope").unwrap_or(""))
             .map_err(|e| fail(AuthzError::InvalidScope(e.to_string())))?;
-        let resource = match get(&params, "resource") {
-            None => self.config.default_resource().to_owned(),
-            Some(r) if self.config.resources.iter().any(|k| k == r) => r.to_owned(),
-            Some(_) => return Err(fail(AuthzError::InvalidTarget("unknown resource".into()))),
-        };
+        let resource = self.requested_resource(&params).map_err(fail)?;
         // Limited to what the selected resource offers (RFC 8707 §2; gateway routes).
         let (scope, ignored_scope) = self.config.grantable_scope(&resource, &requested);
         Ok(AuthorizationRequest {
@@ -216,6 +196,49 @@ impl Authz {
             code_challenge,
             resource,
         })
+    }
+
+    /// The query's parameters, each at most once (RFC 6749 §3.1). A repeated `client_id` or `redirect_uri` is a
+    /// page error; another repeated parameter is redirected to the client's (checked) redirect URI.
+    async fn request_parameters(
+        &self,
+        query: &str,
+    ) -> Result<Vec<(String, String)>, AuthorizeError> {
+        let page = |m: &str| AuthorizeError::Page(AuthzError::InvalidRequest(m.into()));
+        if query.len() > MAX_QUERY_LEN {
+            return Err(page("the authorization request is too long"));
+        }
+        match parse_query(query) {
+            Ok(p) => Ok(p),
+            Err(name) if name == "client_id" || name == "redirect_uri" => {
+                Err(page(&format!("the {name} parameter is repeated")))
+            }
+            Err(name) => {
+                // Still find the client to decide between page and redirect.
+                let first: Vec<(String, String)> = {
+                    let mut seen = HashSet::new();
+                    url::form_urlencoded::parse(query.as_bytes())
+                        .filter(|(k, _)| seen.insert(k.clone()))
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect()
+                };
+                let (_, redirect_uri, _) = self.client_and_redirect(&first).await?;
+                Err(AuthorizeError::Redirect {
+                    redirect_uri,
+                    state: None,
+                    error: AuthzError::InvalidRequest(format!("the {name} parameter is repeated")),
+                })
+            }
+        }
+    }
+
+    /// The `resource` (RFC 8707 §2): one this server issues tokens for, else the default one.
+    fn requested_resource(&self, params: &[(String, String)]) -> Result<String, AuthzError> {
+        match get(params, "resource") {
+            None => Ok(self.config.default_resource().to_owned()),
+            Some(r) if self.config.resources.iter().any(|k| k == r) => Ok(r.to_owned()),
+            Some(_) => Err(AuthzError::InvalidTarget("unknown resource".into())),
+        }
     }
 
     async fn client_and_redirect(

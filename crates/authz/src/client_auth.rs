@@ -48,26 +48,6 @@ impl ClientCredentials {
 }
 
 impl Authz {
-    /// The client `client_id`, from [`crate::client_cache`] when it was read in the last seconds.
-    async fn client_for_authentication(
-        &self,
-        client_id: &str,
-    ) -> Result<Option<Arc<RegisteredClient>>, AuthzError> {
-        if crate::client_id_metadata::is_url_client_id(client_id) {
-            return Ok(self.client(client_id).await?.map(Arc::new));
-        }
-        let now = self.now();
-        if let Some(c) = self.clients.get(client_id, now) {
-            return Ok(Some(c));
-        }
-        let Some(c) = self.client(client_id).await? else {
-            return Ok(None);
-        };
-        let c = Arc::new(c);
-        self.clients.insert(c.clone(), now);
-        Ok(Some(c))
-    }
-
     /// Authenticates the client the way it registered. One message for unknown client and wrong secret.
     pub async fn authenticate_client(
         &self,
@@ -75,6 +55,7 @@ impl Authz {
     ) -> Result<Arc<RegisteredClient>, AuthzError> {
         let fail = || AuthzError::InvalidClient("client authentication failed".into());
         let client = self
+            .registrations
             .client_for_authentication(creds.client_id())
             .await?
             .ok_or_else(fail)?;

@@ -92,7 +92,7 @@ mod tests {
             client_id: "not-yet".into(),
         };
         assert!(a.authenticate_client(&unknown).await.is_err());
-        assert!(a.clients.get("not-yet", a.now()).is_none());
+        assert!(a.registrations.cache().get("not-yet", a.now()).is_none());
     }
 
     #[test]

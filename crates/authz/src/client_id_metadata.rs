@@ -4,7 +4,7 @@
 //!
 //! This module holds the rules and no I/O: the fetching (with its SSRF guard, limits and cache) is behind
 //! [`ClientMetadataResolver`], which the HTTP layer implements and injects with
-//! [`Authz::with_client_metadata_resolver`]. What is checked here:
+//! [`crate::Authz::with_client_metadata_resolver`]. What is checked here:
 //! - the URL itself ([`ClientIdUrl::parse`], draft "Client Identifier URL"): `https`, a host, a path, no
 //!   fragment, no userinfo, no dot segments (it must be in normalized form);
 //! - the document ([`client_from_document`], draft "Client ID Metadata Document" and "Security
@@ -15,12 +15,9 @@
 
 use crate::error::AuthzError;
 use crate::registration::{check_metadata, AuthMethod, RegisteredClient};
-use crate::service::Authz;
-use crate::store::{ClientRecord, StoreError};
 use async_trait::async_trait;
 use portcullis_proto::registration::ClientMetadata;
 use portcullis_proto::{RedirectUri, Scope};
-use std::sync::Arc;
 use url::Url;
 
 /// Longest client identifier URL accepted.
@@ -202,56 +199,11 @@ impl From<ResolveError> for AuthzError {
     }
 }
 
-impl Authz {
-    /// Installs the resolver for Client ID Metadata Documents; without one, URL client ids are unknown and
-    /// support is not advertised.
-    pub fn with_client_metadata_resolver(
-        mut self,
-        resolver: Arc<dyn ClientMetadataResolver>,
-    ) -> Self {
-        self.client_metadata = Some(resolver);
-        self
-    }
-
-    /// Whether Client ID Metadata Documents are supported (a resolver is installed): the AS metadata's
-    /// `client_id_metadata_document_supported`.
-    pub fn supports_client_metadata_documents(&self) -> bool {
-        self.client_metadata.is_some()
-    }
-
-    /// Resolves a URL `client_id` through `resolver`. The clients table gets a row for it (its metadata as
-    /// last seen) because consents and grants refer to clients; the document stays the authority.
-    pub(crate) async fn client_from_url(
-        &self,
-        resolver: &dyn ClientMetadataResolver,
-        client_id: &str,
-    ) -> Result<RegisteredClient, AuthzError> {
-        let url = ClientIdUrl::parse(client_id, |u| resolver.allows_http(u))?;
-        let doc = resolver.fetch(&url).await?;
-        let now = self.now();
-        let client = client_from_document(&url, &doc, &self.config.supported_scopes(), now)?;
-        if self.store.client(client_id).await?.is_none() {
-            let record = ClientRecord {
-                client_id: client.client_id.clone(),
-                secret_hash: None,
-                metadata_json: serde_json::to_string(&client.metadata)
-                    .map_err(|e| AuthzError::Internal(e.to_string()))?,
-                created_at: now,
-            };
-            match self.store.insert_client(&record).await {
-                Ok(()) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(client)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::authz;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     const URL: &str = "https://app.example/client.json";
 

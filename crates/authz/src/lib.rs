@@ -9,6 +9,8 @@
 //! - [`error`]: the one error enum of this layer; each variant knows its RFC error code.
 //! - [`registration`]: dynamic client registration policy (RFC 7591).
 //! - [`client_id_metadata`]: Client ID Metadata Documents (URL `client_id`s); the fetching is injected.
+//! - [`registrations`]: [`registrations::Registrations`], the registration service (register, client lookup,
+//!   CIMD resolution, the client cache) on top of the two policy modules above; [`Authz`] delegates to it.
 //! - [`client_auth`]: token-endpoint client authentication (RFC 6749 §2.3, OAuth 2.1 §2.4).
 //! - [`client_cache`]: the short-lived cache of registered clients that client authentication reads.
 //! - [`authorize`]: authorization request parsing and checks (RFC 6749 §4.1.1, OAuth 2.1 §4.1.1), code issuing.
@@ -34,6 +36,7 @@ pub mod keys;
 pub mod password;
 pub mod random;
 pub mod registration;
+pub mod registrations;
 pub mod revocation;
 pub mod secret;
 pub mod service;

@@ -4,11 +4,9 @@
 //! redirect URI, `response_types` can only be `code`, and implicit or password grants are refused.
 
 use crate::error::AuthzError;
-use crate::random;
-use crate::secret::{Secret, TokenHash};
-use crate::service::Authz;
+use crate::secret::TokenHash;
 use crate::store::ClientRecord;
-use portcullis_proto::registration::{ClientInformation, ClientMetadata};
+use portcullis_proto::registration::ClientMetadata;
 use portcullis_proto::{RedirectUri, Scope};
 
 /// Most redirect URIs one client may register.
@@ -18,37 +16,7 @@ pub const MAX_NAME_LEN: usize = 200;
 /// Longest display URI.
 pub const MAX_URI_LEN: usize = 2000;
 
-/// How a client authenticates at the token endpoint (RFC 7591 §2 `token_endpoint_auth_method`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMethod {
-    /// A public client (RFC 6749 §2.1).
-    None,
-    /// HTTP Basic (RFC 6749 §2.3.1).
-    ClientSecretBasic,
-    /// Form parameters (RFC 6749 §2.3.1).
-    ClientSecretPost,
-}
-
-impl AuthMethod {
-    /// Parses the metadata value.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "none" => Some(Self::None),
-            "client_secret_basic" => Some(Self::ClientSecretBasic),
-            "client_secret_post" => Some(Self::ClientSecretPost),
-            _ => None,
-        }
-    }
-
-    /// The metadata value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::ClientSecretBasic => "client_secret_basic",
-            Self::ClientSecretPost => "client_secret_post",
-        }
-    }
-}
+pub use portcullis_proto::registration::AuthMethod;
 
 /// A registered client, parsed from storage.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,34 +116,55 @@ pub fn check_metadata(
     mut meta: ClientMetadata,
     supported_scopes: &Scope,
 ) -> Result<ClientMetadata, AuthzError> {
-    if meta.redirect_uris.is_empty() {
+    check_redirect_uris(&meta.redirect_uris)?;
+    meta.token_endpoint_auth_method = Some(auth_method(&meta)?.as_str().into());
+    meta.grant_types = Some(grant_types(meta.grant_types.take())?);
+    meta.response_types = Some(response_types(meta.response_types.take())?);
+    check_display_fields(&meta)?;
+    if let Some(scope) = &meta.scope {
+        meta.scope = supported_scope(scope, supported_scopes)?;
+    }
+    check_other_fields(&meta)?;
+    // RFC 7591 §2: metadata the server does not understand is ignored, and not echoed.
+    meta.extra.clear();
+    Ok(meta)
+}
+
+/// At least one and at most [`MAX_REDIRECT_URIS`] redirect URIs, each valid for registration (RFC 7591 §2,
+/// RFC 8252 §7).
+fn check_redirect_uris(uris: &[String]) -> Result<(), AuthzError> {
+    if uris.is_empty() {
         return Err(AuthzError::InvalidRedirectUri(
             "at least one redirect_uri is required".into(),
         ));
     }
-    if meta.redirect_uris.len() > MAX_REDIRECT_URIS {
+    if uris.len() > MAX_REDIRECT_URIS {
         return Err(AuthzError::InvalidRedirectUri(format!(
             "at most {MAX_REDIRECT_URIS} redirect_uris are allowed"
         )));
     }
-    for uri in &meta.redirect_uris {
+    for uri in uris {
         RedirectUri::parse(uri).map_err(|e| AuthzError::InvalidRedirectUri(e.to_string()))?;
     }
-    // RFC 7591 §2: the default is client_secret_basic.
+    Ok(())
+}
+
+/// The token endpoint authentication method; RFC 7591 §2: the default is `client_secret_basic`.
+fn auth_method(meta: &ClientMetadata) -> Result<AuthMethod, AuthzError> {
     let method = meta
         .token_endpoint_auth_method
         .as_deref()
         .unwrap_or("client_secret_basic");
-    let method = AuthMethod::parse(method).ok_or_else(|| {
+    AuthMethod::parse(method).ok_or_else(|| {
         invalid(
             "token_endpoint_auth_method must be none, client_secret_basic or client_secret_post",
         )
-    })?;
-    meta.token_endpoint_auth_method = Some(method.as_str().into());
-    let grants = meta
-        .grant_types
-        .take()
-        .unwrap_or_else(|| vec!["authorization_code".into()]);
+    })
+}
+
+/// The grant types in canonical order: `authorization_code` (required; the default), then `refresh_token`.
+fn grant_types(requested: Option<Vec<String>>) -> Result<Vec<String>, AuthzError> {
+    let grants = requested.unwrap_or_else(|| vec!["authorization_code".into()]);
     for g in &grants {
         if g != "authorization_code" && g != "refresh_token" {
             return Err(invalid(format!(
@@ -190,33 +179,43 @@ pub fn check_metadata(
     if grants.iter().any(|g| g == "refresh_token") {
         grants_sorted.push("refresh_token".into());
     }
-    meta.grant_types = Some(grants_sorted);
-    let responses = meta
-        .response_types
-        .take()
-        .unwrap_or_else(|| vec!["code".into()]);
+    Ok(grants_sorted)
+}
+
+/// The response types: only `["code"]` (the default).
+fn response_types(requested: Option<Vec<String>>) -> Result<Vec<String>, AuthzError> {
+    let responses = requested.unwrap_or_else(|| vec!["code".into()]);
     if responses.is_empty() || responses.iter().any(|r| r != "code") {
         return Err(invalid("response_types must be [\"code\"]"));
     }
-    meta.response_types = Some(vec!["code".into()]);
+    Ok(vec!["code".into()])
+}
+
+/// What the consent page shows: the client name (one line, bounded) and https URIs.
+fn check_display_fields(meta: &ClientMetadata) -> Result<(), AuthzError> {
     if let Some(name) = &meta.client_name {
         no_controls("client_name", name, MAX_NAME_LEN)?;
     }
     https_uri("client_uri", &meta.client_uri)?;
     https_uri("logo_uri", &meta.logo_uri)?;
     https_uri("tos_uri", &meta.tos_uri)?;
-    https_uri("policy_uri", &meta.policy_uri)?;
-    if let Some(scope) = &meta.scope {
-        let parsed =
-            Scope::parse(scope).map_err(|_| invalid("scope is not a valid scope string"))?;
-        // Unknown scopes are dropped (RFC 7591 §2: the server may replace the requested value).
-        let kept = parsed.intersection(supported_scopes);
-        meta.scope = if kept.is_empty() {
-            None
-        } else {
-            Some(kept.to_string())
-        };
-    }
+    https_uri("policy_uri", &meta.policy_uri)
+}
+
+/// The requested scope narrowed to the supported ones; unknown scopes are dropped (RFC 7591 §2: the server may
+/// replace the requested value), nothing left is `None`.
+fn supported_scope(scope: &str, supported: &Scope) -> Result<Option<String>, AuthzError> {
+    let parsed = Scope::parse(scope).map_err(|_| invalid("scope is not a valid scope string"))?;
+    let kept = parsed.intersection(supported);
+    Ok(if kept.is_empty() {
+        None
+    } else {
+        Some(kept.to_string())
+    })
+}
+
+/// Contacts, application type and software fields: bounded, one line each.
+fn check_other_fields(meta: &ClientMetadata) -> Result<(), AuthzError> {
     if let Some(contacts) = &meta.contacts {
         if contacts.len() > 10 {
             return Err(invalid("at most 10 contacts are allowed"));
@@ -238,60 +237,7 @@ pub fn check_metadata(
             no_controls(field, v, 200)?;
         }
     }
-    // RFC 7591 §2: metadata the server does not understand is ignored, and not echoed.
-    meta.extra.clear();
-    Ok(meta)
-}
-
-impl Authz {
-    /// Registers a client (RFC 7591 §3.1) and returns the client information response (§3.2.1). For a
-    /// confidential client the secret appears in this response only; it is stored hashed.
-    pub async fn register(&self, meta: ClientMetadata) -> Result<ClientInformation, AuthzError> {
-        let meta = check_metadata(meta, &self.config.supported_scopes())?;
-        let now = self.now();
-        let client_id = random::ordered_id(self.rng.as_ref(), self.clock.now_millis());
-        let secret: Option<Secret> = match meta.token_endpoint_auth_method.as_deref() {
-            Some("none") => None,
-            _ => Some(random::token(self.rng.as_ref())),
-        };
-        let metadata_json =
-            serde_json::to_string(&meta).map_err(|e| AuthzError::Internal(e.to_string()))?;
-        let record = ClientRecord {
-            client_id: client_id.clone(),
-            secret_hash: secret.as_ref().map(Secret::hash),
-            metadata_json,
-            created_at: now,
-        };
-        self.store.insert_client(&record).await?;
-        Ok(ClientInformation {
-            client_id,
-            client_secret_expires_at: secret.as_ref().map(|_| 0),
-            client_secret: secret.map(|s| s.expose().to_owned()),
-            client_id_issued_at: Some(now),
-            metadata: meta,
-        })
-    }
-
-    /// Reads a registered client. With a [`ClientMetadataResolver`](crate::client_id_metadata::ClientMetadataResolver)
-    /// installed, a URL `client_id` is resolved from its Client ID Metadata Document instead (an invalid one
-    /// is `invalid_client`, an unreachable one `temporarily_unavailable`).
-    pub async fn client(&self, client_id: &str) -> Result<Option<RegisteredClient>, AuthzError> {
-        if let Some(resolver) = &self.client_metadata {
-            if crate::client_id_metadata::is_url_client_id(client_id) {
-                return self
-                    .client_from_url(resolver.as_ref(), client_id)
-                    .await
-                    .map(Some);
-            }
-        }
-        if client_id.is_empty() || client_id.len() > 256 {
-            return Ok(None);
-        }
-        match self.store.client(client_id).await? {
-            Some(r) => Ok(Some(RegisteredClient::from_record(&r)?)),
-            None => Ok(None),
-        }
-    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,9 +3,13 @@
 use crate::client_id_metadata::ClientMetadataResolver;
 use crate::clock::Clock;
 use crate::config::AuthzConfig;
+use crate::error::AuthzError;
 use crate::keys::{self, KeyError, KeyRing};
 use crate::random::Random;
+use crate::registration::RegisteredClient;
+use crate::registrations::Registrations;
 use crate::store::Storage;
+use portcullis_proto::registration::{ClientInformation, ClientMetadata};
 use std::sync::{Arc, RwLock};
 
 /// The authorization server. Cheap to share behind an `Arc`.
@@ -15,10 +19,8 @@ pub struct Authz {
     pub(crate) rng: Arc<dyn Random>,
     pub(crate) config: AuthzConfig,
     keys: RwLock<Arc<KeyRing>>,
-    /// Fetches Client ID Metadata Documents; `None`: URL client ids are not supported.
-    pub(crate) client_metadata: Option<Arc<dyn ClientMetadataResolver>>,
-    /// Registered clients, for client authentication ([`crate::client_cache`]).
-    pub(crate) clients: crate::client_cache::ClientCache,
+    /// Client registration, lookup and the client cache.
+    pub(crate) registrations: Registrations,
 }
 
 impl std::fmt::Debug for Authz {
@@ -38,14 +40,19 @@ impl Authz {
         config: AuthzConfig,
     ) -> Result<Self, KeyError> {
         let ring = keys::load_or_create(store.as_ref(), rng.as_ref(), clock.now()).await?;
+        let registrations = Registrations::new(
+            store.clone(),
+            clock.clone(),
+            rng.clone(),
+            config.supported_scopes(),
+        );
         Ok(Self {
             store,
             clock,
             rng,
             config,
             keys: RwLock::new(Arc::new(ring)),
-            client_metadata: None,
-            clients: Default::default(),
+            registrations,
         })
     }
 
@@ -93,5 +100,38 @@ impl Authz {
         .await?;
         self.reload_keys().await?;
         Ok(kid)
+    }
+}
+
+/// The registration operations on [`Authz`], delegating to its [`Registrations`].
+impl Authz {
+    /// The registration service.
+    pub fn registrations(&self) -> &Registrations {
+        &self.registrations
+    }
+
+    /// Installs the resolver for Client ID Metadata Documents; without one, URL client ids are unknown and
+    /// support is not advertised.
+    pub fn with_client_metadata_resolver(
+        mut self,
+        resolver: Arc<dyn ClientMetadataResolver>,
+    ) -> Self {
+        self.registrations.set_client_metadata_resolver(resolver);
+        self
+    }
+
+    /// See [`Registrations::supports_client_metadata_documents`].
+    pub fn supports_client_metadata_documents(&self) -> bool {
+        self.registrations.supports_client_metadata_documents()
+    }
+
+    /// See [`Registrations::register`].
+    pub async fn register(&self, meta: ClientMetadata) -> Result<ClientInformation, AuthzError> {
+        self.registrations.register(meta).await
+    }
+
+    /// See [`Registrations::client`].
+    pub async fn client(&self, client_id: &str) -> Result<Option<RegisteredClient>, AuthzError> {
+        self.registrations.client(client_id).await
     }
 }

@@ -63,7 +63,7 @@ impl Authz {
             .store
             .delete_client(client_id, now, now + self.config.access_token_ttl + 60)
             .await?;
-        self.clients.remove(client_id);
+        self.registrations.forget(client_id);
         Ok(existed)
     }
 

@@ -1,12 +1,12 @@
 //! The admin commands: `user`, `keys`, `clients`. They open the database directly (the server may be running:
 //! SQLite serialises writers, and the server re-reads keys periodically).
 
-use crate::settings::FileSettings;
-use crate::{open_store, DbArgs};
+use crate::db::{open_store, DbArgs};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use portcullis_authz::registration::RegisteredClient;
 use portcullis_authz::{Authz, AuthzConfig, OsRandom, SystemClock};
+use portcullis_server::settings::{DatabaseSettings, FileSettings};
 use std::io::Read as _;
 use std::sync::Arc;
 
@@ -73,7 +73,7 @@ pub(crate) enum ClientsCommand {
 
 async fn authz(db: &DbArgs) -> anyhow::Result<Authz> {
     let file = FileSettings::load(db.config.as_deref())?;
-    let store = open_store(db, &file, Some(1)).await?;
+    let store = open_store(&DatabaseSettings::layered(&db.overrides(Some(1)), &file)).await?;
     let mut config = AuthzConfig::new("http://127.0.0.1", "http://127.0.0.1/mcp");
     if let Some(ttl) = file.access_token_ttl {
         config.access_token_ttl = ttl;

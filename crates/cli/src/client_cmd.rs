@@ -89,19 +89,7 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             callback_port,
             no_browser,
         } => {
-            let client_secret = if client_secret_stdin {
-                let mut s = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut s)
-                    .context("could not read the client secret from stdin")?;
-                let s = s.trim_end_matches(['\r', '\n']).to_owned();
-                if s.is_empty() {
-                    bail!("--client-secret-stdin was given but stdin was empty; pipe the secret in, e.g. `echo -n SECRET | portcullis login …`");
-                }
-                Some(ClientSecret::new(s))
-            } else {
-                None
-            };
+            let client_secret = read_client_secret(client_secret_stdin)?;
             let scope = scope
                 .map(|s| Scope::parse(&s))
                 .transpose()
@@ -137,19 +125,7 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             }
         }
         ClientCommand::Call { url, tool, args } => {
-            let args: Value = serde_json::from_str(&args)
-                .context("--args must be a JSON object, e.g. --args '{\"text\":\"hi\"}'")?;
-            if !args.is_object() {
-                bail!("--args must be a JSON object, e.g. --args '{{\"text\":\"hi\"}}'");
-            }
-            let client = connect(store, &url).await?;
-            let result = client.call_tool(&tool, args).await;
-            client.close().await;
-            let result = result?;
-            println!("{}", serde_json::to_string_pretty(&result)?);
-            if result.get("isError").and_then(Value::as_bool) == Some(true) {
-                bail!("the tool {tool:?} reported an error (see its result above)");
-            }
+            call(store, &url, &tool, &args).await?;
         }
         ClientCommand::Token { url } => {
             let auth = authenticator(store, &url, LoginOptions::default())?;
@@ -157,19 +133,7 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             println!("{}", token.expose());
         }
         ClientCommand::Logout { url } => {
-            let auth = authenticator(
-                store,
-                &url,
-                LoginOptions {
-                    interactive: false,
-                    ..LoginOptions::default()
-                },
-            )?;
-            if auth.logout().await? {
-                println!("Logged out of {}.", auth.server());
-            } else {
-                println!("Not logged in to {}; nothing to do.", auth.server());
-            }
+            logout(store, &url).await?;
         }
         ClientCommand::Bridge { url } => {
             let auth = Arc::new(authenticator(store, &url, LoginOptions::default())?);
@@ -178,14 +142,73 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             bridge::run(client, stdin, tokio::io::stdout()).await?;
         }
         ClientCommand::Status => {
-            let entries = store.servers()?;
-            if entries.is_empty() {
-                println!("No credentials stored (in {}).", store.root().display());
-            }
-            for e in entries {
-                print_status(&e);
-            }
+            status(&store)?;
         }
+    }
+    Ok(())
+}
+
+/// `--client-secret-stdin`: the secret piped in, without its trailing newline.
+fn read_client_secret(from_stdin: bool) -> anyhow::Result<Option<ClientSecret>> {
+    if !from_stdin {
+        return Ok(None);
+    }
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("could not read the client secret from stdin")?;
+    let s = s.trim_end_matches(['\r', '\n']).to_owned();
+    if s.is_empty() {
+        bail!("--client-secret-stdin was given but stdin was empty; pipe the secret in, e.g. `echo -n SECRET | portcullis login …`");
+    }
+    Ok(Some(ClientSecret::new(s)))
+}
+
+/// `portcullis call`: calls `tool` with the JSON object `args` and prints the result; a result flagged
+/// `isError` is an error of the command.
+async fn call(store: Store, url: &str, tool: &str, args: &str) -> anyhow::Result<()> {
+    let args: Value = serde_json::from_str(args)
+        .context("--args must be a JSON object, e.g. --args '{\"text\":\"hi\"}'")?;
+    if !args.is_object() {
+        bail!("--args must be a JSON object, e.g. --args '{{\"text\":\"hi\"}}'");
+    }
+    let client = connect(store, url).await?;
+    let result = client.call_tool(tool, args).await;
+    client.close().await;
+    let result = result?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    if result.get("isError").and_then(Value::as_bool) == Some(true) {
+        bail!("the tool {tool:?} reported an error (see its result above)");
+    }
+    Ok(())
+}
+
+/// `portcullis logout`: revokes and forgets the stored credentials of `url`, without signing in first.
+async fn logout(store: Store, url: &str) -> anyhow::Result<()> {
+    let auth = authenticator(
+        store,
+        url,
+        LoginOptions {
+            interactive: false,
+            ..LoginOptions::default()
+        },
+    )?;
+    if auth.logout().await? {
+        println!("Logged out of {}.", auth.server());
+    } else {
+        println!("Not logged in to {}; nothing to do.", auth.server());
+    }
+    Ok(())
+}
+
+/// `portcullis status`: one entry per server with stored credentials.
+fn status(store: &Store) -> anyhow::Result<()> {
+    let entries = store.servers()?;
+    if entries.is_empty() {
+        println!("No credentials stored (in {}).", store.root().display());
+    }
+    for e in entries {
+        print_status(&e);
     }
     Ok(())
 }

@@ -5,20 +5,13 @@
 
 mod admin;
 mod client_cmd;
-mod settings;
+mod db;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use portcullis_authz::{Authz, SystemClock, ThreadRandom};
-use portcullis_server::config::parse_issuer;
-use portcullis_server::routes::Routes;
-use portcullis_server::{AppState, ServerConfig};
-use portcullis_store::StoreOptions;
-use settings::{pick, FileSettings, DEFAULT_DATABASE, DEFAULT_LISTEN};
-use std::io::Write as _;
-use std::path::PathBuf;
+use db::{open_store, DbArgs};
+use portcullis_server::assembly::Server;
+use portcullis_server::settings::{LogFormat, Overrides, Settings};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// OAuth 2.1 for the Model Context Protocol: authorization server, protected MCP endpoint and client.
 #[derive(Debug, Parser)]
@@ -43,25 +36,6 @@ enum Command {
     Clients(admin::ClientsCommand),
     #[command(flatten)]
     Client(client_cmd::ClientCommand),
-}
-
-/// Where the database is: shared by `serve` and the admin commands.
-#[derive(Debug, Clone, Args)]
-pub(crate) struct DbArgs {
-    /// Database URL: sqlite://PATH (default sqlite://portcullis.db).
-    #[arg(long, env = "PORTCULLIS_DATABASE")]
-    pub(crate) database: Option<String>,
-    /// TOML configuration file.
-    #[arg(long, env = "PORTCULLIS_CONFIG")]
-    pub(crate) config: Option<PathBuf>,
-    /// How long a request waits for a database connection (including connecting) before it is answered
-    /// 503 temporarily_unavailable, in milliseconds (default 3000).
-    #[arg(long, env = "PORTCULLIS_DB_ACQUIRE_TIMEOUT_MS")]
-    pub(crate) db_acquire_timeout_ms: Option<u64>,
-    /// PostgreSQL: the server cancels statements running longer than this, in milliseconds (default 5000;
-    /// 0 keeps the server's setting).
-    #[arg(long, env = "PORTCULLIS_DB_STATEMENT_TIMEOUT_MS")]
-    pub(crate) db_statement_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -142,241 +116,58 @@ struct ServeArgs {
     cimd_allow_host: Vec<String>,
 }
 
-fn init_logging(format: &str) {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
     }
 }
 
-/// Opens the store named by the flags/file.
-pub(crate) async fn open_store(
-    db: &DbArgs,
-    file: &FileSettings,
-    max_connections: Option<u32>,
-) -> anyhow::Result<Arc<dyn portcullis_authz::Storage>> {
-    let url = pick(
-        db.database.clone(),
-        file.database.clone(),
-        DEFAULT_DATABASE.to_owned(),
-    );
-    let defaults = StoreOptions::default();
-    let options = StoreOptions {
-        max_connections: pick(max_connections, file.db_max_connections, 4),
-        acquire_timeout_ms: pick(
-            db.db_acquire_timeout_ms,
-            file.db_acquire_timeout_ms,
-            defaults.acquire_timeout_ms,
-        ),
-        statement_timeout_ms: pick(
-            db.db_statement_timeout_ms,
-            file.db_statement_timeout_ms,
-            defaults.statement_timeout_ms,
-        ),
-    };
-    portcullis_store::open(&url, &options)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open database {}",
-                portcullis_store::redact_url(&url)
-            )
-        })
+impl ServeArgs {
+    /// The flags and `PORTCULLIS_*` variables (clap reads both) as the top settings layer.
+    fn into_overrides(self) -> Overrides {
+        Overrides {
+            database: self.db.overrides(self.db_max_connections),
+            config: self.db.config,
+            listen: self.listen,
+            issuer: self.issuer,
+            mcp_path: self.mcp_path,
+            access_token_ttl: self.access_token_ttl,
+            refresh_idle_ttl: self.refresh_idle_ttl,
+            refresh_absolute_ttl: self.refresh_absolute_ttl,
+            session_ttl: self.session_ttl,
+            revocation_sync_ms: self.revocation_sync_ms,
+            register_per_ip_per_hour: self.register_per_ip_per_hour,
+            token_failures_per_ip: self.token_failures_per_ip,
+            log_format: self.log_format,
+            drain_timeout_ms: self.drain_timeout_ms,
+            upstream: self.upstream,
+            upstream_timeout_ms: self.upstream_timeout_ms,
+            upstream_stream_idle_timeout_ms: self.upstream_stream_idle_timeout_ms,
+            tool_scopes: self.tool_scope,
+            upstream_identity_jwt: self.upstream_identity_jwt,
+            hide_unauthorized_tools: self.hide_unauthorized_tools,
+            resources: self.resource,
+            cimd_allow_hosts: self.cimd_allow_host,
+        }
+    }
 }
 
+/// `portcullis serve`: settings (file → environment → flags), then the server binds and checks its
+/// configuration, then the store is opened and the server runs until shutdown.
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let file = FileSettings::load(args.db.config.as_deref())?;
-    let log_format = pick(
-        args.log_format.clone(),
-        file.log_format.clone(),
-        "text".into(),
-    );
-    settings::check_log_format(&log_format)?;
-    init_logging(&log_format);
-    let listen = pick(args.listen, file.listen.clone(), DEFAULT_LISTEN.into());
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let mut addr = listener.local_addr()?;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let issuer_text = pick(args.issuer, file.issuer.clone(), format!("http://{addr}"));
-    let issuer = parse_issuer(&issuer_text)?;
-    let mut config = ServerConfig::new(issuer.clone());
-    if let Some(p) = args.mcp_path.or(file.mcp_path.clone()) {
-        config.mcp_path = p;
-    }
-    config.access_token_ttl = pick(
-        args.access_token_ttl,
-        file.access_token_ttl,
-        config.access_token_ttl,
-    );
-    config.refresh_idle_ttl = pick(
-        args.refresh_idle_ttl,
-        file.refresh_idle_ttl,
-        config.refresh_idle_ttl,
-    );
-    config.refresh_absolute_ttl = pick(
-        args.refresh_absolute_ttl,
-        file.refresh_absolute_ttl,
-        config.refresh_absolute_ttl,
-    );
-    config.session_ttl = pick(args.session_ttl, file.session_ttl, config.session_ttl);
-    config.revocation_sync_ms = pick(
-        args.revocation_sync_ms,
-        file.revocation_sync_ms,
-        config.revocation_sync_ms,
-    );
-    config.register_per_ip_per_hour = pick(
-        args.register_per_ip_per_hour,
-        file.register_per_ip_per_hour,
-        config.register_per_ip_per_hour,
-    );
-    config.token_failures_per_ip = pick(
-        args.token_failures_per_ip,
-        file.token_failures_per_ip,
-        config.token_failures_per_ip,
-    );
-    config.upstream = settings::gateway_config(
-        args.upstream,
-        args.upstream_timeout_ms,
-        args.upstream_stream_idle_timeout_ms,
-        &args.tool_scope,
-        file.gateway.as_ref(),
-    )?;
-    config.gateway_routes = settings::gateway_routes(file.gateway.as_ref())?;
-    settings::gateway_options(
-        config.upstream.as_mut(),
-        config
-            .gateway_routes
-            .iter_mut()
-            .map(|r| &mut r.gateway)
-            .collect(),
-        args.upstream_identity_jwt,
-        args.hide_unauthorized_tools,
-        file.gateway.as_ref(),
-    )?;
-    config.cimd_allow_hosts = args.cimd_allow_host.clone();
-    if !config.cimd_allow_hosts.is_empty() {
-        tracing::warn!(hosts = ?config.cimd_allow_hosts, "--cimd-allow-host: the SSRF guard is off for these hosts (testing only)");
-    }
-    if let Some(entries) = &file.scopes {
-        let (catalogue, default_scope) = settings::scope_catalogue(entries)?;
-        config.scopes = catalogue;
-        config.default_scope = default_scope;
-    }
-    config.check()?;
-    let store = open_store(&args.db, &file, args.db_max_connections).await?;
-    let routes = Routes::new(&issuer, &config.mcp_path);
-    let mut authz_config = config.authz_config(&routes.issuer, &routes.mcp_url);
-    let external = settings::external_resources(&args.resource, file.resources.as_deref())?;
-    for r in &external {
-        if !authz_config.resources.contains(r) {
-            authz_config.resources.push(r.clone());
-        }
-    }
-    let authz = Authz::new(
-        store.clone(),
-        Arc::new(SystemClock),
-        Arc::new(ThreadRandom),
-        authz_config,
-    )
-    .await
-    .context("cannot load or create the signing key")?
-    .with_client_metadata_resolver(Arc::new(portcullis_server::cimd::HttpResolver::new(
-        config.cimd_allow_hosts.clone(),
-    )));
-    if store.count_users().await.unwrap_or(0) == 0 {
-        tracing::warn!("no users yet: add one with `portcullis user add NAME --password-stdin` (same --database)");
-        eprintln!("No users exist yet, so nobody can sign in. Add one with:\n  portcullis user add alice --password-stdin\n(use the same --database as this server)");
-    }
-    let state = AppState::new(config, routes.clone(), Arc::new(authz));
-    tracing::info!(issuer = %routes.issuer, mcp = %routes.mcp_url, %addr, "portcullis serving");
-    println!("listening on http://{addr}");
-    println!("issuer {}", routes.issuer);
-    println!("mcp endpoint {}", routes.mcp_url);
-    for r in &external {
-        println!("external resource {r}");
-    }
-    if let Some(g) = &state.config.upstream {
-        println!("gateway upstream {}", g.upstream);
-    }
-    for r in &state.config.gateway_routes {
-        println!(
-            "gateway route {} upstream {}",
-            routes.url(&r.path),
-            r.gateway.upstream
-        );
-    }
-    std::io::stdout().flush().ok();
-    let drain = std::time::Duration::from_millis(pick(
-        args.drain_timeout_ms,
-        file.drain_timeout_ms,
-        DEFAULT_DRAIN_TIMEOUT_MS,
-    ));
-    serve_until_drained(listener, state, drain).await?;
-    tracing::info!("shut down");
+    let settings = Settings::load(args.into_overrides())?;
+    init_logging(settings.log_format);
+    let database = settings.database.clone();
+    let server = Server::bind(settings).await?;
+    let store = open_store(&database).await?;
+    server.run(store).await?;
     Ok(())
-}
-
-/// Default bound of the graceful drain, milliseconds.
-const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 30_000;
-
-/// Serves until a shutdown signal, then drains: no new connections, in-flight requests and streams may finish
-/// within `drain`; whatever is still open then is closed (returning drops the runtime and its connections).
-async fn serve_until_drained(
-    listener: tokio::net::TcpListener,
-    state: Arc<AppState>,
-    drain: std::time::Duration,
-) -> anyhow::Result<()> {
-    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
-    let shutdown = async move {
-        shutdown_signal().await;
-        let _ = signalled.send(());
-    };
-    let server = portcullis_server::serve(listener, state, shutdown);
-    let deadline = async move {
-        match on_signal.await {
-            Ok(()) => tokio::time::sleep(drain).await,
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        result = server => result?,
-        () = deadline => {
-            tracing::warn!(drain_ms = drain.as_millis() as u64, "drain timeout reached; closing the connections still open");
-        }
-    }
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown signal received; draining in-flight requests");
 }
 
 /// The error chain as one line: "cannot open database …: unable to open database file".

@@ -244,11 +244,11 @@ impl Authenticator {
     /// An unauthenticated `initialize` POST: a 401 carries the challenge; a success means the server is not
     /// protected.
     async fn probe(&self) -> Result<Option<BearerChallenge>> {
-        let body = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": crate::mcp::initialize_params()});
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": crate::protocol::initialize_params()});
         let resp = self
             .http
             .post(self.server.clone())
-            .header("accept", crate::mcp::ACCEPT)
+            .header("accept", crate::protocol::ACCEPT)
             .header("mcp-protocol-version", PROTOCOL_VERSION)
             .json(&body)
             .send()

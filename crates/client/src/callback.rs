@@ -56,7 +56,7 @@ impl CallbackListener {
                 let Ok((sock, _)) = self.listener.accept().await else {
                     continue;
                 };
-                if let Some(resp) = handle(sock).await {
+                if let Some(resp) = receive_authorization_response(sock).await {
                     return resp;
                 }
             }
@@ -79,7 +79,10 @@ pub fn port_of(redirect_uri: &str) -> Option<u16> {
     url::Url::parse(redirect_uri).ok()?.port()
 }
 
-async fn handle(mut sock: TcpStream) -> Option<AuthorizationResponse> {
+/// Reads one request on the loopback redirect listener (RFC 8252 §7.3): `GET` of the callback path yields the
+/// authorization response of its query (RFC 6749 §4.1.2) and a page telling the user to close the window; any
+/// other request gets 404 and `None`.
+async fn receive_authorization_response(mut sock: TcpStream) -> Option<AuthorizationResponse> {
     let mut buf = Vec::with_capacity(2048);
     let mut tmp = [0u8; 2048];
     let read = async {

@@ -18,6 +18,7 @@
 //!   logout.
 //! - [`mcp`]: the Streamable HTTP transport (JSON or SSE responses, sessions) and a small MCP client with the 401 /
 //!   403 retry rules.
+//! - [`protocol`]: the MCP wire values (`Accept`, the `initialize` parameters) the probe and the client share.
 //! - [`bridge`]: stdio ↔ Streamable HTTP, for stdio-only MCP clients.
 
 pub mod auth;
@@ -29,6 +30,7 @@ pub mod callback;
 pub mod discovery;
 pub mod error;
 pub mod mcp;
+pub mod protocol;
 pub mod registration;
 pub mod secret;
 pub mod token;

@@ -8,8 +8,8 @@
 //! been granted everything the server asks for.
 
 use crate::auth::Authenticator;
-use crate::discovery::PROTOCOL_VERSION;
 use crate::error::snippet;
+pub use crate::protocol::{initialize_params, ACCEPT};
 use crate::secret::AccessToken;
 use crate::{Error, Result};
 use portcullis_proto::www_authenticate::BearerChallenge;
@@ -20,21 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use url::Url;
 
-/// The `Accept` header of every POST.
-pub const ACCEPT: &str = "application/json, text/event-stream";
 /// Step-ups allowed for one message before giving up.
 pub const MAX_STEP_UPS: u32 = 3;
 /// Reconnections of one interrupted SSE stream.
 const MAX_RESUMES: u32 = 5;
-
-/// The `params` of our `initialize` request.
-pub fn initialize_params() -> Value {
-    json!({
-        "protocolVersion": PROTOCOL_VERSION,
-        "capabilities": {},
-        "clientInfo": {"name": "portcullis", "version": env!("CARGO_PKG_VERSION")},
-    })
-}
 
 /// One server-sent event (HTML Living Standard §9.2.6).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

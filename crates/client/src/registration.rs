@@ -131,18 +131,7 @@ pub async fn register(
         issuer: d.issuer.clone(),
         reason,
     };
-    let metadata = ClientMetadata {
-        redirect_uris: vec![redirect_uri.to_owned()],
-        token_endpoint_auth_method: Some("none".into()),
-        grant_types: Some(vec!["authorization_code".into(), "refresh_token".into()]),
-        response_types: Some(vec!["code".into()]),
-        client_name: Some(CLIENT_NAME.into()),
-        scope: scope.map(ToString::to_string),
-        software_id: Some("portcullis".into()),
-        software_version: Some(env!("CARGO_PKG_VERSION").into()),
-        application_type: Some("native".into()),
-        ..Default::default()
-    };
+    let metadata = native_client_metadata(redirect_uri, scope);
     let resp = http
         .post(endpoint.clone())
         .header("accept", "application/json")
@@ -156,22 +145,60 @@ pub async fn register(
         .await
         .map_err(|e| Error::http(endpoint.as_str(), &e))?;
     if !status.is_success() {
-        return Err(fail(match serde_json::from_str::<ErrorResponse>(&body) {
-            Ok(e) => format!(
-                "{}{}",
-                e.error,
-                e.error_description
-                    .map(|d| format!(" ({d})"))
-                    .unwrap_or_default()
-            ),
-            Err(_) => format!("HTTP {status} {}", snippet(&body)),
-        }));
+        return Err(fail(refusal_reason(status, &body)));
     }
     let info: ClientInformation = serde_json::from_str(&body)
         .map_err(|e| fail(format!("the response is not client information ({e})")))?;
     if info.client_id.is_empty() {
         return Err(fail("the response has an empty client_id".into()));
     }
+    let auth_method = granted_auth_method(&info).map_err(fail)?;
+    Ok(Registration {
+        issuer: d.issuer.clone(),
+        client_id: info.client_id,
+        client_secret: info.client_secret.map(ClientSecret::new),
+        auth_method,
+        redirect_uri: Some(redirect_uri.to_owned()),
+        kind: Kind::Dynamic,
+        secret_expires_at: info.client_secret_expires_at,
+    })
+}
+
+/// What this client registers as (RFC 7591 §2): a native public client (`none`) with one loopback redirect URI,
+/// the authorization code and refresh token grants.
+fn native_client_metadata(redirect_uri: &str, scope: Option<&Scope>) -> ClientMetadata {
+    ClientMetadata {
+        redirect_uris: vec![redirect_uri.to_owned()],
+        token_endpoint_auth_method: Some("none".into()),
+        grant_types: Some(vec!["authorization_code".into(), "refresh_token".into()]),
+        response_types: Some(vec!["code".into()]),
+        client_name: Some(CLIENT_NAME.into()),
+        scope: scope.map(ToString::to_string),
+        software_id: Some("portcullis".into()),
+        software_version: Some(env!("CARGO_PKG_VERSION").into()),
+        application_type: Some("native".into()),
+        ..Default::default()
+    }
+}
+
+/// Why the server refused a registration: its RFC 7591 §3.2.2 error (and description), else the status and
+/// the start of the body.
+fn refusal_reason(status: reqwest::StatusCode, body: &str) -> String {
+    match serde_json::from_str::<ErrorResponse>(body) {
+        Ok(e) => format!(
+            "{}{}",
+            e.error,
+            e.error_description
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        ),
+        Err(_) => format!("HTTP {status} {}", snippet(body)),
+    }
+}
+
+/// The authentication method the server registered (RFC 7591 §3.2.1; absent: `client_secret_basic` if a secret
+/// was issued, else `none`); a secret-based method needs the secret.
+fn granted_auth_method(info: &ClientInformation) -> std::result::Result<AuthMethod, String> {
     let method = info
         .metadata
         .token_endpoint_auth_method
@@ -182,21 +209,13 @@ pub async fn register(
             "none"
         });
     let auth_method = AuthMethod::parse(method)
-        .ok_or_else(|| fail(format!("unsupported token_endpoint_auth_method {method:?}")))?;
+        .ok_or_else(|| format!("unsupported token_endpoint_auth_method {method:?}"))?;
     if auth_method != AuthMethod::None && info.client_secret.is_none() {
-        return Err(fail(format!(
+        return Err(format!(
             "the server chose {method} but issued no client_secret"
-        )));
+        ));
     }
-    Ok(Registration {
-        issuer: d.issuer.clone(),
-        client_id: info.client_id,
-        client_secret: info.client_secret.map(ClientSecret::new),
-        auth_method,
-        redirect_uri: Some(redirect_uri.to_owned()),
-        kind: Kind::Dynamic,
-        secret_expires_at: info.client_secret_expires_at,
-    })
+    Ok(auth_method)
 }
 
 #[cfg(test)]

@@ -10,32 +10,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use portcullis_proto::token::TokenResponse;
 use portcullis_proto::{CodeVerifier, ErrorResponse};
-use serde::{Deserialize, Serialize};
 use url::Url;
 
-/// Token endpoint client authentication methods (RFC 7591 §2 `token_endpoint_auth_method`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMethod {
-    /// Public client.
-    None,
-    /// HTTP Basic (RFC 6749 §2.3.1).
-    ClientSecretBasic,
-    /// Credentials in the form body (RFC 6749 §2.3.1).
-    ClientSecretPost,
-}
-
-impl AuthMethod {
-    /// Parses the RFC 7591 value; unknown methods are `None` here and refused by the caller.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "none" => Some(Self::None),
-            "client_secret_basic" => Some(Self::ClientSecretBasic),
-            "client_secret_post" => Some(Self::ClientSecretPost),
-            _ => None,
-        }
-    }
-}
+pub use portcullis_proto::registration::AuthMethod;
 
 /// How to authenticate at the token and revocation endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]

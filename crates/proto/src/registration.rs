@@ -4,6 +4,40 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// How a client authenticates at the token endpoint (RFC 7591 §2 `token_endpoint_auth_method`); serialized as
+/// the metadata value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A public client (RFC 6749 §2.1).
+    None,
+    /// HTTP Basic (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// Credentials in the form body (RFC 6749 §2.3.1).
+    ClientSecretPost,
+}
+
+impl AuthMethod {
+    /// Parses the metadata value; an unknown method is `None` here, for the caller to refuse.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "none" => Some(Self::None),
+            "client_secret_basic" => Some(Self::ClientSecretBasic),
+            "client_secret_post" => Some(Self::ClientSecretPost),
+            _ => None,
+        }
+    }
+
+    /// The metadata value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+        }
+    }
+}
+
 /// Client metadata (RFC 7591 §2). Unknown members are kept in `extra` and ignored by policy (§2: the server
 /// MUST ignore metadata it does not understand).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

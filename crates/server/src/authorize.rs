@@ -18,7 +18,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use portcullis_authz::authorize::{AuthorizationRequest, AuthorizeError};
-use portcullis_authz::store::SessionRecord;
+use portcullis_authz::store::{SessionRecord, UserRecord};
 use portcullis_authz::{csrf, random, AuthzError};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -279,95 +279,135 @@ pub async fn login(
         error: Some(error),
         username: if username.len() <= 64 { username } else { "" },
     };
+    if !login_csrf_matches(&s, &headers, &form) {
+        let expired = "This sign-in form expired. Please sign in again.";
+        return render_login(&s, &headers, view(StatusCode::FORBIDDEN, expired));
+    }
+    let keys = LoginKeys::new(username, peer);
+    let now = s.authz.now();
+    match login_blocked(&s, &keys, now).await {
+        Err(e) => return page_error(&e, css),
+        Ok(Some(wait)) => {
+            let too_many = "Too many failed sign-in attempts. Wait a few minutes and try again.";
+            let resp = render_login(&s, &headers, view(StatusCode::TOO_MANY_REQUESTS, too_many));
+            return with_retry_after(resp, wait);
+        }
+        Ok(None) => {}
+    }
+    let user = match check_password(&s, username, password).await {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            if let Err(e) = record_failed_login(&s, &keys, now).await {
+                return page_error(&e, css);
+            }
+            tracing::info!(ip = %peer.ip(), "failed sign-in");
+            let invalid = "Invalid username or password.";
+            return render_login(&s, &headers, view(StatusCode::UNAUTHORIZED, invalid));
+        }
+        Err(e) => return page_error(&e, css),
+    };
+    match start_session(&s, &headers, &keys, &user, request).await {
+        Ok(resp) => resp,
+        Err(e) => page_error(&e, css),
+    }
+}
+
+/// The double-submit check of the login form: the `csrf_token` field equals the login CSRF cookie.
+fn login_csrf_matches(s: &AppState, headers: &HeaderMap, form: &Form) -> bool {
     let csrf_cookie = cookies::get(
-        &headers,
+        headers,
         &cookies::name(cookies::LOGIN_CSRF, s.secure_cookies),
     );
-    let csrf_ok =
-        matches!((&csrf_cookie, form.get("csrf_token")), (Some(c), Some(f)) if csrf::equal(c, f));
-    if !csrf_ok {
-        return render_login(
-            &s,
-            &headers,
-            view(
-                StatusCode::FORBIDDEN,
-                "This sign-in form expired. Please sign in again.",
-            ),
-        );
+    matches!((&csrf_cookie, form.get("csrf_token")), (Some(c), Some(f)) if csrf::equal(c, f))
+}
+
+/// The rate-limit keys of one sign-in attempt: the account and the client address.
+struct LoginKeys {
+    account: String,
+    ip: String,
+}
+
+impl LoginKeys {
+    fn new(username: &str, peer: SocketAddr) -> Self {
+        Self {
+            account: format!("u:{username}"),
+            ip: format!("ip:{}", peer.ip()),
+        }
     }
-    let now = s.authz.now();
-    let account_key = format!("u:{username}");
-    let ip_key = format!("ip:{}", peer.ip());
-    // Counted in the database, so the limits hold across instances behind a load balancer.
+}
+
+/// Seconds to wait if failed sign-ins for the account, else for the address, reached their limit. Counted in the
+/// database, so the limits hold across instances behind a load balancer.
+async fn login_blocked(
+    s: &AppState,
+    keys: &LoginKeys,
+    now: i64,
+) -> Result<Option<i64>, AuthzError> {
     let limits = s.authz.store();
     let blocked = match s
         .login_per_account
-        .blocked(limits.as_ref(), &account_key, now)
+        .blocked(limits.as_ref(), &keys.account, now)
         .await
     {
-        Ok(None) => s.login_per_ip.blocked(limits.as_ref(), &ip_key, now).await,
+        Ok(None) => s.login_per_ip.blocked(limits.as_ref(), &keys.ip, now).await,
         other => other,
     };
-    let blocked = match blocked {
-        Ok(b) => b,
-        Err(e) => return page_error(&AuthzError::from(e), css),
-    };
-    if let Some(wait) = blocked {
-        let mut resp = render_login(
-            &s,
-            &headers,
-            view(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many failed sign-in attempts. Wait a few minutes and try again.",
-            ),
-        );
-        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return resp;
+    blocked.map_err(AuthzError::from)
+}
+
+/// `resp` with `Retry-After: wait` (RFC 9110 §10.2.3).
+fn with_retry_after(mut resp: Response, wait: i64) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
-    let (user, hash) = match s.authz.login_candidate(username).await {
-        Ok(c) => c,
-        Err(e) => return page_error(&e, css),
-    };
+    resp
+}
+
+/// The account if `password` is its password; `None` for an unknown account or a wrong password (the hash is
+/// checked either way, so both take as long).
+async fn check_password(
+    s: &AppState,
+    username: &str,
+    password: String,
+) -> Result<Option<UserRecord>, AuthzError> {
+    let (user, hash) = s.authz.login_candidate(username).await?;
     // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
     let verified =
         tokio::task::spawn_blocking(move || portcullis_authz::password::verify(&password, &hash))
             .await
             .unwrap_or(false);
-    let user = match (user, verified) {
-        (Some(u), true) => u,
-        _ => {
-            for (limiter, key) in [
-                (&s.login_per_account, &account_key),
-                (&s.login_per_ip, &ip_key),
-            ] {
-                if let Err(e) = limiter.record(limits.as_ref(), key, now).await {
-                    return page_error(&AuthzError::from(e), css);
-                }
-            }
-            tracing::info!(ip = %peer.ip(), "failed sign-in");
-            return render_login(
-                &s,
-                &headers,
-                view(StatusCode::UNAUTHORIZED, "Invalid username or password."),
-            );
-        }
-    };
-    if let Err(e) = s
-        .login_per_account
-        .clear(limits.as_ref(), &account_key)
-        .await
-    {
-        return page_error(&AuthzError::from(e), css);
+    Ok(user.filter(|_| verified))
+}
+
+/// Counts a failed sign-in against the account and the address.
+async fn record_failed_login(s: &AppState, keys: &LoginKeys, now: i64) -> Result<(), AuthzError> {
+    let limits = s.authz.store();
+    for (limiter, key) in [
+        (&s.login_per_account, &keys.account),
+        (&s.login_per_ip, &keys.ip),
+    ] {
+        limiter.record(limits.as_ref(), key, now).await?;
     }
-    if let Ok(Some((_, old))) = current_session(&s, &headers).await {
+    Ok(())
+}
+
+/// After a good password: clears the account's failures, replaces any current session by a new one (the session
+/// id rotates at login) and answers 303 back to `/authorize` with the session cookie.
+async fn start_session(
+    s: &AppState,
+    headers: &HeaderMap,
+    keys: &LoginKeys,
+    user: &UserRecord,
+    request: &str,
+) -> Result<Response, AuthzError> {
+    let limits = s.authz.store();
+    s.login_per_account
+        .clear(limits.as_ref(), &keys.account)
+        .await?;
+    if let Ok(Some((_, old))) = current_session(s, headers).await {
         let _ = s.authz.store().delete_session(&old.id_hash).await;
     }
-    let (cookie, _) = match s.authz.open_session(&user).await {
-        Ok(v) => v,
-        Err(e) => return page_error(&e, css),
-    };
+    let (cookie, _) = s.authz.open_session(user).await?;
     tracing::info!(user = %user.username, "signed in");
     let mut resp = see_other(&format!("{}?{}", s.routes.authorize, request));
     let name = cookies::name(cookies::SESSION, s.secure_cookies);
@@ -380,7 +420,7 @@ pub async fn login(
             s.secure_cookies,
         ),
     );
-    resp
+    Ok(resp)
 }
 
 /// `POST /consent`.

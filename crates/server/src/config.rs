@@ -1,6 +1,7 @@
 //! The server's typed configuration. The binary builds it from the TOML file, `PORTCULLIS_*` environment
 //! variables and flags; everything here is already checked.
 
+use crate::gateway::config::{check_routes, GatewayConfig, GatewayConfigError, RouteConfig};
 use portcullis_authz::config::{default_scopes, ScopeInfo};
 use portcullis_authz::AuthzConfig;
 use portcullis_proto::Scope;
@@ -33,10 +34,10 @@ pub struct ServerConfig {
     /// How often expired rows are deleted, seconds.
     pub purge_interval_secs: u64,
     /// Gateway mode: forward the MCP endpoint to this upstream instead of the built-in server.
-    pub upstream: Option<crate::gateway::GatewayConfig>,
+    pub upstream: Option<GatewayConfig>,
     /// `[[gateway.routes]]`: more upstreams on their own paths, each its own protected resource. They coexist
     /// with the MCP endpoint (built-in server or `upstream`).
-    pub gateway_routes: Vec<crate::gateway::RouteConfig>,
+    pub gateway_routes: Vec<RouteConfig>,
     /// Registrations accepted per client address per hour at `POST /register`; 0 = unlimited (security
     /// notes, "Registration": registrations per IP per hour).
     pub register_per_ip_per_hour: u32,
@@ -44,7 +45,7 @@ pub struct ServerConfig {
     /// before `POST /token` answers 429; 0 = unlimited. Counted in the database, so it holds across instances.
     pub token_failures_per_ip: u32,
     /// For tests only: `host:port` values whose Client ID Metadata Documents are fetched without the SSRF
-    /// address check and may use plain http ([`crate::cimd`]). Empty by default.
+    /// address check and may use plain http ([`crate::outbound::cimd`]). Empty by default.
     pub cimd_allow_hosts: Vec<String>,
 }
 
@@ -63,7 +64,7 @@ pub enum ConfigError {
     Lifetime(String),
     /// A gateway setting (routes, per-tool scopes) is inconsistent.
     #[error(transparent)]
-    Gateway(#[from] crate::gateway::GatewayConfigError),
+    Gateway(#[from] GatewayConfigError),
 }
 
 /// Parses an issuer (RFC 8414 §2: https, no query or fragment; http allowed on loopback for development).
@@ -141,7 +142,7 @@ impl ServerConfig {
             ));
         }
         let routes = crate::routes::Routes::new(&self.issuer, &self.mcp_path);
-        crate::gateway::config::check_routes(
+        check_routes(
             &self.gateway_routes,
             self.upstream.as_ref(),
             &self.mcp_path,

@@ -2,6 +2,8 @@
 //! origin.
 //!
 //! # Layout
+//! - [`settings`]: the layered settings of `serve` (TOML file → `PORTCULLIS_*` environment → flags).
+//! - [`assembly`]: settings → listener, configuration → `Authz` → [`AppState`] → serving until shutdown.
 //! - [`config`]: the typed server configuration (issuer, paths, lifetimes, limits).
 //! - [`routes`]: every route path, built once from the issuer; the metadata documents use the same values.
 //! - [`state`]: [`AppState`], shared by every handler.
@@ -10,7 +12,8 @@
 //! - [`cors`]: CORS for the routes scripts on other origins fetch.
 //! - [`metadata`]: RFC 8414 / OIDC discovery, RFC 9728 protected resource metadata, the JWKS.
 //! - [`register`]: `POST /register` (RFC 7591).
-//! - [`cimd`]: fetching Client ID Metadata Documents (URL `client_id`s) with an SSRF guard, limits and a cache.
+//! - [`outbound`]: the server's network clients: [`outbound::cimd`] fetches Client ID Metadata Documents (URL
+//!   `client_id`s) with an SSRF guard, limits and a cache.
 //! - [`authorize`], [`pages`], [`cookies`]: `GET /authorize`, the login and consent pages and their POSTs.
 //! - [`token`], [`client_auth`]: `POST /token` and client authentication.
 //! - [`revoke`]: `POST /revoke` (RFC 7009).
@@ -24,9 +27,9 @@
 //!
 //! [`app`] builds the router (tests drive it in-process); [`serve`] runs it on a bound listener until shutdown.
 
+pub mod assembly;
 pub mod authorize;
 pub mod background;
-pub mod cimd;
 pub mod client_auth;
 pub mod config;
 pub mod cookies;
@@ -40,11 +43,13 @@ pub mod limits;
 pub mod local_keys;
 pub mod mcp;
 pub mod metadata;
+pub mod outbound;
 pub mod pages;
 pub mod register;
 pub mod revocations;
 pub mod revoke;
 pub mod routes;
+pub mod settings;
 pub mod state;
 pub mod token;
 

@@ -1,43 +1,84 @@
-//! Settings of `portcullis serve` and the admin commands: the TOML file, then `PORTCULLIS_*` environment
-//! variables, then flags, each overriding the one before (clap reads the environment variables with the flags).
+//! The structured parts of the settings: the `[gateway]` table and its `[[gateway.routes]]` (docs/gateway.md),
+//! the `[[scopes]]` catalogue, and the external resources (RFC 8707 audiences), each parsed into the server's
+//! typed configuration.
 
-use anyhow::{bail, Context};
+use super::error::SettingsError;
+use crate::gateway::config::{parse_upstream, GatewayConfig, GatewayConfigError, RouteConfig};
+use portcullis_authz::config::{ScopeInfo, OFFLINE_ACCESS};
+use portcullis_proto::Scope;
 use serde::Deserialize;
-use std::path::Path;
+use std::collections::BTreeMap;
 
-/// The TOML file. Unknown keys are an error.
+/// One `[[scopes]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeSetting {
+    /// The scope token (RFC 6749 §3.3 syntax).
+    pub name: String,
+    /// The sentence the consent page shows.
+    pub description: String,
+    /// Tools of the built-in MCP server that need this scope.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// Granted when a request names no known scope (at least one entry must be a default).
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// The `[gateway]` table: gateway mode (docs/gateway.md).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct FileSettings {
-    pub(crate) listen: Option<String>,
-    pub(crate) database: Option<String>,
-    pub(crate) issuer: Option<String>,
-    pub(crate) mcp_path: Option<String>,
-    pub(crate) access_token_ttl: Option<i64>,
-    pub(crate) refresh_idle_ttl: Option<i64>,
-    pub(crate) refresh_absolute_ttl: Option<i64>,
-    pub(crate) session_ttl: Option<i64>,
-    pub(crate) revocation_sync_ms: Option<u64>,
-    pub(crate) register_per_ip_per_hour: Option<u32>,
-    pub(crate) token_failures_per_ip: Option<u32>,
-    pub(crate) db_max_connections: Option<u32>,
-    pub(crate) db_acquire_timeout_ms: Option<u64>,
-    pub(crate) db_statement_timeout_ms: Option<u64>,
-    pub(crate) log_format: Option<String>,
-    pub(crate) drain_timeout_ms: Option<u64>,
-    pub(crate) gateway: Option<GatewaySettings>,
-    /// `[[scopes]]`: the scope catalogue (replaces the built-in one when present).
-    pub(crate) scopes: Option<Vec<ScopeSetting>>,
-    /// `resources = [..]`: external protected resources that verify tokens themselves (`--resource`).
-    pub(crate) resources: Option<Vec<String>>,
+pub struct GatewaySettings {
+    pub upstream: Option<String>,
+    pub timeout_ms: Option<u64>,
+    /// Longest silence of an event stream answering a POST (0: none; default 300000).
+    pub stream_idle_timeout_ms: Option<u64>,
+    pub max_response_bytes: Option<usize>,
+    /// `[gateway.tool_scopes]`: tool name = "scope".
+    #[serde(default)]
+    pub tool_scopes: BTreeMap<String, String>,
+    /// Send the upstream a signed identity assertion (`X-Portcullis-Identity`).
+    pub identity_jwt: Option<bool>,
+    /// Remove from `tools/list` answers the tools whose scope the token lacks.
+    pub hide_unauthorized_tools: Option<bool>,
+    /// `[[gateway.routes]]`: more upstreams, each on its own path and its own protected resource.
+    #[serde(default)]
+    pub routes: Vec<RouteSettings>,
+}
+
+/// One `[[gateway.routes]]` entry (docs/gateway.md, "Several upstreams").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSettings {
+    /// The path on the issuer's origin, e.g. `/github/mcp`.
+    pub path: String,
+    /// The upstream MCP endpoint.
+    pub upstream: String,
+    /// The scopes this resource offers (each in `[[scopes]]`); absent: the whole catalogue.
+    pub scopes: Option<Vec<String>>,
+    /// Granted when a request names none of `scopes`; absent: its scopes marked default, else all of them.
+    pub default_scopes: Option<Vec<String>>,
+    /// Default: `[gateway] timeout_ms`, else 30000.
+    pub timeout_ms: Option<u64>,
+    /// Default: `[gateway] stream_idle_timeout_ms`, else 300000.
+    pub stream_idle_timeout_ms: Option<u64>,
+    /// Default: `[gateway] max_response_bytes`, else 16 MiB.
+    pub max_response_bytes: Option<usize>,
+    /// Default: `[gateway] identity_jwt`.
+    pub identity_jwt: Option<bool>,
+    /// Default: `[gateway] hide_unauthorized_tools`.
+    pub hide_unauthorized_tools: Option<bool>,
+    /// `[gateway.routes.tool_scopes]`: tool name = "scope".
+    #[serde(default)]
+    pub tool_scopes: BTreeMap<String, String>,
 }
 
 /// The external resources (`--resource` flags, else `resources` of the file): each an absolute https URL, or
 /// http on a loopback host, without fragment or user info (RFC 8707 §2), written as tokens' `aud` will carry it.
-pub(crate) fn external_resources(
+pub fn external_resources(
     flags: &[String],
     file: Option<&[String]>,
-) -> anyhow::Result<Vec<String>> {
+) -> Result<Vec<String>, SettingsError> {
     let list = if flags.is_empty() {
         file.unwrap_or_default()
     } else {
@@ -45,8 +86,7 @@ pub(crate) fn external_resources(
     };
     let mut out: Vec<String> = Vec::new();
     for r in list {
-        let url = url::Url::parse(r)
-            .map_err(|_| anyhow::anyhow!("resource {r:?} is not an absolute URL"))?;
+        let url = url::Url::parse(r).map_err(|_| SettingsError::ResourceNotUrl(r.clone()))?;
         let loopback = match url.host() {
             Some(url::Host::Domain(d)) => d == "localhost",
             Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -54,10 +94,10 @@ pub(crate) fn external_resources(
             None => false,
         };
         if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
-            bail!("resource {r:?} must be an https URL (http only on a loopback host)");
+            return Err(SettingsError::ResourceScheme(r.clone()));
         }
         if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
-            bail!("resource {r:?} must not have a fragment or user info (RFC 8707 §2)");
+            return Err(SettingsError::ResourceParts(r.clone()));
         }
         if !out.contains(r) {
             out.push(r.clone());
@@ -66,48 +106,25 @@ pub(crate) fn external_resources(
     Ok(out)
 }
 
-/// One `[[scopes]]` entry.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ScopeSetting {
-    /// The scope token (RFC 6749 §3.3 syntax).
-    pub(crate) name: String,
-    /// The sentence the consent page shows.
-    pub(crate) description: String,
-    /// Tools of the built-in MCP server that need this scope.
-    #[serde(default)]
-    pub(crate) tools: Vec<String>,
-    /// Granted when a request names no known scope (at least one entry must be a default).
-    #[serde(default)]
-    pub(crate) default: bool,
-}
-
 /// Builds the scope catalogue and the default scope from `[[scopes]]`.
-pub(crate) fn scope_catalogue(
-    entries: &[ScopeSetting],
-) -> anyhow::Result<(
-    Vec<portcullis_authz::config::ScopeInfo>,
-    portcullis_proto::Scope,
-)> {
-    use portcullis_authz::config::{ScopeInfo, OFFLINE_ACCESS};
+pub fn scope_catalogue(entries: &[ScopeSetting]) -> Result<(Vec<ScopeInfo>, Scope), SettingsError> {
     if entries.is_empty() {
-        bail!("[[scopes]] must list at least one scope");
+        return Err(SettingsError::NoScopes);
     }
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for e in entries {
-        if portcullis_proto::Scope::from_tokens([e.name.as_str()]).is_err() || e.name.contains(' ')
-        {
-            bail!("scope name {:?} is not a valid scope token", e.name);
+        if Scope::from_tokens([e.name.as_str()]).is_err() || e.name.contains(' ') {
+            return Err(SettingsError::ScopeName(e.name.clone()));
         }
         if e.name == OFFLINE_ACCESS {
-            bail!("offline_access is built in and cannot be configured in [[scopes]]");
+            return Err(SettingsError::OfflineAccess);
         }
         if !seen.insert(e.name.clone()) {
-            bail!("scope {:?} is listed twice in [[scopes]]", e.name);
+            return Err(SettingsError::DuplicateScope(e.name.clone()));
         }
         if e.description.trim().is_empty() || e.description.chars().any(char::is_control) {
-            bail!("scope {:?} needs a one-line description", e.name);
+            return Err(SettingsError::ScopeDescription(e.name.clone()));
         }
         out.push(ScopeInfo {
             name: e.name.clone(),
@@ -115,107 +132,37 @@ pub(crate) fn scope_catalogue(
             tools: e.tools.clone(),
         });
     }
-    let defaults = portcullis_proto::Scope::from_tokens(
+    let defaults = Scope::from_tokens(
         entries
             .iter()
             .filter(|e| e.default)
             .map(|e| e.name.as_str()),
     )
-    .map_err(|_| anyhow::anyhow!("invalid default scope"))?;
+    .map_err(|_| SettingsError::DefaultScope)?;
     if defaults.is_empty() {
-        bail!("mark at least one [[scopes]] entry with default = true");
+        return Err(SettingsError::NoDefaultScope);
     }
     Ok((out, defaults))
 }
 
-/// The `[gateway]` table: gateway mode (docs/gateway.md).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct GatewaySettings {
-    pub(crate) upstream: Option<String>,
-    pub(crate) timeout_ms: Option<u64>,
-    /// Longest silence of an event stream answering a POST (0: none; default 300000).
-    pub(crate) stream_idle_timeout_ms: Option<u64>,
-    pub(crate) max_response_bytes: Option<usize>,
-    /// `[gateway.tool_scopes]`: tool name = "scope".
-    #[serde(default)]
-    pub(crate) tool_scopes: std::collections::BTreeMap<String, String>,
-    /// Send the upstream a signed identity assertion (`X-Portcullis-Identity`).
-    pub(crate) identity_jwt: Option<bool>,
-    /// Remove from `tools/list` answers the tools whose scope the token lacks.
-    pub(crate) hide_unauthorized_tools: Option<bool>,
-    /// `[[gateway.routes]]`: more upstreams, each on its own path and its own protected resource.
-    #[serde(default)]
-    pub(crate) routes: Vec<RouteSettings>,
-}
-
-/// One `[[gateway.routes]]` entry (docs/gateway.md, "Several upstreams").
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RouteSettings {
-    /// The path on the issuer's origin, e.g. `/github/mcp`.
-    pub(crate) path: String,
-    /// The upstream MCP endpoint.
-    pub(crate) upstream: String,
-    /// The scopes this resource offers (each in `[[scopes]]`); absent: the whole catalogue.
-    pub(crate) scopes: Option<Vec<String>>,
-    /// Granted when a request names none of `scopes`; absent: its scopes marked default, else all of them.
-    pub(crate) default_scopes: Option<Vec<String>>,
-    /// Default: `[gateway] timeout_ms`, else 30000.
-    pub(crate) timeout_ms: Option<u64>,
-    /// Default: `[gateway] stream_idle_timeout_ms`, else 300000.
-    pub(crate) stream_idle_timeout_ms: Option<u64>,
-    /// Default: `[gateway] max_response_bytes`, else 16 MiB.
-    pub(crate) max_response_bytes: Option<usize>,
-    /// Default: `[gateway] identity_jwt`.
-    pub(crate) identity_jwt: Option<bool>,
-    /// Default: `[gateway] hide_unauthorized_tools`.
-    pub(crate) hide_unauthorized_tools: Option<bool>,
-    /// `[gateway.routes.tool_scopes]`: tool name = "scope".
-    #[serde(default)]
-    pub(crate) tool_scopes: std::collections::BTreeMap<String, String>,
-}
-
 /// The `[[gateway.routes]]` of the file, parsed (the checks that need the catalogue and the server's own paths
 /// run in `ServerConfig::check`).
-pub(crate) fn gateway_routes(
-    file: Option<&GatewaySettings>,
-) -> anyhow::Result<Vec<portcullis_server::gateway::RouteConfig>> {
-    use portcullis_server::gateway::{config::parse_upstream, GatewayConfig, RouteConfig};
+pub fn gateway_routes(file: Option<&GatewaySettings>) -> Result<Vec<RouteConfig>, SettingsError> {
     let Some(file) = file else {
         return Ok(Vec::new());
     };
     let scope = |path: &str, list: &[String]| {
-        portcullis_proto::Scope::from_tokens(list).map_err(|_| {
-            anyhow::anyhow!("gateway route {path}: a scope is not a valid scope token")
-        })
+        Scope::from_tokens(list).map_err(|_| SettingsError::RouteScope(path.to_owned()))
     };
     let mut out = Vec::new();
     for r in &file.routes {
-        let context = || format!("gateway route {}", r.path);
-        let mut gateway = GatewayConfig::new(parse_upstream(&r.upstream).with_context(context)?);
-        if let Some(ms) = r.timeout_ms.or(file.timeout_ms) {
-            gateway.set_timeout_ms(ms).with_context(context)?;
-        }
-        if let Some(ms) = r.stream_idle_timeout_ms.or(file.stream_idle_timeout_ms) {
-            gateway
-                .set_stream_idle_timeout_ms(ms)
-                .with_context(context)?;
-        }
-        if let Some(max) = r.max_response_bytes.or(file.max_response_bytes) {
-            gateway.max_response = max;
-        }
-        gateway.identity_jwt = r.identity_jwt.or(file.identity_jwt).unwrap_or(false);
-        gateway.hide_unauthorized_tools = r
-            .hide_unauthorized_tools
-            .or(file.hide_unauthorized_tools)
-            .unwrap_or(false);
-        for (name, s) in &r.tool_scopes {
-            gateway.insert_tool_scope(name, s).with_context(context)?;
-        }
+        let context = |source| SettingsError::Route {
+            path: r.path.clone(),
+            source,
+        };
         out.push(RouteConfig {
             path: r.path.clone(),
-            gateway,
+            gateway: route_gateway(r, file).map_err(context)?,
             scopes: r.scopes.as_deref().map(|l| scope(&r.path, l)).transpose()?,
             default_scopes: r
                 .default_scopes
@@ -227,20 +174,44 @@ pub(crate) fn gateway_routes(
     Ok(out)
 }
 
+/// One route's gateway: its own values, else the `[gateway]` table's, else the defaults.
+fn route_gateway(
+    r: &RouteSettings,
+    file: &GatewaySettings,
+) -> Result<GatewayConfig, GatewayConfigError> {
+    let mut gateway = GatewayConfig::new(parse_upstream(&r.upstream)?);
+    if let Some(ms) = r.timeout_ms.or(file.timeout_ms) {
+        gateway.set_timeout_ms(ms)?;
+    }
+    if let Some(ms) = r.stream_idle_timeout_ms.or(file.stream_idle_timeout_ms) {
+        gateway.set_stream_idle_timeout_ms(ms)?;
+    }
+    if let Some(max) = r.max_response_bytes.or(file.max_response_bytes) {
+        gateway.max_response = max;
+    }
+    gateway.identity_jwt = r.identity_jwt.or(file.identity_jwt).unwrap_or(false);
+    gateway.hide_unauthorized_tools = r
+        .hide_unauthorized_tools
+        .or(file.hide_unauthorized_tools)
+        .unwrap_or(false);
+    for (name, s) in &r.tool_scopes {
+        gateway.insert_tool_scope(name, s)?;
+    }
+    Ok(gateway)
+}
+
 /// The gateway's optional features: `[gateway]` decides for the MCP endpoint's gateway (each `[[gateway.routes]]`
 /// entry decides for itself); a flag (or its environment variable) turns the feature on
 /// for every gateway. Refused without gateway mode.
-pub(crate) fn gateway_options(
-    main: Option<&mut portcullis_server::gateway::GatewayConfig>,
-    routes: Vec<&mut portcullis_server::gateway::GatewayConfig>,
+pub fn gateway_options(
+    main: Option<&mut GatewayConfig>,
+    routes: Vec<&mut GatewayConfig>,
     identity_jwt: bool,
     hide_unauthorized_tools: bool,
     file: Option<&GatewaySettings>,
-) -> anyhow::Result<()> {
+) -> Result<(), SettingsError> {
     if main.is_none() && routes.is_empty() && (identity_jwt || hide_unauthorized_tools) {
-        bail!(
-            "--upstream-identity-jwt and --hide-unauthorized-tools need --upstream (gateway mode)"
-        );
+        return Err(SettingsError::GatewayFeaturesWithoutUpstream);
     }
     let mut main = main;
     if let Some(g) = main.as_mut() {
@@ -257,19 +228,16 @@ pub(crate) fn gateway_options(
 }
 
 /// The gateway configuration from flags/environment over the `[gateway]` table; `None` without an upstream.
-pub(crate) fn gateway_config(
+pub fn gateway_config(
     upstream: Option<String>,
     timeout_ms: Option<u64>,
     stream_idle_timeout_ms: Option<u64>,
     tool_scopes: &[String],
     file: Option<&GatewaySettings>,
-) -> anyhow::Result<Option<portcullis_server::gateway::GatewayConfig>> {
-    use portcullis_server::gateway::{config::parse_upstream, GatewayConfig};
+) -> Result<Option<GatewayConfig>, SettingsError> {
     let Some(upstream) = upstream.or_else(|| file.and_then(|f| f.upstream.clone())) else {
         if !tool_scopes.is_empty() || timeout_ms.is_some() || stream_idle_timeout_ms.is_some() {
-            bail!(
-                "--tool-scope, --upstream-timeout-ms and --upstream-stream-idle-timeout-ms need --upstream (gateway mode)"
-            );
+            return Err(SettingsError::GatewayFlagsWithoutUpstream);
         }
         return Ok(None);
     };
@@ -293,39 +261,10 @@ pub(crate) fn gateway_config(
     Ok(Some(config))
 }
 
-impl FileSettings {
-    /// Reads the file if a path is given.
-    pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(path) = path else {
-            return Ok(Self::default());
-        };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("config file {} is invalid", path.display()))
-    }
-}
-
-/// The default SQLite database, next to where the server runs.
-pub(crate) const DEFAULT_DATABASE: &str = "sqlite://portcullis.db";
-/// The default listen address.
-pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-
-/// Picks flag/env over file over default.
-pub(crate) fn pick<T>(flag: Option<T>, file: Option<T>, default: T) -> T {
-    flag.or(file).unwrap_or(default)
-}
-
-/// Checks a log format name.
-pub(crate) fn check_log_format(f: &str) -> anyhow::Result<()> {
-    match f {
-        "text" | "json" => Ok(()),
-        other => bail!("log format {other:?} is not one of text, json"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::FileSettings;
 
     #[test]
     fn scope_catalogue_from_toml() {
@@ -479,7 +418,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_refused() {
+    fn gateway_flags_over_the_gateway_table() {
         assert!(toml::from_str::<FileSettings>(
             "listen = \"127.0.0.1:1\"\nissuer = \"http://127.0.0.1:1\""
         )
@@ -512,7 +451,5 @@ mod tests {
         assert!(gateway_config(None, None, None, &["x=y".into()], None).is_err());
         assert!(gateway_config(None, None, Some(1000), &[], None).is_err());
         assert!(toml::from_str::<FileSettings>("[gateway]\nupstrem = \"x\"").is_err());
-        assert_eq!(pick(None, Some(2), 3), 2);
-        assert_eq!(pick(Some(1), Some(2), 3), 1);
     }
 }

@@ -92,6 +92,27 @@ impl HttpResolver {
         &self,
         url: &Url,
     ) -> Result<(ClientMetadataDocument, Option<Duration>), ResolveError> {
+        let client = self.pinned_client(url).await?;
+        let resp = client
+            .get(url.clone())
+            .header(header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(transport_error)?;
+        check_response(&resp)?;
+        let lifetime = cache_lifetime(
+            resp.headers()
+                .get_all(header::CACHE_CONTROL)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
+        let body = read_body(resp).await?;
+        Ok((ClientMetadataDocument { body }, lifetime))
+    }
+
+    /// An HTTP client for `url` that connects only to the addresses vetted here (no second lookup that could
+    /// rebind), follows no redirects and uses no proxy; https only unless the host is allow-listed.
+    async fn pinned_client(&self, url: &Url) -> Result<reqwest::Client, ResolveError> {
         let refused = |why: &str| ResolveError::Refused(why.to_owned());
         let allowed = self.allow_listed(url);
         if url.scheme() != "https" && !allowed {
@@ -124,60 +145,9 @@ impl HttpResolver {
             }
             None => return Err(refused("the client_id URL has no host")),
         }
-        let client = builder
+        builder
             .build()
-            .map_err(|e| ResolveError::Unavailable(format!("HTTP client: {e}")))?;
-        let mut resp = client
-            .get(url.clone())
-            .header(header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let status = resp.status();
-        if status.is_redirection() {
-            return Err(refused(
-                "its URL answered with a redirect, and redirects are not followed",
-            ));
-        }
-        if status.is_server_error() {
-            return Err(ResolveError::Unavailable(format!("HTTP {status}")));
-        }
-        if status != reqwest::StatusCode::OK {
-            return Err(ResolveError::Refused(format!(
-                "its URL answered HTTP {}",
-                status.as_u16()
-            )));
-        }
-        let json = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(is_json_content_type);
-        if !json {
-            return Err(refused("it is not served as application/json"));
-        }
-        let too_large =
-            || ResolveError::Refused(format!("it is larger than {MAX_DOCUMENT_BYTES} bytes"));
-        if resp
-            .content_length()
-            .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
-        {
-            return Err(too_large());
-        }
-        let lifetime = cache_lifetime(
-            resp.headers()
-                .get_all(header::CACHE_CONTROL)
-                .iter()
-                .filter_map(|v| v.to_str().ok()),
-        );
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
-            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok((ClientMetadataDocument { body }, lifetime))
+            .map_err(|e| ResolveError::Unavailable(format!("HTTP client: {e}")))
     }
 }
 
@@ -227,6 +197,59 @@ impl HttpResolver {
         // A poisoned lock only means a panic elsewhere mid-update of a plain map; the map is still usable.
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The response head of a document fetch: 200 (no redirects followed; 5xx is a temporary failure), served as
+/// JSON, not declared larger than [`MAX_DOCUMENT_BYTES`].
+fn check_response(resp: &reqwest::Response) -> Result<(), ResolveError> {
+    let status = resp.status();
+    if status.is_redirection() {
+        return Err(ResolveError::Refused(
+            "its URL answered with a redirect, and redirects are not followed".to_owned(),
+        ));
+    }
+    if status.is_server_error() {
+        return Err(ResolveError::Unavailable(format!("HTTP {status}")));
+    }
+    if status != reqwest::StatusCode::OK {
+        return Err(ResolveError::Refused(format!(
+            "its URL answered HTTP {}",
+            status.as_u16()
+        )));
+    }
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_json_content_type);
+    if !json {
+        return Err(ResolveError::Refused(
+            "it is not served as application/json".to_owned(),
+        ));
+    }
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    Ok(())
+}
+
+/// The body, read chunk by chunk and refused as soon as it passes [`MAX_DOCUMENT_BYTES`].
+async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, ResolveError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
+        if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn too_large() -> ResolveError {
+    ResolveError::Refused(format!("it is larger than {MAX_DOCUMENT_BYTES} bytes"))
 }
 
 fn transport_error(e: reqwest::Error) -> ResolveError {

@@ -1,0 +1,182 @@
+//! [`Registrations`]: client registration as its own service over the shared dependencies (storage, clock,
+//! randomness): registering a client (RFC 7591 §3), looking one up (registered, or a URL `client_id` resolved
+//! from its Client ID Metadata Document through the installed [`ClientMetadataResolver`]), and the short-lived
+//! client cache client authentication reads. The rules live below, with no dependency back up here:
+//! [`crate::registration`] (RFC 7591 policy) and [`crate::client_id_metadata`] (URL and document rules).
+//!
+//! [`crate::Authz`] holds one and keeps its registration methods as thin delegations, so callers can move to
+//! [`crate::Authz::registrations`] one at a time.
+
+use crate::client_cache::ClientCache;
+use crate::client_id_metadata::{
+    client_from_document, is_url_client_id, ClientIdUrl, ClientMetadataResolver,
+};
+use crate::clock::Clock;
+use crate::error::AuthzError;
+use crate::random::{self, Random};
+use crate::registration::{check_metadata, RegisteredClient};
+use crate::secret::Secret;
+use crate::store::{ClientRecord, Storage, StoreError};
+use portcullis_proto::registration::{ClientInformation, ClientMetadata};
+use portcullis_proto::Scope;
+use std::sync::Arc;
+
+/// The registration service. Built by [`crate::Authz::new`]; reached with [`crate::Authz::registrations`].
+pub struct Registrations {
+    store: Arc<dyn Storage>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Random>,
+    /// The scopes registrations may ask for (the catalogue and `offline_access`).
+    supported_scopes: Scope,
+    /// Fetches Client ID Metadata Documents; `None`: URL client ids are not supported.
+    resolver: Option<Arc<dyn ClientMetadataResolver>>,
+    /// Registered clients, for client authentication ([`crate::client_cache`]).
+    cache: ClientCache,
+}
+
+impl std::fmt::Debug for Registrations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registrations")
+            .field("supported_scopes", &self.supported_scopes)
+            .field("client_id_metadata", &self.resolver.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registrations {
+    /// The service over the shared dependencies; no resolver (URL client ids unknown).
+    pub fn new(
+        store: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Random>,
+        supported_scopes: Scope,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            rng,
+            supported_scopes,
+            resolver: None,
+            cache: ClientCache::default(),
+        }
+    }
+
+    /// Installs the resolver for Client ID Metadata Documents.
+    pub fn set_client_metadata_resolver(&mut self, resolver: Arc<dyn ClientMetadataResolver>) {
+        self.resolver = Some(resolver);
+    }
+
+    /// Whether Client ID Metadata Documents are supported (a resolver is installed): the AS metadata's
+    /// `client_id_metadata_document_supported`.
+    pub fn supports_client_metadata_documents(&self) -> bool {
+        self.resolver.is_some()
+    }
+
+    /// Registers a client (RFC 7591 §3.1) and returns the client information response (§3.2.1). For a
+    /// confidential client the secret appears in this response only; it is stored hashed.
+    pub async fn register(&self, meta: ClientMetadata) -> Result<ClientInformation, AuthzError> {
+        let meta = check_metadata(meta, &self.supported_scopes)?;
+        let now = self.clock.now();
+        let client_id = random::ordered_id(self.rng.as_ref(), self.clock.now_millis());
+        let secret: Option<Secret> = match meta.token_endpoint_auth_method.as_deref() {
+            Some("none") => None,
+            _ => Some(random::token(self.rng.as_ref())),
+        };
+        let metadata_json =
+            serde_json::to_string(&meta).map_err(|e| AuthzError::Internal(e.to_string()))?;
+        let record = ClientRecord {
+            client_id: client_id.clone(),
+            secret_hash: secret.as_ref().map(Secret::hash),
+            metadata_json,
+            created_at: now,
+        };
+        self.store.insert_client(&record).await?;
+        Ok(ClientInformation {
+            client_id,
+            client_secret_expires_at: secret.as_ref().map(|_| 0),
+            client_secret: secret.map(|s| s.expose().to_owned()),
+            client_id_issued_at: Some(now),
+            metadata: meta,
+        })
+    }
+
+    /// Reads a registered client. With a [`ClientMetadataResolver`] installed, a URL `client_id` is resolved
+    /// from its Client ID Metadata Document instead (an invalid one is `invalid_client`, an unreachable one
+    /// `temporarily_unavailable`).
+    pub async fn client(&self, client_id: &str) -> Result<Option<RegisteredClient>, AuthzError> {
+        if let Some(resolver) = &self.resolver {
+            if is_url_client_id(client_id) {
+                return self
+                    .client_from_url(resolver.as_ref(), client_id)
+                    .await
+                    .map(Some);
+            }
+        }
+        if client_id.is_empty() || client_id.len() > 256 {
+            return Ok(None);
+        }
+        match self.store.client(client_id).await? {
+            Some(r) => Ok(Some(RegisteredClient::from_record(&r)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The client `client_id` for client authentication: from [`crate::client_cache`] when it was read in the
+    /// last seconds (URL client ids are never cached here: their documents have their own cache).
+    pub(crate) async fn client_for_authentication(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<Arc<RegisteredClient>>, AuthzError> {
+        if is_url_client_id(client_id) {
+            return Ok(self.client(client_id).await?.map(Arc::new));
+        }
+        let now = self.clock.now();
+        if let Some(c) = self.cache.get(client_id, now) {
+            return Ok(Some(c));
+        }
+        let Some(c) = self.client(client_id).await? else {
+            return Ok(None);
+        };
+        let c = Arc::new(c);
+        self.cache.insert(c.clone(), now);
+        Ok(Some(c))
+    }
+
+    /// Forgets a cached client (after this process deleted it).
+    pub(crate) fn forget(&self, client_id: &str) {
+        self.cache.remove(client_id);
+    }
+
+    /// The cache, for tests of its rules.
+    #[cfg(test)]
+    pub(crate) fn cache(&self) -> &ClientCache {
+        &self.cache
+    }
+
+    /// Resolves a URL `client_id` through `resolver`. The clients table gets a row for it (its metadata as
+    /// last seen) because consents and grants refer to clients; the document stays the authority.
+    async fn client_from_url(
+        &self,
+        resolver: &dyn ClientMetadataResolver,
+        client_id: &str,
+    ) -> Result<RegisteredClient, AuthzError> {
+        let url = ClientIdUrl::parse(client_id, |u| resolver.allows_http(u))?;
+        let doc = resolver.fetch(&url).await?;
+        let now = self.clock.now();
+        let client = client_from_document(&url, &doc, &self.supported_scopes, now)?;
+        if self.store.client(client_id).await?.is_none() {
+            let record = ClientRecord {
+                client_id: client.client_id.clone(),
+                secret_hash: None,
+                metadata_json: serde_json::to_string(&client.metadata)
+                    .map_err(|e| AuthzError::Internal(e.to_string()))?,
+                created_at: now,
+            };
+            match self.store.insert_client(&record).await {
+                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(client)
+    }
+}

@@ -1,0 +1,69 @@
+//! [`SettingsError`]: why the settings of `serve` were refused.
+
+use crate::gateway::config::GatewayConfigError;
+
+/// Why the settings were refused. The messages are the binary's error output (tests look for them).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {reason}")]
+    ReadFile { path: String, reason: String },
+    /// The file is not valid TOML for [`super::FileSettings`] (unknown keys included).
+    #[error("config file {path} is invalid: {reason}")]
+    InvalidFile { path: String, reason: String },
+    /// `log_format` is neither `text` nor `json`.
+    #[error("log format {0:?} is not one of text, json")]
+    LogFormat(String),
+    /// An external resource is not an absolute URL.
+    #[error("resource {0:?} is not an absolute URL")]
+    ResourceNotUrl(String),
+    /// An external resource is neither https nor http on loopback.
+    #[error("resource {0:?} must be an https URL (http only on a loopback host)")]
+    ResourceScheme(String),
+    /// An external resource has a fragment or user info (RFC 8707 §2).
+    #[error("resource {0:?} must not have a fragment or user info (RFC 8707 §2)")]
+    ResourceParts(String),
+    /// `[[scopes]]` is present but empty.
+    #[error("[[scopes]] must list at least one scope")]
+    NoScopes,
+    /// A scope name is not one RFC 6749 §3.3 scope token.
+    #[error("scope name {0:?} is not a valid scope token")]
+    ScopeName(String),
+    /// `offline_access` is built in.
+    #[error("offline_access is built in and cannot be configured in [[scopes]]")]
+    OfflineAccess,
+    /// A scope is listed twice.
+    #[error("scope {0:?} is listed twice in [[scopes]]")]
+    DuplicateScope(String),
+    /// A scope's description is empty or not one line.
+    #[error("scope {0:?} needs a one-line description")]
+    ScopeDescription(String),
+    /// The default scopes do not form a valid scope.
+    #[error("invalid default scope")]
+    DefaultScope,
+    /// No `[[scopes]]` entry is a default.
+    #[error("mark at least one [[scopes]] entry with default = true")]
+    NoDefaultScope,
+    /// A `[[gateway.routes]]` entry lists an invalid scope token.
+    #[error("gateway route {0}: a scope is not a valid scope token")]
+    RouteScope(String),
+    /// A `[[gateway.routes]]` entry was refused.
+    #[error("gateway route {path}")]
+    Route {
+        path: String,
+        #[source]
+        source: GatewayConfigError,
+    },
+    /// A gateway setting was refused.
+    #[error(transparent)]
+    Gateway(#[from] GatewayConfigError),
+    /// A gateway flag was given without gateway mode.
+    #[error("--tool-scope, --upstream-timeout-ms and --upstream-stream-idle-timeout-ms need --upstream (gateway mode)")]
+    GatewayFlagsWithoutUpstream,
+    /// A gateway feature flag was given without any gateway.
+    #[error(
+        "--upstream-identity-jwt and --hide-unauthorized-tools need --upstream (gateway mode)"
+    )]
+    GatewayFeaturesWithoutUpstream,
+}

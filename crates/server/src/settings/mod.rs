@@ -1,0 +1,434 @@
+//! Settings of `portcullis serve`, layered: the TOML file, then `PORTCULLIS_*` environment variables, then flags,
+//! each overriding the one before. The binary's argument parser reads the environment variables together with
+//! the flags into one [`Overrides`]; [`Settings::load`] merges it onto the file ([`FileSettings`]) in one place.
+//! The gateway tables, the scope catalogue and the external resources are parsed in [`gateway`].
+//!
+//! Nothing here does network or storage I/O (only the file is read); [`crate::assembly`] binds, opens nothing
+//! and builds the server from the result.
+
+mod error;
+pub mod gateway;
+
+use crate::config::ServerConfig;
+use crate::gateway::config::{GatewayConfig, RouteConfig};
+use portcullis_authz::config::ScopeInfo;
+use portcullis_proto::Scope;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::SettingsError;
+pub use gateway::{GatewaySettings, RouteSettings, ScopeSetting};
+
+/// The default SQLite database, next to where the server runs.
+pub const DEFAULT_DATABASE: &str = "sqlite://portcullis.db";
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default bound of the graceful drain, milliseconds.
+pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 30_000;
+
+/// The TOML file. Unknown keys are an error.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub listen: Option<String>,
+    pub database: Option<String>,
+    pub issuer: Option<String>,
+    pub mcp_path: Option<String>,
+    pub access_token_ttl: Option<i64>,
+    pub refresh_idle_ttl: Option<i64>,
+    pub refresh_absolute_ttl: Option<i64>,
+    pub session_ttl: Option<i64>,
+    pub revocation_sync_ms: Option<u64>,
+    pub register_per_ip_per_hour: Option<u32>,
+    pub token_failures_per_ip: Option<u32>,
+    pub db_max_connections: Option<u32>,
+    pub db_acquire_timeout_ms: Option<u64>,
+    pub db_statement_timeout_ms: Option<u64>,
+    pub log_format: Option<String>,
+    pub drain_timeout_ms: Option<u64>,
+    pub gateway: Option<GatewaySettings>,
+    /// `[[scopes]]`: the scope catalogue (replaces the built-in one when present).
+    pub scopes: Option<Vec<ScopeSetting>>,
+    /// `resources = [..]`: external protected resources that verify tokens themselves (`--resource`).
+    pub resources: Option<Vec<String>>,
+}
+
+impl FileSettings {
+    /// Reads the file if a path is given; no path: every value absent.
+    pub fn load(path: Option<&Path>) -> Result<Self, SettingsError> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| SettingsError::ReadFile {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| SettingsError::InvalidFile {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Debug for FileSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSettings")
+            .field("listen", &self.listen)
+            .field("database", &self.database.as_deref().map(redact_url))
+            .field("issuer", &self.issuer)
+            .field("gateway", &self.gateway)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The database settings given by flags or environment variables (`--database`, `--db-*`).
+#[derive(Default, Clone, PartialEq, Eq)]
+pub struct DatabaseOverrides {
+    pub url: Option<String>,
+    pub max_connections: Option<u32>,
+    pub acquire_timeout_ms: Option<u64>,
+    pub statement_timeout_ms: Option<u64>,
+}
+
+/// The top layer: flags, and the `PORTCULLIS_*` environment variables the argument parser reads with them.
+/// `None` (or empty, or `false`) leaves the value to the file, then to the default.
+#[derive(Default, Clone, PartialEq, Eq)]
+pub struct Overrides {
+    /// The TOML file (`--config`).
+    pub config: Option<PathBuf>,
+    pub database: DatabaseOverrides,
+    pub listen: Option<String>,
+    pub issuer: Option<String>,
+    pub mcp_path: Option<String>,
+    pub access_token_ttl: Option<i64>,
+    pub refresh_idle_ttl: Option<i64>,
+    pub refresh_absolute_ttl: Option<i64>,
+    pub session_ttl: Option<i64>,
+    pub revocation_sync_ms: Option<u64>,
+    pub register_per_ip_per_hour: Option<u32>,
+    pub token_failures_per_ip: Option<u32>,
+    pub log_format: Option<String>,
+    pub drain_timeout_ms: Option<u64>,
+    pub upstream: Option<String>,
+    pub upstream_timeout_ms: Option<u64>,
+    pub upstream_stream_idle_timeout_ms: Option<u64>,
+    /// `--tool-scope NAME=SCOPE`, added to the file's `[gateway.tool_scopes]`.
+    pub tool_scopes: Vec<String>,
+    /// Turns the identity assertion on for every gateway.
+    pub upstream_identity_jwt: bool,
+    /// Turns `tools/list` filtering on for every gateway.
+    pub hide_unauthorized_tools: bool,
+    /// `--resource`: replaces the file's `resources` when given.
+    pub resources: Vec<String>,
+    /// `--cimd-allow-host` (testing only).
+    pub cimd_allow_hosts: Vec<String>,
+}
+
+impl std::fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overrides")
+            .field("config", &self.config)
+            .field("database", &self.database)
+            .field("listen", &self.listen)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for DatabaseOverrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseOverrides")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the database is and how to use it. `None`: the storage adapter's default.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseSettings {
+    /// The database URL (may carry a password: [`std::fmt::Debug`] redacts it).
+    pub url: String,
+    pub max_connections: Option<u32>,
+    pub acquire_timeout_ms: Option<u64>,
+    pub statement_timeout_ms: Option<u64>,
+}
+
+impl DatabaseSettings {
+    /// Flags/environment over the file over [`DEFAULT_DATABASE`]. The admin commands use this alone.
+    pub fn layered(flags: &DatabaseOverrides, file: &FileSettings) -> Self {
+        Self {
+            url: (flags.url.clone().or_else(|| file.database.clone()))
+                .unwrap_or_else(|| DEFAULT_DATABASE.to_owned()),
+            max_connections: flags.max_connections.or(file.db_max_connections),
+            acquire_timeout_ms: flags.acquire_timeout_ms.or(file.db_acquire_timeout_ms),
+            statement_timeout_ms: flags.statement_timeout_ms.or(file.db_statement_timeout_ms),
+        }
+    }
+
+    /// The URL with any password replaced, for messages and logs.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &self.redacted_url())
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .finish()
+    }
+}
+
+/// The URL with any password (user info or a libpq-style `password=` parameter) replaced by `***`. A URL that
+/// does not parse is not echoed at all.
+fn redact_url(url: &str) -> String {
+    let Ok(mut u) = url::Url::parse(url) else {
+        return "[unparsable database URL]".to_owned();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+    if u.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
+}
+
+/// The log format (`log_format`, `--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    fn parse(text: &str) -> Result<Self, SettingsError> {
+        match text {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(SettingsError::LogFormat(other.to_owned())),
+        }
+    }
+}
+
+/// The lifetimes and limits of [`ServerConfig`] a layer may set; `None` keeps [`ServerConfig::new`]'s default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tunables {
+    pub mcp_path: Option<String>,
+    pub access_token_ttl: Option<i64>,
+    pub refresh_idle_ttl: Option<i64>,
+    pub refresh_absolute_ttl: Option<i64>,
+    pub session_ttl: Option<i64>,
+    pub revocation_sync_ms: Option<u64>,
+    pub register_per_ip_per_hour: Option<u32>,
+    pub token_failures_per_ip: Option<u32>,
+}
+
+/// Every setting of `serve`, layered and parsed. Only the issuer's default waits for the bound address.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on (port 0: any free port).
+    pub listen: String,
+    /// The issuer as written; `None`: `http://<bound address>`.
+    pub issuer: Option<String>,
+    pub database: DatabaseSettings,
+    pub log_format: LogFormat,
+    /// Bound of the graceful drain after a shutdown signal.
+    pub drain_timeout: Duration,
+    pub tunables: Tunables,
+    /// Gateway mode: the MCP endpoint's upstream.
+    pub upstream: Option<GatewayConfig>,
+    /// `[[gateway.routes]]`.
+    pub gateway_routes: Vec<RouteConfig>,
+    /// `[[scopes]]`: the catalogue and the default scope; `None`: the built-in ones.
+    pub scopes: Option<(Vec<ScopeInfo>, Scope)>,
+    /// External protected resources (RFC 8707 audiences of servers that verify tokens themselves).
+    pub external_resources: Vec<String>,
+    /// Hosts whose Client ID Metadata Documents skip the SSRF guard (testing only).
+    pub cimd_allow_hosts: Vec<String>,
+}
+
+impl Settings {
+    /// Reads the file named by `flags.config` (if any) and lays `flags` over it.
+    pub fn load(flags: Overrides) -> Result<Self, SettingsError> {
+        let file = FileSettings::load(flags.config.as_deref())?;
+        Self::layered(flags, file)
+    }
+
+    /// The one merge: each value from `flags`, else from `file`, else its default.
+    pub fn layered(flags: Overrides, file: FileSettings) -> Result<Self, SettingsError> {
+        let log_format = LogFormat::parse(
+            flags
+                .log_format
+                .as_deref()
+                .or(file.log_format.as_deref())
+                .unwrap_or("text"),
+        )?;
+        let gw = file.gateway.as_ref();
+        let mut upstream = gateway::gateway_config(
+            flags.upstream,
+            flags.upstream_timeout_ms,
+            flags.upstream_stream_idle_timeout_ms,
+            &flags.tool_scopes,
+            gw,
+        )?;
+        let mut gateway_routes = gateway::gateway_routes(gw)?;
+        gateway::gateway_options(
+            upstream.as_mut(),
+            gateway_routes.iter_mut().map(|r| &mut r.gateway).collect(),
+            flags.upstream_identity_jwt,
+            flags.hide_unauthorized_tools,
+            gw,
+        )?;
+        let scopes = file
+            .scopes
+            .as_deref()
+            .map(gateway::scope_catalogue)
+            .transpose()?;
+        let external_resources =
+            gateway::external_resources(&flags.resources, file.resources.as_deref())?;
+        Ok(Self {
+            database: DatabaseSettings::layered(&flags.database, &file),
+            listen: (flags.listen.or(file.listen)).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+            issuer: flags.issuer.or(file.issuer),
+            log_format,
+            drain_timeout: Duration::from_millis(
+                (flags.drain_timeout_ms.or(file.drain_timeout_ms))
+                    .unwrap_or(DEFAULT_DRAIN_TIMEOUT_MS),
+            ),
+            tunables: Tunables {
+                mcp_path: flags.mcp_path.or(file.mcp_path),
+                access_token_ttl: flags.access_token_ttl.or(file.access_token_ttl),
+                refresh_idle_ttl: flags.refresh_idle_ttl.or(file.refresh_idle_ttl),
+                refresh_absolute_ttl: flags.refresh_absolute_ttl.or(file.refresh_absolute_ttl),
+                session_ttl: flags.session_ttl.or(file.session_ttl),
+                revocation_sync_ms: flags.revocation_sync_ms.or(file.revocation_sync_ms),
+                register_per_ip_per_hour: flags
+                    .register_per_ip_per_hour
+                    .or(file.register_per_ip_per_hour),
+                token_failures_per_ip: flags.token_failures_per_ip.or(file.token_failures_per_ip),
+            },
+            upstream,
+            gateway_routes,
+            scopes,
+            external_resources,
+            cimd_allow_hosts: flags.cimd_allow_hosts,
+        })
+    }
+
+    /// The server configuration for `issuer` (unchecked: [`ServerConfig::check`] runs next).
+    pub fn server_config(&self, issuer: url::Url) -> ServerConfig {
+        let mut config = ServerConfig::new(issuer);
+        let t = &self.tunables;
+        if let Some(p) = &t.mcp_path {
+            config.mcp_path.clone_from(p);
+        }
+        let set = |slot: &mut i64, v: Option<i64>| *slot = v.unwrap_or(*slot);
+        set(&mut config.access_token_ttl, t.access_token_ttl);
+        set(&mut config.refresh_idle_ttl, t.refresh_idle_ttl);
+        set(&mut config.refresh_absolute_ttl, t.refresh_absolute_ttl);
+        set(&mut config.session_ttl, t.session_ttl);
+        config.revocation_sync_ms = t.revocation_sync_ms.unwrap_or(config.revocation_sync_ms);
+        config.register_per_ip_per_hour = t
+            .register_per_ip_per_hour
+            .unwrap_or(config.register_per_ip_per_hour);
+        config.token_failures_per_ip = t
+            .token_failures_per_ip
+            .unwrap_or(config.token_failures_per_ip);
+        config.upstream.clone_from(&self.upstream);
+        config.gateway_routes.clone_from(&self.gateway_routes);
+        config.cimd_allow_hosts.clone_from(&self.cimd_allow_hosts);
+        if let Some((catalogue, default_scope)) = &self.scopes {
+            config.scopes.clone_from(catalogue);
+            config.default_scope = default_scope.clone();
+        }
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<FileSettings>(
+            "listen = \"127.0.0.1:1\"\nissuer = \"http://127.0.0.1:1\""
+        )
+        .is_ok());
+        assert!(toml::from_str::<FileSettings>("lsten = \"x\"").is_err());
+        assert!(toml::from_str::<FileSettings>("[gateway]\nupstrem = \"x\"").is_err());
+    }
+
+    #[test]
+    fn flags_over_file_over_defaults() {
+        let file: FileSettings = toml::from_str(
+            "listen = \"127.0.0.1:1\"\naccess_token_ttl = 60\nsession_ttl = 99\ndatabase = \"sqlite://f.db\"\n\
+             db_max_connections = 2\nlog_format = \"json\"",
+        )
+        .unwrap();
+        let flags = Overrides {
+            access_token_ttl: Some(120),
+            database: DatabaseOverrides {
+                max_connections: Some(1),
+                ..DatabaseOverrides::default()
+            },
+            ..Overrides::default()
+        };
+        let s = Settings::layered(flags, file).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:1");
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.database.url, "sqlite://f.db");
+        assert_eq!(s.database.max_connections, Some(1));
+        assert_eq!(
+            s.drain_timeout,
+            Duration::from_millis(DEFAULT_DRAIN_TIMEOUT_MS)
+        );
+        let c = s.server_config(url::Url::parse("http://127.0.0.1:1").unwrap());
+        assert_eq!(c.access_token_ttl, 120, "the flag wins");
+        assert_eq!(c.session_ttl, 99, "the file over the default");
+        assert_eq!(c.refresh_idle_ttl, 30 * 24 * 3600, "the default");
+        let d = Settings::layered(Overrides::default(), FileSettings::default()).unwrap();
+        assert_eq!(d.listen, DEFAULT_LISTEN);
+        assert_eq!(d.database.url, DEFAULT_DATABASE);
+        assert_eq!(d.log_format, LogFormat::Text);
+        let bad = Overrides {
+            log_format: Some("xml".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            Settings::layered(bad, FileSettings::default()).unwrap_err(),
+            SettingsError::LogFormat("xml".into())
+        );
+    }
+
+    #[test]
+    fn database_passwords_are_redacted_when_printed() {
+        let flags = DatabaseOverrides {
+            url: Some("postgres://u:hunter2@db/p?password=hunter3".into()),
+            ..DatabaseOverrides::default()
+        };
+        let db = DatabaseSettings::layered(&flags, &FileSettings::default());
+        let printed = format!("{db:?} {flags:?}");
+        assert!(!printed.contains("hunter"), "{printed}");
+        assert!(printed.contains("***"), "{printed}");
+    }
+}
