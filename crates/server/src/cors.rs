@@ -12,6 +12,7 @@
 //! allocations for it. Here every header value is a `'static` constant and the service is just its inner one.
 
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use axum::routing::MethodRouter;
 use futures_util::future::{Either, FutureExt, Map, Ready};
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
@@ -107,6 +108,15 @@ fn preflight_headers(h: &mut HeaderMap) {
         HeaderValue::from_static(MAX_AGE),
     );
     h.insert(header::VARY, HeaderValue::from_static(VARY));
+}
+
+/// `route` with CORS ([`CorsLayer`]) and an explicit OPTIONS handler: the router's method-not-allowed
+/// fallback replaces the per-route default one, so without it a preflight would get a 405 without CORS headers
+/// (the layer answers every OPTIONS itself; the handler only makes the method routable).
+pub fn route<S: Clone + Send + Sync + 'static>(route: MethodRouter<S>) -> MethodRouter<S> {
+    route
+        .options(|| async { StatusCode::NO_CONTENT })
+        .layer(CorsLayer)
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ pub mod metadata;
 pub mod outbound;
 pub mod pages;
 pub mod register;
+pub mod respond;
 pub mod revocations;
 pub mod revoke;
 pub mod routes;
@@ -59,8 +60,8 @@ pub use state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::response::Response;
+use axum::routing::{get, post};
 use axum::Router;
 use std::future::Future;
 use std::sync::Arc;
@@ -79,23 +80,29 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub fn app(state: Arc<AppState>) -> Router {
     let r = state.routes.clone();
     let mut router = Router::new()
-        .route(&r.as_metadata, cors(get(metadata::authorization_server)))
-        .route(&r.oidc_metadata, cors(get(metadata::authorization_server)))
-        .route(&r.prm, cors(get(metadata::protected_resource)))
-        .route(&r.prm_root, cors(get(metadata::protected_resource)))
-        .route(&r.jwks, cors(get(metadata::jwks)))
+        .route(
+            &r.as_metadata,
+            cors::route(get(metadata::authorization_server)),
+        )
+        .route(
+            &r.oidc_metadata,
+            cors::route(get(metadata::authorization_server)),
+        )
+        .route(&r.prm, cors::route(get(metadata::protected_resource)))
+        .route(&r.prm_root, cors::route(get(metadata::protected_resource)))
+        .route(&r.jwks, cors::route(get(metadata::jwks)))
         .route(
             &r.register,
-            cors(post(register::register).layer(DefaultBodyLimit::max(register::MAX_BODY))),
+            cors::route(post(register::register).layer(DefaultBodyLimit::max(register::MAX_BODY))),
         )
         .route(&r.authorize, get(authorize::authorize))
         .route(&r.login, post(authorize::login))
         .route(&r.consent, post(authorize::consent))
-        .route(&r.token, cors(post(token::token)))
-        .route(&r.revoke, cors(post(revoke::revoke)))
+        .route(&r.token, cors::route(post(token::token)))
+        .route(&r.revoke, cors::route(post(revoke::revoke)))
         .route(
             &r.mcp,
-            cors(match &state.config.upstream {
+            cors::route(match &state.config.upstream {
                 Some(upstream) => gateway::method_router(upstream, &state),
                 None => post(mcp::post)
                     .get(mcp::get)
@@ -107,10 +114,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(routes::LIVEZ, get(health::livez))
         .route(routes::READYZ, get(health::readyz));
     if let Some(alt) = &r.oidc_metadata_appended {
-        router = router.route(alt, cors(get(metadata::authorization_server)));
+        router = router.route(alt, cors::route(get(metadata::authorization_server)));
     }
     if let Some(alt) = &r.as_metadata_root {
-        router = router.route(alt, cors(get(metadata::authorization_server)));
+        router = router.route(alt, cors::route(get(metadata::authorization_server)));
     }
     let router = gateway::mount::mount(router, &state);
     router
@@ -123,15 +130,6 @@ pub fn app(state: Arc<AppState>) -> Router {
         ))
         .layer(middleware::from_fn(limit_and_trace))
         .with_state(state)
-}
-
-/// `route` with CORS ([`cors::CorsLayer`]) and an explicit OPTIONS handler: the router's method-not-allowed
-/// fallback replaces the per-route default one, so without it a preflight would get a 405 without CORS headers
-/// (the layer answers every OPTIONS itself; the handler only makes the method routable).
-pub fn cors(route: MethodRouter<Arc<AppState>>) -> MethodRouter<Arc<AppState>> {
-    route
-        .options(|| async { StatusCode::NO_CONTENT })
-        .layer(cors::CorsLayer)
 }
 
 /// A request body declared larger than this is answered without reading it to the end (see [`linger`]).
@@ -253,19 +251,4 @@ pub async fn serve(
     .await;
     jobs.abort();
     result
-}
-
-/// A 200 JSON body from pre-serialized bytes.
-pub(crate) fn json_bytes(body: impl Into<axum::body::Body>, cache: &'static str) -> Response {
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
-        ],
-        body.into(),
-    )
-        .into_response()
 }

@@ -4,7 +4,7 @@ use crate::config::ServerConfig;
 use crate::gateway::closing::StreamCloser;
 use crate::limits::{CountedLimiter, SharedRateLimiter};
 use crate::local_keys::LocalKeys;
-use crate::metadata;
+use crate::metadata::documents;
 use crate::revocations::Revocations;
 use crate::routes::Routes;
 use bytes::Bytes;
@@ -56,12 +56,12 @@ impl AppState {
     /// Builds the state. `authz` must have been configured with [`ServerConfig::authz_config`] for the same
     /// routes.
     pub fn new(config: ServerConfig, routes: Routes, authz: Arc<Authz>) -> Arc<Self> {
-        let as_metadata = metadata::authorization_server_document(
+        let as_metadata = documents::authorization_server_document(
             &routes,
             authz.config(),
             authz.supports_client_metadata_documents(),
         );
-        let prm = metadata::protected_resource_document(&routes, authz.config());
+        let prm = documents::protected_resource_document(&routes, authz.config());
         let revocations = Arc::new(Revocations::default());
         let bearer = BearerCheck::new(
             routes.issuer.clone(),

@@ -38,7 +38,7 @@ mod keys;
 mod rate_limits;
 
 use crate::error::{is_retryable, map};
-use crate::StoreOptions;
+use crate::options::StoreOptions;
 use portcullis_authz::secret::TokenHash;
 use portcullis_authz::store::*;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};

@@ -12,9 +12,10 @@
 mod grants;
 mod group_commit;
 mod readers;
+mod revocation_sql;
 
 use crate::error::{map, map_sqlite};
-use crate::StoreOptions;
+use crate::options::StoreOptions;
 use async_trait::async_trait;
 use group_commit::{GroupCommit, Undo};
 use portcullis_authz::secret::{Secret, TokenHash};
@@ -200,7 +201,7 @@ impl ClientStore for SqliteStore {
     async fn delete_client(&self, client_id: &str, now: i64, exp: i64) -> Result<bool, StoreError> {
         let client_id = client_id.to_owned();
         self.write(Undo::Savepoint, move |conn| {
-            grants::revoke_grants_where(conn, "client_id", &client_id, now, exp)?;
+            revocation_sql::revoke_grants_where(conn, "client_id", &client_id, now, exp)?;
             let n = conn
                 .prepare_cached("DELETE FROM clients WHERE client_id = ?")?
                 .execute([&client_id])?;
@@ -248,7 +249,7 @@ impl UserStore for SqliteStore {
                 .query_row([&username], |r| r.get(0))
                 .optional()?;
             let Some(id) = id else { return Ok(false) };
-            grants::revoke_grants_where(conn, "user_id", &id, now, exp)?;
+            revocation_sql::revoke_grants_where(conn, "user_id", &id, now, exp)?;
             conn.prepare_cached("DELETE FROM users WHERE id = ?")?
                 .execute([&id])?;
             Ok(true)

@@ -35,7 +35,7 @@ pub fn resource(s: &AppState, route: &RouteConfig) -> RouteResource {
 pub fn mount(mut router: Router<Arc<AppState>>, s: &Arc<AppState>) -> Router<Arc<AppState>> {
     for route in &s.config.gateway_routes {
         let resource = resource(s, route);
-        let document = crate::metadata::protected_resource_document_for(
+        let document = crate::metadata::documents::protected_resource_document_for(
             &s.routes,
             &resource.url,
             resource.scopes.clone(),
@@ -43,13 +43,13 @@ pub fn mount(mut router: Router<Arc<AppState>>, s: &Arc<AppState>) -> Router<Arc
         );
         let metadata = get(move || {
             let document = document.clone();
-            async move { crate::json_bytes(document, "public, max-age=3600") }
+            async move { crate::respond::json_bytes(document, "public, max-age=3600") }
         });
         let mut gateway = Gateway::new(route.gateway.clone());
-        router = router.route(&resource.metadata_path, crate::cors(metadata));
+        router = router.route(&resource.metadata_path, crate::cors::route(metadata));
         let guard = guard::ResourceGuard::route(s.clone(), resource.as_resource());
         gateway.route = Some(resource);
-        router = router.route(&route.path, crate::cors(handlers(gateway, guard)));
+        router = router.route(&route.path, crate::cors::route(handlers(gateway, guard)));
     }
     router
 }

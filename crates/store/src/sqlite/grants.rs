@@ -3,14 +3,12 @@
 //! IS NULL` and, only if it matched, the successor rows, all in the batch's transaction.
 
 use super::group_commit::Undo;
+use super::revocation_sql::{revoke_one_grant, ACCESS_REVOCATION, GRANT_REVOCATION};
 use super::SqliteStore;
 use async_trait::async_trait;
 use portcullis_authz::secret::TokenHash;
 use portcullis_authz::store::*;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-
-const GRANT_REVOCATION: &str = "grant";
-const ACCESS_REVOCATION: &str = "access_token";
 
 fn code_row(r: &Row<'_>) -> rusqlite::Result<CodeRecord> {
     Ok(CodeRecord {
@@ -39,43 +37,6 @@ fn grant_row(r: &Row<'_>) -> rusqlite::Result<GrantRecord> {
         expires_at: r.get("expires_at")?,
         revoked_at: r.get("revoked_at")?,
     })
-}
-
-/// Revokes every live grant whose `column` (a fixed column name, never input) is `value`, adding revocation
-/// entries that live until `exp`.
-pub(super) fn revoke_grants_where(
-    conn: &Connection,
-    column: &str,
-    value: &str,
-    now: i64,
-    exp: i64,
-) -> rusqlite::Result<()> {
-    let insert = format!(
-        "INSERT INTO revocations (kind, value, expires_at) SELECT '{GRANT_REVOCATION}', id, ? FROM grants \
-         WHERE {column} = ? AND revoked_at IS NULL"
-    );
-    conn.prepare_cached(&insert)?.execute(params![exp, value])?;
-    let update =
-        format!("UPDATE grants SET revoked_at = ? WHERE {column} = ? AND revoked_at IS NULL");
-    conn.prepare_cached(&update)?.execute(params![now, value])?;
-    Ok(())
-}
-
-/// Revokes one grant if it is live; returns whether it was. Two statements: callers run it under a savepoint.
-fn revoke_one_grant(
-    conn: &Connection,
-    grant_id: &str,
-    now: i64,
-    exp: i64,
-) -> rusqlite::Result<bool> {
-    let n = conn
-        .prepare_cached("UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")?
-        .execute(params![now, grant_id])?;
-    if n == 1 {
-        conn.prepare_cached("INSERT INTO revocations (kind, value, expires_at) VALUES (?, ?, ?)")?
-            .execute(params![GRANT_REVOCATION, grant_id, exp])?;
-    }
-    Ok(n == 1)
 }
 
 /// Runs `f` in a savepoint of its own, undone if it fails: for a multi-statement write inside an operation that

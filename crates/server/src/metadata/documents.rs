@@ -1,15 +1,10 @@
-//! Discovery: OAuth 2.0 Authorization Server Metadata (RFC 8414 §2, §3), the same document at the OpenID
-//! Connect discovery URLs, Protected Resource Metadata (RFC 9728 §2, §3), and the JWKS (RFC 7517 §5).
-//! The documents are serialized once at start-up; they answer with or without `MCP-Protocol-Version`.
+//! The discovery documents, built once at start-up from the routes and the configuration: RFC 8414 §2
+//! authorization server metadata and RFC 9728 §2 protected resource metadata.
 
 use crate::routes::Routes;
-use crate::state::AppState;
-use axum::extract::State;
-use axum::response::Response;
 use bytes::Bytes;
 use portcullis_authz::AuthzConfig;
 use portcullis_proto::metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
-use std::sync::Arc;
 
 fn strings(items: &[&str]) -> Option<Vec<String>> {
     Some(items.iter().map(|s| (*s).to_owned()).collect())
@@ -65,19 +60,4 @@ pub fn protected_resource_document_for(
         extra: Default::default(),
     };
     Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
-}
-
-/// `GET /.well-known/oauth-authorization-server` and the OIDC discovery forms.
-pub async fn authorization_server(State(s): State<Arc<AppState>>) -> Response {
-    crate::json_bytes(s.as_metadata.clone(), "public, max-age=3600")
-}
-
-/// `GET /.well-known/oauth-protected-resource[/path]`.
-pub async fn protected_resource(State(s): State<Arc<AppState>>) -> Response {
-    crate::json_bytes(s.prm.clone(), "public, max-age=3600")
-}
-
-/// `GET /jwks.json`: public keys only. Short caching so a rotation is picked up quickly.
-pub async fn jwks(State(s): State<Arc<AppState>>) -> Response {
-    crate::json_bytes(s.authz.keys().jwks_json().to_owned(), "public, max-age=300")
 }
