@@ -31,9 +31,7 @@ impl Authorizations {
             registrations,
         }
     }
-}
 
-impl Authorizations {
     /// Parses and checks an authorization request from its raw query string.
     pub async fn authorization_request(
         &self,
