@@ -1,9 +1,10 @@
-//! Client authentication at the token and revocation endpoints (RFC 6749 §2.3.1, OAuth 2.1 §2.4, RFC 7009 §2.1).
+//! Client authentication at the token and revocation endpoints (RFC 6749 §2.3.1, OAuth 2.1 §2.4, RFC 7009 §2.1):
+//! the presented credentials and the check against a registered client. The lookup is
+//! [`crate::registrations::Registrations::authenticate_client`]'s.
 
 use crate::error::AuthzError;
 use crate::registration::{AuthMethod, RegisteredClient};
 use crate::secret::TokenHash;
-use crate::service::Authz;
 use portcullis_proto::ClientSecret;
 use std::sync::Arc;
 
@@ -47,32 +48,30 @@ impl ClientCredentials {
     }
 }
 
-impl Authz {
-    /// Authenticates the client the way it registered. One message for unknown client and wrong secret.
-    pub async fn authenticate_client(
-        &self,
-        creds: &ClientCredentials,
-    ) -> Result<Arc<RegisteredClient>, AuthzError> {
-        let fail = || AuthzError::InvalidClient("client authentication failed".into());
-        let client = self
-            .registrations
-            .client_for_authentication(creds.client_id())
-            .await?
-            .ok_or_else(fail)?;
-        let secret = match (client.auth_method, creds) {
-            (AuthMethod::None, ClientCredentials::Public { .. }) => return Ok(client),
-            (AuthMethod::ClientSecretBasic, ClientCredentials::Basic { secret, .. })
-            | (AuthMethod::ClientSecretPost, ClientCredentials::Post { secret, .. }) => secret,
-            (method, _) => {
-                return Err(AuthzError::InvalidClient(format!(
-                    "this client must authenticate with token_endpoint_auth_method {}",
-                    method.as_str()
-                )))
-            }
-        };
-        match &client.secret_hash {
-            Some(h) if h.ct_eq(&TokenHash::of(secret.expose())) => Ok(client),
-            _ => Err(fail()),
+/// Checks `creds` against how `client` registered (RFC 6749 §2.3.1): the method must be the registered one and
+/// the secret must match its stored hash. One message for unknown client and wrong secret.
+pub(crate) fn check(
+    client: Arc<RegisteredClient>,
+    creds: &ClientCredentials,
+) -> Result<Arc<RegisteredClient>, AuthzError> {
+    let secret = match (client.auth_method, creds) {
+        (AuthMethod::None, ClientCredentials::Public { .. }) => return Ok(client),
+        (AuthMethod::ClientSecretBasic, ClientCredentials::Basic { secret, .. })
+        | (AuthMethod::ClientSecretPost, ClientCredentials::Post { secret, .. }) => secret,
+        (method, _) => {
+            return Err(AuthzError::InvalidClient(format!(
+                "this client must authenticate with token_endpoint_auth_method {}",
+                method.as_str()
+            )))
         }
+    };
+    match &client.secret_hash {
+        Some(h) if h.ct_eq(&TokenHash::of(secret.expose())) => Ok(client),
+        _ => Err(failed()),
     }
+}
+
+/// The one refusal for an unknown client and a wrong secret.
+pub(crate) fn failed() -> AuthzError {
+    AuthzError::InvalidClient("client authentication failed".into())
 }

@@ -10,7 +10,7 @@
 //!   transaction, so every grant it presents is `invalid_grant`;
 //! - only found clients are cached: a client registered a moment ago is read from storage, never answered
 //!   "unknown" from a stale miss;
-//! - the authorization endpoint (`Authz::client`) does not use it: a deleted client can never start a flow.
+//! - the authorization endpoint (`Registrations::client`) does not use it: a deleted client can never start a flow.
 //!
 //! Clients identified by a URL (Client ID Metadata Documents) are not cached here: their documents have their
 //! own cache, which follows the document's `Cache-Control`.
@@ -81,18 +81,26 @@ mod tests {
         let creds = crate::client_auth::ClientCredentials::Public {
             client_id: id.clone(),
         };
-        let first = a.authenticate_client(&creds).await.unwrap();
-        let second = a.authenticate_client(&creds).await.unwrap();
+        let first = a.registrations().authenticate_client(&creds).await.unwrap();
+        let second = a.registrations().authenticate_client(&creds).await.unwrap();
         assert!(Arc::ptr_eq(&first, &second), "served from the cache");
         clock.advance(CLIENT_CACHE_TTL);
-        let third = a.authenticate_client(&creds).await.unwrap();
+        let third = a.registrations().authenticate_client(&creds).await.unwrap();
         assert!(!Arc::ptr_eq(&first, &third), "read again after the TTL");
 
         let unknown = crate::client_auth::ClientCredentials::Public {
             client_id: "not-yet".into(),
         };
-        assert!(a.authenticate_client(&unknown).await.is_err());
-        assert!(a.registrations.cache().get("not-yet", a.now()).is_none());
+        assert!(a
+            .registrations()
+            .authenticate_client(&unknown)
+            .await
+            .is_err());
+        assert!(a
+            .registrations()
+            .cache()
+            .get("not-yet", a.core().now())
+            .is_none());
     }
 
     #[test]

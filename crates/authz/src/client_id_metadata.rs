@@ -45,7 +45,7 @@ pub enum ResolveError {
 }
 
 /// Fetches Client ID Metadata Documents. Implementations do the network I/O and its guards; the rules on the
-/// contents are applied by [`Authz`] afterwards.
+/// contents are applied by [`crate::registrations::Registrations`] afterwards.
 #[async_trait]
 pub trait ClientMetadataResolver: Send + Sync {
     /// Fetches the document at `url` (already checked by [`ClientIdUrl::parse`]).
@@ -344,30 +344,36 @@ mod tests {
     #[tokio::test]
     async fn authz_resolves_url_client_ids_through_the_resolver() {
         let plain = authz().await;
-        assert!(!plain.supports_client_metadata_documents());
-        assert_eq!(plain.client(URL).await.unwrap(), None);
+        assert!(!plain.registrations().supports_client_metadata_documents());
+        assert_eq!(plain.registrations().client(URL).await.unwrap(), None);
 
         let fixed = Arc::new(Fixed(Mutex::new(Ok(doc(good())))));
-        let a = authz().await.with_client_metadata_resolver(fixed.clone());
-        assert!(a.supports_client_metadata_documents());
-        let c = a.client(URL).await.unwrap().unwrap();
+        let a = crate::testing::authz_with_resolver(fixed.clone()).await;
+        assert!(a.registrations().supports_client_metadata_documents());
+        let c = a.registrations().client(URL).await.unwrap().unwrap();
         assert_eq!(c.client_id, URL);
         // Anchored in storage (consents and grants refer to it); a second resolve is fine.
-        assert!(a.store().client(URL).await.unwrap().is_some());
-        assert!(a.client(URL).await.unwrap().is_some());
+        assert!(a.core().store().client(URL).await.unwrap().is_some());
+        assert!(a.registrations().client(URL).await.unwrap().is_some());
 
         assert!(matches!(
-            a.client("http://app.example/client.json").await,
+            a.registrations()
+                .client("http://app.example/client.json")
+                .await,
             Err(AuthzError::InvalidClient(_))
         ));
         *fixed.0.lock().unwrap() = Err(ResolveError::Refused("too large".into()));
         assert_eq!(
-            a.client(URL).await.unwrap_err().description(),
+            a.registrations()
+                .client(URL)
+                .await
+                .unwrap_err()
+                .description(),
             "client metadata document refused: too large"
         );
         *fixed.0.lock().unwrap() = Err(ResolveError::Unavailable("timeout".into()));
         assert_eq!(
-            a.client(URL).await.unwrap_err(),
+            a.registrations().client(URL).await.unwrap_err(),
             AuthzError::TemporarilyUnavailable
         );
         let creds = crate::client_auth::ClientCredentials::Public {
@@ -375,10 +381,17 @@ mod tests {
         };
         *fixed.0.lock().unwrap() = Err(ResolveError::Refused("gone".into()));
         assert!(matches!(
-            a.authenticate_client(&creds).await,
+            a.registrations().authenticate_client(&creds).await,
             Err(AuthzError::InvalidClient(_))
         ));
         *fixed.0.lock().unwrap() = Ok(doc(good()));
-        assert_eq!(a.authenticate_client(&creds).await.unwrap().client_id, URL);
+        assert_eq!(
+            a.registrations()
+                .authenticate_client(&creds)
+                .await
+                .unwrap()
+                .client_id,
+            URL
+        );
     }
 }

@@ -3,7 +3,10 @@
 //!
 //! Rotation keeps old public keys published until every token they signed has expired (`publish_until`), so
 //! rotating never breaks a token in flight.
+//!
+//! [`Keys`] is the key service over the shared [`Core`]: it holds the loaded ring and reloads or rotates it.
 
+use crate::core::Core;
 use crate::jwt::Es256Key;
 use crate::random::Random;
 use crate::store::{KeyStore, SigningKeyRecord, StoreError};
@@ -12,6 +15,7 @@ use portcullis_proto::b64;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 /// Loaded keys: the one to sign with and every one to verify with.
 pub struct KeyRing {
@@ -156,6 +160,60 @@ pub async fn rotate(
     let key = generate(rng, now);
     store.rotate_key(&key, now + grace).await?;
     Ok(key.kid)
+}
+
+/// The key service: the loaded ring (swapped whole on reload, so readers never wait on storage), its reload
+/// and rotation. Built by [`crate::Authz::new`]; reached with [`crate::Authz::keys`].
+pub struct Keys {
+    core: Arc<Core>,
+    ring: RwLock<Arc<KeyRing>>,
+}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keys")
+            .field("ring", &self.ring())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keys {
+    /// Loads the ring (on first start, creating the first key).
+    pub async fn load(core: Arc<Core>) -> Result<Self, KeyError> {
+        let ring = load_or_create(core.store.as_ref(), core.rng(), core.now()).await?;
+        Ok(Self {
+            core,
+            ring: RwLock::new(Arc::new(ring)),
+        })
+    }
+
+    /// The current key ring.
+    pub fn ring(&self) -> Arc<KeyRing> {
+        // A poisoned lock only means a panic elsewhere while swapping an Arc; the value is still whole.
+        self.ring.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Re-reads the keys from storage (after a rotation by the CLI or another instance).
+    pub async fn reload(&self) -> Result<(), KeyError> {
+        let core = &self.core;
+        let ring = load_or_create(core.store.as_ref(), core.rng(), core.now()).await?;
+        *self.ring.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
+        Ok(())
+    }
+
+    /// Rotates the signing key; the old key stays published for the access token lifetime plus a minute.
+    pub async fn rotate(&self) -> Result<String, KeyError> {
+        let core = &self.core;
+        let kid = rotate(
+            core.store.as_ref(),
+            core.rng(),
+            core.now(),
+            core.config.access_token_ttl + 60,
+        )
+        .await?;
+        self.reload().await?;
+        Ok(kid)
+    }
 }
 
 #[cfg(test)]

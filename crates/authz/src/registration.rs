@@ -257,10 +257,15 @@ mod tests {
     #[tokio::test]
     async fn registers_a_public_client() {
         let a = authz().await;
-        let info = a.register(seed_meta()).await.unwrap();
+        let info = a.registrations().register(seed_meta()).await.unwrap();
         assert!(info.client_secret.is_none());
         assert_eq!(info.metadata.client_name.as_deref(), Some("My MCP Client"));
-        let c = a.client(&info.client_id).await.unwrap().unwrap();
+        let c = a
+            .registrations()
+            .client(&info.client_id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(c.auth_method, AuthMethod::None);
         assert!(c.may_refresh);
     }
@@ -270,10 +275,15 @@ mod tests {
         let a = authz().await;
         let mut m = seed_meta();
         m.token_endpoint_auth_method = None;
-        let info = a.register(m).await.unwrap();
+        let info = a.registrations().register(m).await.unwrap();
         let secret = info.client_secret.unwrap();
         assert_eq!(info.client_secret_expires_at, Some(0));
-        let c = a.client(&info.client_id).await.unwrap().unwrap();
+        let c = a
+            .registrations()
+            .client(&info.client_id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(c.auth_method, AuthMethod::ClientSecretBasic);
         assert_eq!(c.secret_hash, Some(TokenHash::of(&secret)));
     }

@@ -4,9 +4,9 @@
 //! client cache client authentication reads. The rules live below, with no dependency back up here:
 //! [`crate::registration`] (RFC 7591 policy) and [`crate::client_id_metadata`] (URL and document rules).
 //!
-//! [`crate::Authz`] holds one and keeps its registration methods as thin delegations, so callers can move to
-//! [`crate::Authz::registrations`] one at a time.
+//! Client authentication ([`crate::client_auth`]) and removal are here too: both read or change the cache.
 
+use crate::client_auth::{self, ClientCredentials};
 use crate::client_cache::ClientCache;
 use crate::client_id_metadata::{
     client_from_document, is_url_client_id, ClientIdUrl, ClientMetadataResolver,
@@ -32,6 +32,8 @@ pub struct Registrations {
     resolver: Option<Arc<dyn ClientMetadataResolver>>,
     /// Registered clients, for client authentication ([`crate::client_cache`]).
     cache: ClientCache,
+    /// The access token lifetime: how long a removed client's revocation entries are kept (plus a minute).
+    access_token_ttl: i64,
 }
 
 impl std::fmt::Debug for Registrations {
@@ -50,6 +52,7 @@ impl Registrations {
         clock: Arc<dyn Clock>,
         rng: Arc<dyn Random>,
         supported_scopes: Scope,
+        access_token_ttl: i64,
     ) -> Self {
         Self {
             store,
@@ -58,6 +61,7 @@ impl Registrations {
             supported_scopes,
             resolver: None,
             cache: ClientCache::default(),
+            access_token_ttl,
         }
     }
 
@@ -142,9 +146,27 @@ impl Registrations {
         Ok(Some(c))
     }
 
-    /// Forgets a cached client (after this process deleted it).
-    pub(crate) fn forget(&self, client_id: &str) {
+    /// Authenticates the client the way it registered. One message for unknown client and wrong secret.
+    pub async fn authenticate_client(
+        &self,
+        creds: &ClientCredentials,
+    ) -> Result<Arc<RegisteredClient>, AuthzError> {
+        let client = self
+            .client_for_authentication(creds.client_id())
+            .await?
+            .ok_or_else(client_auth::failed)?;
+        client_auth::check(client, creds)
+    }
+
+    /// Removes a client; its grants are revoked. Returns whether the client existed.
+    pub async fn remove_client(&self, client_id: &str) -> Result<bool, AuthzError> {
+        let now = self.clock.now();
+        let existed = self
+            .store
+            .delete_client(client_id, now, now + self.access_token_ttl + 60)
+            .await?;
         self.cache.remove(client_id);
+        Ok(existed)
     }
 
     /// The cache, for tests of its rules.

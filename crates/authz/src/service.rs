@@ -1,137 +1,120 @@
-//! [`Authz`]: the authorization server's logic with its injected clock, randomness, storage and keys.
+//! [`Authz`]: the bundle of the authorization server's services, built once over the shared [`Core`] (storage,
+//! clock, randomness, configuration) and handed out one by one. It has no capabilities of its own: registering
+//! is [`Authz::registrations`], the authorization endpoint [`Authz::authorizations`], the token endpoint
+//! [`Authz::tokens`], revocation [`Authz::revoker`], logins and accounts [`Authz::sessions`], the signing keys
+//! [`Authz::keys`].
 
+use crate::authorizations::Authorizations;
 use crate::client_id_metadata::ClientMetadataResolver;
 use crate::clock::Clock;
 use crate::config::AuthzConfig;
-use crate::error::AuthzError;
-use crate::keys::{self, KeyError, KeyRing};
+use crate::core::Core;
+use crate::keys::{KeyError, Keys};
 use crate::random::Random;
-use crate::registration::RegisteredClient;
 use crate::registrations::Registrations;
+use crate::revocation::Revoker;
+use crate::session::Sessions;
 use crate::store::Storage;
-use portcullis_proto::registration::{ClientInformation, ClientMetadata};
-use std::sync::{Arc, RwLock};
+use crate::token::Tokens;
+use std::sync::Arc;
 
-/// The authorization server. Cheap to share behind an `Arc`.
+/// The authorization server's services. Cheap to share behind an `Arc`; each service is an `Arc` too, so a part
+/// of the server can hold just the one it needs.
 pub struct Authz {
-    pub(crate) store: Arc<dyn Storage>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) rng: Arc<dyn Random>,
-    pub(crate) config: AuthzConfig,
-    keys: RwLock<Arc<KeyRing>>,
-    /// Client registration, lookup and the client cache.
-    pub(crate) registrations: Registrations,
+    core: Arc<Core>,
+    keys: Arc<Keys>,
+    registrations: Arc<Registrations>,
+    authorizations: Arc<Authorizations>,
+    tokens: Arc<Tokens>,
+    revoker: Arc<Revoker>,
+    sessions: Arc<Sessions>,
 }
 
 impl std::fmt::Debug for Authz {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authz")
-            .field("issuer", &self.config.issuer)
+            .field("issuer", &self.core.config.issuer)
             .finish_non_exhaustive()
     }
 }
 
 impl Authz {
-    /// Builds the service, loading (or on first start, creating) the signing key.
+    /// Builds the services, loading (or on first start, creating) the signing key. URL client ids are unknown
+    /// (no Client ID Metadata Document resolver; see [`Authz::with_client_metadata_resolver`]).
     pub async fn new(
         store: Arc<dyn Storage>,
         clock: Arc<dyn Clock>,
         rng: Arc<dyn Random>,
         config: AuthzConfig,
     ) -> Result<Self, KeyError> {
-        let ring = keys::load_or_create(store.as_ref(), rng.as_ref(), clock.now()).await?;
-        let registrations = Registrations::new(
+        Self::with_client_metadata_resolver(store, clock, rng, config, None).await
+    }
+
+    /// Builds the services as [`Authz::new`] does, with `resolver` fetching Client ID Metadata Documents; without
+    /// one, URL client ids are unknown and support is not advertised.
+    pub async fn with_client_metadata_resolver(
+        store: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Random>,
+        config: AuthzConfig,
+        resolver: Option<Arc<dyn ClientMetadataResolver>>,
+    ) -> Result<Self, KeyError> {
+        let mut registrations = Registrations::new(
             store.clone(),
             clock.clone(),
             rng.clone(),
             config.supported_scopes(),
+            config.access_token_ttl,
         );
+        if let Some(resolver) = resolver {
+            registrations.set_client_metadata_resolver(resolver);
+        }
+        let registrations = Arc::new(registrations);
+        let core = Arc::new(Core::new(store, clock, rng, config));
+        let keys = Arc::new(Keys::load(core.clone()).await?);
         Ok(Self {
-            store,
-            clock,
-            rng,
-            config,
-            keys: RwLock::new(Arc::new(ring)),
+            authorizations: Arc::new(Authorizations::new(core.clone(), registrations.clone())),
+            tokens: Arc::new(Tokens::new(core.clone(), keys.clone())),
+            revoker: Arc::new(Revoker::new(core.clone(), keys.clone())),
+            sessions: Arc::new(Sessions::new(core.clone())),
             registrations,
+            keys,
+            core,
         })
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &AuthzConfig {
-        &self.config
+    /// The shared dependencies: configuration, storage, clock, randomness.
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
     }
 
-    /// The storage.
-    pub fn store(&self) -> &Arc<dyn Storage> {
-        &self.store
+    /// The signing keys: the current ring, reload, rotation.
+    pub fn keys(&self) -> &Arc<Keys> {
+        &self.keys
     }
 
-    /// The current time from the injected clock.
-    pub fn now(&self) -> i64 {
-        self.clock.now()
-    }
-
-    /// The injected randomness.
-    pub fn rng(&self) -> &dyn Random {
-        self.rng.as_ref()
-    }
-
-    /// The current key ring.
-    pub fn keys(&self) -> Arc<KeyRing> {
-        // A poisoned lock only means a panic elsewhere while swapping an Arc; the value is still whole.
-        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Re-reads the keys from storage (after a rotation by the CLI or another instance).
-    pub async fn reload_keys(&self) -> Result<(), KeyError> {
-        let ring = keys::load_or_create(self.store.as_ref(), self.rng.as_ref(), self.now()).await?;
-        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
-        Ok(())
-    }
-
-    /// Rotates the signing key; the old key stays published for the access token lifetime plus a minute.
-    pub async fn rotate_keys(&self) -> Result<String, KeyError> {
-        let kid = keys::rotate(
-            self.store.as_ref(),
-            self.rng.as_ref(),
-            self.now(),
-            self.config.access_token_ttl + 60,
-        )
-        .await?;
-        self.reload_keys().await?;
-        Ok(kid)
-    }
-}
-
-/// The registration operations on [`Authz`], delegating to its [`Registrations`].
-impl Authz {
-    /// The registration service.
-    pub fn registrations(&self) -> &Registrations {
+    /// Client registration, lookup and authentication.
+    pub fn registrations(&self) -> &Arc<Registrations> {
         &self.registrations
     }
 
-    /// Installs the resolver for Client ID Metadata Documents; without one, URL client ids are unknown and
-    /// support is not advertised.
-    pub fn with_client_metadata_resolver(
-        mut self,
-        resolver: Arc<dyn ClientMetadataResolver>,
-    ) -> Self {
-        self.registrations.set_client_metadata_resolver(resolver);
-        self
+    /// The authorization endpoint: requests, consent, codes.
+    pub fn authorizations(&self) -> &Arc<Authorizations> {
+        &self.authorizations
     }
 
-    /// See [`Registrations::supports_client_metadata_documents`].
-    pub fn supports_client_metadata_documents(&self) -> bool {
-        self.registrations.supports_client_metadata_documents()
+    /// The token endpoint: the grants and access tokens.
+    pub fn tokens(&self) -> &Arc<Tokens> {
+        &self.tokens
     }
 
-    /// See [`Registrations::register`].
-    pub async fn register(&self, meta: ClientMetadata) -> Result<ClientInformation, AuthzError> {
-        self.registrations.register(meta).await
+    /// Token revocation (RFC 7009).
+    pub fn revoker(&self) -> &Arc<Revoker> {
+        &self.revoker
     }
 
-    /// See [`Registrations::client`].
-    pub async fn client(&self, client_id: &str) -> Result<Option<RegisteredClient>, AuthzError> {
-        self.registrations.client(client_id).await
+    /// Login sessions, users and passwords.
+    pub fn sessions(&self) -> &Arc<Sessions> {
+        &self.sessions
     }
 }

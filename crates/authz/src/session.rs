@@ -1,24 +1,38 @@
-//! Browser login sessions. The cookie carries a random 256-bit id; only its hash is stored. A new id is minted at
-//! every login (session fixation defence, OWASP Session Management Cheat Sheet).
+//! [`Sessions`]: browser login sessions and the accounts they log in to (users, passwords). The cookie carries a
+//! random 256-bit id; only its hash is stored. A new id is minted at every login (session fixation defence, OWASP
+//! Session Management Cheat Sheet). The account rules (user names) are [`crate::users`]'s.
 
+use crate::core::Core;
 use crate::error::AuthzError;
 use crate::password;
 use crate::random;
 use crate::secret::{Secret, TokenHash};
-use crate::service::Authz;
-use crate::store::{SessionRecord, UserRecord};
+use crate::store::{SessionRecord, StoreError, UserRecord};
+use crate::users::{check_username, MAX_USERNAME_LEN};
+use std::sync::Arc;
 
-impl Authz {
+/// The session and account service. Built by [`crate::Authz::new`]; reached with [`crate::Authz::sessions`].
+#[derive(Debug)]
+pub struct Sessions {
+    core: Arc<Core>,
+}
+
+impl Sessions {
+    /// The service over the shared dependencies.
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+
     /// Finds the user for a login attempt together with the hash to check the password against. For an unknown
     /// user the hash is a dummy one, so both cases cost one argon2 verification (no enumeration by timing).
     pub async fn login_candidate(
         &self,
         username: &str,
     ) -> Result<(Option<UserRecord>, String), AuthzError> {
-        if username.is_empty() || username.len() > crate::users::MAX_USERNAME_LEN {
+        if username.is_empty() || username.len() > MAX_USERNAME_LEN {
             return Ok((None, password::dummy_hash().to_owned()));
         }
-        let user = self.store.user_by_name(username).await?;
+        let user = self.core.store.user_by_name(username).await?;
         let hash = user.as_ref().map_or_else(
             || password::dummy_hash().to_owned(),
             |u| u.password_hash.clone(),
@@ -31,17 +45,17 @@ impl Authz {
         &self,
         user: &UserRecord,
     ) -> Result<(Secret, SessionRecord), AuthzError> {
-        let now = self.now();
-        let id = random::token(self.rng.as_ref());
+        let now = self.core.now();
+        let id = random::token(self.core.rng());
         let record = SessionRecord {
             id_hash: id.hash(),
             user_id: user.id.clone(),
             username: user.username.clone(),
-            csrf_key: random::token(self.rng.as_ref()),
+            csrf_key: random::token(self.core.rng()),
             created_at: now,
-            expires_at: now + self.config.session_ttl,
+            expires_at: now + self.core.config.session_ttl,
         };
-        self.store.insert_session(&record).await?;
+        self.core.store.insert_session(&record).await?;
         Ok((id, record))
     }
 
@@ -51,8 +65,47 @@ impl Authz {
             return Ok(None);
         }
         Ok(self
+            .core
             .store
-            .session(&TokenHash::of(cookie), self.now())
+            .session(&TokenHash::of(cookie), self.core.now())
             .await?)
+    }
+
+    /// Creates a user. The password is hashed here (slow by design: call off the async runtime's core threads
+    /// when serving requests).
+    pub async fn add_user(&self, username: &str, password: &str) -> Result<UserRecord, AuthzError> {
+        check_username(username)?;
+        let hash = password::hash(password, self.core.rng())
+            .map_err(|e| AuthzError::InvalidRequest(e.to_string()))?;
+        let user = UserRecord {
+            id: random::id(self.core.rng()),
+            username: username.to_owned(),
+            password_hash: hash,
+            created_at: self.core.now(),
+        };
+        match self.core.store.insert_user(&user).await {
+            Ok(()) => Ok(user),
+            Err(StoreError::Conflict(_)) => Err(AuthzError::InvalidRequest(format!(
+                "user {username} already exists"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a user; their grants are revoked. Returns whether the user existed.
+    pub async fn remove_user(&self, username: &str) -> Result<bool, AuthzError> {
+        let now = self.core.now();
+        Ok(self
+            .core
+            .store
+            .delete_user(username, now, self.core.revocation_expiry(now))
+            .await?)
+    }
+
+    /// Changes a user's password and ends their sessions. Returns whether the user exists.
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<bool, AuthzError> {
+        let hash = password::hash(password, self.core.rng())
+            .map_err(|e| AuthzError::InvalidRequest(e.to_string()))?;
+        Ok(self.core.store.set_password(username, &hash).await?)
     }
 }

@@ -379,6 +379,22 @@ pub(crate) async fn authz_on(store: Arc<MemStore>) -> (Authz, Arc<FixedClock>) {
     (a, clock)
 }
 
+/// An [`Authz`] as [`authz`] builds it, resolving URL client ids through `resolver`.
+pub(crate) async fn authz_with_resolver(
+    resolver: Arc<dyn crate::client_id_metadata::ClientMetadataResolver>,
+) -> Authz {
+    let config = AuthzConfig::new("http://127.0.0.1:8080", "http://127.0.0.1:8080/mcp");
+    Authz::with_client_metadata_resolver(
+        Arc::new(MemStore::default()),
+        Arc::new(FixedClock::new(1_700_000_000)),
+        Arc::new(SeqRandom::default()),
+        config,
+        Some(resolver),
+    )
+    .await
+    .unwrap()
+}
+
 pub(crate) async fn authz() -> Authz {
     authz_with_clock().await.0
 }
@@ -389,7 +405,7 @@ pub(crate) async fn register_public(a: &Authz) -> String {
             "grant_types":["authorization_code","refresh_token"],"token_endpoint_auth_method":"none"}"#,
     )
     .unwrap();
-    a.register(meta).await.unwrap().client_id
+    a.registrations().register(meta).await.unwrap().client_id
 }
 
 /// Runs an authorization request for `client_id` approved by user `u1`; returns the code.
@@ -398,8 +414,8 @@ pub(crate) async fn code_for(a: &Authz, client_id: &str) -> String {
         "response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2Flocalhost%3A8080%2Fcallback\
          &code_challenge={CHALLENGE}&code_challenge_method=S256"
     );
-    let req = a.authorization_request(&q).await.unwrap();
-    let loc = a.approve("u1", &req).await.unwrap();
+    let req = a.authorizations().authorization_request(&q).await.unwrap();
+    let loc = a.authorizations().approve("u1", &req).await.unwrap();
     let url = url::Url::parse(&loc).unwrap();
     url.query_pairs()
         .find(|(k, _)| k == "code")

@@ -109,14 +109,15 @@ pub(crate) async fn user(cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::Add { name, db, .. } => {
             let password = read_password()?;
             let a = authz(&db).await?;
-            a.add_user(&name, &password)
+            a.sessions()
+                .add_user(&name, &password)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.description()))?;
             println!("added user {name}");
         }
         UserCommand::List { db } => {
             let a = authz(&db).await?;
-            let users = a.store().list_users().await?;
+            let users = a.core().store().list_users().await?;
             if users.is_empty() {
                 println!("no users (add one with: portcullis user add NAME --password-stdin)");
             }
@@ -127,6 +128,7 @@ pub(crate) async fn user(cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::Remove { name, db } => {
             let a = authz(&db).await?;
             if !a
+                .sessions()
                 .remove_user(&name)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.description()))?
@@ -139,6 +141,7 @@ pub(crate) async fn user(cmd: UserCommand) -> anyhow::Result<()> {
             let password = read_password()?;
             let a = authz(&db).await?;
             if !a
+                .sessions()
                 .set_password(&name, &password)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.description()))?
@@ -155,7 +158,7 @@ pub(crate) async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::Rotate { db } => {
             let a = authz(&db).await?;
-            let kid = a.rotate_keys().await?;
+            let kid = a.keys().rotate().await?;
             println!("new active signing key {kid}; the previous key stays published until its tokens expire");
         }
     }
@@ -166,7 +169,7 @@ pub(crate) async fn clients(cmd: ClientsCommand) -> anyhow::Result<()> {
     match cmd {
         ClientsCommand::List { db } => {
             let a = authz(&db).await?;
-            let clients = a.store().list_clients().await?;
+            let clients = a.core().store().list_clients().await?;
             if clients.is_empty() {
                 println!("no registered clients");
             }
@@ -186,6 +189,7 @@ pub(crate) async fn clients(cmd: ClientsCommand) -> anyhow::Result<()> {
         ClientsCommand::Remove { id, db } => {
             let a = authz(&db).await?;
             if !a
+                .registrations()
                 .remove_client(&id)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.description()))?

@@ -107,19 +107,17 @@ impl Server {
                 authz_config.resources.push(r.clone());
             }
         }
-        let authz = Authz::new(
+        Authz::with_client_metadata_resolver(
             store,
             Arc::new(SystemClock),
             Arc::new(ThreadRandom),
             authz_config,
-        )
-        .await
-        .map_err(|e| StartError::SigningKey(error_chain(&e)))?;
-        Ok(
-            authz.with_client_metadata_resolver(Arc::new(HttpResolver::new(
+            Some(Arc::new(HttpResolver::new(
                 self.config.cimd_allow_hosts.clone(),
             ))),
         )
+        .await
+        .map_err(|e| StartError::SigningKey(error_chain(&e)))
     }
 }
 

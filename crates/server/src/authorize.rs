@@ -63,7 +63,11 @@ async fn current_session(
     else {
         return Ok(None);
     };
-    Ok(s.authz.session(&cookie).await?.map(|r| (cookie, r)))
+    Ok(s.authz
+        .sessions()
+        .session(&cookie)
+        .await?
+        .map(|r| (cookie, r)))
 }
 
 fn origin_ok(s: &AppState, headers: &HeaderMap) -> bool {
@@ -88,7 +92,7 @@ fn render_login(s: &AppState, headers: &HeaderMap, v: LoginView<'_>) -> Response
     let existing = cookies::get(headers, &cookie_name).filter(|c| c.len() == 43);
     let token = existing
         .clone()
-        .unwrap_or_else(|| random::token(s.authz.rng()).expose().to_owned());
+        .unwrap_or_else(|| random::token(s.authz.core().rng()).expose().to_owned());
     let fa = form_action(v.redirect_uri);
     let mut resp = pages::login_page(
         v.status,
@@ -118,7 +122,7 @@ fn render_consent(
     query: &str,
     req: &AuthorizationRequest,
 ) -> Response {
-    let cfg = s.authz.config();
+    let cfg = s.authz.core().config();
     let scopes = req
         .scope
         .iter()
@@ -154,7 +158,8 @@ async fn proceed(
     session: Option<SessionRecord>,
 ) -> Response {
     let css = &s.routes.stylesheet;
-    match (s.authz.authorization_request(query).await, session) {
+    let authorizations = s.authz.authorizations();
+    match (authorizations.authorization_request(query).await, session) {
         (Err(AuthorizeError::Page(e)), _) => page_error(&e, css),
         (Err(e @ AuthorizeError::Redirect { .. }), Some(_)) => {
             see_other(&e.location(&s.routes.issuer).unwrap_or_default())
@@ -183,14 +188,16 @@ async fn proceed(
                 username: "",
             },
         ),
-        (Ok(req), Some(session)) => match s.authz.needs_consent(&session.user_id, &req).await {
-            Ok(true) => render_consent(s, &session, query, &req),
-            Ok(false) => match s.authz.issue_code(&session.user_id, &req).await {
-                Ok(loc) => see_other(&loc),
+        (Ok(req), Some(session)) => {
+            match authorizations.needs_consent(&session.user_id, &req).await {
+                Ok(true) => render_consent(s, &session, query, &req),
+                Ok(false) => match authorizations.issue_code(&session.user_id, &req).await {
+                    Ok(loc) => see_other(&loc),
+                    Err(e) => page_error(&e, css),
+                },
                 Err(e) => page_error(&e, css),
-            },
-            Err(e) => page_error(&e, css),
-        },
+            }
+        }
     }
 }
 
@@ -264,7 +271,8 @@ pub async fn login(
     let request = form.get("request").unwrap_or("");
     let username = form.get("username").unwrap_or("");
     let password = form.get("password").unwrap_or("").to_owned();
-    let (client_name, redirect_uri) = match s.authz.authorization_request(request).await {
+    let authorizations = s.authz.authorizations();
+    let (client_name, redirect_uri) = match authorizations.authorization_request(request).await {
         Ok(r) => (r.client.name().to_owned(), Some(r.redirect_uri)),
         Err(AuthorizeError::Redirect { redirect_uri, .. }) => {
             ("the application".to_owned(), Some(redirect_uri))
@@ -284,7 +292,7 @@ pub async fn login(
         return render_login(&s, &headers, view(StatusCode::FORBIDDEN, expired));
     }
     let keys = LoginKeys::new(username, peer);
-    let now = s.authz.now();
+    let now = s.authz.core().now();
     match login_blocked(&s, &keys, now).await {
         Err(e) => return page_error(&e, css),
         Ok(Some(wait)) => {
@@ -343,7 +351,7 @@ async fn login_blocked(
     keys: &LoginKeys,
     now: i64,
 ) -> Result<Option<i64>, AuthzError> {
-    let limits = s.authz.store();
+    let limits = s.authz.core().store();
     let blocked = match s
         .login_per_account
         .blocked(limits.as_ref(), &keys.account, now)
@@ -370,7 +378,7 @@ async fn check_password(
     username: &str,
     password: String,
 ) -> Result<Option<UserRecord>, AuthzError> {
-    let (user, hash) = s.authz.login_candidate(username).await?;
+    let (user, hash) = s.authz.sessions().login_candidate(username).await?;
     // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
     let verified =
         tokio::task::spawn_blocking(move || portcullis_authz::password::verify(&password, &hash))
@@ -381,7 +389,7 @@ async fn check_password(
 
 /// Counts a failed sign-in against the account and the address.
 async fn record_failed_login(s: &AppState, keys: &LoginKeys, now: i64) -> Result<(), AuthzError> {
-    let limits = s.authz.store();
+    let limits = s.authz.core().store();
     for (limiter, key) in [
         (&s.login_per_account, &keys.account),
         (&s.login_per_ip, &keys.ip),
@@ -400,14 +408,14 @@ async fn start_session(
     user: &UserRecord,
     request: &str,
 ) -> Result<Response, AuthzError> {
-    let limits = s.authz.store();
+    let limits = s.authz.core().store();
     s.login_per_account
         .clear(limits.as_ref(), &keys.account)
         .await?;
     if let Ok(Some((_, old))) = current_session(s, headers).await {
-        let _ = s.authz.store().delete_session(&old.id_hash).await;
+        let _ = s.authz.core().store().delete_session(&old.id_hash).await;
     }
-    let (cookie, _) = s.authz.open_session(user).await?;
+    let (cookie, _) = s.authz.sessions().open_session(user).await?;
     tracing::info!(user = %user.username, "signed in");
     let mut resp = see_other(&format!("{}?{}", s.routes.authorize, request));
     let name = cookies::name(cookies::SESSION, s.secure_cookies);
@@ -416,7 +424,7 @@ async fn start_session(
         cookies::set(
             &name,
             cookie.expose(),
-            s.authz.config().session_ttl,
+            s.authz.core().config().session_ttl,
             s.secure_cookies,
         ),
     );
@@ -454,20 +462,21 @@ pub async fn consent(
             "This consent form is not valid for your session. Start again from the application.",
         );
     }
-    let req = match s.authz.authorization_request(request).await {
+    let authorizations = s.authz.authorizations();
+    let req = match authorizations.authorization_request(request).await {
         Ok(r) => r,
         Err(AuthorizeError::Page(e)) => return page_error(&e, css),
         Err(e) => return see_other(&e.location(&s.routes.issuer).unwrap_or_default()),
     };
     match form.get("decision") {
-        Some("approve") => match s.authz.approve(&session.user_id, &req).await {
+        Some("approve") => match authorizations.approve(&session.user_id, &req).await {
             Ok(loc) => {
                 tracing::info!(client_id = %req.client.client_id, user = %session.username, "authorization approved");
                 see_other(&loc)
             }
             Err(e) => page_error(&e, css),
         },
-        Some("deny") => see_other(&s.authz.deny(&req)),
+        Some("deny") => see_other(&authorizations.deny(&req)),
         _ => page_error(
             &AuthzError::InvalidRequest("decision must be approve or deny".into()),
             css,

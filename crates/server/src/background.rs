@@ -25,7 +25,7 @@ pub fn spawn(s: Arc<AppState>) -> Jobs {
         loop {
             if let Err(e) = a
                 .revocations
-                .sync(a.authz.store().as_ref(), a.authz.now())
+                .sync(a.authz.core().store().as_ref(), a.authz.core().now())
                 .await
             {
                 tracing::warn!(error = %e, "revocation sync failed");
@@ -38,7 +38,7 @@ pub fn spawn(s: Arc<AppState>) -> Jobs {
         let period = Duration::from_secs(b.config.key_reload_secs.max(1));
         loop {
             tokio::time::sleep(period).await;
-            if let Err(e) = b.authz.reload_keys().await {
+            if let Err(e) = b.authz.keys().reload().await {
                 tracing::warn!(error = %e, "signing key reload failed");
             }
         }
@@ -48,7 +48,13 @@ pub fn spawn(s: Arc<AppState>) -> Jobs {
         let period = Duration::from_secs(c.config.purge_interval_secs.max(1));
         loop {
             tokio::time::sleep(period).await;
-            match c.authz.store().purge_expired(c.authz.now()).await {
+            match c
+                .authz
+                .core()
+                .store()
+                .purge_expired(c.authz.core().now())
+                .await
+            {
                 Ok(n) if n > 0 => tracing::info!(rows = n, "purged expired rows"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "purge failed"),

@@ -45,7 +45,7 @@ impl<'a> Resource<'a> {
         Self {
             url: &s.routes.mcp_url,
             metadata_path: &s.routes.prm,
-            default_scope: &s.authz.config().default_scope,
+            default_scope: &s.authz.core().config().default_scope,
         }
     }
 }
@@ -165,7 +165,7 @@ pub async fn authenticate_for(
     headers: &HeaderMap,
 ) -> Result<Arc<VerifiedToken>, Response> {
     s.bearer
-        .check(headers, r.url, s.authz.now())
+        .check(headers, r.url, s.authz.core().now())
         .await
         .map_err(|refusal| refusal_for(s, r, &refusal))
 }
@@ -223,7 +223,7 @@ mod tests {
 
     /// A token as minted before the `sid` → `grant_id` rename: the grant id only under `sid`.
     fn old_sid_token(s: &AppState, grant: &str) -> String {
-        let now = s.authz.now();
+        let now = s.authz.core().now();
         let claims = AccessClaims {
             iss: s.routes.issuer.clone(),
             sub: "alice".into(),
@@ -238,7 +238,7 @@ mod tests {
         };
         let mut json = serde_json::to_value(claims).unwrap();
         json["sid"] = serde_json::json!(grant);
-        let ring = s.authz.keys();
+        let ring = s.authz.keys().ring();
         jwt::sign(
             ring.signing_key(),
             ring.active_kid(),
@@ -262,7 +262,7 @@ mod tests {
         assert_eq!(ok.claims.grant_id.as_deref(), Some("grant-1"));
         assert_eq!(s.bearer.cached_tokens(), 1);
         s.revocations
-            .insert_revoked_grant("grant-1", s.authz.now() + 600);
+            .insert_revoked_grant("grant-1", s.authz.core().now() + 600);
         // Refused on the cache hit, with the exact challenge of a revoked token.
         let refused = authenticate_for(&s, Resource::mcp(&s), &headers)
             .await

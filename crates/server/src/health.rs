@@ -13,7 +13,7 @@ pub async fn livez() -> Response {
 
 /// `GET /readyz`: the database answers.
 pub async fn readyz(State(s): State<Arc<AppState>>) -> Response {
-    match s.authz.store().ping().await {
+    match s.authz.core().store().ping().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

@@ -233,7 +233,10 @@ pub async fn serve(
     // Know every live revocation before the first request is answered.
     if let Err(e) = state
         .revocations
-        .sync(state.authz.store().as_ref(), state.authz.now())
+        .sync(
+            state.authz.core().store().as_ref(),
+            state.authz.core().now(),
+        )
         .await
     {
         tracing::warn!(error = %e, "initial revocation sync failed; retrying in the background");

@@ -7,7 +7,8 @@
 //! `portcullis_authz::keys`), so a cached verification never needs its `kid` re-checked.
 
 use async_trait::async_trait;
-use portcullis_authz::Authz;
+use portcullis_authz::keys::Keys;
+use portcullis_authz::{Authz, Clock};
 use portcullis_guard::error::JwksError;
 use portcullis_guard::{KeySource, VerifyingKey};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +20,10 @@ pub const RELOAD_INTERVAL: i64 = 10;
 
 /// The local key ring as a key source.
 pub struct LocalKeys {
-    authz: Arc<Authz>,
+    /// The key service whose ring is looked up (and reloaded).
+    keys: Arc<Keys>,
+    /// The clock reloads are rate-limited by.
+    clock: Arc<dyn Clock>,
     /// When the last reload caused by an unknown `kid` started; held while one runs.
     last_reload: Mutex<Option<i64>>,
     /// Reloads started so far (tests, metrics).
@@ -35,10 +39,11 @@ impl std::fmt::Debug for LocalKeys {
 }
 
 impl LocalKeys {
-    /// The key ring of `authz`.
-    pub fn new(authz: Arc<Authz>) -> Self {
+    /// The key ring of `authz` (its [`Keys`] service and clock).
+    pub fn new(authz: &Authz) -> Self {
         Self {
-            authz,
+            keys: authz.keys().clone(),
+            clock: authz.core().clock().clone(),
             last_reload: Mutex::new(None),
             reloads: AtomicU64::new(0),
         }
@@ -50,7 +55,7 @@ impl LocalKeys {
     }
 
     fn lookup(&self, kid: &str) -> Option<VerifyingKey> {
-        self.authz.keys().verifying_key(kid).copied()
+        self.keys.ring().verifying_key(kid).copied()
     }
 }
 
@@ -66,11 +71,11 @@ impl KeySource for LocalKeys {
         if let Some(k) = self.lookup(kid) {
             return Ok(Some(k));
         }
-        let now = self.authz.now();
+        let now = self.clock.now();
         if last.is_none_or(|t| now - t >= RELOAD_INTERVAL) {
             *last = Some(now);
             self.reloads.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = self.authz.reload_keys().await {
+            if let Err(e) = self.keys.reload().await {
                 tracing::warn!(error = %e, "key reload failed");
             }
         }
@@ -120,13 +125,13 @@ mod tests {
     #[tokio::test]
     async fn known_kid_unknown_kid_reload_and_rate_limit() {
         let (_dir, clock, a, b) = two_instances().await;
-        let keys = LocalKeys::new(a.clone());
-        let kid = a.keys().active_kid().to_owned();
+        let keys = LocalKeys::new(&a);
+        let kid = a.keys().ring().active_kid().to_owned();
         assert!(keys.key(&kid).await.unwrap().is_some());
         assert!(keys.is_current(&kid).await && keys.keys_outlive_tokens());
         assert_eq!(keys.reloads(), 0, "a known kid reloads nothing");
         // Another instance rotates: the first miss reloads from storage and finds the new key.
-        let new = b.rotate_keys().await.unwrap();
+        let new = b.keys().rotate().await.unwrap();
         assert!(keys.key(&new).await.unwrap().is_some());
         assert_eq!(keys.reloads(), 1);
         // Unknown kids within the interval: no reload.
@@ -134,7 +139,7 @@ mod tests {
             assert_eq!(keys.key("forged").await.unwrap(), None);
         }
         assert_eq!(keys.reloads(), 1);
-        let newer = b.rotate_keys().await.unwrap();
+        let newer = b.keys().rotate().await.unwrap();
         clock.advance(RELOAD_INTERVAL - 1);
         assert_eq!(keys.key(&newer).await.unwrap(), None, "rate-limited");
         clock.advance(1);
@@ -145,8 +150,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_misses_share_one_reload() {
         let (_dir, _clock, a, b) = two_instances().await;
-        let keys = Arc::new(LocalKeys::new(a));
-        let new = b.rotate_keys().await.unwrap();
+        let keys = Arc::new(LocalKeys::new(&a));
+        let new = b.keys().rotate().await.unwrap();
         let tasks: Vec<_> = (0..16)
             .map(|_| {
                 let (keys, new) = (keys.clone(), new.clone());
@@ -162,9 +167,9 @@ mod tests {
     #[tokio::test]
     async fn separate_instances_keep_separate_rate_limits() {
         let (_dir, _clock, a, b) = two_instances().await;
-        let (one, two) = (LocalKeys::new(a.clone()), LocalKeys::new(a));
+        let (one, two) = (LocalKeys::new(&a), LocalKeys::new(&a));
         assert_eq!(one.key("forged").await.unwrap(), None);
-        let new = b.rotate_keys().await.unwrap();
+        let new = b.keys().rotate().await.unwrap();
         // `one` is rate-limited; `two` is not (no process-global state).
         assert_eq!(one.key(&new).await.unwrap(), None);
         assert_eq!(one.reloads(), 1);

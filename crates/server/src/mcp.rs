@@ -104,7 +104,7 @@ fn session_mac(p: &VerifiedToken, nonce: &str) -> String {
 
 fn new_session_id(s: &AppState, p: &VerifiedToken) -> String {
     let mut nonce = [0u8; 16];
-    s.authz.rng().fill(&mut nonce);
+    s.authz.core().rng().fill(&mut nonce);
     let nonce = b64::encode(nonce);
     let mac = session_mac(p, &nonce);
     format!("{nonce}.{mac}")
@@ -166,7 +166,7 @@ async fn call_tool(
             None => Err((-32602, "echo needs a string argument \"message\"".into())),
         },
         "server_stats" => {
-            let store = s.authz.store();
+            let store = s.authz.core().store();
             let clients = store
                 .list_clients()
                 .await
@@ -231,6 +231,7 @@ async fn dispatch(s: &AppState, p: &VerifiedToken, msg: &Value) -> Outcome {
                 // applies when the catalogue does not mention the tool.
                 let needed = s
                     .authz
+                    .core()
                     .config()
                     .scope_for_tool(tool.name)
                     .unwrap_or(tool.scope);

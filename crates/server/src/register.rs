@@ -28,7 +28,7 @@ pub async fn register(
     let ip_key = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
-    let now = s.authz.now();
+    let now = s.authz.core().now();
     let limited = s.register_per_ip.enabled();
     if let Some(wait) = s.register_per_ip.blocked(&ip_key, now) {
         tracing::info!(ip = %ip_key, "registration rate limit reached");
@@ -70,12 +70,12 @@ pub async fn register(
             return json_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", what);
         }
     };
-    match s.authz.register(meta).await {
+    match s.authz.registrations().register(meta).await {
         Ok(info) => {
             if limited {
                 if let Err(e) = s
                     .register_per_ip
-                    .record(s.authz.store().as_ref(), &ip_key, now)
+                    .record(s.authz.core().store().as_ref(), &ip_key, now)
                     .await
                 {
                     tracing::warn!(error = %e, "could not count the registration against its address's limit");

@@ -41,7 +41,7 @@ pub async fn revoke(
         Err(e) => return OAuthError::new(e, true).into_response(),
     };
     let basic = creds.used_basic();
-    let client = match s.authz.authenticate_client(&creds).await {
+    let client = match s.authz.registrations().authenticate_client(&creds).await {
         Ok(c) => c,
         Err(error) => return OAuthError::new(error, basic).into_response(),
     };
@@ -50,12 +50,12 @@ pub async fn revoke(
             .into_response();
     };
     let hint = form.get("token_type_hint").and_then(TokenTypeHint::parse);
-    match s.authz.revoke(&client, &token, hint).await {
+    match s.authz.revoker().revoke(&client, &token, hint).await {
         Ok(()) => {
             // Make this instance's MCP endpoint refuse the token before answering.
             if let Err(e) = s
                 .revocations
-                .sync(s.authz.store().as_ref(), s.authz.now())
+                .sync(s.authz.core().store().as_ref(), s.authz.core().now())
                 .await
             {
                 tracing::warn!(error = %e, "revocation sync failed");

@@ -58,15 +58,15 @@ impl AppState {
     pub fn new(config: ServerConfig, routes: Routes, authz: Arc<Authz>) -> Arc<Self> {
         let as_metadata = documents::authorization_server_document(
             &routes,
-            authz.config(),
-            authz.supports_client_metadata_documents(),
+            authz.core().config(),
+            authz.registrations().supports_client_metadata_documents(),
         );
-        let prm = documents::protected_resource_document(&routes, authz.config());
+        let prm = documents::protected_resource_document(&routes, authz.core().config());
         let revocations = Arc::new(Revocations::default());
         let bearer = BearerCheck::new(
             routes.issuer.clone(),
             Leeway::ISSUER,
-            Arc::new(LocalKeys::new(authz.clone())),
+            Arc::new(LocalKeys::new(&authz)),
             portcullis_guard::cache::DEFAULT_CAPACITY,
         )
         .with_revocations(revocations.clone());

@@ -32,7 +32,7 @@ pub async fn token(
     let ip = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
-    let now = s.authz.now();
+    let now = s.authz.core().now();
     if let Some(wait) = s.token_failures_per_ip.blocked(&ip, now) {
         tracing::info!(%ip, "token request limit reached");
         let mut resp = json_error(
@@ -50,7 +50,7 @@ pub async fn token(
         if counts_as_guess(&e.error) {
             if let Err(err) = s
                 .token_failures_per_ip
-                .record(s.authz.store().as_ref(), &ip, now)
+                .record(s.authz.core().store().as_ref(), &ip, now)
                 .await
             {
                 tracing::warn!(error = %err, "could not count a failed token request");
@@ -85,13 +85,13 @@ async fn issue(
         Err(e) => return Err(OAuthError::new(e, true)),
     };
     let basic = creds.used_basic();
-    let client = match s.authz.authenticate_client(&creds).await {
+    let client = match s.authz.registrations().authenticate_client(&creds).await {
         Ok(c) => c,
         Err(error) => return Err(OAuthError::new(error, basic)),
     };
     // Parsed after client authentication, so an unauthenticated caller learns nothing about its request.
     let issued = match TokenRequest::parse(form.pairs()) {
-        Ok(req) => s.authz.token(&client, req).await,
+        Ok(req) => s.authz.tokens().token(&client, req).await,
         Err(e) => Err(TokenError::from(e)),
     };
     match issued {

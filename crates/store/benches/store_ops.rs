@@ -233,7 +233,7 @@ async fn run_task(
                 assert!(s.revoke_grant(&g.id, NOW, NOW + 3600).await.unwrap());
             }
             (Prepared::Refresh(v), Op::RevokeAgain) => {
-                // What `Authz::revoke` does for a refresh token whose grant is already revoked.
+                // What `Revoker::revoke` does for a refresh token whose grant is already revoked.
                 let (_, g) = s.refresh_family(&v[i]).await.unwrap().unwrap();
                 assert!(g.revoked_at.is_some());
             }

@@ -6,17 +6,16 @@
 //! consumes and revokes nothing.
 
 use super::error::AuthorizationCodeError;
-use super::TokenError;
+use super::{TokenError, Tokens};
 use crate::error::AuthzError;
 use crate::random;
 use crate::registration::RegisteredClient;
 use crate::secret::TokenHash;
-use crate::service::Authz;
 use crate::store::{CodeRecord, GrantRecord, Transition};
 use portcullis_proto::token::TokenResponse;
 use portcullis_proto::{AuthorizationCodeRequest, CodeChallenge};
 
-impl Authz {
+impl Tokens {
     /// Exchanges a code for tokens: check the code against the request, then redeem it (single-use), then
     /// issue the tokens.
     pub async fn exchange_code(
@@ -24,7 +23,7 @@ impl Authz {
         client: &RegisteredClient,
         req: AuthorizationCodeRequest,
     ) -> Result<TokenResponse, TokenError> {
-        let now = self.now();
+        let now = self.core.now();
         let hash = TokenHash::of(req.code.expose());
         let record = self.redeemable_code(&hash, now).await?;
         check_binding(&record, client, &req)?;
@@ -38,6 +37,7 @@ impl Authz {
     /// revoked (RFC 6749 §4.1.2, RFC 9700 §4.5.1).
     async fn redeemable_code(&self, hash: &TokenHash, now: i64) -> Result<CodeRecord, TokenError> {
         let record = self
+            .core
             .store
             .code(hash)
             .await?
@@ -53,8 +53,8 @@ impl Authz {
 
     /// Revokes what a reused code produced; the refusal to answer with.
     async fn code_reused(&self, hash: &TokenHash, now: i64) -> TokenError {
-        let exp = now + self.config.access_token_ttl + 60;
-        match self.store.revoke_grant_of_code(hash, now, exp).await {
+        let exp = self.core.revocation_expiry(now);
+        match self.core.store.revoke_grant_of_code(hash, now, exp).await {
             Ok(_) => AuthorizationCodeError::Reused.into(),
             Err(e) => e.into(),
         }
@@ -63,13 +63,13 @@ impl Authz {
     /// The grant a redemption of `record` creates.
     fn grant_for(&self, record: &CodeRecord, now: i64) -> GrantRecord {
         GrantRecord {
-            id: random::ordered_id(self.rng.as_ref(), self.clock.now_millis()),
+            id: random::ordered_id(self.core.rng(), self.core.clock.now_millis()),
             client_id: record.client_id.clone(),
             user_id: record.user_id.clone(),
             scope: record.scope.clone(),
             resource: record.resource.clone(),
             created_at: now,
-            expires_at: now + self.config.refresh_absolute_ttl,
+            expires_at: now + self.core.config.refresh_absolute_ttl,
             revoked_at: None,
         }
     }
@@ -91,6 +91,7 @@ impl Authz {
             false => (None, None),
         };
         match self
+            .core
             .store
             .redeem_code(hash, now, grant, family.as_ref())
             .await?
@@ -145,9 +146,10 @@ mod tests {
     async fn exchange_then_reuse_revokes() {
         let (a, _clock) = authz_with_clock().await;
         let c = register_public(&a).await;
-        let client = a.client(&c).await.unwrap().unwrap();
+        let client = a.registrations().client(&c).await.unwrap().unwrap();
         let code = code_for(&a, &c).await;
         let resp = a
+            .tokens()
             .exchange_code(&client, token_req(&code, VERIFIER))
             .await
             .unwrap();
@@ -155,6 +157,7 @@ mod tests {
         assert_eq!(resp.scope.as_deref(), Some("mcp:tools"));
         let rt = resp.refresh_token.clone().unwrap();
         let again = a
+            .tokens()
             .exchange_code(&client, token_req(&code, VERIFIER))
             .await
             .unwrap_err();
@@ -167,7 +170,7 @@ mod tests {
                 resource: None,
             });
         assert_eq!(
-            a.token(&client, r).await.unwrap_err(),
+            a.tokens().token(&client, r).await.unwrap_err(),
             crate::token::TokenError::Refresh(crate::store::RefreshError::Revoked)
         );
     }
@@ -176,11 +179,12 @@ mod tests {
     async fn wrong_verifier_consumes_nothing() {
         let (a, _clock) = authz_with_clock().await;
         let c = register_public(&a).await;
-        let client = a.client(&c).await.unwrap().unwrap();
+        let client = a.registrations().client(&c).await.unwrap().unwrap();
         let code = code_for(&a, &c).await;
         let wrong = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj";
         assert_eq!(
-            a.exchange_code(&client, token_req(&code, wrong))
+            a.tokens()
+                .exchange_code(&client, token_req(&code, wrong))
                 .await
                 .unwrap_err(),
             TokenError::AuthorizationCode(E::VerifierMismatch)
@@ -197,6 +201,7 @@ mod tests {
         );
         assert_eq!(missing.code(), portcullis_proto::ErrorCode::InvalidGrant);
         assert!(a
+            .tokens()
             .exchange_code(&client, token_req(&code, VERIFIER))
             .await
             .is_ok());
@@ -207,17 +212,18 @@ mod tests {
         let (a, clock) = authz_with_clock().await;
         let c = register_public(&a).await;
         let other = register_public(&a).await;
-        let client = a.client(&c).await.unwrap().unwrap();
-        let other = a.client(&other).await.unwrap().unwrap();
+        let client = a.registrations().client(&c).await.unwrap().unwrap();
+        let other = a.registrations().client(&other).await.unwrap().unwrap();
         let code = code_for(&a, &c).await;
         let mut r = token_req(&code, VERIFIER);
         r.redirect_uri = Some("http://localhost:8080/other".into());
         assert_eq!(
-            a.exchange_code(&client, r).await.unwrap_err(),
+            a.tokens().exchange_code(&client, r).await.unwrap_err(),
             TokenError::AuthorizationCode(E::RedirectUriMismatch)
         );
         assert_eq!(
-            a.exchange_code(&other, token_req(&code, VERIFIER))
+            a.tokens()
+                .exchange_code(&other, token_req(&code, VERIFIER))
                 .await
                 .unwrap_err(),
             TokenError::AuthorizationCode(E::OtherClient)
@@ -227,12 +233,13 @@ mod tests {
             "https://elsewhere/mcp",
         ));
         assert_eq!(
-            a.exchange_code(&client, r).await.unwrap_err(),
+            a.tokens().exchange_code(&client, r).await.unwrap_err(),
             TokenError::AuthorizationCode(E::OtherResource)
         );
         clock.advance(60);
         assert_eq!(
-            a.exchange_code(&client, token_req(&code, VERIFIER))
+            a.tokens()
+                .exchange_code(&client, token_req(&code, VERIFIER))
                 .await
                 .unwrap_err(),
             TokenError::AuthorizationCode(E::Expired)

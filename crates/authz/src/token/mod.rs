@@ -1,4 +1,5 @@
-//! The token endpoint's grants (RFC 6749 §4.1.3, §6; OAuth 2.1 §4.1.3, §4.3) and token issuing.
+//! The token endpoint's grants (RFC 6749 §4.1.3, §6; OAuth 2.1 §4.1.3, §4.3) and token issuing: [`Tokens`], the
+//! token service over the shared [`Core`] and the [`Keys`] it signs access tokens with.
 //!
 //! - [`authorization_code`]: the code-for-token exchange with PKCE.
 //! - [`refresh`]: refresh with rotation and reuse detection (RFC 9700 §4.14.2).
@@ -8,14 +9,16 @@ pub mod error;
 pub mod refresh;
 
 use crate::access_token::{self, AccessClaims, Audience};
+use crate::core::Core;
 use crate::error::AuthzError;
+use crate::keys::Keys;
 use crate::random;
 use crate::registration::RegisteredClient;
-use crate::service::Authz;
 use crate::store::{GrantRecord, StoreError};
 use error::{AuthorizationCodeError, RefreshError};
 use portcullis_proto::token::TokenResponse;
 use portcullis_proto::{ErrorCode, TokenRequest, TokenRequestError};
+use std::sync::Arc;
 
 /// Why the token endpoint refused: the form, a grant's own refusal, or a failure shared by all grants.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,7 +72,20 @@ impl TokenError {
     }
 }
 
-impl Authz {
+/// The token service: the grants and access-token minting. Built by [`crate::Authz::new`]; reached with
+/// [`crate::Authz::tokens`].
+#[derive(Debug)]
+pub struct Tokens {
+    core: Arc<Core>,
+    keys: Arc<Keys>,
+}
+
+impl Tokens {
+    /// The service over the shared dependencies, signing with `keys`.
+    pub fn new(core: Arc<Core>, keys: Arc<Keys>) -> Self {
+        Self { core, keys }
+    }
+
     /// Runs the grant of a parsed token request for an authenticated client.
     pub async fn token(
         &self,
@@ -84,7 +100,7 @@ impl Authz {
 
     /// Signs an access token for `grant` with `scope` (RFC 9068 §2.2).
     pub(crate) fn access_token_for(&self, grant: &GrantRecord, scope: &str) -> String {
-        let now = self.now();
+        let now = self.core.now();
         // offline_access concerns the client and the AS only; the resource never sees it (MCP SEP-2207).
         let scope = scope
             .split(' ')
@@ -93,7 +109,7 @@ impl Authz {
             .join(" ");
         let scope = scope.as_str();
         let claims = AccessClaims {
-            iss: self.config.issuer.clone(),
+            iss: self.core.config.issuer.clone(),
             sub: grant.user_id.clone(),
             aud: Audience::One(grant.resource.clone()),
             client_id: grant.client_id.clone(),
@@ -102,13 +118,13 @@ impl Authz {
             } else {
                 Some(scope.to_owned())
             },
-            exp: now + self.config.access_token_ttl,
+            exp: now + self.core.config.access_token_ttl,
             iat: now,
             nbf: None,
-            jti: random::id(self.rng.as_ref()),
+            jti: random::id(self.core.rng()),
             grant_id: Some(grant.id.clone()),
         };
-        access_token::mint(&self.keys(), &claims)
+        access_token::mint(&self.keys.ring(), &claims)
     }
 
     /// Builds the response of RFC 6749 §5.1.
@@ -121,18 +137,9 @@ impl Authz {
         TokenResponse {
             access_token,
             token_type: "Bearer".into(),
-            expires_in: Some(self.config.access_token_ttl as u64),
+            expires_in: Some(self.core.config.access_token_ttl as u64),
             refresh_token: refresh,
             scope: Some(scope.to_owned()),
         }
-    }
-
-    /// Revokes a grant and its access tokens; the revocation entry lives as long as an access token can.
-    pub(crate) async fn revoke_grant_now(&self, grant_id: &str) -> Result<(), AuthzError> {
-        let now = self.now();
-        self.store
-            .revoke_grant(grant_id, now, now + self.config.access_token_ttl + 60)
-            .await?;
-        Ok(())
     }
 }

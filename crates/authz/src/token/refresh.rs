@@ -9,11 +9,10 @@
 //! token that carries a family's handle but not its live secret can only be a retired token of that family (the
 //! handle is never shown anywhere else), so the reuse of any earlier token is caught without keeping them.
 
-use super::TokenError;
+use super::{TokenError, Tokens};
 use crate::random;
 use crate::registration::RegisteredClient;
 use crate::secret::{Secret, TokenHash};
-use crate::service::Authz;
 use crate::store::{
     GrantRecord, RefreshError, RefreshFamily, RefreshUpdate, ReuseRevocation, RotationDecision,
 };
@@ -93,20 +92,20 @@ impl RefreshAttempt {
     }
 }
 
-impl Authz {
+impl Tokens {
     /// A new refresh-token family for a grant ending at `grant_expires_at`: its first token and what is stored.
     pub(crate) fn new_refresh_family(
         &self,
         now: i64,
         grant_expires_at: i64,
     ) -> (String, RefreshFamily) {
-        let handle = random::id(self.rng.as_ref());
-        let secret = random::token(self.rng.as_ref());
+        let handle = random::id(self.core.rng());
+        let secret = random::token(self.core.rng());
         let family = RefreshFamily {
             key: TokenHash::of(&handle),
             token_hash: secret.hash(),
             issued_at: now,
-            expires_at: (now + self.config.refresh_idle_ttl).min(grant_expires_at),
+            expires_at: (now + self.core.config.refresh_idle_ttl).min(grant_expires_at),
         };
         (family_token(&handle, &secret), family)
     }
@@ -122,22 +121,23 @@ impl Authz {
             return Err(RefreshError::NotRegistered.into());
         }
         let (handle, secret) = split(req.refresh_token.expose());
-        let next = random::token(self.rng.as_ref());
-        let now = self.now();
+        let next = random::token(self.core.rng());
+        let now = self.core.now();
         let attempt = RefreshAttempt {
             client_id: client.client_id.clone(),
             presented: TokenHash::of(secret),
             scope: req.scope,
             resource: req.resource,
             now,
-            idle_ttl: self.config.refresh_idle_ttl,
+            idle_ttl: self.core.config.refresh_idle_ttl,
             next: next.hash(),
         };
         let reuse = ReuseRevocation {
             now,
-            expires_at: now + self.config.access_token_ttl + 60,
+            expires_at: self.core.revocation_expiry(now),
         };
         let rotation = self
+            .core
             .store
             .rotate_refresh(
                 &TokenHash::of(handle),
@@ -167,9 +167,10 @@ mod tests {
         String,
     ) {
         let c = register_public(a).await;
-        let client = a.client(&c).await.unwrap().unwrap();
+        let client = a.registrations().client(&c).await.unwrap().unwrap();
         let code = code_for(a, &c).await;
         let rt = a
+            .tokens()
             .exchange_code(&client, token_req(&code, VERIFIER))
             .await
             .unwrap()
@@ -194,23 +195,30 @@ mod tests {
     async fn rotation_and_reuse_detection() {
         let (a, _clock) = authz_with_clock().await;
         let c = register_public(&a).await;
-        let client = a.client(&c).await.unwrap().unwrap();
+        let client = a.registrations().client(&c).await.unwrap().unwrap();
         let code = code_for(&a, &c).await;
         let first = a
+            .tokens()
             .exchange_code(&client, token_req(&code, VERIFIER))
             .await
             .unwrap();
         let rt1 = first.refresh_token.unwrap();
-        let second = a.token(&client, refresh_req(&rt1)).await.unwrap();
+        let second = a.tokens().token(&client, refresh_req(&rt1)).await.unwrap();
         let rt2 = second.refresh_token.unwrap();
         assert_ne!(rt1, rt2);
         // Replaying rt1 revokes the family: rt2 dies too.
         assert_eq!(
-            a.token(&client, refresh_req(&rt1)).await.unwrap_err(),
+            a.tokens()
+                .token(&client, refresh_req(&rt1))
+                .await
+                .unwrap_err(),
             TokenError::Refresh(RefreshError::Reused)
         );
         assert_eq!(
-            a.token(&client, refresh_req(&rt2)).await.unwrap_err(),
+            a.tokens()
+                .token(&client, refresh_req(&rt2))
+                .await
+                .unwrap_err(),
             TokenError::Refresh(RefreshError::Revoked)
         );
     }
@@ -222,12 +230,14 @@ mod tests {
         let (client, rt1) = first_refresh_token(&a).await;
         let (handle, _) = rt1.split_once('.').unwrap();
         let rt2 = a
+            .tokens()
             .token(&client, refresh_req(&rt1))
             .await
             .unwrap()
             .refresh_token
             .unwrap();
         let rt3 = a
+            .tokens()
             .token(&client, refresh_req(&rt2))
             .await
             .unwrap()
@@ -238,11 +248,17 @@ mod tests {
             "the handle is kept"
         );
         assert_eq!(
-            a.token(&client, refresh_req(&rt1)).await.unwrap_err(),
+            a.tokens()
+                .token(&client, refresh_req(&rt1))
+                .await
+                .unwrap_err(),
             TokenError::Refresh(RefreshError::Reused)
         );
         assert_eq!(
-            a.token(&client, refresh_req(&rt3)).await.unwrap_err(),
+            a.tokens()
+                .token(&client, refresh_req(&rt3))
+                .await
+                .unwrap_err(),
             TokenError::Refresh(RefreshError::Revoked)
         );
     }
@@ -259,13 +275,16 @@ mod tests {
             String::new(),
         ] {
             assert_eq!(
-                a.token(&client, refresh_req(&forged)).await.unwrap_err(),
+                a.tokens()
+                    .token(&client, refresh_req(&forged))
+                    .await
+                    .unwrap_err(),
                 TokenError::Refresh(RefreshError::Unknown),
                 "{forged}"
             );
         }
         assert!(
-            a.token(&client, refresh_req(&rt)).await.is_ok(),
+            a.tokens().token(&client, refresh_req(&rt)).await.is_ok(),
             "the family is still live"
         );
     }
@@ -276,15 +295,15 @@ mod tests {
     async fn a_legacy_token_refreshes_into_its_family() {
         let (a, _clock) = authz_with_clock().await;
         let c = register_public(&a).await;
-        let client = a.client(&c).await.unwrap().unwrap();
+        let client = a.registrations().client(&c).await.unwrap().unwrap();
         let code = code_for(&a, &c).await;
-        let now = a.now();
+        let now = a.core().now();
         let grant = crate::store::GrantRecord {
             id: "g-legacy".into(),
             client_id: c.clone(),
             user_id: "u".into(),
             scope: "mcp:tools".into(),
-            resource: a.config().default_resource().to_owned(),
+            resource: a.core().config().default_resource().to_owned(),
             created_at: now,
             expires_at: now + 3600,
             revoked_at: None,
@@ -296,7 +315,8 @@ mod tests {
             issued_at: now,
             expires_at: now + 600,
         };
-        a.store()
+        a.core()
+            .store()
             .redeem_code(
                 &crate::secret::TokenHash::of(&code),
                 now,
@@ -306,15 +326,19 @@ mod tests {
             .await
             .unwrap();
         let next = a
+            .tokens()
             .token(&client, refresh_req(legacy))
             .await
             .unwrap()
             .refresh_token
             .unwrap();
         assert!(next.starts_with(&format!("{legacy}.")), "{next}");
-        assert!(a.token(&client, refresh_req(&next)).await.is_ok());
+        assert!(a.tokens().token(&client, refresh_req(&next)).await.is_ok());
         assert_eq!(
-            a.token(&client, refresh_req(legacy)).await.unwrap_err(),
+            a.tokens()
+                .token(&client, refresh_req(legacy))
+                .await
+                .unwrap_err(),
             TokenError::Refresh(RefreshError::Reused)
         );
     }
@@ -330,7 +354,7 @@ mod tests {
         for _ in 0..16 {
             let (a, client, rt) = (a.clone(), client.clone(), rt.clone());
             tasks.push(tokio::spawn(async move {
-                a.token(&client, refresh_req(&rt)).await
+                a.tokens().token(&client, refresh_req(&rt)).await
             }));
         }
         let mut winners = Vec::new();
@@ -349,7 +373,8 @@ mod tests {
         }
         assert_eq!(winners.len(), 1, "exactly one refresh wins");
         assert_eq!(
-            a.token(&client, refresh_req(&winners[0]))
+            a.tokens()
+                .token(&client, refresh_req(&winners[0]))
                 .await
                 .unwrap_err(),
             TokenError::Refresh(RefreshError::Revoked)
@@ -360,22 +385,34 @@ mod tests {
     async fn bound_to_client_no_widening_and_idle_expiry() {
         let (a, clock) = authz_with_clock().await;
         let (client, rt) = first_refresh_token(&a).await;
-        let other = a.client(&register_public(&a).await).await.unwrap().unwrap();
+        let other = a
+            .registrations()
+            .client(&register_public(&a).await)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
-            a.token(&other, refresh_req(&rt)).await.unwrap_err(),
+            a.tokens()
+                .token(&other, refresh_req(&rt))
+                .await
+                .unwrap_err(),
             TokenError::Refresh(RefreshError::OtherClient)
         );
         let mut wide = refresh_params(&rt);
         wide.scope = Some(Scope::parse("mcp:tools mcp:admin").unwrap());
         assert_eq!(
-            a.token(&client, TokenRequest::RefreshToken(wide))
+            a.tokens()
+                .token(&client, TokenRequest::RefreshToken(wide))
                 .await
                 .unwrap_err(),
             TokenError::Refresh(RefreshError::ScopeWidened)
         );
-        clock.advance(a.config().refresh_idle_ttl);
+        clock.advance(a.core().config().refresh_idle_ttl);
         assert_eq!(
-            a.token(&client, refresh_req(&rt)).await.unwrap_err(),
+            a.tokens()
+                .token(&client, refresh_req(&rt))
+                .await
+                .unwrap_err(),
             TokenError::Refresh(RefreshError::Expired)
         );
     }
@@ -388,23 +425,41 @@ mod tests {
         let (a, _clock) = crate::testing::authz_on(store.clone()).await;
         let (client, rt1) = first_refresh_token(&a).await;
         let rt2 = a
+            .tokens()
             .token(&client, refresh_req(&rt1))
             .await
             .unwrap()
             .refresh_token
             .unwrap();
-        let revocations = a.store().revocations_since(0, a.now()).await.unwrap().len();
+        let revocations = a
+            .core()
+            .store()
+            .revocations_since(0, a.core().now())
+            .await
+            .unwrap()
+            .len();
         let before = store.operations();
         assert_eq!(
-            a.token(&client, refresh_req(&rt1)).await.unwrap_err(),
+            a.tokens()
+                .token(&client, refresh_req(&rt1))
+                .await
+                .unwrap_err(),
             TokenError::Refresh(RefreshError::Reused)
         );
         assert_eq!(store.operations() - before, 1, "one storage operation");
-        let log = a.store().revocations_since(0, a.now()).await.unwrap();
+        let log = a
+            .core()
+            .store()
+            .revocations_since(0, a.core().now())
+            .await
+            .unwrap();
         assert_eq!(log.len(), revocations + 1);
         assert_eq!(log.last().unwrap().kind, crate::store::RevokedKind::Grant);
         assert_eq!(
-            a.token(&client, refresh_req(&rt2)).await.unwrap_err(),
+            a.tokens()
+                .token(&client, refresh_req(&rt2))
+                .await
+                .unwrap_err(),
             TokenError::Refresh(RefreshError::Revoked)
         );
     }

@@ -55,8 +55,8 @@ impl IdentitySigner {
         upstream: &str,
         p: &VerifiedToken,
     ) -> Option<HeaderValue> {
-        let now = authz.now();
-        let ring = authz.keys();
+        let now = authz.core().now();
+        let ring = authz.keys().ring();
         let key = Key {
             sub: p.claims.sub.clone(),
             client_id: p.claims.client_id.clone(),
@@ -78,7 +78,7 @@ impl IdentitySigner {
             scope: key.scope.clone(),
             iat: now,
             exp: now + identity::LIFETIME,
-            jti: random::id(authz.rng()),
+            jti: random::id(authz.core().rng()),
         };
         let value = HeaderValue::from_str(&identity::mint(&ring, &claims)).ok()?;
         if cache.len() >= MAX_CACHED {
@@ -140,7 +140,8 @@ mod tests {
         let alice = principal("alice", "mcp:tools");
         let first = signer.header(&authz, issuer, up, &alice).expect("header");
         let text = first.to_str().expect("ascii").to_owned();
-        let claims = identity::verify(&authz.keys(), &text, issuer, up, 1_000).expect("verifies");
+        let claims =
+            identity::verify(&authz.keys().ring(), &text, issuer, up, 1_000).expect("verifies");
         assert_eq!(
             (
                 claims.sub.as_str(),
@@ -178,10 +179,10 @@ mod tests {
         let second = signer.header(&authz, issuer, up, &alice).expect("header");
         assert_ne!(second, first);
         // A rotated key: re-signed with the new kid at once.
-        authz.rotate_keys().await.expect("rotate");
+        authz.keys().rotate().await.expect("rotate");
         let third = signer.header(&authz, issuer, up, &alice).expect("header");
         assert_ne!(third, second);
         let kid = portcullis_authz::access_token::kid_of(third.to_str().expect("ascii"));
-        assert_eq!(kid.as_deref(), Some(authz.keys().active_kid()));
+        assert_eq!(kid.as_deref(), Some(authz.keys().ring().active_kid()));
     }
 }

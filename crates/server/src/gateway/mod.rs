@@ -83,10 +83,10 @@ async fn upstream_session(
         (Some(v), None) => v.to_str().unwrap_or(""),
     };
     let resource = g.resource(s).url;
-    let store = s.authz.store();
+    let store = s.authz.core().store();
     let opened = g
         .sessions
-        .open(store.as_ref(), s.authz.now(), resource, sealed, p)
+        .open(store.as_ref(), s.authz.core().now(), resource, sealed, p)
         .await;
     let upstream = match opened {
         Ok(Some(id)) => id,
@@ -147,10 +147,10 @@ async fn seal_session(
         );
     };
     let resource = g.resource(s).url;
-    let store = s.authz.store();
+    let store = s.authz.core().store();
     let sealed = g
         .sessions
-        .seal(store.as_ref(), s.authz.now(), resource, &id, p)
+        .seal(store.as_ref(), s.authz.core().now(), resource, &id, p)
         .await;
     match sealed.map(|v| axum::http::HeaderValue::from_str(&v)) {
         Ok(Ok(v)) => {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 /// The protected resource of `route` on server `s`.
 pub fn resource(s: &AppState, route: &RouteConfig) -> RouteResource {
-    let config = s.authz.config();
+    let config = s.authz.core().config();
     let (scopes, default_scope) = match route.resource_scopes(&config.default_scope) {
         Some(limits) => (
             limits.offered.iter().map(str::to_owned).collect(),

@@ -23,5 +23,8 @@ pub async fn protected_resource(State(s): State<Arc<AppState>>) -> Response {
 
 /// `GET /jwks.json`: public keys only. Short caching so a rotation is picked up quickly.
 pub async fn jwks(State(s): State<Arc<AppState>>) -> Response {
-    crate::respond::json_bytes(s.authz.keys().jwks_json().to_owned(), "public, max-age=300")
+    crate::respond::json_bytes(
+        s.authz.keys().ring().jwks_json().to_owned(),
+        "public, max-age=300",
+    )
 }

@@ -82,7 +82,7 @@ async fn harness() -> Harness {
     )
     .await
     .unwrap();
-    authz.add_user(USER, PASSWORD).await.unwrap();
+    authz.sessions().add_user(USER, PASSWORD).await.unwrap();
     let state = AppState::new(config, routes, Arc::new(authz));
     let app = portcullis_server::app(state)
         .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
