@@ -6,11 +6,11 @@ use crate::authorize::{
     check_response_type_and_mode, code_challenge, get, parse_query, redirect_with,
     AuthorizationRequest, AuthorizeError, MAX_QUERY_LEN, MAX_STATE_LEN,
 };
-use crate::core::Core;
 use crate::error::AuthzError;
 use crate::random;
 use crate::registration::RegisteredClient;
 use crate::registrations::Registrations;
+use crate::shared::Core;
 use crate::store::CodeRecord;
 use portcullis_proto::Scope;
 use std::collections::HashSet;

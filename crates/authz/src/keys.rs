@@ -6,9 +6,9 @@
 //!
 //! [`Keys`] is the key service over the shared [`Core`]: it holds the loaded ring and reloads or rotates it.
 
-use crate::core::Core;
 use crate::jwt::Es256Key;
 use crate::random::Random;
+use crate::shared::Core;
 use crate::store::{KeyStore, SigningKeyRecord, StoreError};
 use p256::ecdsa::{SigningKey, VerifyingKey};
 use portcullis_proto::b64;

@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`config`]: lifetimes, issuer, resource and the scope catalogue the logic works with.
 //! - [`clock`], [`random`]: the injected time and randomness.
-//! - [`core`]: [`core::Core`], the dependencies the services share (storage, clock, randomness, configuration).
+//! - [`shared`]: [`shared::Core`], the dependencies the services share (storage, clock, randomness, configuration).
 //! - [`secret`]: secret newtypes (redacted `Debug`) and token hashing for storage at rest.
 //! - [`store`]: the storage traits (one per aggregate) and their record types; `portcullis-store` implements them.
 //! - [`error`]: the one error enum of this layer; each variant knows its RFC error code.
@@ -34,7 +34,6 @@ pub mod client_cache;
 pub mod client_id_metadata;
 pub mod clock;
 pub mod config;
-pub mod core;
 pub mod csrf;
 pub mod error;
 pub mod identity;
@@ -48,6 +47,7 @@ pub mod revocation;
 pub mod secret;
 pub mod service;
 pub mod session;
+pub mod shared;
 pub mod store;
 pub mod token;
 pub mod users;

@@ -6,12 +6,12 @@
 //! apart (named so as not to be taken for the server's revocation set, `revocations::Revocations`).
 
 use crate::access_token::{AccessClaims, TokenError};
-use crate::core::Core;
 use crate::error::AuthzError;
 use crate::jwt;
 use crate::keys::Keys;
 use crate::registration::RegisteredClient;
 use crate::secret::TokenHash;
+use crate::shared::Core;
 use portcullis_proto::token::TokenTypeHint;
 use std::sync::Arc;
 

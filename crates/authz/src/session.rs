@@ -2,11 +2,11 @@
 //! random 256-bit id; only its hash is stored. A new id is minted at every login (session fixation defence, OWASP
 //! Session Management Cheat Sheet). The account rules (user names) are [`crate::users`]'s.
 
-use crate::core::Core;
 use crate::error::AuthzError;
 use crate::password;
 use crate::random;
 use crate::secret::{Secret, TokenHash};
+use crate::shared::Core;
 use crate::store::{SessionRecord, StoreError, UserRecord};
 use crate::users::{check_username, MAX_USERNAME_LEN};
 use std::sync::Arc;

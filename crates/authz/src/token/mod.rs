@@ -9,11 +9,11 @@ pub mod error;
 pub mod refresh;
 
 use crate::access_token::{self, AccessClaims, Audience};
-use crate::core::Core;
 use crate::error::AuthzError;
 use crate::keys::Keys;
 use crate::random;
 use crate::registration::RegisteredClient;
+use crate::shared::Core;
 use crate::store::{GrantRecord, StoreError};
 use error::{AuthorizationCodeError, RefreshError};
 use portcullis_proto::token::TokenResponse;
