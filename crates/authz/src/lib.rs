@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`config`]: lifetimes, issuer, resource and the scope catalogue the logic works with.
+//! - [`database_url`]: `redact_url`, database URLs without their passwords, for messages and logs.
 //! - [`clock`], [`random`]: the injected time and randomness.
 //! - [`shared`]: [`shared::Core`], the dependencies the services share (storage, clock, randomness, configuration).
 //! - [`secret`]: secret newtypes (redacted `Debug`) and token hashing for storage at rest.
@@ -35,6 +36,7 @@ pub mod client_id_metadata;
 pub mod clock;
 pub mod config;
 pub mod csrf;
+pub mod database_url;
 pub mod error;
 pub mod identity;
 pub mod jwt;

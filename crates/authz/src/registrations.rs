@@ -1,7 +1,7 @@
-//! [`Registrations`]: client registration as its own service over the shared dependencies (storage, clock,
-//! randomness): registering a client (RFC 7591 §3), looking one up (registered, or a URL `client_id` resolved
-//! from its Client ID Metadata Document through the installed [`ClientMetadataResolver`]), and the short-lived
-//! client cache client authentication reads. The rules live below, with no dependency back up here:
+//! [`Registrations`]: client registration as its own service over the shared dependencies ([`Core`]):
+//! registering a client (RFC 7591 §3), looking one up (registered, or a URL `client_id` resolved from its Client
+//! ID Metadata Document through the installed [`ClientMetadataResolver`]), and the short-lived client cache
+//! client authentication reads. The rules live below, with no dependency back up here:
 //! [`crate::registration`] (RFC 7591 policy) and [`crate::client_id_metadata`] (URL and document rules).
 //!
 //! Client authentication ([`crate::client_auth`]) and removal are here too: both read or change the cache.
@@ -11,29 +11,25 @@ use crate::client_cache::ClientCache;
 use crate::client_id_metadata::{
     client_from_document, is_url_client_id, ClientIdUrl, ClientMetadataResolver,
 };
-use crate::clock::Clock;
 use crate::error::AuthzError;
-use crate::random::{self, Random};
+use crate::random;
 use crate::registration::{check_metadata, RegisteredClient};
 use crate::secret::Secret;
-use crate::store::{ClientRecord, Storage, StoreError};
+use crate::shared::Core;
+use crate::store::{ClientRecord, StoreError};
 use portcullis_proto::registration::{ClientInformation, ClientMetadata};
 use portcullis_proto::Scope;
 use std::sync::Arc;
 
 /// The registration service. Built by [`crate::Authz::new`]; reached with [`crate::Authz::registrations`].
 pub struct Registrations {
-    store: Arc<dyn Storage>,
-    clock: Arc<dyn Clock>,
-    rng: Arc<dyn Random>,
-    /// The scopes registrations may ask for (the catalogue and `offline_access`).
+    core: Arc<Core>,
+    /// The scopes registrations may ask for (the catalogue and `offline_access`), computed once.
     supported_scopes: Scope,
     /// Fetches Client ID Metadata Documents; `None`: URL client ids are not supported.
     resolver: Option<Arc<dyn ClientMetadataResolver>>,
     /// Registered clients, for client authentication ([`crate::client_cache`]).
     cache: ClientCache,
-    /// The access token lifetime: how long a removed client's revocation entries are kept (plus a minute).
-    access_token_ttl: i64,
 }
 
 impl std::fmt::Debug for Registrations {
@@ -46,28 +42,15 @@ impl std::fmt::Debug for Registrations {
 }
 
 impl Registrations {
-    /// The service over the shared dependencies; no resolver (URL client ids unknown).
-    pub fn new(
-        store: Arc<dyn Storage>,
-        clock: Arc<dyn Clock>,
-        rng: Arc<dyn Random>,
-        supported_scopes: Scope,
-        access_token_ttl: i64,
-    ) -> Self {
+    /// The service over the shared dependencies, with `resolver` fetching Client ID Metadata Documents (`None`:
+    /// URL client ids are unknown).
+    pub fn new(core: Arc<Core>, resolver: Option<Arc<dyn ClientMetadataResolver>>) -> Self {
         Self {
-            store,
-            clock,
-            rng,
-            supported_scopes,
-            resolver: None,
+            supported_scopes: core.config.supported_scopes(),
+            core,
+            resolver,
             cache: ClientCache::default(),
-            access_token_ttl,
         }
-    }
-
-    /// Installs the resolver for Client ID Metadata Documents.
-    pub fn set_client_metadata_resolver(&mut self, resolver: Arc<dyn ClientMetadataResolver>) {
-        self.resolver = Some(resolver);
     }
 
     /// Whether Client ID Metadata Documents are supported (a resolver is installed): the AS metadata's
@@ -80,11 +63,11 @@ impl Registrations {
     /// confidential client the secret appears in this response only; it is stored hashed.
     pub async fn register(&self, meta: ClientMetadata) -> Result<ClientInformation, AuthzError> {
         let meta = check_metadata(meta, &self.supported_scopes)?;
-        let now = self.clock.now();
-        let client_id = random::ordered_id(self.rng.as_ref(), self.clock.now_millis());
+        let now = self.core.clock.now();
+        let client_id = random::ordered_id(self.core.rng.as_ref(), self.core.clock.now_millis());
         let secret: Option<Secret> = match meta.token_endpoint_auth_method.as_deref() {
             Some("none") => None,
-            _ => Some(random::token(self.rng.as_ref())),
+            _ => Some(random::token(self.core.rng.as_ref())),
         };
         let metadata_json =
             serde_json::to_string(&meta).map_err(|e| AuthzError::Internal(e.to_string()))?;
@@ -94,7 +77,7 @@ impl Registrations {
             metadata_json,
             created_at: now,
         };
-        self.store.insert_client(&record).await?;
+        self.core.store.insert_client(&record).await?;
         Ok(ClientInformation {
             client_id,
             client_secret_expires_at: secret.as_ref().map(|_| 0),
@@ -119,7 +102,7 @@ impl Registrations {
         if client_id.is_empty() || client_id.len() > 256 {
             return Ok(None);
         }
-        match self.store.client(client_id).await? {
+        match self.core.store.client(client_id).await? {
             Some(r) => Ok(Some(RegisteredClient::from_record(&r)?)),
             None => Ok(None),
         }
@@ -134,7 +117,7 @@ impl Registrations {
         if is_url_client_id(client_id) {
             return Ok(self.client(client_id).await?.map(Arc::new));
         }
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         if let Some(c) = self.cache.get(client_id, now) {
             return Ok(Some(c));
         }
@@ -160,10 +143,11 @@ impl Registrations {
 
     /// Removes a client; its grants are revoked. Returns whether the client existed.
     pub async fn remove_client(&self, client_id: &str) -> Result<bool, AuthzError> {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         let existed = self
+            .core
             .store
-            .delete_client(client_id, now, now + self.access_token_ttl + 60)
+            .delete_client(client_id, now, self.core.revocation_expiry(now))
             .await?;
         self.cache.remove(client_id);
         Ok(existed)
@@ -184,9 +168,9 @@ impl Registrations {
     ) -> Result<RegisteredClient, AuthzError> {
         let url = ClientIdUrl::parse(client_id, |u| resolver.allows_http(u))?;
         let doc = resolver.fetch(&url).await?;
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         let client = client_from_document(&url, &doc, &self.supported_scopes, now)?;
-        if self.store.client(client_id).await?.is_none() {
+        if self.core.store.client(client_id).await?.is_none() {
             let record = ClientRecord {
                 client_id: client.client_id.clone(),
                 secret_hash: None,
@@ -194,7 +178,7 @@ impl Registrations {
                     .map_err(|e| AuthzError::Internal(e.to_string()))?,
                 created_at: now,
             };
-            match self.store.insert_client(&record).await {
+            match self.core.store.insert_client(&record).await {
                 Ok(()) | Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }

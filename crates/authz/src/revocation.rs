@@ -105,19 +105,17 @@ impl Revoker {
 #[cfg(test)]
 mod tests {
     use crate::store::RevokedKind;
-    use crate::testing::{authz_with_clock, code_for, register_public, token_req, VERIFIER};
+    use crate::testing::{
+        authz_with_clock, code_for, public_client, register_public, revocations, token_req,
+        VERIFIER,
+    };
 
     #[tokio::test]
     async fn refresh_revokes_grant_access_revokes_jti_other_client_untouched() {
         let (a, _clock) = authz_with_clock().await;
         let c = register_public(&a).await;
         let client = a.registrations().client(&c).await.unwrap().unwrap();
-        let other = a
-            .registrations()
-            .client(&register_public(&a).await)
-            .await
-            .unwrap()
-            .unwrap();
+        let other = public_client(&a).await;
         let resp = a
             .tokens()
             .exchange_code(&client, token_req(&code_for(&a, &c).await, VERIFIER))
@@ -130,45 +128,22 @@ mod tests {
             .await
             .unwrap();
         assert!(
-            a.core()
-                .store()
-                .revocations_since(0, a.core().now())
-                .await
-                .unwrap()
-                .is_empty(),
+            revocations(&a).await.is_empty(),
             "another client's revocation does nothing"
         );
         a.revoker()
             .revoke(&client, &resp.access_token, None)
             .await
             .unwrap();
-        let revs = a
-            .core()
-            .store()
-            .revocations_since(0, a.core().now())
-            .await
-            .unwrap();
+        let revs = revocations(&a).await;
         assert_eq!(revs.len(), 1);
         assert_eq!(revs[0].kind, RevokedKind::AccessToken);
         a.revoker().revoke(&client, &rt, None).await.unwrap();
-        let revs = a
-            .core()
-            .store()
-            .revocations_since(0, a.core().now())
-            .await
-            .unwrap();
+        let revs = revocations(&a).await;
         assert_eq!(revs[1].kind, RevokedKind::Grant);
         // Revoking it again is answered the same and adds nothing.
         a.revoker().revoke(&client, &rt, None).await.unwrap();
-        assert_eq!(
-            a.core()
-                .store()
-                .revocations_since(0, a.core().now())
-                .await
-                .unwrap()
-                .len(),
-            2
-        );
+        assert_eq!(revocations(&a).await.len(), 2);
         a.revoker()
             .revoke(&client, "unknown-token", None)
             .await

@@ -59,18 +59,8 @@ impl Authz {
         config: AuthzConfig,
         resolver: Option<Arc<dyn ClientMetadataResolver>>,
     ) -> Result<Self, KeyError> {
-        let mut registrations = Registrations::new(
-            store.clone(),
-            clock.clone(),
-            rng.clone(),
-            config.supported_scopes(),
-            config.access_token_ttl,
-        );
-        if let Some(resolver) = resolver {
-            registrations.set_client_metadata_resolver(resolver);
-        }
-        let registrations = Arc::new(registrations);
         let core = Arc::new(Core::new(store, clock, rng, config));
+        let registrations = Arc::new(Registrations::new(core.clone(), resolver));
         let keys = Arc::new(Keys::load(core.clone()).await?);
         Ok(Self {
             authorizations: Arc::new(Authorizations::new(core.clone(), registrations.clone())),

@@ -5,6 +5,7 @@
 use crate::clock::FixedClock;
 use crate::config::AuthzConfig;
 use crate::random::Random;
+use crate::registration::RegisteredClient;
 use crate::secret::TokenHash;
 use crate::service::Authz;
 use crate::store::*;
@@ -397,6 +398,25 @@ pub(crate) async fn authz_with_resolver(
 
 pub(crate) async fn authz() -> Authz {
     authz_with_clock().await.0
+}
+
+/// Every revocation-log entry so far.
+pub(crate) async fn revocations(a: &Authz) -> Vec<crate::store::RevocationRecord> {
+    a.core()
+        .store()
+        .revocations_since(0, a.core().now())
+        .await
+        .expect("revocations")
+}
+
+/// A newly registered public client, as client authentication finds it.
+pub(crate) async fn public_client(a: &Authz) -> RegisteredClient {
+    let id = register_public(a).await;
+    a.registrations()
+        .client(&id)
+        .await
+        .expect("lookup")
+        .expect("registered")
 }
 
 pub(crate) async fn register_public(a: &Authz) -> String {

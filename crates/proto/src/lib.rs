@@ -7,7 +7,7 @@
 //! - [`redirect_uri`]: redirect URI parsing, registration rules and exact matching (RFC 8252, RFC 9700 §4.1).
 //! - [`metadata`]: authorization server metadata (RFC 8414) and protected resource metadata (RFC 9728).
 //! - [`registration`]: dynamic client registration request and response (RFC 7591).
-//! - [`secret`]: `AuthorizationCode`, `RefreshToken`, `ClientSecret`: secrets with redacted `Debug`.
+//! - [`secret`]: `AuthorizationCode`, `RefreshToken`, `ClientSecret`, `AccessToken`: secrets with redacted `Debug`.
 //! - [`token`]: token endpoint responses (RFC 6749 §5.1).
 //! - [`token_request`]: `TokenRequest`, the token endpoint's form parsed into one variant per grant.
 //! - [`www_authenticate`]: `WWW-Authenticate: Bearer` challenges (RFC 6750 §3, RFC 9728 §5.1), built and parsed.
@@ -33,7 +33,7 @@ pub use error::{ErrorCode, ErrorResponse};
 pub use pkce::{CodeChallenge, CodeVerifier};
 pub use redirect_uri::RedirectUri;
 pub use scope::Scope;
-pub use secret::{AuthorizationCode, ClientSecret, RefreshToken};
+pub use secret::{AccessToken, AuthorizationCode, ClientSecret, RefreshToken};
 pub use token_request::{
     AuthorizationCodeRequest, RefreshTokenRequest, ResourceIndicator, TokenRequest,
     TokenRequestError,

@@ -44,6 +44,10 @@ secret!(
     /// A client secret (RFC 6749 §2.3.1).
     ClientSecret
 );
+secret!(
+    /// An access token (RFC 6749 §1.4), as its client holds it.
+    AccessToken
+);
 
 #[cfg(test)]
 mod tests {

@@ -154,7 +154,10 @@ impl Tokens {
 #[cfg(test)]
 mod tests {
     use crate::store::RefreshError;
-    use crate::testing::{authz_with_clock, code_for, register_public, token_req, VERIFIER};
+    use crate::testing::{
+        authz_with_clock, code_for, public_client, register_public, revocations, token_req,
+        VERIFIER,
+    };
     use crate::token::TokenError;
     use portcullis_proto::TokenRequest;
     use portcullis_proto::{RefreshToken, RefreshTokenRequest, Scope};
@@ -177,6 +180,15 @@ mod tests {
             .refresh_token
             .unwrap();
         (std::sync::Arc::new(client), rt)
+    }
+
+    /// Presents refresh token `rt` as `client`.
+    async fn refresh(
+        a: &crate::service::Authz,
+        client: &crate::registration::RegisteredClient,
+        rt: &str,
+    ) -> Result<portcullis_proto::token::TokenResponse, TokenError> {
+        a.tokens().token(client, refresh_req(rt)).await
     }
 
     fn refresh_req(rt: &str) -> TokenRequest {
@@ -203,22 +215,16 @@ mod tests {
             .await
             .unwrap();
         let rt1 = first.refresh_token.unwrap();
-        let second = a.tokens().token(&client, refresh_req(&rt1)).await.unwrap();
+        let second = refresh(&a, &client, &rt1).await.unwrap();
         let rt2 = second.refresh_token.unwrap();
         assert_ne!(rt1, rt2);
         // Replaying rt1 revokes the family: rt2 dies too.
         assert_eq!(
-            a.tokens()
-                .token(&client, refresh_req(&rt1))
-                .await
-                .unwrap_err(),
+            refresh(&a, &client, &rt1).await.unwrap_err(),
             TokenError::Refresh(RefreshError::Reused)
         );
         assert_eq!(
-            a.tokens()
-                .token(&client, refresh_req(&rt2))
-                .await
-                .unwrap_err(),
+            refresh(&a, &client, &rt2).await.unwrap_err(),
             TokenError::Refresh(RefreshError::Revoked)
         );
     }
@@ -229,16 +235,12 @@ mod tests {
         let (a, _clock) = authz_with_clock().await;
         let (client, rt1) = first_refresh_token(&a).await;
         let (handle, _) = rt1.split_once('.').unwrap();
-        let rt2 = a
-            .tokens()
-            .token(&client, refresh_req(&rt1))
+        let rt2 = refresh(&a, &client, &rt1)
             .await
             .unwrap()
             .refresh_token
             .unwrap();
-        let rt3 = a
-            .tokens()
-            .token(&client, refresh_req(&rt2))
+        let rt3 = refresh(&a, &client, &rt2)
             .await
             .unwrap()
             .refresh_token
@@ -248,17 +250,11 @@ mod tests {
             "the handle is kept"
         );
         assert_eq!(
-            a.tokens()
-                .token(&client, refresh_req(&rt1))
-                .await
-                .unwrap_err(),
+            refresh(&a, &client, &rt1).await.unwrap_err(),
             TokenError::Refresh(RefreshError::Reused)
         );
         assert_eq!(
-            a.tokens()
-                .token(&client, refresh_req(&rt3))
-                .await
-                .unwrap_err(),
+            refresh(&a, &client, &rt3).await.unwrap_err(),
             TokenError::Refresh(RefreshError::Revoked)
         );
     }
@@ -275,16 +271,13 @@ mod tests {
             String::new(),
         ] {
             assert_eq!(
-                a.tokens()
-                    .token(&client, refresh_req(&forged))
-                    .await
-                    .unwrap_err(),
+                refresh(&a, &client, &forged).await.unwrap_err(),
                 TokenError::Refresh(RefreshError::Unknown),
                 "{forged}"
             );
         }
         assert!(
-            a.tokens().token(&client, refresh_req(&rt)).await.is_ok(),
+            refresh(&a, &client, &rt).await.is_ok(),
             "the family is still live"
         );
     }
@@ -325,20 +318,15 @@ mod tests {
             )
             .await
             .unwrap();
-        let next = a
-            .tokens()
-            .token(&client, refresh_req(legacy))
+        let next = refresh(&a, &client, legacy)
             .await
             .unwrap()
             .refresh_token
             .unwrap();
         assert!(next.starts_with(&format!("{legacy}.")), "{next}");
-        assert!(a.tokens().token(&client, refresh_req(&next)).await.is_ok());
+        assert!(refresh(&a, &client, &next).await.is_ok());
         assert_eq!(
-            a.tokens()
-                .token(&client, refresh_req(legacy))
-                .await
-                .unwrap_err(),
+            refresh(&a, &client, legacy).await.unwrap_err(),
             TokenError::Refresh(RefreshError::Reused)
         );
     }
@@ -353,9 +341,7 @@ mod tests {
         let mut tasks = Vec::new();
         for _ in 0..16 {
             let (a, client, rt) = (a.clone(), client.clone(), rt.clone());
-            tasks.push(tokio::spawn(async move {
-                a.tokens().token(&client, refresh_req(&rt)).await
-            }));
+            tasks.push(tokio::spawn(async move { refresh(&a, &client, &rt).await }));
         }
         let mut winners = Vec::new();
         for t in tasks {
@@ -373,10 +359,7 @@ mod tests {
         }
         assert_eq!(winners.len(), 1, "exactly one refresh wins");
         assert_eq!(
-            a.tokens()
-                .token(&client, refresh_req(&winners[0]))
-                .await
-                .unwrap_err(),
+            refresh(&a, &client, &winners[0]).await.unwrap_err(),
             TokenError::Refresh(RefreshError::Revoked)
         );
     }
@@ -385,17 +368,9 @@ mod tests {
     async fn bound_to_client_no_widening_and_idle_expiry() {
         let (a, clock) = authz_with_clock().await;
         let (client, rt) = first_refresh_token(&a).await;
-        let other = a
-            .registrations()
-            .client(&register_public(&a).await)
-            .await
-            .unwrap()
-            .unwrap();
+        let other = public_client(&a).await;
         assert_eq!(
-            a.tokens()
-                .token(&other, refresh_req(&rt))
-                .await
-                .unwrap_err(),
+            refresh(&a, &other, &rt).await.unwrap_err(),
             TokenError::Refresh(RefreshError::OtherClient)
         );
         let mut wide = refresh_params(&rt);
@@ -409,10 +384,7 @@ mod tests {
         );
         clock.advance(a.core().config().refresh_idle_ttl);
         assert_eq!(
-            a.tokens()
-                .token(&client, refresh_req(&rt))
-                .await
-                .unwrap_err(),
+            refresh(&a, &client, &rt).await.unwrap_err(),
             TokenError::Refresh(RefreshError::Expired)
         );
     }
@@ -424,42 +396,23 @@ mod tests {
         let store = std::sync::Arc::new(crate::testing::MemStore::default());
         let (a, _clock) = crate::testing::authz_on(store.clone()).await;
         let (client, rt1) = first_refresh_token(&a).await;
-        let rt2 = a
-            .tokens()
-            .token(&client, refresh_req(&rt1))
+        let rt2 = refresh(&a, &client, &rt1)
             .await
             .unwrap()
             .refresh_token
             .unwrap();
-        let revocations = a
-            .core()
-            .store()
-            .revocations_since(0, a.core().now())
-            .await
-            .unwrap()
-            .len();
+        let logged = revocations(&a).await.len();
         let before = store.operations();
         assert_eq!(
-            a.tokens()
-                .token(&client, refresh_req(&rt1))
-                .await
-                .unwrap_err(),
+            refresh(&a, &client, &rt1).await.unwrap_err(),
             TokenError::Refresh(RefreshError::Reused)
         );
         assert_eq!(store.operations() - before, 1, "one storage operation");
-        let log = a
-            .core()
-            .store()
-            .revocations_since(0, a.core().now())
-            .await
-            .unwrap();
-        assert_eq!(log.len(), revocations + 1);
+        let log = revocations(&a).await;
+        assert_eq!(log.len(), logged + 1);
         assert_eq!(log.last().unwrap().kind, crate::store::RevokedKind::Grant);
         assert_eq!(
-            a.tokens()
-                .token(&client, refresh_req(&rt2))
-                .await
-                .unwrap_err(),
+            refresh(&a, &client, &rt2).await.unwrap_err(),
             TokenError::Refresh(RefreshError::Revoked)
         );
     }

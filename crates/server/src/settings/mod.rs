@@ -12,6 +12,7 @@ pub mod gateway;
 use crate::config::ServerConfig;
 use crate::gateway::config::{GatewayConfig, RouteConfig};
 use portcullis_authz::config::ScopeInfo;
+use portcullis_authz::database_url::redact_url;
 use portcullis_proto::Scope;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -182,32 +183,6 @@ impl std::fmt::Debug for DatabaseSettings {
             .field("statement_timeout_ms", &self.statement_timeout_ms)
             .finish()
     }
-}
-
-/// The URL with any password (user info or a libpq-style `password=` parameter) replaced by `***`. A URL that
-/// does not parse is not echoed at all.
-fn redact_url(url: &str) -> String {
-    let Ok(mut u) = url::Url::parse(url) else {
-        return "[unparsable database URL]".to_owned();
-    };
-    if u.password().is_some() {
-        let _ = u.set_password(Some("***"));
-    }
-    if u.query_pairs().any(|(k, _)| k == "password") {
-        let pairs: Vec<(String, String)> = u
-            .query_pairs()
-            .map(|(k, v)| {
-                let v = if k == "password" {
-                    "***".into()
-                } else {
-                    v.into_owned()
-                };
-                (k.into_owned(), v)
-            })
-            .collect();
-        u.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    u.to_string()
 }
 
 /// The log format (`log_format`, `--log-format`).
