@@ -15,6 +15,7 @@ mod gateway_failures;
 mod gateway_features;
 mod gateway_routes;
 mod guard_example;
+mod idp;
 mod instances;
 mod multi_instance;
 mod negative;
