@@ -46,6 +46,7 @@ pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_tok
 #[derive(Debug, Clone)]
 pub struct IdpClient {
     pub client_id: String,
+    /// Empty: none sent (for `private_key_jwt` and `none`).
     pub client_secret: String,
     pub redirect_uris: Vec<String>,
     /// `client_secret_basic` (the default), `client_secret_post`, `private_key_jwt` (then set `jwks`), `none`.
@@ -84,6 +85,10 @@ impl IdpClient {
             "token_endpoint_auth_method": self.token_endpoint_auth_method,
             "grant_types": self.grant_types,
         });
+        if self.client_secret.is_empty() {
+            // oidc-provider refuses an empty secret; `private_key_jwt` and `none` clients have none.
+            v.as_object_mut().unwrap().remove("client_secret");
+        }
         if let Some(alg) = &self.id_token_signed_response_alg {
             v["id_token_signed_response_alg"] = json!(alg);
         }

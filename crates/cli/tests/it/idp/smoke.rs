@@ -5,11 +5,12 @@ use super::{jwt_parts, IdpClient, IdpConfig, TestIdp, ACCESS_TOKEN_TYPE, TOKEN_E
 use crate::support::{browser, enc, http, pkce, Pkce};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use p256::ecdsa::signature::Verifier as _;
-use p256::ecdsa::{Signature, VerifyingKey};
+use p256::ecdsa::signature::{Signer as _, Verifier as _};
+use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::io::Read as _;
 use std::time::{Duration, Instant};
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
@@ -66,8 +67,8 @@ async fn userinfo(meta: &Value, access: &str) -> (StatusCode, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-/// Signs in through the IdP's pages and exchanges the code: the token response.
-async fn code_flow(idp: &TestIdp, meta: &Value, client_id: &str, scope: &str) -> Value {
+/// Signs in through the IdP's pages: the code and its PKCE verifier.
+async fn authorize(idp: &TestIdp, meta: &Value, client_id: &str, scope: &str) -> (String, String) {
     let pkce = pkce();
     let state = pkce.verifier[..16].to_owned();
     let url = authorize_url(meta, client_id, scope, &state, &pkce);
@@ -82,23 +83,64 @@ async fn code_flow(idp: &TestIdp, meta: &Value, client_id: &str, scope: &str) ->
         Some(idp.issuer()),
         "RFC 9207"
     );
+    let code = q
+        .get("code")
+        .unwrap_or_else(|| panic!("no code: {location}"));
+    (code.clone(), pkce.verifier)
+}
+
+/// Signs in through the IdP's pages and exchanges the code: the token response.
+async fn code_flow(idp: &TestIdp, meta: &Value, client_id: &str, scope: &str) -> Value {
+    let (code, verifier) = authorize(idp, meta, client_id, scope).await;
     let (status, body) = token(
         meta,
         client_id,
         &[
             ("grant_type", "authorization_code"),
-            (
-                "code",
-                q.get("code")
-                    .unwrap_or_else(|| panic!("no code: {location}")),
-            ),
+            ("code", &code),
             ("redirect_uri", REDIRECT),
-            ("code_verifier", &pkce.verifier),
+            ("code_verifier", &verifier),
         ],
     )
     .await;
     assert_eq!(status, 200, "{body}\n{}", idp.log());
     body
+}
+
+/// A P-256 key from 32 random bytes, and its public JWK (RFC 7518 §6.2.1) with `kid` "client-key".
+fn client_key() -> (SigningKey, Value) {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut bytes)
+        .unwrap();
+    let key = SigningKey::from_slice(&bytes).unwrap();
+    let point = key.verifying_key().to_encoded_point(false);
+    let jwk = json!({
+        "kty": "EC", "crv": "P-256", "kid": "client-key", "use": "sig", "alg": "ES256",
+        "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
+        "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
+    });
+    (key, jwk)
+}
+
+/// A private_key_jwt client assertion (RFC 7523 §2.2, §3; OIDC Core §9) for `aud`.
+fn client_assertion(key: &SigningKey, client_id: &str, aud: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let b64 = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let signed = format!(
+        "{}.{}",
+        b64(json!({"alg": "ES256", "typ": "JWT", "kid": "client-key"})),
+        b64(
+            json!({"iss": client_id, "sub": client_id, "aud": aud, "iat": now, "exp": now + 60,
+            "jti": pkce().verifier})
+        )
+    );
+    let sig: Signature = key.sign(signed.as_bytes());
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
 }
 
 /// Verifies an ES256 compact JWS (RFC 7515, RFC 7518 §3.4) with the key of its `kid` from `jwks`.
@@ -294,4 +336,53 @@ async fn test_idp_es256_plain_oauth2_and_wrong_password() {
         .unwrap();
     assert_eq!(resp.status(), 401);
     assert!(resp.text().await.unwrap().contains("id=\"error\""));
+}
+
+#[tokio::test]
+async fn test_idp_private_key_jwt_client() {
+    if !TestIdp::available() {
+        return;
+    }
+    let (key, jwk) = client_key();
+    let mut client = IdpClient::new("pkjwt-client", "", REDIRECT);
+    client.token_endpoint_auth_method = "private_key_jwt".to_owned();
+    client.jwks = Some(json!({"keys": [jwk]}));
+    let mut config = IdpConfig::default();
+    config.clients.push(client);
+    let idp = TestIdp::start(config);
+    let meta = idp.metadata().await;
+    let (code, verifier) = authorize(&idp, &meta, "pkjwt-client", "openid email").await;
+    let token_endpoint = meta["token_endpoint"].as_str().unwrap();
+    let post = |assertion: String| {
+        let form = [
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code.clone()),
+            ("redirect_uri", REDIRECT.to_owned()),
+            ("code_verifier", verifier.clone()),
+            ("client_id", "pkjwt-client".to_owned()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+            ),
+            ("client_assertion", assertion),
+        ];
+        http().post(token_endpoint).form(&form).send()
+    };
+    // Signed by another key: invalid_client (RFC 6749 §5.2), and the code is not consumed.
+    let (other, _) = client_key();
+    let resp = post(client_assertion(&other, "pkjwt-client", idp.issuer()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    // The issuer as the audience (RFC 7523bis; oidc-provider also takes the token endpoint).
+    let resp = post(client_assertion(&key, "pkjwt-client", idp.issuer()))
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}\n{}", idp.log());
+    assert!(
+        body["id_token"].is_string() && body["refresh_token"].is_string(),
+        "{body}"
+    );
 }
