@@ -232,9 +232,15 @@ mod tests {
         let e = FederationError::DomainNotAllowed {
             domain: "other.org".into(),
         };
-        assert_eq!(e.to_string(), "your email domain other.org is not allowed here");
+        assert_eq!(
+            e.to_string(),
+            "your email domain other.org is not allowed here"
+        );
         assert!(e.is_policy());
         let e = FederationError::config("corp", "issuer", "must use https");
-        assert_eq!(e.to_string(), "identity_providers[corp].issuer: must use https");
+        assert_eq!(
+            e.to_string(),
+            "identity_providers[corp].issuer: must use https"
+        );
     }
 }

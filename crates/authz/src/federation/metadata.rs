@@ -75,13 +75,17 @@ impl ProviderMetadata {
         if body.len() > MAX_METADATA_BYTES {
             return Err(FederationError::metadata("document", "larger than 256 KiB"));
         }
-        let doc: Discovery = serde_json::from_slice(body)
-            .map_err(|e| FederationError::metadata("document", format!("not valid metadata JSON: {e}")))?;
+        let doc: Discovery = serde_json::from_slice(body).map_err(|e| {
+            FederationError::metadata("document", format!("not valid metadata JSON: {e}"))
+        })?;
         let configured = config.issuer.as_deref().unwrap_or_default();
         if doc.issuer != configured && !entra_template_matches(config, &doc.issuer, configured) {
             return Err(FederationError::metadata(
                 "issuer",
-                format!("{:?} differs from the configured issuer {configured:?}", doc.issuer),
+                format!(
+                    "{:?} differs from the configured issuer {configured:?}",
+                    doc.issuer
+                ),
             ));
         }
         if !doc.response_types_supported.iter().any(|t| t == "code") {
@@ -120,7 +124,11 @@ impl ProviderMetadata {
     /// capabilities, so PKCE S256 is sent and assumed honoured, and `iss` is checked only when it comes.
     pub fn from_config(config: &ProviderConfig) -> Result<Self, FederationError> {
         let missing = |key: &str| {
-            FederationError::config(config.name.as_str(), key, "is required with kind = \"oauth2\"")
+            FederationError::config(
+                config.name.as_str(),
+                key,
+                "is required with kind = \"oauth2\"",
+            )
         };
         if config.kind != ProviderKind::OAuth2 {
             return Err(FederationError::config(
@@ -235,9 +243,14 @@ fn entra_template_matches(config: &ProviderConfig, discovered: &str, configured:
     if config.preset != Some(Preset::Microsoft) || !discovered.contains(ENTRA_TENANT_TEMPLATE) {
         return false;
     }
-    let (d, c): (Vec<&str>, Vec<&str>) = (discovered.split('/').collect(), configured.split('/').collect());
+    let (d, c): (Vec<&str>, Vec<&str>) = (
+        discovered.split('/').collect(),
+        configured.split('/').collect(),
+    );
     d.len() == c.len()
-        && d.iter().zip(&c).all(|(d, c)| d == c || (*d == ENTRA_TENANT_TEMPLATE && is_tenant_id(c)))
+        && d.iter()
+            .zip(&c)
+            .all(|(d, c)| d == c || (*d == ENTRA_TENANT_TEMPLATE && is_tenant_id(c)))
         && d.iter().filter(|s| **s == ENTRA_TENANT_TEMPLATE).count() == 1
 }
 

@@ -215,10 +215,7 @@ impl ProviderSettings {
     pub fn into_config(self) -> Result<ProviderConfig, FederationError> {
         let name = ProviderName::parse(&self.name)?;
         let defaults = self.preset.map(Preset::defaults).unwrap_or_default();
-        let kind = self
-            .kind
-            .or(defaults.kind)
-            .unwrap_or(ProviderKind::Oidc);
+        let kind = self.kind.or(defaults.kind).unwrap_or(ProviderKind::Oidc);
         let or = |v: Option<String>, d: Option<&str>| v.or(d.map(str::to_owned));
         let display_name = self
             .display_name
@@ -229,16 +226,19 @@ impl ProviderSettings {
             preset: self.preset,
             kind,
             issuer: or(self.issuer, defaults.issuer),
-            authorization_endpoint: or(self.authorization_endpoint, defaults.authorization_endpoint),
+            authorization_endpoint: or(
+                self.authorization_endpoint,
+                defaults.authorization_endpoint,
+            ),
             token_endpoint: or(self.token_endpoint, defaults.token_endpoint),
             userinfo_endpoint: or(self.userinfo_endpoint, defaults.userinfo_endpoint),
             emails_endpoint: defaults.emails_endpoint.map(str::to_owned),
             client_id: self.client_id,
             client_secret: self.client_secret.map(Secret::new),
             client_auth_method: self.client_auth_method.unwrap_or_default(),
-            scopes: self.scopes.unwrap_or_else(|| {
-                defaults.scopes.iter().map(|s| (*s).to_owned()).collect()
-            }),
+            scopes: self
+                .scopes
+                .unwrap_or_else(|| defaults.scopes.iter().map(|s| (*s).to_owned()).collect()),
             subject_field: or(self.subject_field, defaults.subject_field)
                 .unwrap_or_else(|| "sub".into()),
             username_field: or(self.username_field, defaults.username_field)
@@ -262,7 +262,8 @@ impl ProviderSettings {
 impl ProviderConfig {
     /// Checks every key; the error names the first wrong one.
     pub fn validate(&self) -> Result<(), FederationError> {
-        let err = |key: &str, reason: &str| FederationError::config(self.name.as_str(), key, reason);
+        let err =
+            |key: &str, reason: &str| FederationError::config(self.name.as_str(), key, reason);
         if self.display_name.trim().is_empty() || self.display_name.chars().count() > 64 {
             return Err(err("display_name", "must be 1 to 64 characters"));
         }
@@ -271,7 +272,12 @@ impl ProviderConfig {
         }
         self.validate_endpoints()?;
         let needs_secret = self.client_auth_method != ClientAuthMethod::PrivateKeyJwt;
-        if needs_secret && self.client_secret.as_ref().is_none_or(|s| s.expose().is_empty()) {
+        if needs_secret
+            && self
+                .client_secret
+                .as_ref()
+                .is_none_or(|s| s.expose().is_empty())
+        {
             return Err(err(
                 "client_secret",
                 &format!(
@@ -282,7 +288,10 @@ impl ProviderConfig {
             ));
         }
         if self.scopes.iter().any(|s| !is_scope_token(s)) {
-            return Err(err("scopes", "each scope must be a non-empty token without spaces"));
+            return Err(err(
+                "scopes",
+                "each scope must be a non-empty token without spaces",
+            ));
         }
         if self.kind == ProviderKind::Oidc && !self.scopes.iter().any(|s| s == "openid") {
             return Err(err("scopes", "OpenID Connect needs the \"openid\" scope"));
@@ -344,12 +353,16 @@ impl ProviderConfig {
     }
 
     fn validate_policy(&self) -> Result<(), FederationError> {
-        let err = |key: &str, reason: &str| FederationError::config(self.name.as_str(), key, reason);
+        let err =
+            |key: &str, reason: &str| FederationError::config(self.name.as_str(), key, reason);
         let bad_domain = |d: &String| {
             d.is_empty() || d.contains('@') || d.contains('/') || d.contains(char::is_whitespace)
         };
         if self.allowed_domains.iter().any(bad_domain) {
-            return Err(err("allowed_domains", "each entry must be a bare domain such as example.com"));
+            return Err(err(
+                "allowed_domains",
+                "each entry must be a bare domain such as example.com",
+            ));
         }
         if self.allowed_groups.iter().any(String::is_empty) {
             return Err(err("allowed_groups", "entries must not be empty"));
@@ -360,7 +373,10 @@ impl ProviderConfig {
             .flatten()
             .any(|s| !is_scope_token(s))
         {
-            return Err(err("scope_from_groups", "each scope must be a non-empty token without spaces"));
+            return Err(err(
+                "scope_from_groups",
+                "each scope must be a non-empty token without spaces",
+            ));
         }
         let uses_groups = !self.allowed_groups.is_empty() || !self.scope_from_groups.is_empty();
         if uses_groups && self.preset == Some(Preset::Auth0) && self.groups_claim == "groups" {
@@ -381,8 +397,7 @@ impl ProviderConfig {
 /// RFC 6749 §3.3 `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
 pub(crate) fn is_scope_token(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
@@ -399,10 +414,16 @@ pub(crate) fn check_url(value: &str, issuer: bool) -> Result<(), String> {
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}
-        _ => return Err(format!("{value:?} must use https (http only on a loopback host)")),
+        _ => {
+            return Err(format!(
+                "{value:?} must use https (http only on a loopback host)"
+            ))
+        }
     }
     if url.host().is_none() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(format!("{value:?} must have a host and no fragment or user info"));
+        return Err(format!(
+            "{value:?} must have a host and no fragment or user info"
+        ));
     }
     if issuer && url.query().is_some() {
         return Err(format!("{value:?} must not have a query"));

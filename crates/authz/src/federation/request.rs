@@ -160,7 +160,8 @@ mod tests {
         let config = oidc_config();
         let meta = oidc_metadata();
         let p = PendingLogin::new(config.name.clone(), &rng, 0);
-        let url = authorization_url(&config, &meta, &p, "https://as.example/idp/corp/callback").unwrap();
+        let url =
+            authorization_url(&config, &meta, &p, "https://as.example/idp/corp/callback").unwrap();
         let parsed = url::Url::parse(&url).unwrap();
         let q: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();
         assert_eq!(q["response_type"], "code");

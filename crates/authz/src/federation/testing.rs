@@ -42,7 +42,8 @@ pub(crate) fn discovery_json() -> serde_json::Value {
 
 /// [`discovery_json`] parsed.
 pub(crate) fn oidc_metadata() -> ProviderMetadata {
-    ProviderMetadata::from_discovery(&oidc_config(), discovery_json().to_string().as_bytes()).unwrap()
+    ProviderMetadata::from_discovery(&oidc_config(), discovery_json().to_string().as_bytes())
+        .unwrap()
 }
 
 /// A pending login at `corp`.
@@ -67,11 +68,20 @@ pub(crate) enum TestKey {
 impl TestKey {
     /// A fresh EC key for `alg` (ES256 or ES384).
     pub(crate) fn ec(alg: &'static str) -> Self {
-        use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING};
-        let signing = if alg == "ES256" { &ECDSA_P256_SHA256_FIXED_SIGNING } else { &ECDSA_P384_SHA384_FIXED_SIGNING };
+        use ring::signature::{
+            EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING,
+        };
+        let signing = if alg == "ES256" {
+            &ECDSA_P256_SHA256_FIXED_SIGNING
+        } else {
+            &ECDSA_P384_SHA384_FIXED_SIGNING
+        };
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(signing, &rng).unwrap();
-        Self::Ec(EcdsaKeyPair::from_pkcs8(signing, pkcs8.as_ref(), &rng).unwrap(), alg)
+        Self::Ec(
+            EcdsaKeyPair::from_pkcs8(signing, pkcs8.as_ref(), &rng).unwrap(),
+            alg,
+        )
     }
 
     /// The Ed25519 key of `seed`.
@@ -82,7 +92,9 @@ impl TestKey {
     /// The RSA test key.
     pub(crate) fn rsa() -> Self {
         use base64::Engine;
-        let der = base64::engine::general_purpose::STANDARD.decode(RSA_PKCS8_B64).unwrap();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(RSA_PKCS8_B64)
+            .unwrap();
         Self::Rsa(ring::signature::RsaKeyPair::from_der(&der).unwrap())
     }
 
@@ -97,7 +109,9 @@ impl TestKey {
                 let crv = if *alg == "ES256" { "P-256" } else { "P-384" };
                 serde_json::json!({"kty": "EC", "crv": crv, "x": b64::encode(&point[1..=size]), "y": b64::encode(&point[size + 1..])})
             }
-            Self::Ed(k) => serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": b64::encode(k.public_key().as_ref())}),
+            Self::Ed(k) => {
+                serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": b64::encode(k.public_key().as_ref())})
+            }
             Self::Rsa(_) => serde_json::json!({"kty": "RSA", "n": RSA_N, "e": "AQAB"}),
         };
         if let Some(kid) = kid {
@@ -107,10 +121,19 @@ impl TestKey {
     }
 
     /// Signs `header` and `claims` (JSON values) into a compact JWS with `alg`.
-    pub(crate) fn sign(&self, alg: &str, header: &serde_json::Value, claims: &serde_json::Value) -> String {
+    pub(crate) fn sign(
+        &self,
+        alg: &str,
+        header: &serde_json::Value,
+        claims: &serde_json::Value,
+    ) -> String {
         use portcullis_proto::b64;
         use ring::signature as s;
-        let input = format!("{}.{}", b64::encode(header.to_string()), b64::encode(claims.to_string()));
+        let input = format!(
+            "{}.{}",
+            b64::encode(header.to_string()),
+            b64::encode(claims.to_string())
+        );
         let rng = ring::rand::SystemRandom::new();
         let sig = match self {
             Self::Ec(k, _) => k.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec(),

@@ -81,23 +81,35 @@ impl UpstreamTokens {
             }));
         }
         let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(trimmed) else {
-            return Err(FederationError::TokenResponse(format!("HTTP {status}: not a JSON object")));
+            return Err(FederationError::TokenResponse(format!(
+                "HTTP {status}: not a JSON object"
+            )));
         };
         if let Some(code) = map.get("error") {
             return Err(FederationError::Upstream {
-                code: code.as_str().unwrap_or("invalid_error").chars().take(64).collect(),
-                description: map.get("error_description").and_then(Value::as_str).map(str::to_owned),
+                code: code
+                    .as_str()
+                    .unwrap_or("invalid_error")
+                    .chars()
+                    .take(64)
+                    .collect(),
+                description: map
+                    .get("error_description")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
             });
         }
         if !(200..300).contains(&status) {
-            return Err(FederationError::TokenResponse(format!("HTTP {status} without an error code")));
+            return Err(FederationError::TokenResponse(format!(
+                "HTTP {status} without an error code"
+            )));
         }
         let text = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_owned);
         let access_token = text("access_token")
             .filter(|t| !t.is_empty())
             .ok_or_else(|| FederationError::TokenResponse("no access_token".into()))?;
-        let token_type =
-            text("token_type").ok_or_else(|| FederationError::TokenResponse("no token_type".into()))?;
+        let token_type = text("token_type")
+            .ok_or_else(|| FederationError::TokenResponse("no token_type".into()))?;
         // `expires_in` is a number (RFC 6749 §5.1); some providers send it as a string.
         let expires_in = match map.get("expires_in") {
             Some(Value::Number(n)) => n.as_i64(),
@@ -106,7 +118,9 @@ impl UpstreamTokens {
         };
         Ok(Self {
             access_token: Secret::new(access_token),
-            refresh_token: text("refresh_token").filter(|t| !t.is_empty()).map(Secret::new),
+            refresh_token: text("refresh_token")
+                .filter(|t| !t.is_empty())
+                .map(Secret::new),
             expires_at: expires_in.filter(|s| *s > 0).map(|s| now.saturating_add(s)),
             scope: text("scope"),
             token_type,
@@ -117,7 +131,8 @@ impl UpstreamTokens {
 
     /// Whether the access token has expired, or will within `margin` seconds.
     pub fn expires_within(&self, now: i64, margin: i64) -> bool {
-        self.expires_at.is_some_and(|at| at <= now.saturating_add(margin))
+        self.expires_at
+            .is_some_and(|at| at <= now.saturating_add(margin))
     }
 
     /// After a refresh: the new tokens, keeping the old refresh token when the provider issued none
@@ -143,7 +158,10 @@ pub fn authorization_code_form(
         ("grant_type", "authorization_code".into()),
         ("code", code.expose().to_owned()),
         ("redirect_uri", redirect_uri.to_owned()),
-        ("code_verifier", pending.code_verifier()?.expose().to_owned()),
+        (
+            "code_verifier",
+            pending.code_verifier()?.expose().to_owned(),
+        ),
     ])
 }
 
@@ -172,7 +190,11 @@ pub fn token_exchange_form(
         ("requested_token_type", requested_token_type),
         ("scope", scope),
     ];
-    form.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?.to_owned()))));
+    form.extend(
+        optional
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?.to_owned()))),
+    );
     form
 }
 
@@ -220,7 +242,8 @@ pub fn client_authentication(
     Ok(match config.client_auth_method {
         ClientAuthMethod::ClientSecretBasic => {
             // RFC 6749 §2.3.1: both parts form-urlencoded before the Basic encoding.
-            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let enc =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             let pair = format!("{}:{}", enc(&config.client_id), enc(secret()?.expose()));
             use base64::Engine;
             let b = base64::engine::general_purpose::STANDARD.encode(pair);

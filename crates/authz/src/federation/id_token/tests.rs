@@ -80,8 +80,15 @@ fn refuses_none_hmac_and_unadvertised_algorithms() {
             FederationError::UnsupportedAlgorithm(alg.into())
         );
     }
-    let unsigned = format!("{}.{}.", b64::encode(header("none", None).to_string()), b64::encode(claims(&p).to_string()));
-    assert!(matches!(verify(&unsigned, &set, &p).unwrap_err(), FederationError::UnsupportedAlgorithm(_)));
+    let unsigned = format!(
+        "{}.{}.",
+        b64::encode(header("none", None).to_string()),
+        b64::encode(claims(&p).to_string())
+    );
+    assert!(matches!(
+        verify(&unsigned, &set, &p).unwrap_err(),
+        FederationError::UnsupportedAlgorithm(_)
+    ));
     // RS512 is allowed by Portcullis but not advertised by this provider.
     let rsa = TestKey::rsa();
     let t = rsa.sign("RS512", &header("RS512", None), &claims(&p));
@@ -98,24 +105,39 @@ fn key_selection() {
     let other = TestKey::ec("ES256");
     // Unknown kid: the caller refetches.
     let t = k.sign("ES256", &header("ES256", Some("k2")), &claims(&p));
-    assert_eq!(verify(&t, &set, &p).unwrap_err(), FederationError::UnknownKey);
+    assert_eq!(
+        verify(&t, &set, &p).unwrap_err(),
+        FederationError::UnknownKey
+    );
     // Signed by another key under the published kid.
     let t = other.sign("ES256", &header("ES256", Some("k1")), &claims(&p));
-    assert_eq!(verify(&t, &set, &p).unwrap_err(), FederationError::BadSignature);
+    assert_eq!(
+        verify(&t, &set, &p).unwrap_err(),
+        FederationError::BadSignature
+    );
     // No kid and two keys that fit.
     let two = jwks_of(&[k.jwk(Some("k1")), other.jwk(Some("k2"))]);
     let t = k.sign("ES256", &header("ES256", None), &claims(&p));
-    assert!(matches!(verify(&t, &two, &p).unwrap_err(), FederationError::MalformedToken(_)));
+    assert!(matches!(
+        verify(&t, &two, &p).unwrap_err(),
+        FederationError::MalformedToken(_)
+    ));
     // A kid whose key is of another type.
     let t = k.sign("ES256", &header("EdDSA", Some("k1")), &claims(&p));
-    assert_eq!(verify(&t, &set, &p).unwrap_err(), FederationError::BadSignature);
+    assert_eq!(
+        verify(&t, &set, &p).unwrap_err(),
+        FederationError::BadSignature
+    );
     // Payload changed after signing.
     let t = k.sign("ES256", &header("ES256", Some("k1")), &claims(&p));
     let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
     let mut c = claims(&p);
     c["sub"] = "admin".into();
     parts[1] = b64::encode(c.to_string());
-    assert_eq!(verify(&parts.join("."), &set, &p).unwrap_err(), FederationError::BadSignature);
+    assert_eq!(
+        verify(&parts.join("."), &set, &p).unwrap_err(),
+        FederationError::BadSignature
+    );
 }
 
 #[test]
@@ -129,10 +151,19 @@ fn refuses_malformed_tokens() {
     h["typ"] = "at+jwt".into();
     let at = k.sign("ES256", &h, &claims(&p));
     for bad in [crit.as_str(), at.as_str(), "a.b.c.d.e", "a.b", "", "!.!.!"] {
-        assert!(matches!(verify(bad, &set, &p).unwrap_err(), FederationError::MalformedToken(_)), "{bad}");
+        assert!(
+            matches!(
+                verify(bad, &set, &p).unwrap_err(),
+                FederationError::MalformedToken(_)
+            ),
+            "{bad}"
+        );
     }
     let array = k.sign("ES256", &header("ES256", Some("k1")), &json!([1]));
-    assert!(matches!(verify(&array, &set, &p).unwrap_err(), FederationError::MalformedToken(_)));
+    assert!(matches!(
+        verify(&array, &set, &p).unwrap_err(),
+        FederationError::MalformedToken(_)
+    ));
 }
 
 fn with(p: &PendingLogin, f: impl FnOnce(&mut Value)) -> Result<IdTokenClaims, FederationError> {
@@ -156,19 +187,37 @@ fn claims_are_checked() {
         with(&p, |c| c["iss"] = "https://other.example".into()).unwrap_err(),
         FederationError::IssuerMismatch { .. }
     ));
-    assert_eq!(claim_err(with(&p, |c| c["aud"] = "someone-else".into())), "aud");
-    assert_eq!(claim_err(with(&p, |c| c["aud"] = json!(["portcullis", "x"]))), "azp");
+    assert_eq!(
+        claim_err(with(&p, |c| c["aud"] = "someone-else".into())),
+        "aud"
+    );
+    assert_eq!(
+        claim_err(with(&p, |c| c["aud"] = json!(["portcullis", "x"]))),
+        "azp"
+    );
     with(&p, |c| {
         c["aud"] = json!(["portcullis", "x"]);
         c["azp"] = "portcullis".into();
     })
     .unwrap();
     assert_eq!(claim_err(with(&p, |c| c["azp"] = "x".into())), "azp");
-    assert_eq!(with(&p, |c| c["exp"] = (NOW - LEEWAY).into()).unwrap_err(), FederationError::Expired);
+    assert_eq!(
+        with(&p, |c| c["exp"] = (NOW - LEEWAY).into()).unwrap_err(),
+        FederationError::Expired
+    );
     with(&p, |c| c["exp"] = (NOW - LEEWAY + 1).into()).unwrap();
-    assert_eq!(claim_err(with(&p, |c| c["iat"] = (NOW + LEEWAY + 1).into())), "iat");
-    assert_eq!(claim_err(with(&p, |c| c["iat"] = (NOW - MAX_AGE - 1).into())), "iat");
-    assert_eq!(with(&p, |c| c["nonce"] = "other".into()).unwrap_err(), FederationError::NonceMismatch);
+    assert_eq!(
+        claim_err(with(&p, |c| c["iat"] = (NOW + LEEWAY + 1).into())),
+        "iat"
+    );
+    assert_eq!(
+        claim_err(with(&p, |c| c["iat"] = (NOW - MAX_AGE - 1).into())),
+        "iat"
+    );
+    assert_eq!(
+        with(&p, |c| c["nonce"] = "other".into()).unwrap_err(),
+        FederationError::NonceMismatch
+    );
     assert_eq!(
         with(&p, |c| {
             c.as_object_mut().unwrap().remove("nonce");
@@ -220,7 +269,9 @@ fn refreshed_tokens_need_the_same_subject_but_no_nonce() {
     let (config, meta) = (oidc_config(), oidc_metadata());
     verify_refreshed_id_token(&t, &config, &meta, &set, "u-1", NOW).unwrap();
     assert_eq!(
-        claim_err(verify_refreshed_id_token(&t, &config, &meta, &set, "u-2", NOW)),
+        claim_err(verify_refreshed_id_token(
+            &t, &config, &meta, &set, "u-2", NOW
+        )),
         "sub"
     );
 }

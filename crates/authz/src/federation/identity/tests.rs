@@ -6,7 +6,9 @@ use serde_json::json;
 
 fn claims(extra: Value) -> IdTokenClaims {
     let mut raw = json!({"iss": "https://idp.example", "sub": "u-1", "aud": "portcullis", "exp": 2, "iat": 1});
-    raw.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    raw.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     let raw = raw.as_object().unwrap().clone();
     let s = |k: &str| raw.get(k).and_then(Value::as_str).map(str::to_owned);
     IdTokenClaims {
@@ -42,8 +44,10 @@ fn preset(p: Preset, domains: &[&str]) -> ProviderConfig {
 #[test]
 fn from_id_token_alone_and_with_userinfo() {
     let config = oidc_config();
-    let c = claims(json!({"email": "Carol@Example.com", "email_verified": true, "preferred_username": "carol",
-                          "groups": ["staff"]}));
+    let c = claims(
+        json!({"email": "Carol@Example.com", "email_verified": true, "preferred_username": "carol",
+                          "groups": ["staff"]}),
+    );
     let id = ExternalIdentity::from_id_token(&config, &c, None).unwrap();
     assert_eq!(id.provider.as_str(), "corp");
     assert_eq!(id.subject, "u-1");
@@ -55,9 +59,16 @@ fn from_id_token_alone_and_with_userinfo() {
     let c = claims(json!({}));
     let info = json!({"sub": "u-1", "email": "c@example.com", "email_verified": false, "groups": ["g"],
                       "preferred_username": "cc"});
-    let id = ExternalIdentity::from_id_token(&config, &c, Some(info.to_string().as_bytes())).unwrap();
-    assert_eq!((id.email.as_deref(), id.email_verified), (Some("c@example.com"), false));
-    assert_eq!((id.username.as_deref(), id.groups.as_slice()), (Some("cc"), ["g".to_owned()].as_slice()));
+    let id =
+        ExternalIdentity::from_id_token(&config, &c, Some(info.to_string().as_bytes())).unwrap();
+    assert_eq!(
+        (id.email.as_deref(), id.email_verified),
+        (Some("c@example.com"), false)
+    );
+    assert_eq!(
+        (id.username.as_deref(), id.groups.as_slice()),
+        (Some("cc"), ["g".to_owned()].as_slice())
+    );
     // OpenID Connect Core §5.3.2: another user's userinfo is refused.
     let other = json!({"sub": "u-2", "email": "mallory@example.com", "email_verified": true});
     assert!(matches!(
@@ -71,11 +82,23 @@ fn from_id_token_alone_and_with_userinfo() {
 fn entra_verified_domain_claim() {
     let ms = preset(Preset::Microsoft, &[]);
     let c = claims(json!({"email": "a@contoso.com"}));
-    assert!(!ExternalIdentity::from_id_token(&ms, &c, None).unwrap().email_verified);
+    assert!(
+        !ExternalIdentity::from_id_token(&ms, &c, None)
+            .unwrap()
+            .email_verified
+    );
     let c = claims(json!({"email": "a@contoso.com", "xms_edov": true}));
-    assert!(ExternalIdentity::from_id_token(&ms, &c, None).unwrap().email_verified);
+    assert!(
+        ExternalIdentity::from_id_token(&ms, &c, None)
+            .unwrap()
+            .email_verified
+    );
     // Only Entra's claim means that.
-    assert!(!ExternalIdentity::from_id_token(&oidc_config(), &c, None).unwrap().email_verified);
+    assert!(
+        !ExternalIdentity::from_id_token(&oidc_config(), &c, None)
+            .unwrap()
+            .email_verified
+    );
 }
 
 #[test]
@@ -89,7 +112,9 @@ fn google_workspace_domain_is_checked_with_hd() {
     let other = claims(json!({"email": "a@other.org", "email_verified": true, "hd": "other.org"}));
     assert_eq!(
         ExternalIdentity::from_id_token(&g, &other, None).unwrap_err(),
-        FederationError::DomainNotAllowed { domain: "other.org".into() }
+        FederationError::DomainNotAllowed {
+            domain: "other.org".into()
+        }
     );
     let ok = claims(json!({"email": "a@example.com", "email_verified": true, "hd": "example.com"}));
     assert!(ExternalIdentity::from_id_token(&g, &ok, None).is_ok());
@@ -105,19 +130,32 @@ fn github_identity() {
         {"email": "old@example.com", "primary": false, "verified": true},
         {"email": "octo@example.com", "primary": true, "verified": true}
     ]);
-    let id = ExternalIdentity::from_userinfo(&gh, user.to_string().as_bytes(), Some(emails.to_string().as_bytes()))
-        .unwrap();
+    let id = ExternalIdentity::from_userinfo(
+        &gh,
+        user.to_string().as_bytes(),
+        Some(emails.to_string().as_bytes()),
+    )
+    .unwrap();
     assert_eq!(id.subject, "583231");
     assert_eq!(id.username.as_deref(), Some("octocat"));
-    assert_eq!((id.email.as_deref(), id.email_verified), (Some("octo@example.com"), true));
+    assert_eq!(
+        (id.email.as_deref(), id.email_verified),
+        (Some("octo@example.com"), true)
+    );
     // An unverified primary address is no address; the public profile email is never used.
     let unverified = json!([{"email": "octo@example.com", "primary": true, "verified": false}]);
-    let id = ExternalIdentity::from_userinfo(&gh, user.to_string().as_bytes(), Some(unverified.to_string().as_bytes()))
-        .unwrap();
+    let id = ExternalIdentity::from_userinfo(
+        &gh,
+        user.to_string().as_bytes(),
+        Some(unverified.to_string().as_bytes()),
+    )
+    .unwrap();
     assert_eq!((id.email, id.email_verified), (None, false));
     let id = ExternalIdentity::from_userinfo(&gh, user.to_string().as_bytes(), None).unwrap();
     assert_eq!(id.email, None);
-    assert!(ExternalIdentity::from_userinfo(&gh, user.to_string().as_bytes(), Some(b"{}")).is_err());
+    assert!(
+        ExternalIdentity::from_userinfo(&gh, user.to_string().as_bytes(), Some(b"{}")).is_err()
+    );
 }
 
 #[test]
@@ -126,11 +164,20 @@ fn generic_oauth2_identity() {
     config.subject_field = "uid".into();
     config.username_field = "name".into();
     config.email_field = "mail".into();
-    let info = json!({"uid": "x-9", "name": "dave", "mail": "d@example.com", "email_verified": true});
+    let info =
+        json!({"uid": "x-9", "name": "dave", "mail": "d@example.com", "email_verified": true});
     let id = ExternalIdentity::from_userinfo(&config, info.to_string().as_bytes(), None).unwrap();
-    assert_eq!((id.subject.as_str(), id.username.as_deref()), ("x-9", Some("dave")));
+    assert_eq!(
+        (id.subject.as_str(), id.username.as_deref()),
+        ("x-9", Some("dave"))
+    );
     assert!(id.email_verified);
-    for bad in [json!({"uid": 1.5}), json!({"uid": ""}), json!({"uid": {"a": 1}}), json!({})] {
+    for bad in [
+        json!({"uid": 1.5}),
+        json!({"uid": ""}),
+        json!({"uid": {"a": 1}}),
+        json!({}),
+    ] {
         assert!(matches!(
             ExternalIdentity::from_userinfo(&config, bad.to_string().as_bytes(), None),
             Err(FederationError::Userinfo(_))

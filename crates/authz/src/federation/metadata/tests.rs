@@ -3,7 +3,10 @@ use super::*;
 use crate::federation::testing::{discovery_json, oidc_config};
 use crate::federation::ProviderSettings;
 
-fn parse(config: &ProviderConfig, doc: &serde_json::Value) -> Result<ProviderMetadata, FederationError> {
+fn parse(
+    config: &ProviderConfig,
+    doc: &serde_json::Value,
+) -> Result<ProviderMetadata, FederationError> {
     ProviderMetadata::from_discovery(config, doc.to_string().as_bytes())
 }
 
@@ -14,9 +17,14 @@ fn field_of(r: Result<ProviderMetadata, FederationError>) -> String {
     }
 }
 
+type Case = (&'static str, Box<dyn Fn(&mut serde_json::Value)>);
+
 #[test]
 fn discovery_url_per_oidc_discovery_4_1() {
-    assert_eq!(discovery_url("https://a.example"), "https://a.example/.well-known/openid-configuration");
+    assert_eq!(
+        discovery_url("https://a.example"),
+        "https://a.example/.well-known/openid-configuration"
+    );
     assert_eq!(
         discovery_url("https://a.example/realms/x/"),
         "https://a.example/realms/x/.well-known/openid-configuration"
@@ -33,7 +41,9 @@ fn parses_a_good_document() {
     assert!(m.signs_with("ES256") && !m.signs_with("RS512"));
     assert_eq!(m.offers_token_exchange(), Some(false));
     let mut doc = discovery_json();
-    doc.as_object_mut().unwrap().remove("id_token_signing_alg_values_supported");
+    doc.as_object_mut()
+        .unwrap()
+        .remove("id_token_signing_alg_values_supported");
     doc["authorization_response_iss_parameter_supported"] = true.into();
     let m = parse(&oidc_config(), &doc).unwrap();
     assert_eq!(m.id_token_signing_alg_values_supported, ["RS256"]);
@@ -43,19 +53,45 @@ fn parses_a_good_document() {
 #[test]
 fn refuses_bad_documents() {
     let config = oidc_config();
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
-        ("issuer", Box::new(|d| d["issuer"] = "https://idp.example/".into())),
-        ("issuer", Box::new(|d| d["issuer"] = "https://evil.example".into())),
-        ("response_types_supported", Box::new(|d| d["response_types_supported"] = serde_json::json!(["id_token"]))),
-        ("code_challenge_methods_supported", Box::new(|d| d["code_challenge_methods_supported"] = serde_json::json!(["plain"]))),
-        ("token_endpoint", Box::new(|d| d["token_endpoint"] = "http://idp.example/token".into())),
-        ("token_endpoint", Box::new(|d| {
-            d.as_object_mut().unwrap().remove("token_endpoint");
-        })),
-        ("jwks_uri", Box::new(|d| {
-            d.as_object_mut().unwrap().remove("jwks_uri");
-        })),
-        ("token_endpoint_auth_methods_supported", Box::new(|d| d["token_endpoint_auth_methods_supported"] = serde_json::json!(["private_key_jwt"]))),
+    let cases: Vec<Case> = vec![
+        (
+            "issuer",
+            Box::new(|d| d["issuer"] = "https://idp.example/".into()),
+        ),
+        (
+            "issuer",
+            Box::new(|d| d["issuer"] = "https://evil.example".into()),
+        ),
+        (
+            "response_types_supported",
+            Box::new(|d| d["response_types_supported"] = serde_json::json!(["id_token"])),
+        ),
+        (
+            "code_challenge_methods_supported",
+            Box::new(|d| d["code_challenge_methods_supported"] = serde_json::json!(["plain"])),
+        ),
+        (
+            "token_endpoint",
+            Box::new(|d| d["token_endpoint"] = "http://idp.example/token".into()),
+        ),
+        (
+            "token_endpoint",
+            Box::new(|d| {
+                d.as_object_mut().unwrap().remove("token_endpoint");
+            }),
+        ),
+        (
+            "jwks_uri",
+            Box::new(|d| {
+                d.as_object_mut().unwrap().remove("jwks_uri");
+            }),
+        ),
+        (
+            "token_endpoint_auth_methods_supported",
+            Box::new(|d| {
+                d["token_endpoint_auth_methods_supported"] = serde_json::json!(["private_key_jwt"])
+            }),
+        ),
         ("document", Box::new(|d| *d = serde_json::json!([1]))),
     ];
     for (field, change) in cases {
@@ -64,7 +100,10 @@ fn refuses_bad_documents() {
         assert_eq!(field_of(parse(&config, &doc)), field);
     }
     assert_eq!(
-        field_of(ProviderMetadata::from_discovery(&config, &vec![b' '; MAX_METADATA_BYTES + 1])),
+        field_of(ProviderMetadata::from_discovery(
+            &config,
+            &vec![b' '; MAX_METADATA_BYTES + 1]
+        )),
         "document"
     );
 }
@@ -86,16 +125,32 @@ fn entra(issuer: &str) -> ProviderConfig {
 fn entra_multi_tenant_template() {
     let mut doc = discovery_json();
     doc["issuer"] = "https://login.microsoftonline.com/{tenantid}/v2.0".into();
-    let m = parse(&entra("https://login.microsoftonline.com/common/v2.0"), &doc).unwrap();
-    assert!(m.issuer_matches("https://login.microsoftonline.com/abc-123/v2.0", Some("abc-123")));
-    assert!(!m.issuer_matches("https://login.microsoftonline.com/abc-123/v2.0", Some("other")));
+    let m = parse(
+        &entra("https://login.microsoftonline.com/common/v2.0"),
+        &doc,
+    )
+    .unwrap();
+    assert!(m.issuer_matches(
+        "https://login.microsoftonline.com/abc-123/v2.0",
+        Some("abc-123")
+    ));
+    assert!(!m.issuer_matches(
+        "https://login.microsoftonline.com/abc-123/v2.0",
+        Some("other")
+    ));
     assert!(m.issuer_matches("https://login.microsoftonline.com/abc-123/v2.0", None));
     assert!(!m.issuer_matches("https://login.microsoftonline.com/a/b/v2.0", None));
     assert!(!m.issuer_matches("https://evil.example/abc/v2.0", None));
     // Only for the Microsoft preset, and only in the tenant segment.
     assert_eq!(field_of(parse(&oidc_config(), &doc)), "issuer");
     doc["issuer"] = "https://login.microsoftonline.com/{tenantid}/v1.0".into();
-    assert_eq!(field_of(parse(&entra("https://login.microsoftonline.com/common/v2.0"), &doc)), "issuer");
+    assert_eq!(
+        field_of(parse(
+            &entra("https://login.microsoftonline.com/common/v2.0"),
+            &doc
+        )),
+        "issuer"
+    );
 }
 
 #[test]
@@ -110,8 +165,17 @@ fn oauth2_metadata_from_config() {
     .into_config()
     .unwrap();
     let m = ProviderMetadata::from_config(&gh).unwrap();
-    assert_eq!(m.authorization_endpoint, crate::federation::preset::github::AUTHORIZE);
-    assert_eq!(m.emails_endpoint.as_deref(), Some(crate::federation::preset::github::EMAILS));
+    assert_eq!(
+        m.authorization_endpoint,
+        crate::federation::preset::github::AUTHORIZE
+    );
+    assert_eq!(
+        m.emails_endpoint.as_deref(),
+        Some(crate::federation::preset::github::EMAILS)
+    );
     assert!(!m.issuer_matches("https://github.com", None));
-    assert!(matches!(ProviderMetadata::from_config(&oidc_config()), Err(FederationError::Config { .. })));
+    assert!(matches!(
+        ProviderMetadata::from_config(&oidc_config()),
+        Err(FederationError::Config { .. })
+    ));
 }

@@ -9,6 +9,8 @@ fn key_of(r: Result<ProviderConfig, FederationError>) -> String {
     }
 }
 
+type Case = (&'static str, Box<dyn Fn(&mut ProviderSettings)>);
+
 #[test]
 fn names() {
     for ok in ["corp", "a", "google-2", &"x".repeat(32)] {
@@ -33,8 +35,14 @@ fn oidc_defaults() {
     assert_eq!(c.display_name, "Corp SSO");
     assert_eq!(c.scopes, ["openid", "email", "profile"]);
     assert_eq!(c.client_auth_method, ClientAuthMethod::ClientSecretBasic);
-    assert_eq!((c.subject_field.as_str(), c.username_field.as_str()), ("sub", "preferred_username"));
-    assert_eq!((c.email_field.as_str(), c.groups_claim.as_str()), ("email", "groups"));
+    assert_eq!(
+        (c.subject_field.as_str(), c.username_field.as_str()),
+        ("sub", "preferred_username")
+    );
+    assert_eq!(
+        (c.email_field.as_str(), c.groups_claim.as_str()),
+        ("email", "groups")
+    );
     assert_eq!(format!("{:?}", c.client_secret), "Some([redacted])");
 }
 
@@ -62,9 +70,18 @@ fn presets_fill_in() {
     .into_config()
     .unwrap();
     assert_eq!(gh.kind, ProviderKind::OAuth2);
-    assert_eq!(gh.token_endpoint.as_deref(), Some("https://github.com/login/oauth/access_token"));
-    assert_eq!(gh.emails_endpoint.as_deref(), Some("https://api.github.com/user/emails"));
-    assert_eq!((gh.subject_field.as_str(), gh.username_field.as_str()), ("id", "login"));
+    assert_eq!(
+        gh.token_endpoint.as_deref(),
+        Some("https://github.com/login/oauth/access_token")
+    );
+    assert_eq!(
+        gh.emails_endpoint.as_deref(),
+        Some("https://api.github.com/user/emails")
+    );
+    assert_eq!(
+        (gh.subject_field.as_str(), gh.username_field.as_str()),
+        ("id", "login")
+    );
     assert_eq!(gh.scopes, ["read:user", "user:email"]);
     assert_eq!(gh.issuer, None);
     let ms = ProviderSettings {
@@ -76,7 +93,10 @@ fn presets_fill_in() {
     }
     .into_config()
     .unwrap();
-    assert_eq!(ms.issuer.as_deref(), Some("https://login.microsoftonline.com/common/v2.0"));
+    assert_eq!(
+        ms.issuer.as_deref(),
+        Some("https://login.microsoftonline.com/common/v2.0")
+    );
     // Okta needs its issuer.
     let okta = ProviderSettings {
         name: "okta".into(),
@@ -85,7 +105,10 @@ fn presets_fill_in() {
         client_secret: Some("s".into()),
         ..ProviderSettings::default()
     };
-    assert_eq!(key_of(okta.into_config()), "identity_providers[okta].issuer");
+    assert_eq!(
+        key_of(okta.into_config()),
+        "identity_providers[okta].issuer"
+    );
 }
 
 #[test]
@@ -99,33 +122,62 @@ fn toml_shaped_input() {
     let c = s.into_config().unwrap();
     assert_eq!(c.preset, Some(Preset::Keycloak));
     assert_eq!(c.client_auth_method, ClientAuthMethod::ClientSecretPost);
-    assert!(serde_json::from_value::<ProviderSettings>(serde_json::json!({
-        "name": "corp", "client_id": "c", "isuer": "typo"
-    }))
-    .is_err());
+    assert!(
+        serde_json::from_value::<ProviderSettings>(serde_json::json!({
+            "name": "corp", "client_id": "c", "isuer": "typo"
+        }))
+        .is_err()
+    );
 }
 
 #[test]
 fn validation_names_the_key() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut ProviderSettings)>)> = vec![
+    let cases: Vec<Case> = vec![
         ("name", Box::new(|s| s.name = "Bad Name".into())),
-        ("issuer", Box::new(|s| s.issuer = Some("http://idp.example".into()))),
-        ("issuer", Box::new(|s| s.issuer = Some("https://idp.example?x=1".into()))),
+        (
+            "issuer",
+            Box::new(|s| s.issuer = Some("http://idp.example".into())),
+        ),
+        (
+            "issuer",
+            Box::new(|s| s.issuer = Some("https://idp.example?x=1".into())),
+        ),
         ("issuer", Box::new(|s| s.issuer = None)),
         ("client_id", Box::new(|s| s.client_id = String::new())),
         ("client_secret", Box::new(|s| s.client_secret = None)),
-        ("scopes", Box::new(|s| s.scopes = Some(vec!["email".into()]))),
-        ("scopes", Box::new(|s| s.scopes = Some(vec!["openid".into(), "a b".into()]))),
-        ("token_endpoint", Box::new(|s| s.token_endpoint = Some("https://idp.example/t".into()))),
-        ("display_name", Box::new(|s| s.display_name = Some(" ".into()))),
-        ("allowed_domains", Box::new(|s| s.allowed_domains = vec!["@example.com".into()])),
-        ("scope_from_groups", Box::new(|s| {
-            s.scope_from_groups.insert("g".into(), vec!["".into()]);
-        })),
-        ("groups_claim", Box::new(|s| {
-            s.preset = Some(Preset::Auth0);
-            s.allowed_groups = vec!["staff".into()];
-        })),
+        (
+            "scopes",
+            Box::new(|s| s.scopes = Some(vec!["email".into()])),
+        ),
+        (
+            "scopes",
+            Box::new(|s| s.scopes = Some(vec!["openid".into(), "a b".into()])),
+        ),
+        (
+            "token_endpoint",
+            Box::new(|s| s.token_endpoint = Some("https://idp.example/t".into())),
+        ),
+        (
+            "display_name",
+            Box::new(|s| s.display_name = Some(" ".into())),
+        ),
+        (
+            "allowed_domains",
+            Box::new(|s| s.allowed_domains = vec!["@example.com".into()]),
+        ),
+        (
+            "scope_from_groups",
+            Box::new(|s| {
+                s.scope_from_groups.insert("g".into(), vec!["".into()]);
+            }),
+        ),
+        (
+            "groups_claim",
+            Box::new(|s| {
+                s.preset = Some(Preset::Auth0);
+                s.allowed_groups = vec!["staff".into()];
+            }),
+        ),
     ];
     for (key, change) in cases {
         let mut s = oidc_settings();
@@ -147,11 +199,17 @@ fn oauth2_kind_needs_its_endpoints() {
     s.kind = Some(ProviderKind::OAuth2);
     s.issuer = None;
     s.scopes = Some(vec!["profile".into()]);
-    assert_eq!(key_of(s.clone().into_config()), "identity_providers[corp].authorization_endpoint");
+    assert_eq!(
+        key_of(s.clone().into_config()),
+        "identity_providers[corp].authorization_endpoint"
+    );
     s.authorization_endpoint = Some("https://as.example/authorize".into());
     s.token_endpoint = Some("https://as.example/token".into());
     s.userinfo_endpoint = Some("ftp://as.example/me".into());
-    assert_eq!(key_of(s.clone().into_config()), "identity_providers[corp].userinfo_endpoint");
+    assert_eq!(
+        key_of(s.clone().into_config()),
+        "identity_providers[corp].userinfo_endpoint"
+    );
     s.userinfo_endpoint = Some("https://as.example/me".into());
     let c = s.into_config().unwrap();
     assert_eq!(c.kind, ProviderKind::OAuth2);
