@@ -7,6 +7,9 @@ use super::preset::{Preset, ENTRA_TENANT_TEMPLATE};
 use super::provider::{check_url, ClientAuthMethod, ProviderConfig, ProviderKind};
 use serde::{Deserialize, Serialize};
 
+/// RFC 8693 §2.1 `grant_type`.
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
 /// Largest discovery document accepted.
 pub const MAX_METADATA_BYTES: usize = 256 * 1024;
 
@@ -227,7 +230,7 @@ impl ProviderMetadata {
     pub fn offers_token_exchange(&self) -> Option<bool> {
         self.grant_types_supported
             .as_ref()
-            .map(|g| g.iter().any(|t| t == super::tokens::TOKEN_EXCHANGE_GRANT))
+            .map(|g| g.iter().any(|t| t == TOKEN_EXCHANGE_GRANT))
     }
 }
 

@@ -6,7 +6,7 @@
 //! calls [`ProviderSettings::into_config`].
 
 use super::error::FederationError;
-use super::preset::Preset;
+use super::preset::{github, Preset};
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -210,11 +210,74 @@ pub struct ProviderConfig {
     pub scope_from_groups: BTreeMap<String, Vec<String>>,
 }
 
+/// What a preset fills in when the table leaves it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PresetDefaults {
+    kind: Option<ProviderKind>,
+    issuer: Option<&'static str>,
+    authorization_endpoint: Option<&'static str>,
+    token_endpoint: Option<&'static str>,
+    userinfo_endpoint: Option<&'static str>,
+    emails_endpoint: Option<&'static str>,
+    subject_field: Option<&'static str>,
+    username_field: Option<&'static str>,
+    scopes: &'static [&'static str],
+}
+
+const OIDC_SCOPES: &[&str] = &["openid", "email", "profile"];
+
+/// What `preset` fills in.
+fn preset_defaults(preset: Preset) -> PresetDefaults {
+    let oidc = PresetDefaults {
+        kind: Some(ProviderKind::Oidc),
+        scopes: OIDC_SCOPES,
+        ..PresetDefaults::default()
+    };
+    match preset {
+        Preset::Google => PresetDefaults {
+            issuer: Some("https://accounts.google.com"),
+            ..oidc
+        },
+        Preset::Microsoft => PresetDefaults {
+            issuer: Some("https://login.microsoftonline.com/common/v2.0"),
+            ..oidc
+        },
+        Preset::GitHub => PresetDefaults {
+            kind: Some(ProviderKind::OAuth2),
+            authorization_endpoint: Some(github::AUTHORIZE),
+            token_endpoint: Some(github::TOKEN),
+            userinfo_endpoint: Some(github::USER),
+            emails_endpoint: Some(github::EMAILS),
+            subject_field: Some("id"),
+            username_field: Some("login"),
+            scopes: &["read:user", "user:email"],
+            ..PresetDefaults::default()
+        },
+        Preset::Okta | Preset::Auth0 | Preset::Keycloak => oidc,
+    }
+}
+
+impl Default for PresetDefaults {
+    fn default() -> Self {
+        Self {
+            kind: None,
+            issuer: None,
+            authorization_endpoint: None,
+            token_endpoint: None,
+            userinfo_endpoint: None,
+            emails_endpoint: None,
+            subject_field: None,
+            username_field: None,
+            scopes: OIDC_SCOPES,
+        }
+    }
+}
+
 impl ProviderSettings {
     /// Applies the preset, fills the defaults and checks every key ([`ProviderConfig::validate`]).
     pub fn into_config(self) -> Result<ProviderConfig, FederationError> {
         let name = ProviderName::parse(&self.name)?;
-        let defaults = self.preset.map(Preset::defaults).unwrap_or_default();
+        let defaults = self.preset.map(preset_defaults).unwrap_or_default();
         let kind = self.kind.or(defaults.kind).unwrap_or(ProviderKind::Oidc);
         let or = |v: Option<String>, d: Option<&str>| v.or(d.map(str::to_owned));
         let display_name = self
