@@ -6,7 +6,7 @@
 use super::error::FederationError;
 use super::id_token::{groups, verified, IdTokenClaims};
 use super::preset::Preset;
-use super::provider::{ProviderConfig, ProviderName};
+use super::provider::{group_name, ProviderConfig, ProviderName};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -90,6 +90,10 @@ impl ExternalIdentity {
             (None, Some(info)) => groups(info, &config.groups_claim)?.unwrap_or_default(),
             (None, None) => Vec::new(),
         };
+        let groups = groups
+            .iter()
+            .map(|g| group_name(config.preset, g))
+            .collect();
         Ok(Self {
             provider: config.name.clone(),
             subject: claims.sub.clone(),
@@ -137,7 +141,11 @@ impl ExternalIdentity {
             username: text(&info, &config.username_field),
             email_verified: email.is_some() && email_verified,
             email,
-            groups: groups(&info, &config.groups_claim)?.unwrap_or_default(),
+            groups: groups(&info, &config.groups_claim)?
+                .unwrap_or_default()
+                .iter()
+                .map(|g| group_name(config.preset, g))
+                .collect(),
         })
     }
 

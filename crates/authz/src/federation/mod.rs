@@ -53,6 +53,6 @@ pub use provider::{
 };
 pub use request::{authorization_url, PendingLogin};
 pub use tokens::{
-    authorization_code_form, client_authentication, refresh_form, token_exchange_form,
-    ClientAuthentication, UpstreamTokens,
+    authorization_code_form, client_authentication, on_behalf_of_form, refresh_form,
+    token_exchange_form, ClientAuthentication, UpstreamTokens,
 };

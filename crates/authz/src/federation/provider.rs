@@ -313,12 +313,30 @@ impl ProviderSettings {
                 .iter()
                 .map(|d| d.trim().to_ascii_lowercase())
                 .collect(),
-            allowed_groups: self.allowed_groups,
-            scope_from_groups: self.scope_from_groups,
+            allowed_groups: self
+                .allowed_groups
+                .iter()
+                .map(|g| group_name(self.preset, g))
+                .collect(),
+            scope_from_groups: self
+                .scope_from_groups
+                .into_iter()
+                .map(|(g, s)| (group_name(self.preset, &g), s))
+                .collect(),
             name,
         };
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// A group as Portcullis compares it. Keycloak's group mapper sends full paths (`/mcp-users`,
+/// `/parent/child`) by default; for the Keycloak preset one leading `/` is dropped, on both the configured
+/// names and the token's, so `mcp-users` matches either way the mapper is set.
+pub(crate) fn group_name(preset: Option<Preset>, group: &str) -> String {
+    match preset {
+        Some(Preset::Keycloak) => group.strip_prefix('/').unwrap_or(group).to_owned(),
+        _ => group.to_owned(),
     }
 }
 

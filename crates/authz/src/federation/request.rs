@@ -94,7 +94,7 @@ impl PendingLogin {
 /// The URL that sends the browser to the provider (RFC 6749 §4.1.1; OpenID Connect Core §3.1.2.1):
 /// `response_type=code`, `client_id`, `redirect_uri`, `scope`, `state`, `nonce` (OpenID Connect only),
 /// `code_challenge` with `S256` (RFC 7636 §4.3), and the preset's extras (Google: `hd` when exactly one domain
-/// is allowed, `access_type=offline` for a refresh token). A query already in the endpoint is kept
+/// is allowed, `*` when several are, `access_type=offline` for a refresh token). A query already in the endpoint is kept
 /// (RFC 6749 §3.1). `resource` is never sent (Entra refuses it together with scopes).
 pub fn authorization_url(
     config: &ProviderConfig,
@@ -117,8 +117,15 @@ pub fn authorization_url(
         .append_pair("code_challenge", challenge.as_str())
         .append_pair("code_challenge_method", "S256");
     if config.preset == Some(Preset::Google) {
-        if let [domain] = config.allowed_domains.as_slice() {
-            query.append_pair("hd", domain);
+        // One domain: preselect it; several: any Workspace account (`hd=*`); the ID token's `hd` is what counts.
+        match config.allowed_domains.as_slice() {
+            [] => {}
+            [domain] => {
+                query.append_pair("hd", domain);
+            }
+            _ => {
+                query.append_pair("hd", "*");
+            }
         }
         query.append_pair("access_type", "offline");
     }
@@ -187,6 +194,9 @@ mod tests {
         let url = authorization_url(&config, &meta, &p, "https://as.example/cb").unwrap();
         assert!(url.starts_with("https://idp.example/auth?tenant=a&response_type=code&"));
         assert!(url.contains("&hd=example.com&"));
+        config.allowed_domains.push("example.org".into());
+        let url = authorization_url(&config, &meta, &p, "https://as.example/cb").unwrap();
+        assert!(url.contains("&hd=*&") || url.contains("&hd=%2A&"), "{url}");
         config.kind = ProviderKind::OAuth2;
         let url = authorization_url(&config, &meta, &p, "https://as.example/cb").unwrap();
         assert!(!url.contains("nonce="));

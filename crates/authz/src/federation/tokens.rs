@@ -197,6 +197,21 @@ pub fn token_exchange_form(
     form
 }
 
+/// RFC 7523 §2.1 `grant_type`, used by Entra's on-behalf-of flow.
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// Entra ID's on-behalf-of exchange (its alternative to RFC 8693; Microsoft identity platform, "OAuth 2.0
+/// On-Behalf-Of flow"): the user's access token as an RFC 7523 assertion, `requested_token_use=on_behalf_of`,
+/// and the downstream API's scopes (Entra takes no `audience` and refuses `resource` with scopes).
+pub fn on_behalf_of_form(assertion: &Secret, scope: &str) -> Form {
+    vec![
+        ("grant_type", JWT_BEARER_GRANT.into()),
+        ("assertion", assertion.expose().to_owned()),
+        ("requested_token_use", "on_behalf_of".into()),
+        ("scope", scope.to_owned()),
+    ]
+}
+
 /// How to authenticate one token request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientAuthentication {

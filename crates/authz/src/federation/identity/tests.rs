@@ -184,3 +184,25 @@ fn generic_oauth2_identity() {
         ));
     }
 }
+
+#[test]
+fn keycloak_group_paths() {
+    let mut s = crate::federation::testing::oidc_settings();
+    s.preset = Some(Preset::Keycloak);
+    s.allowed_groups = vec!["/mcp-users".into()];
+    s.scope_from_groups
+        .insert("/mcp-admins".into(), vec!["mcp:admin".into()]);
+    let kc = s.into_config().unwrap();
+    assert_eq!(kc.allowed_groups, ["mcp-users"]);
+    assert!(kc.scope_from_groups.contains_key("mcp-admins"));
+    let c = claims(json!({"groups": ["/mcp-users", "/mcp-admins", "/a/b"]}));
+    let id = ExternalIdentity::from_id_token(&kc, &c, None).unwrap();
+    assert_eq!(id.groups, ["mcp-users", "mcp-admins", "a/b"]);
+    assert_eq!(
+        crate::federation::check_policy(&kc, &id).unwrap(),
+        ["mcp:admin"]
+    );
+    // Other providers keep group names as sent.
+    let id = ExternalIdentity::from_id_token(&oidc_config(), &c, None).unwrap();
+    assert_eq!(id.groups[0], "/mcp-users");
+}

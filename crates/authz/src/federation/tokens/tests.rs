@@ -119,6 +119,10 @@ fn request_forms() {
     assert_eq!(get(&f, "subject_token_type"), Some(ACCESS_TOKEN_TYPE));
     assert_eq!(get(&f, "audience"), Some("https://api.example"));
     assert_eq!(get(&f, "requested_token_type"), None);
+    let f = on_behalf_of_form(&Secret::new("at"), "api://x/.default");
+    assert_eq!(get(&f, "grant_type"), Some(JWT_BEARER_GRANT));
+    assert_eq!(get(&f, "requested_token_use"), Some("on_behalf_of"));
+    assert_eq!(get(&f, "resource"), None);
 }
 
 #[test]
