@@ -275,3 +275,17 @@ fn refreshed_tokens_need_the_same_subject_but_no_nonce() {
         "sub"
     );
 }
+
+proptest::proptest! {
+    /// Whatever arrives, parsing and validation answer with an error, never a panic.
+    #[test]
+    fn arbitrary_input_never_panics(token in "[A-Za-z0-9_.-]{0,300}", body in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+        let p = pending();
+        let (_, set) = es256();
+        proptest::prop_assert!(verify(&token, &set, &p).is_err());
+        let _ = JwkSet::parse(&body);
+        let _ = crate::federation::Callback::parse(&String::from_utf8_lossy(&body));
+        let _ = crate::federation::UpstreamTokens::from_response(200, &body, 0);
+        let _ = ProviderMetadata::from_discovery(&oidc_config(), &body);
+    }
+}
