@@ -170,7 +170,7 @@ impl ProviderMetadata {
                 ));
             }
         }
-        let method = config.client_auth_method;
+        let method = config.token_endpoint_auth_method;
         let offered = match &self.token_endpoint_auth_methods_supported {
             Some(methods) => methods.iter().any(|m| m == method.as_str()),
             None => method == ClientAuthMethod::ClientSecretBasic,
@@ -179,7 +179,7 @@ impl ProviderMetadata {
             return Err(FederationError::metadata(
                 "token_endpoint_auth_methods_supported",
                 format!(
-                    "{} is not offered; set client_auth_method to one that is",
+                    "{} is not offered; set token_endpoint_auth_method to one that is",
                     method.as_str()
                 ),
             ));

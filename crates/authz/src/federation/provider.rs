@@ -130,8 +130,8 @@ pub struct ProviderSettings {
     pub client_secret: Option<String>,
     /// `client_secret_file`; read by the settings layer, ignored by [`ProviderSettings::into_config`].
     pub client_secret_file: Option<PathBuf>,
-    /// `client_auth_method`.
-    pub client_auth_method: Option<ClientAuthMethod>,
+    /// `token_endpoint_auth_method`.
+    pub token_endpoint_auth_method: Option<ClientAuthMethod>,
     /// `scopes`.
     pub scopes: Option<Vec<String>>,
     /// `subject_field` (kind `oauth2`).
@@ -191,7 +191,7 @@ pub struct ProviderConfig {
     /// The client secret (not needed with `private_key_jwt`).
     pub client_secret: Option<Secret>,
     /// Token endpoint authentication.
-    pub client_auth_method: ClientAuthMethod,
+    pub token_endpoint_auth_method: ClientAuthMethod,
     /// The scopes requested upstream.
     pub scopes: Vec<String>,
     /// Userinfo member holding the stable subject (kind `oauth2`; default `sub`).
@@ -298,7 +298,7 @@ impl ProviderSettings {
             emails_endpoint: defaults.emails_endpoint.map(str::to_owned),
             client_id: self.client_id,
             client_secret: self.client_secret.map(Secret::new),
-            client_auth_method: self.client_auth_method.unwrap_or_default(),
+            token_endpoint_auth_method: self.token_endpoint_auth_method.unwrap_or_default(),
             scopes: self
                 .scopes
                 .unwrap_or_else(|| defaults.scopes.iter().map(|s| (*s).to_owned()).collect()),
@@ -352,7 +352,7 @@ impl ProviderConfig {
             return Err(err("client_id", "must not be empty"));
         }
         self.validate_endpoints()?;
-        let needs_secret = self.client_auth_method != ClientAuthMethod::PrivateKeyJwt;
+        let needs_secret = self.token_endpoint_auth_method != ClientAuthMethod::PrivateKeyJwt;
         if needs_secret
             && self
                 .client_secret
@@ -363,7 +363,7 @@ impl ProviderConfig {
                 "client_secret",
                 &format!(
                     "is required with {} (or set client_secret_file, or {})",
-                    self.client_auth_method.as_str(),
+                    self.token_endpoint_auth_method.as_str(),
                     self.name.client_secret_env()
                 ),
             ));

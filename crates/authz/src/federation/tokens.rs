@@ -253,7 +253,7 @@ pub fn client_authentication(
             FederationError::config(config.name.as_str(), "client_secret", "is required")
         })
     };
-    Ok(match config.client_auth_method {
+    Ok(match config.token_endpoint_auth_method {
         ClientAuthMethod::ClientSecretBasic => {
             // RFC 6749 §2.3.1: both parts form-urlencoded before the Basic encoding.
             let enc =

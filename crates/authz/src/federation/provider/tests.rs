@@ -34,7 +34,10 @@ fn oidc_defaults() {
     assert_eq!(c.kind, ProviderKind::Oidc);
     assert_eq!(c.display_name, "Corp SSO");
     assert_eq!(c.scopes, ["openid", "email", "profile"]);
-    assert_eq!(c.client_auth_method, ClientAuthMethod::ClientSecretBasic);
+    assert_eq!(
+        c.token_endpoint_auth_method,
+        ClientAuthMethod::ClientSecretBasic
+    );
     assert_eq!(
         (c.subject_field.as_str(), c.username_field.as_str()),
         ("sub", "preferred_username")
@@ -115,13 +118,16 @@ fn presets_fill_in() {
 fn toml_shaped_input() {
     let s: ProviderSettings = serde_json::from_value(serde_json::json!({
         "name": "corp", "issuer": "https://idp.example", "client_id": "c", "client_secret": "s",
-        "preset": "keycloak", "client_auth_method": "client_secret_post",
+        "preset": "keycloak", "token_endpoint_auth_method": "client_secret_post",
         "scope_from_groups": {"mcp-admins": ["mcp:admin"]}
     }))
     .unwrap();
     let c = s.into_config().unwrap();
     assert_eq!(c.preset, Some(Preset::Keycloak));
-    assert_eq!(c.client_auth_method, ClientAuthMethod::ClientSecretPost);
+    assert_eq!(
+        c.token_endpoint_auth_method,
+        ClientAuthMethod::ClientSecretPost
+    );
     assert!(
         serde_json::from_value::<ProviderSettings>(serde_json::json!({
             "name": "corp", "client_id": "c", "isuer": "typo"
@@ -188,7 +194,7 @@ fn validation_names_the_key() {
     // private_key_jwt needs no secret; http on loopback is fine.
     let mut s = oidc_settings();
     s.client_secret = None;
-    s.client_auth_method = Some(ClientAuthMethod::PrivateKeyJwt);
+    s.token_endpoint_auth_method = Some(ClientAuthMethod::PrivateKeyJwt);
     s.issuer = Some("http://127.0.0.1:4000".into());
     s.into_config().unwrap();
 }

@@ -144,7 +144,7 @@ fn client_authentication_methods() {
     assert!(h
         .expose()
         .starts_with("Basic bXkrY2xpZW50OnAlNDBzcyUzQXdvcmQ"));
-    c.client_auth_method = ClientAuthMethod::ClientSecretPost;
+    c.token_endpoint_auth_method = ClientAuthMethod::ClientSecretPost;
     let ClientAuthentication::Post(f) =
         client_authentication(&c, "https://idp/token", &rng, 0).unwrap()
     else {
@@ -154,7 +154,7 @@ fn client_authentication_methods() {
         (get(&f, "client_id"), get(&f, "client_secret")),
         (Some("my client"), Some("p@ss:word"))
     );
-    c.client_auth_method = ClientAuthMethod::PrivateKeyJwt;
+    c.token_endpoint_auth_method = ClientAuthMethod::PrivateKeyJwt;
     let ClientAuthentication::Assertion(claims) =
         client_authentication(&c, "https://idp/token", &rng, 100).unwrap()
     else {
