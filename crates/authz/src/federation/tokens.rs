@@ -148,20 +148,13 @@ impl UpstreamTokens {
 pub type Form = Vec<(&'static str, String)>;
 
 /// The authorization code exchange (RFC 6749 §4.1.3, RFC 7636 §4.5).
-pub fn authorization_code_form(
-    code: &Secret,
-    redirect_uri: &str,
-    pending: &PendingLogin,
-) -> Result<Form, FederationError> {
-    Ok(vec![
+pub fn authorization_code_form(code: &Secret, redirect_uri: &str, pending: &PendingLogin) -> Form {
+    vec![
         ("grant_type", "authorization_code".into()),
         ("code", code.expose().to_owned()),
         ("redirect_uri", redirect_uri.to_owned()),
-        (
-            "code_verifier",
-            pending.code_verifier()?.expose().to_owned(),
-        ),
-    ])
+        ("code_verifier", pending.verifier.expose().to_owned()),
+    ]
 }
 
 /// A refresh (RFC 6749 §6).

@@ -103,7 +103,7 @@ fn get<'a>(form: &'a Form, k: &str) -> Option<&'a str> {
 #[test]
 fn request_forms() {
     let p = pending();
-    let f = authorization_code_form(&Secret::new("c"), "https://as/cb", &p).unwrap();
+    let f = authorization_code_form(&Secret::new("c"), "https://as/cb", &p);
     assert_eq!(get(&f, "grant_type"), Some("authorization_code"));
     assert_eq!(get(&f, "code"), Some("c"));
     assert_eq!(get(&f, "redirect_uri"), Some("https://as/cb"));
