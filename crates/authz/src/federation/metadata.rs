@@ -49,6 +49,9 @@ pub struct ProviderMetadata {
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
     /// `grant_types_supported`, when published (RFC 8414 §2; tells whether RFC 8693 token exchange is offered).
     pub grant_types_supported: Option<Vec<String>>,
+    /// `revocation_endpoint` (RFC 8414 §2, RFC 7009), when published: where upstream tokens can be revoked.
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
 }
 
 /// The members of a discovery document that Portcullis reads; the rest are ignored.
@@ -66,6 +69,7 @@ struct Discovery {
     id_token_signing_alg_values_supported: Option<Vec<String>>,
     token_endpoint_auth_methods_supported: Option<Vec<String>>,
     grant_types_supported: Option<Vec<String>>,
+    revocation_endpoint: Option<String>,
 }
 
 impl ProviderMetadata {
@@ -118,6 +122,7 @@ impl ProviderMetadata {
                 .unwrap_or_else(|| vec!["RS256".into()]),
             token_endpoint_auth_methods_supported: doc.token_endpoint_auth_methods_supported,
             grant_types_supported: doc.grant_types_supported,
+            revocation_endpoint: doc.revocation_endpoint,
         };
         meta.check(config)?;
         Ok(meta)
@@ -158,6 +163,7 @@ impl ProviderMetadata {
             id_token_signing_alg_values_supported: Vec::new(),
             token_endpoint_auth_methods_supported: None,
             grant_types_supported: None,
+            revocation_endpoint: None,
         })
     }
 
@@ -189,6 +195,7 @@ impl ProviderMetadata {
             ("token_endpoint", Some(&self.token_endpoint)),
             ("userinfo_endpoint", self.userinfo_endpoint.as_ref()),
             ("jwks_uri", self.jwks_uri.as_ref()),
+            ("revocation_endpoint", self.revocation_endpoint.as_ref()),
         ];
         for (field, value) in endpoints {
             if let Some(value) = value {
