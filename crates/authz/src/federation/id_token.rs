@@ -14,10 +14,11 @@ use ring::signature::{self as sig, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// The algorithms Portcullis verifies (RFC 7518 §3.1, RFC 8037 §3.1). `none` and `HS*` are never accepted:
+/// The algorithms Portcullis verifies (RFC 7518 §3.1, RFC 8037 §3.1, and `Ed25519`, RFC 9864's
+/// fully-specified name for EdDSA over Ed25519). `none` and `HS*` are never accepted:
 /// an HMAC "signature" keyed with the client secret proves nothing a forger with that secret could not do.
 pub const ALLOWED_ALGS: &[&str] = &[
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "Ed25519",
 ];
 
 /// Clock skew tolerated on `exp` and `iat` (seconds).
@@ -213,7 +214,7 @@ fn verify_with(
                 .verify(message, signature)
                 .is_ok()
         }
-        (PublicKey::Ed25519(x), "EdDSA") => UnparsedPublicKey::new(&sig::ED25519, x)
+        (PublicKey::Ed25519(x), "EdDSA" | "Ed25519") => UnparsedPublicKey::new(&sig::ED25519, x)
             .verify(message, signature)
             .is_ok(),
         _ => false,

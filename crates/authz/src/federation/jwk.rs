@@ -121,7 +121,7 @@ impl Jwk {
             ),
             PublicKey::P256(_) => alg == "ES256",
             PublicKey::P384(_) => alg == "ES384",
-            PublicKey::Ed25519(_) => alg == "EdDSA",
+            PublicKey::Ed25519(_) => matches!(alg, "EdDSA" | "Ed25519"),
         }
     }
 }

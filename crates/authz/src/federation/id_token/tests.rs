@@ -65,6 +65,19 @@ fn every_allowed_algorithm_verifies() {
     let ed = TestKey::ed(1);
     let t = ed.sign("EdDSA", &header("EdDSA", None), &claims(&p));
     verify(&t, &jwks_of(&[ed.jwk(None), TestKey::rsa().jwk(None)]), &p).unwrap();
+    // RFC 9864's fully-specified name.
+    let t = ed.sign("Ed25519", &header("Ed25519", None), &claims(&p));
+    let mut meta = oidc_metadata();
+    meta.id_token_signing_alg_values_supported = vec!["Ed25519".into()];
+    verify_id_token(
+        &t,
+        &oidc_config(),
+        &meta,
+        &jwks_of(&[ed.jwk(None)]),
+        &p,
+        NOW,
+    )
+    .unwrap();
 }
 
 #[test]

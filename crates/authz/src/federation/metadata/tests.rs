@@ -179,3 +179,36 @@ fn oauth2_metadata_from_config() {
         Err(FederationError::Config { .. })
     ));
 }
+
+/// The discovery document and key set of the test IdP (interop/idp, node-oidc-provider 9.13.3), as served.
+#[test]
+fn node_oidc_provider_golden() {
+    let mut s = crate::federation::testing::oidc_settings();
+    s.issuer = Some("http://127.0.0.1:32815".into());
+    let config = s.into_config().unwrap();
+    let m = ProviderMetadata::from_discovery(
+        &config,
+        include_bytes!("../testdata/oidc-provider-discovery.json"),
+    )
+    .unwrap();
+    assert!(m.authorization_response_iss_parameter_supported);
+    assert_eq!(m.offers_token_exchange(), Some(true));
+    assert_eq!(
+        m.id_token_signing_alg_values_supported,
+        ["PS256", "RS256", "ES256"]
+    );
+    assert_eq!(
+        m.revocation_endpoint.as_deref(),
+        Some("http://127.0.0.1:32815/token/revocation")
+    );
+    let jwks =
+        crate::federation::JwkSet::parse(include_bytes!("../testdata/oidc-provider-jwks.json"))
+            .unwrap();
+    assert_eq!(jwks.keys.len(), 2);
+    assert!(jwks
+        .candidates(Some("ec-a1dfd46b28aa18f5"), "ES256")
+        .is_some_and(|k| k.len() == 1));
+    assert!(jwks
+        .candidates(Some("rsa-72e25b6e0be64ad6"), "RS256")
+        .is_some_and(|k| k.len() == 1));
+}
