@@ -38,6 +38,8 @@ mod serde_secret;
 pub mod tokens;
 
 #[cfg(test)]
+mod recorded_tests;
+#[cfg(test)]
 pub(crate) mod testing;
 
 pub use callback::{check_callback, Callback};
