@@ -9,6 +9,8 @@
 //! - [`secret`]: secret newtypes (redacted `Debug`) and token hashing for storage at rest.
 //! - [`store`]: the storage traits (one per aggregate) and their record types; `portcullis-store` implements them.
 //! - [`error`]: the one error enum of this layer; each variant knows its RFC error code.
+//! - [`federation`]: sign-in through upstream identity providers (OpenID Connect, OAuth 2.0): configuration,
+//!   discovery, the upstream authorization request and callback, ID token validation, identity and policy.
 //! - [`registration`]: dynamic client registration policy (RFC 7591).
 //! - [`client_id_metadata`]: Client ID Metadata Documents (URL `client_id`s); the fetching is injected.
 //! - [`client_auth`]: token-endpoint client authentication (RFC 6749 §2.3, OAuth 2.1 §2.4): credentials, check.
@@ -38,6 +40,7 @@ pub mod config;
 pub mod csrf;
 pub mod database_url;
 pub mod error;
+pub mod federation;
 pub mod identity;
 pub mod jwt;
 pub mod keys;
