@@ -95,9 +95,23 @@ impl PresetSetting {
         }
     }
 
-    /// Whether the preset fixes the issuer (or the API origin) itself, so `issuer` may be left out.
-    fn has_fixed_issuer(self) -> bool {
-        matches!(self, Self::Google | Self::GitHub)
+    /// The sign-in button's name when `display_name` is not set (the same as
+    /// `portcullis_authz::federation::Preset::display_name`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Google => "Google",
+            Self::Microsoft => "Microsoft",
+            Self::GitHub => "GitHub",
+            Self::Okta => "Okta",
+            Self::Auth0 => "Auth0",
+            Self::Keycloak => "Keycloak",
+        }
+    }
+
+    /// Whether the preset has an issuer (or endpoints) of its own, so `issuer` may be left out: Google, GitHub,
+    /// and Microsoft (the multi-tenant `common` issuer).
+    fn has_own_issuer(self) -> bool {
+        matches!(self, Self::Google | Self::GitHub | Self::Microsoft)
     }
 }
 
@@ -116,7 +130,7 @@ pub enum TokenEndpointAuthMethod {
 pub struct IdentityProviderSettings {
     /// `[a-z0-9-]{1,32}`: part of the callback URL `<issuer>/idp/<name>/callback`.
     pub name: String,
-    /// What the sign-in page shows ("Continue with …"); default: the name.
+    /// What the sign-in page shows ("Continue with …"); default: the preset's label ("Google"), else the name.
     pub display_name: String,
     pub issuer: Option<String>,
     pub client_id: String,
@@ -246,7 +260,9 @@ fn provider(
         key,
         reason: reason.to_owned(),
     };
-    let display_name = t.display_name.clone().unwrap_or_else(|| name.to_owned());
+    let display_name = (t.display_name.clone())
+        .or_else(|| t.preset.map(|p| p.label().to_owned()))
+        .unwrap_or_else(|| name.to_owned());
     if display_name.trim().is_empty() || display_name.chars().any(char::is_control) {
         return Err(value("display_name", "must be one non-empty line"));
     }
@@ -305,7 +321,7 @@ fn check_urls(t: &IdentityProviderFile) -> Result<(), SettingsError> {
     let oauth2 = t.kind == Some(ProviderKindSetting::OAuth2);
     match &t.issuer {
         Some(issuer) => check_url(&t.name, "issuer", issuer, true)?,
-        None if oauth2 || t.preset.is_some_and(PresetSetting::has_fixed_issuer) => {}
+        None if oauth2 || t.preset.is_some_and(PresetSetting::has_own_issuer) => {}
         None => return Err(missing("issuer")),
     }
     for (key, value) in [

@@ -79,16 +79,21 @@ fn secrets_never_reach_debug_output() {
 }
 
 #[test]
-fn the_display_name_defaults_to_the_name() {
+fn the_display_name_defaults_to_the_presets_label_else_the_name() {
     let s = load(
         "[[identity_providers]]\nname = \"g\"\npreset = \"google\"\nclient_id = \"c\"\nclient_secret = \"s\"\n",
     )
     .unwrap();
     let p = &s.federation.providers[0];
-    assert_eq!(p.display_name, "g");
+    assert_eq!(p.display_name, "Google");
     assert_eq!(p.preset, Some(PresetSetting::Google));
     assert_eq!(p.issuer, None, "google fixes its issuer");
     assert_eq!(s.sign_in().providers[0].preset.as_deref(), Some("google"));
+    let plain = load(
+        "[[identity_providers]]\nname = \"corp\"\nissuer = \"https://i.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\n",
+    )
+    .unwrap();
+    assert_eq!(plain.federation.providers[0].display_name, "corp");
 }
 
 #[test]
@@ -327,11 +332,15 @@ fn issuers_are_https_unless_loopback() {
         }
     );
     assert!(
+        load("[[identity_providers]]\nname = \"ms\"\npreset = \"microsoft\"\nclient_id = \"c\"\nclient_secret = \"s\"\n").is_ok(),
+        "Entra's multi-tenant issuer by default"
+    );
+    assert!(
         matches!(
-            err("[[identity_providers]]\nname = \"ms\"\npreset = \"microsoft\"\nclient_id = \"c\"\nclient_secret = \"s\"\n"),
+            err("[[identity_providers]]\nname = \"kc\"\npreset = \"keycloak\"\nclient_id = \"c\"\nclient_secret = \"s\"\n"),
             SettingsError::IdpMissing { key: "issuer", .. }
         ),
-        "Entra needs its tenant's issuer"
+        "Keycloak's realm is the issuer"
     );
 }
 
