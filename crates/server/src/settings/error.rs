@@ -86,10 +86,11 @@ pub enum SettingsError {
     #[error("identity provider {provider}: give its client secret as client_secret, client_secret_file or the environment variable {env} (or set token_endpoint_auth_method = \"private_key_jwt\")")]
     IdpNoSecret { provider: String, env: String },
     /// More than one source of the client secret (or one with `private_key_jwt`, which uses none).
-    #[error("identity provider {provider}: {}; found {found}", if *private_key_jwt { "token_endpoint_auth_method = \"private_key_jwt\" uses no client secret" } else { "give exactly one of client_secret, client_secret_file and PORTCULLIS_IDP_<NAME>_CLIENT_SECRET" })]
+    #[error("identity provider {provider}: {}; found {found}", if *private_key_jwt { "token_endpoint_auth_method = \"private_key_jwt\" uses no client secret".to_owned() } else { format!("give exactly one of client_secret, client_secret_file and {env}") })]
     IdpSecretSources {
         provider: String,
         found: String,
+        env: String,
         private_key_jwt: bool,
     },
     /// `client_secret_file` could not be read.

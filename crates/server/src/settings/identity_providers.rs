@@ -277,6 +277,12 @@ fn provider(
     {
         return Err(value("scopes", "each entry must be one scope token"));
     }
+    if t.allowed_groups.iter().any(|g| g.trim().is_empty()) {
+        return Err(value("allowed_groups", "must not list an empty group"));
+    }
+    if t.scope_from_groups.keys().any(|g| g.trim().is_empty()) {
+        return Err(value("scope_from_groups", "must not name an empty group"));
+    }
     for (key, field) in [
         ("subject_field", &t.subject_field),
         ("username_field", &t.username_field),
@@ -410,6 +416,7 @@ fn client_secret(
             return Err(SettingsError::IdpSecretSources {
                 provider: t.name.clone(),
                 found: found.join(", "),
+                env: env_name,
                 private_key_jwt,
             });
         }

@@ -185,8 +185,17 @@ fn exactly_one_secret_source() {
         SettingsError::IdpSecretSources {
             provider: "corp".into(),
             found: "client_secret, PORTCULLIS_IDP_CORP_CLIENT_SECRET".into(),
+            env: "PORTCULLIS_IDP_CORP_CLIENT_SECRET".into(),
             private_key_jwt: false,
         }
+    );
+    let message = err(&format!(
+        "{CORP}client_secret = \"s\"\nclient_secret_file = \"/x\"\n"
+    ))
+    .to_string();
+    assert!(
+        message.contains("client_secret, client_secret_file and PORTCULLIS_IDP_CORP_CLIENT_SECRET"),
+        "{message}"
     );
     assert!(matches!(
         err(&format!(
@@ -425,6 +434,20 @@ fn provider_values_are_checked() {
         value("allowed_domains = [\"@example.com\"]\n"),
         SettingsError::IdpValue {
             key: "allowed_domains",
+            ..
+        }
+    ));
+    assert!(matches!(
+        value("allowed_groups = [\"\"]\n"),
+        SettingsError::IdpValue {
+            key: "allowed_groups",
+            ..
+        }
+    ));
+    assert!(matches!(
+        value("scope_from_groups = { \"\" = [\"mcp:admin\"] }\n"),
+        SettingsError::IdpValue {
+            key: "scope_from_groups",
             ..
         }
     ));
