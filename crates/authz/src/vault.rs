@@ -175,6 +175,19 @@ impl Vault {
         Secret::new(text)
     }
 
+    /// This vault with `key` as the new active key; the previous active key becomes the first old key.
+    pub fn rotated(self, key: VaultKey) -> Self {
+        let mut old = Vec::with_capacity(self.old.len() + 1);
+        old.push(self.active);
+        old.extend(self.old);
+        Self { active: key, old }
+    }
+
+    /// This vault without its old keys (once nothing sealed with them is left).
+    pub fn only_active(self) -> Self {
+        Self::new(self.active, vec![])
+    }
+
     /// The active key's id: what [`Vault::seal`] stores.
     pub fn active_id(&self) -> &KeyId {
         &self.active.id
@@ -334,6 +347,14 @@ mod tests {
         assert_eq!(after.open(&old_id, &sealed, b"a").unwrap().as_slice(), b"v");
         let (new_id, _) = after.seal(b"v", b"a", &rng).unwrap();
         assert_eq!(&new_id, after.active_id());
+        let rotated = before.rotated(key(2));
+        assert_eq!(rotated.active_id(), after.active_id());
+        assert_eq!(
+            rotated.open(&old_id, &sealed, b"a").unwrap().as_slice(),
+            b"v"
+        );
+        let trimmed = rotated.only_active();
+        assert_eq!(trimmed.keys().count(), 1);
         let only_new = Vault::new(key(2), vec![]);
         assert_eq!(
             only_new.open(&old_id, &sealed, b"a"),
