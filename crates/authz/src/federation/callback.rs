@@ -41,13 +41,18 @@ impl Callback {
     /// and `error` or with neither, is malformed.
     pub fn parse(query: &str) -> Result<Self, FederationError> {
         if query.len() > MAX_CALLBACK_QUERY {
-            return Err(FederationError::MalformedCallback("the response is too long".into()));
+            return Err(FederationError::MalformedCallback(
+                "the response is too long".into(),
+            ));
         }
         let mut seen = HashSet::new();
-        let (mut code, mut error, mut description, mut state, mut iss) = (None, None, None, None, None);
+        let (mut code, mut error, mut description, mut state, mut iss) =
+            (None, None, None, None, None);
         for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
             if !seen.insert(k.clone()) {
-                return Err(FederationError::MalformedCallback(format!("{k} is repeated")));
+                return Err(FederationError::MalformedCallback(format!(
+                    "{k} is repeated"
+                )));
             }
             let slot = match k.as_ref() {
                 "code" => &mut code,
@@ -154,7 +159,8 @@ mod tests {
 
     #[test]
     fn parses_code_and_error() {
-        let cb = Callback::parse(&q(&[("code", "c1"), ("state", "s"), ("iss", "https://i")])).unwrap();
+        let cb =
+            Callback::parse(&q(&[("code", "c1"), ("state", "s"), ("iss", "https://i")])).unwrap();
         assert_eq!(
             cb,
             Callback::Code {
@@ -163,7 +169,11 @@ mod tests {
                 iss: Some("https://i".into())
             }
         );
-        let cb = Callback::parse(&q(&[("error", "access_denied"), ("error_description", "no")])).unwrap();
+        let cb = Callback::parse(&q(&[
+            ("error", "access_denied"),
+            ("error_description", "no"),
+        ]))
+        .unwrap();
         assert!(matches!(cb, Callback::Error { ref error, .. } if error == "access_denied"));
         for bad in [
             q(&[("code", "a"), ("code", "b"), ("state", "s")]),
@@ -173,7 +183,10 @@ mod tests {
             "a".repeat(MAX_CALLBACK_QUERY + 1),
         ] {
             assert!(
-                matches!(Callback::parse(&bad), Err(FederationError::MalformedCallback(_))),
+                matches!(
+                    Callback::parse(&bad),
+                    Err(FederationError::MalformedCallback(_))
+                ),
                 "{bad}"
             );
         }
@@ -191,7 +204,10 @@ mod tests {
             q(&[("error", "access_denied"), ("state", "forged")]),
         ] {
             let cb = Callback::parse(&cb).unwrap();
-            assert_eq!(check_callback(&cb, &p, &meta).unwrap_err(), FederationError::StateMismatch);
+            assert_eq!(
+                check_callback(&cb, &p, &meta).unwrap_err(),
+                FederationError::StateMismatch
+            );
         }
     }
 
@@ -200,7 +216,12 @@ mod tests {
         let p = pending();
         let mut meta = oidc_metadata();
         let st = p.state.expose();
-        let other = Callback::parse(&q(&[("code", "c"), ("state", st), ("iss", "https://evil.example")])).unwrap();
+        let other = Callback::parse(&q(&[
+            ("code", "c"),
+            ("state", st),
+            ("iss", "https://evil.example"),
+        ]))
+        .unwrap();
         assert_eq!(
             check_callback(&other, &p, &meta).unwrap_err(),
             FederationError::IssuerMismatch {
@@ -208,12 +229,20 @@ mod tests {
                 found: "https://evil.example".into()
             }
         );
-        let ok = Callback::parse(&q(&[("code", "c"), ("state", st), ("iss", "https://idp.example")])).unwrap();
+        let ok = Callback::parse(&q(&[
+            ("code", "c"),
+            ("state", st),
+            ("iss", "https://idp.example"),
+        ]))
+        .unwrap();
         assert!(check_callback(&ok, &p, &meta).is_ok());
         let none = Callback::parse(&q(&[("code", "c"), ("state", st)])).unwrap();
         assert!(check_callback(&none, &p, &meta).is_ok());
         meta.authorization_response_iss_parameter_supported = true;
-        assert_eq!(check_callback(&none, &p, &meta).unwrap_err(), FederationError::MissingIssuer);
+        assert_eq!(
+            check_callback(&none, &p, &meta).unwrap_err(),
+            FederationError::MissingIssuer
+        );
         assert!(check_callback(&ok, &p, &meta).is_ok());
     }
 
@@ -222,8 +251,12 @@ mod tests {
         let p = pending();
         let meta = oidc_metadata();
         let st = p.state.expose();
-        let cb = Callback::parse(&q(&[("error", "access_denied"), ("error_description", "User said no"), ("state", st)]))
-            .unwrap();
+        let cb = Callback::parse(&q(&[
+            ("error", "access_denied"),
+            ("error_description", "User said no"),
+            ("state", st),
+        ]))
+        .unwrap();
         assert_eq!(
             check_callback(&cb, &p, &meta).unwrap_err(),
             FederationError::AccessDenied {

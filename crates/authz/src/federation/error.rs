@@ -152,6 +152,12 @@ impl FederationError {
         matches!(self, Self::Upstream { code, .. } if code == "invalid_grant")
     }
 
+    /// Whether the provider said it is overloaded or failing (`temporarily_unavailable`, `server_error`): the
+    /// page says the provider is having trouble (a 503), not that the user did something wrong.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, Self::Upstream { code, .. } if code == "temporarily_unavailable" || code == "server_error")
+    }
+
     /// Whether the user is refused by policy (`allowed_domains`, `allowed_groups`): a page explains why.
     pub fn is_policy(&self) -> bool {
         matches!(
@@ -220,6 +226,7 @@ mod tests {
         let e = FederationError::from_authorization_error("server_error", Some("x".into()));
         assert_eq!(e.code(), "upstream_error");
         assert!(!e.is_invalid_grant());
+        assert!(e.is_temporary());
         assert!(FederationError::Upstream {
             code: "invalid_grant".into(),
             description: None
@@ -232,9 +239,15 @@ mod tests {
         let e = FederationError::DomainNotAllowed {
             domain: "other.org".into(),
         };
-        assert_eq!(e.to_string(), "your email domain other.org is not allowed here");
+        assert_eq!(
+            e.to_string(),
+            "your email domain other.org is not allowed here"
+        );
         assert!(e.is_policy());
         let e = FederationError::config("corp", "issuer", "must use https");
-        assert_eq!(e.to_string(), "identity_providers[corp].issuer: must use https");
+        assert_eq!(
+            e.to_string(),
+            "identity_providers[corp].issuer: must use https"
+        );
     }
 }

@@ -14,10 +14,11 @@ use ring::signature::{self as sig, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// The algorithms Portcullis verifies (RFC 7518 §3.1, RFC 8037 §3.1). `none` and `HS*` are never accepted:
+/// The algorithms Portcullis verifies (RFC 7518 §3.1, RFC 8037 §3.1, and `Ed25519`, RFC 9864's
+/// fully-specified name for EdDSA over Ed25519). `none` and `HS*` are never accepted:
 /// an HMAC "signature" keyed with the client secret proves nothing a forger with that secret could not do.
 pub const ALLOWED_ALGS: &[&str] = &[
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "Ed25519",
 ];
 
 /// Clock skew tolerated on `exp` and `iat` (seconds).
@@ -80,7 +81,13 @@ pub fn verify_id_token(
     now: i64,
 ) -> Result<IdTokenClaims, FederationError> {
     let raw = verify_signature(token, metadata, jwks)?;
-    check_claims(raw, config, metadata, now, Nonce::Equals(pending.nonce.expose()))
+    check_claims(
+        raw,
+        config,
+        metadata,
+        now,
+        Nonce::Equals(pending.nonce.expose()),
+    )
 }
 
 /// Validates an ID token that came with a refresh (OpenID Connect Core §12.2): the same checks, except that
@@ -94,7 +101,13 @@ pub fn verify_refreshed_id_token(
     now: i64,
 ) -> Result<IdTokenClaims, FederationError> {
     let raw = verify_signature(token, metadata, jwks)?;
-    check_claims(raw, config, metadata, now, Nonce::Refresh { sub: original_sub })
+    check_claims(
+        raw,
+        config,
+        metadata,
+        now,
+        Nonce::Refresh { sub: original_sub },
+    )
 }
 
 #[derive(Deserialize)]
@@ -127,21 +140,21 @@ fn verify_signature(
         }));
     };
     let header_bytes = b64::decode(h).ok_or_else(|| malformed("header is not base64url"))?;
-    let header: Header =
-        serde_json::from_slice(&header_bytes).map_err(|_| malformed("header is not a JOSE header"))?;
+    let header: Header = serde_json::from_slice(&header_bytes)
+        .map_err(|_| malformed("header is not a JOSE header"))?;
     if header.crit.is_some() {
         return Err(malformed("critical header extensions are not understood"));
     }
-    if header
-        .typ
-        .as_deref()
-        .is_some_and(|t| !t.eq_ignore_ascii_case("JWT") && !t.eq_ignore_ascii_case("application/jwt"))
-    {
+    if header.typ.as_deref().is_some_and(|t| {
+        !t.eq_ignore_ascii_case("JWT") && !t.eq_ignore_ascii_case("application/jwt")
+    }) {
         return Err(malformed("typ is not JWT"));
     }
     let alg = header.alg.as_str();
     if !ALLOWED_ALGS.contains(&alg) || !metadata.signs_with(alg) {
-        return Err(FederationError::UnsupportedAlgorithm(alg.chars().take(16).collect()));
+        return Err(FederationError::UnsupportedAlgorithm(
+            alg.chars().take(16).collect(),
+        ));
     }
     let signature = b64::decode(s).ok_or_else(|| malformed("signature is not base64url"))?;
     let keys = jwks
@@ -150,7 +163,9 @@ fn verify_signature(
     match (header.kid.is_some(), keys.len()) {
         (false, 0) => return Err(FederationError::UnknownKey),
         (true, 0) => return Err(FederationError::BadSignature),
-        (false, n) if n > 1 => return Err(malformed("no kid, and several keys could have signed it")),
+        (false, n) if n > 1 => {
+            return Err(malformed("no kid, and several keys could have signed it"))
+        }
         _ => {}
     }
     let signing_input = &token.as_bytes()[..h.len() + 1 + p.len()];
@@ -168,7 +183,12 @@ fn verify_signature(
 }
 
 /// Checks `signature` over `message` with `key` for `alg` (the key was chosen to fit `alg`).
-fn verify_with(key: &PublicKey, alg: &str, message: &[u8], signature: &[u8]) -> Result<(), FederationError> {
+fn verify_with(
+    key: &PublicKey,
+    alg: &str,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), FederationError> {
     let ok = match (key, alg) {
         (PublicKey::Rsa { n, e }, _) => {
             let params: &sig::RsaParameters = match alg {
@@ -180,15 +200,21 @@ fn verify_with(key: &PublicKey, alg: &str, message: &[u8], signature: &[u8]) -> 
                 "PS512" => &sig::RSA_PSS_2048_8192_SHA512,
                 _ => return Err(FederationError::BadSignature),
             };
-            RsaPublicKeyComponents { n, e }.verify(params, message, signature).is_ok()
+            RsaPublicKeyComponents { n, e }
+                .verify(params, message, signature)
+                .is_ok()
         }
-        (PublicKey::P256(point), "ES256") => UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, point)
-            .verify(message, signature)
-            .is_ok(),
-        (PublicKey::P384(point), "ES384") => UnparsedPublicKey::new(&sig::ECDSA_P384_SHA384_FIXED, point)
-            .verify(message, signature)
-            .is_ok(),
-        (PublicKey::Ed25519(x), "EdDSA") => UnparsedPublicKey::new(&sig::ED25519, x)
+        (PublicKey::P256(point), "ES256") => {
+            UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, point)
+                .verify(message, signature)
+                .is_ok()
+        }
+        (PublicKey::P384(point), "ES384") => {
+            UnparsedPublicKey::new(&sig::ECDSA_P384_SHA384_FIXED, point)
+                .verify(message, signature)
+                .is_ok()
+        }
+        (PublicKey::Ed25519(x), "EdDSA" | "Ed25519") => UnparsedPublicKey::new(&sig::ED25519, x)
             .verify(message, signature)
             .is_ok(),
         _ => false,
@@ -205,7 +231,9 @@ fn string(raw: &Map<String, Value>, name: &str) -> Option<String> {
 }
 
 fn number(raw: &Map<String, Value>, name: &'static str) -> Result<i64, FederationError> {
-    let v = raw.get(name).ok_or_else(|| FederationError::claim(name, "missing"))?;
+    let v = raw
+        .get(name)
+        .ok_or_else(|| FederationError::claim(name, "missing"))?;
     v.as_i64()
         .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
         .ok_or_else(|| FederationError::claim(name, "not a number"))
@@ -226,7 +254,10 @@ fn audiences(raw: &Map<String, Value>) -> Result<Vec<String>, FederationError> {
 }
 
 /// A groups claim: an array of strings, or absent (a single string counts as one group).
-pub(crate) fn groups(raw: &Map<String, Value>, claim: &str) -> Result<Option<Vec<String>>, FederationError> {
+pub(crate) fn groups(
+    raw: &Map<String, Value>,
+    claim: &str,
+) -> Result<Option<Vec<String>>, FederationError> {
     match raw.get(claim) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
@@ -235,8 +266,13 @@ pub(crate) fn groups(raw: &Map<String, Value>, claim: &str) -> Result<Option<Vec
             .map(|v| v.as_str().map(str::to_owned))
             .collect::<Option<Vec<_>>>()
             .map(Some)
-            .ok_or_else(|| FederationError::claim("groups", format!("{claim} is not a list of strings"))),
-        Some(_) => Err(FederationError::claim("groups", format!("{claim} is not a list of strings"))),
+            .ok_or_else(|| {
+                FederationError::claim("groups", format!("{claim} is not a list of strings"))
+            }),
+        Some(_) => Err(FederationError::claim(
+            "groups",
+            format!("{claim} is not a list of strings"),
+        )),
     }
 }
 
@@ -270,15 +306,21 @@ fn check_claims(
         return Err(FederationError::claim("sub", "must be 1 to 255 characters"));
     }
     let aud = audiences(&raw)?;
-    if !aud.iter().any(|a| *a == config.client_id) {
-        return Err(FederationError::claim("aud", "this client is not an audience"));
+    if !aud.contains(&config.client_id) {
+        return Err(FederationError::claim(
+            "aud",
+            "this client is not an audience",
+        ));
     }
     match string(&raw, "azp") {
         Some(azp) if azp != config.client_id => {
             return Err(FederationError::claim("azp", "issued to another client"));
         }
         None if aud.len() > 1 => {
-            return Err(FederationError::claim("azp", "required when there are several audiences"));
+            return Err(FederationError::claim(
+                "azp",
+                "required when there are several audiences",
+            ));
         }
         _ => {}
     }
@@ -301,7 +343,10 @@ fn check_claims(
             }
         }
         Nonce::Refresh { sub: original } if original != sub => {
-            return Err(FederationError::claim("sub", "differs from the original sign-in's"));
+            return Err(FederationError::claim(
+                "sub",
+                "differs from the original sign-in's",
+            ));
         }
         Nonce::Refresh { .. } => {}
     }

@@ -6,7 +6,7 @@
 use super::error::FederationError;
 use super::id_token::{groups, verified, IdTokenClaims};
 use super::preset::Preset;
-use super::provider::{ProviderConfig, ProviderName};
+use super::provider::{group_name, ProviderConfig, ProviderName};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -33,11 +33,15 @@ pub struct ExternalIdentity {
 
 fn object(body: &[u8], what: &str) -> Result<Map<String, Value>, FederationError> {
     if body.len() > MAX_USERINFO_BYTES {
-        return Err(FederationError::Userinfo(format!("{what} is larger than 256 KiB")));
+        return Err(FederationError::Userinfo(format!(
+            "{what} is larger than 256 KiB"
+        )));
     }
     match serde_json::from_slice(body) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(FederationError::Userinfo(format!("{what} is not a JSON object"))),
+        _ => Err(FederationError::Userinfo(format!(
+            "{what} is not a JSON object"
+        ))),
     }
 }
 
@@ -60,7 +64,9 @@ impl ExternalIdentity {
         userinfo: Option<&[u8]>,
     ) -> Result<Self, FederationError> {
         check_google_hosted_domain(config, claims)?;
-        let info = userinfo.map(|b| object(b, "the userinfo response")).transpose()?;
+        let info = userinfo
+            .map(|b| object(b, "the userinfo response"))
+            .transpose()?;
         if let Some(info) = &info {
             if text(info, "sub").as_deref() != Some(claims.sub.as_str()) {
                 return Err(FederationError::Userinfo(
@@ -84,6 +90,10 @@ impl ExternalIdentity {
             (None, Some(info)) => groups(info, &config.groups_claim)?.unwrap_or_default(),
             (None, None) => Vec::new(),
         };
+        let groups = groups
+            .iter()
+            .map(|g| group_name(config.preset, g))
+            .collect();
         Ok(Self {
             provider: config.name.clone(),
             subject: claims.sub.clone(),
@@ -115,9 +125,15 @@ impl ExternalIdentity {
             }
         };
         let (email, email_verified) = if config.preset == Some(Preset::GitHub) {
-            (emails.map(github_primary_email).transpose()?.flatten(), true)
+            (
+                emails.map(github_primary_email).transpose()?.flatten(),
+                true,
+            )
         } else {
-            (text(&info, &config.email_field), verified(&info, "email_verified"))
+            (
+                text(&info, &config.email_field),
+                verified(&info, "email_verified"),
+            )
         };
         Ok(Self {
             provider: config.name.clone(),
@@ -125,7 +141,11 @@ impl ExternalIdentity {
             username: text(&info, &config.username_field),
             email_verified: email.is_some() && email_verified,
             email,
-            groups: groups(&info, &config.groups_claim)?.unwrap_or_default(),
+            groups: groups(&info, &config.groups_claim)?
+                .unwrap_or_default()
+                .iter()
+                .map(|g| group_name(config.preset, g))
+                .collect(),
         })
     }
 
@@ -161,10 +181,14 @@ fn check_google_hosted_domain(
 /// GitHub has verified it.
 fn github_primary_email(body: &[u8]) -> Result<Option<String>, FederationError> {
     if body.len() > MAX_USERINFO_BYTES {
-        return Err(FederationError::Userinfo("the email list is larger than 256 KiB".into()));
+        return Err(FederationError::Userinfo(
+            "the email list is larger than 256 KiB".into(),
+        ));
     }
     let Ok(Value::Array(list)) = serde_json::from_slice::<Value>(body) else {
-        return Err(FederationError::Userinfo("the email list is not a JSON array".into()));
+        return Err(FederationError::Userinfo(
+            "the email list is not a JSON array".into(),
+        ));
     };
     let is_true = |v: &Value, k: &str| v.get(k).and_then(Value::as_bool) == Some(true);
     Ok(list

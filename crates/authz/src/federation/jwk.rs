@@ -94,7 +94,11 @@ impl JwkSet {
     /// rotated).
     pub fn candidates(&self, kid: Option<&str>, alg: &str) -> Option<Vec<&Jwk>> {
         let named: Vec<&Jwk> = match kid {
-            Some(kid) => self.keys.iter().filter(|k| k.kid.as_deref() == Some(kid)).collect(),
+            Some(kid) => self
+                .keys
+                .iter()
+                .filter(|k| k.kid.as_deref() == Some(kid))
+                .collect(),
             None => self.keys.iter().collect(),
         };
         if named.is_empty() {
@@ -111,10 +115,13 @@ impl Jwk {
             return false;
         }
         match &self.key {
-            PublicKey::Rsa { .. } => matches!(alg, "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512"),
+            PublicKey::Rsa { .. } => matches!(
+                alg,
+                "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512"
+            ),
             PublicKey::P256(_) => alg == "ES256",
             PublicKey::P384(_) => alg == "ES384",
-            PublicKey::Ed25519(_) => alg == "EdDSA",
+            PublicKey::Ed25519(_) => matches!(alg, "EdDSA" | "Ed25519"),
         }
     }
 }
@@ -133,8 +140,12 @@ impl RawKey {
         }
         let key = match (self.kty.as_str(), self.crv.as_deref()) {
             ("RSA", _) => rsa(self.n.as_deref()?, self.e.as_deref()?)?,
-            ("EC", Some("P-256")) => PublicKey::P256(ec_point(self.x.as_deref()?, self.y.as_deref()?, 32)?),
-            ("EC", Some("P-384")) => PublicKey::P384(ec_point(self.x.as_deref()?, self.y.as_deref()?, 48)?),
+            ("EC", Some("P-256")) => {
+                PublicKey::P256(ec_point(self.x.as_deref()?, self.y.as_deref()?, 32)?)
+            }
+            ("EC", Some("P-384")) => {
+                PublicKey::P384(ec_point(self.x.as_deref()?, self.y.as_deref()?, 48)?)
+            }
             ("OKP", Some("Ed25519")) => {
                 let x = b64::decode(self.x.as_deref()?)?;
                 (x.len() == 32).then_some(PublicKey::Ed25519(x))?
@@ -220,8 +231,14 @@ mod tests {
     #[test]
     fn refuses_unusable_sets() {
         assert!(matches!(set(json!([])), Err(FederationError::Jwks(_))));
-        assert!(matches!(set(json!([rsa_jwk(1024, "weak")])), Err(FederationError::Jwks(_))));
-        assert!(matches!(JwkSet::parse(b"[]"), Err(FederationError::Jwks(_))));
+        assert!(matches!(
+            set(json!([rsa_jwk(1024, "weak")])),
+            Err(FederationError::Jwks(_))
+        ));
+        assert!(matches!(
+            JwkSet::parse(b"[]"),
+            Err(FederationError::Jwks(_))
+        ));
     }
 
     #[test]

@@ -7,6 +7,9 @@ use super::preset::{Preset, ENTRA_TENANT_TEMPLATE};
 use super::provider::{check_url, ClientAuthMethod, ProviderConfig, ProviderKind};
 use serde::{Deserialize, Serialize};
 
+/// RFC 8693 §2.1 `grant_type`.
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
 /// Largest discovery document accepted.
 pub const MAX_METADATA_BYTES: usize = 256 * 1024;
 
@@ -46,6 +49,9 @@ pub struct ProviderMetadata {
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
     /// `grant_types_supported`, when published (RFC 8414 §2; tells whether RFC 8693 token exchange is offered).
     pub grant_types_supported: Option<Vec<String>>,
+    /// `revocation_endpoint` (RFC 8414 §2, RFC 7009), when published: where upstream tokens can be revoked.
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
 }
 
 /// The members of a discovery document that Portcullis reads; the rest are ignored.
@@ -63,6 +69,7 @@ struct Discovery {
     id_token_signing_alg_values_supported: Option<Vec<String>>,
     token_endpoint_auth_methods_supported: Option<Vec<String>>,
     grant_types_supported: Option<Vec<String>>,
+    revocation_endpoint: Option<String>,
 }
 
 impl ProviderMetadata {
@@ -75,13 +82,17 @@ impl ProviderMetadata {
         if body.len() > MAX_METADATA_BYTES {
             return Err(FederationError::metadata("document", "larger than 256 KiB"));
         }
-        let doc: Discovery = serde_json::from_slice(body)
-            .map_err(|e| FederationError::metadata("document", format!("not valid metadata JSON: {e}")))?;
+        let doc: Discovery = serde_json::from_slice(body).map_err(|e| {
+            FederationError::metadata("document", format!("not valid metadata JSON: {e}"))
+        })?;
         let configured = config.issuer.as_deref().unwrap_or_default();
         if doc.issuer != configured && !entra_template_matches(config, &doc.issuer, configured) {
             return Err(FederationError::metadata(
                 "issuer",
-                format!("{:?} differs from the configured issuer {configured:?}", doc.issuer),
+                format!(
+                    "{:?} differs from the configured issuer {configured:?}",
+                    doc.issuer
+                ),
             ));
         }
         if !doc.response_types_supported.iter().any(|t| t == "code") {
@@ -111,6 +122,7 @@ impl ProviderMetadata {
                 .unwrap_or_else(|| vec!["RS256".into()]),
             token_endpoint_auth_methods_supported: doc.token_endpoint_auth_methods_supported,
             grant_types_supported: doc.grant_types_supported,
+            revocation_endpoint: doc.revocation_endpoint,
         };
         meta.check(config)?;
         Ok(meta)
@@ -120,7 +132,11 @@ impl ProviderMetadata {
     /// capabilities, so PKCE S256 is sent and assumed honoured, and `iss` is checked only when it comes.
     pub fn from_config(config: &ProviderConfig) -> Result<Self, FederationError> {
         let missing = |key: &str| {
-            FederationError::config(config.name.as_str(), key, "is required with kind = \"oauth2\"")
+            FederationError::config(
+                config.name.as_str(),
+                key,
+                "is required with kind = \"oauth2\"",
+            )
         };
         if config.kind != ProviderKind::OAuth2 {
             return Err(FederationError::config(
@@ -147,6 +163,7 @@ impl ProviderMetadata {
             id_token_signing_alg_values_supported: Vec::new(),
             token_endpoint_auth_methods_supported: None,
             grant_types_supported: None,
+            revocation_endpoint: None,
         })
     }
 
@@ -159,7 +176,7 @@ impl ProviderMetadata {
                 ));
             }
         }
-        let method = config.client_auth_method;
+        let method = config.token_endpoint_auth_method;
         let offered = match &self.token_endpoint_auth_methods_supported {
             Some(methods) => methods.iter().any(|m| m == method.as_str()),
             None => method == ClientAuthMethod::ClientSecretBasic,
@@ -168,7 +185,7 @@ impl ProviderMetadata {
             return Err(FederationError::metadata(
                 "token_endpoint_auth_methods_supported",
                 format!(
-                    "{} is not offered; set client_auth_method to one that is",
+                    "{} is not offered; set token_endpoint_auth_method to one that is",
                     method.as_str()
                 ),
             ));
@@ -178,6 +195,7 @@ impl ProviderMetadata {
             ("token_endpoint", Some(&self.token_endpoint)),
             ("userinfo_endpoint", self.userinfo_endpoint.as_ref()),
             ("jwks_uri", self.jwks_uri.as_ref()),
+            ("revocation_endpoint", self.revocation_endpoint.as_ref()),
         ];
         for (field, value) in endpoints {
             if let Some(value) = value {
@@ -219,7 +237,7 @@ impl ProviderMetadata {
     pub fn offers_token_exchange(&self) -> Option<bool> {
         self.grant_types_supported
             .as_ref()
-            .map(|g| g.iter().any(|t| t == super::tokens::TOKEN_EXCHANGE_GRANT))
+            .map(|g| g.iter().any(|t| t == TOKEN_EXCHANGE_GRANT))
     }
 }
 
@@ -235,9 +253,14 @@ fn entra_template_matches(config: &ProviderConfig, discovered: &str, configured:
     if config.preset != Some(Preset::Microsoft) || !discovered.contains(ENTRA_TENANT_TEMPLATE) {
         return false;
     }
-    let (d, c): (Vec<&str>, Vec<&str>) = (discovered.split('/').collect(), configured.split('/').collect());
+    let (d, c): (Vec<&str>, Vec<&str>) = (
+        discovered.split('/').collect(),
+        configured.split('/').collect(),
+    );
     d.len() == c.len()
-        && d.iter().zip(&c).all(|(d, c)| d == c || (*d == ENTRA_TENANT_TEMPLATE && is_tenant_id(c)))
+        && d.iter()
+            .zip(&c)
+            .all(|(d, c)| d == c || (*d == ENTRA_TENANT_TEMPLATE && is_tenant_id(c)))
         && d.iter().filter(|s| **s == ENTRA_TENANT_TEMPLATE).count() == 1
 }
 

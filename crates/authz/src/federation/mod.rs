@@ -12,7 +12,7 @@
 //! - [`tokens`]: token endpoint forms, client authentication, [`UpstreamTokens`] (RFC 6749 §5, RFC 8693).
 //! - [`identity`]: [`ExternalIdentity`] from ID token claims or userinfo; [`policy`]: who may sign in, and the
 //!   scopes their groups entitle them to.
-//! - [`error`]: [`FederationError`].
+//! - [`error`]: the one error enum, [`FederationError`].
 //!
 //! # A sign-in, step by step (the server's part in brackets)
 //! 1. [`PendingLogin::new`], [`authorization_url`] (seal and store the login under its state's hash, set the
@@ -38,6 +38,8 @@ mod serde_secret;
 pub mod tokens;
 
 #[cfg(test)]
+mod recorded_tests;
+#[cfg(test)]
 pub(crate) mod testing;
 
 pub use callback::{check_callback, Callback};
@@ -48,9 +50,11 @@ pub use jwk::JwkSet;
 pub use metadata::{discovery_url, ProviderMetadata};
 pub use policy::{check_policy, gated_scopes};
 pub use preset::Preset;
-pub use provider::{ClientAuthMethod, ProviderConfig, ProviderKind, ProviderName, ProviderSettings};
+pub use provider::{
+    ClientAuthMethod, ProviderConfig, ProviderKind, ProviderName, ProviderSettings,
+};
 pub use request::{authorization_url, PendingLogin};
 pub use tokens::{
-    authorization_code_form, client_authentication, refresh_form, token_exchange_form,
-    ClientAuthentication, UpstreamTokens,
+    authorization_code_form, client_authentication, on_behalf_of_form, refresh_form,
+    token_exchange_form, ClientAuthentication, UpstreamTokens,
 };

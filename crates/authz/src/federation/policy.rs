@@ -33,7 +33,10 @@ pub fn check_policy(
         }
     }
     if !config.allowed_groups.is_empty()
-        && !identity.groups.iter().any(|g| config.allowed_groups.contains(g))
+        && !identity
+            .groups
+            .iter()
+            .any(|g| config.allowed_groups.contains(g))
     {
         return Err(FederationError::GroupNotAllowed);
     }
@@ -48,7 +51,9 @@ pub fn check_policy(
 
 /// The scopes that need an entitlement: every scope some provider's `scope_from_groups` hands out. A user
 /// signing in any other way (password, another provider) never gets them.
-pub fn gated_scopes<'a>(providers: impl IntoIterator<Item = &'a ProviderConfig>) -> BTreeSet<String> {
+pub fn gated_scopes<'a>(
+    providers: impl IntoIterator<Item = &'a ProviderConfig>,
+) -> BTreeSet<String> {
     providers
         .into_iter()
         .flat_map(|p| p.scope_from_groups.values().flatten().cloned())

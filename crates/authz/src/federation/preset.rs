@@ -11,7 +11,6 @@
 //! - Okta, Auth0, Keycloak: OpenID Connect by discovery (issuer required); groups in `groups` (Auth0: a
 //!   namespaced custom claim that `groups_claim` must name).
 
-use super::provider::ProviderKind;
 use serde::{Deserialize, Serialize};
 
 /// A well-known provider whose endpoints and quirks Portcullis knows.
@@ -48,22 +47,6 @@ pub mod github {
 /// Entra ID's multi-tenant issuer as its discovery documents write it.
 pub const ENTRA_TENANT_TEMPLATE: &str = "{tenantid}";
 
-/// What a preset fills in when the table leaves it out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PresetDefaults {
-    pub(crate) kind: Option<ProviderKind>,
-    pub(crate) issuer: Option<&'static str>,
-    pub(crate) authorization_endpoint: Option<&'static str>,
-    pub(crate) token_endpoint: Option<&'static str>,
-    pub(crate) userinfo_endpoint: Option<&'static str>,
-    pub(crate) emails_endpoint: Option<&'static str>,
-    pub(crate) subject_field: Option<&'static str>,
-    pub(crate) username_field: Option<&'static str>,
-    pub(crate) scopes: &'static [&'static str],
-}
-
-const OIDC_SCOPES: &[&str] = &["openid", "email", "profile"];
-
 impl Preset {
     /// The name shown on the sign-in button when `display_name` is not set.
     pub fn display_name(self) -> &'static str {
@@ -86,53 +69,6 @@ impl Preset {
             Self::Okta => "okta",
             Self::Auth0 => "auth0",
             Self::Keycloak => "keycloak",
-        }
-    }
-
-    /// What the preset fills in.
-    pub(crate) fn defaults(self) -> PresetDefaults {
-        let oidc = PresetDefaults {
-            kind: Some(ProviderKind::Oidc),
-            scopes: OIDC_SCOPES,
-            ..PresetDefaults::default()
-        };
-        match self {
-            Self::Google => PresetDefaults {
-                issuer: Some("https://accounts.google.com"),
-                ..oidc
-            },
-            Self::Microsoft => PresetDefaults {
-                issuer: Some("https://login.microsoftonline.com/common/v2.0"),
-                ..oidc
-            },
-            Self::GitHub => PresetDefaults {
-                kind: Some(ProviderKind::OAuth2),
-                authorization_endpoint: Some(github::AUTHORIZE),
-                token_endpoint: Some(github::TOKEN),
-                userinfo_endpoint: Some(github::USER),
-                emails_endpoint: Some(github::EMAILS),
-                subject_field: Some("id"),
-                username_field: Some("login"),
-                scopes: &["read:user", "user:email"],
-                ..PresetDefaults::default()
-            },
-            Self::Okta | Self::Auth0 | Self::Keycloak => oidc,
-        }
-    }
-}
-
-impl Default for PresetDefaults {
-    fn default() -> Self {
-        Self {
-            kind: None,
-            issuer: None,
-            authorization_endpoint: None,
-            token_endpoint: None,
-            userinfo_endpoint: None,
-            emails_endpoint: None,
-            subject_field: None,
-            username_field: None,
-            scopes: OIDC_SCOPES,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! calls [`ProviderSettings::into_config`].
 
 use super::error::FederationError;
-use super::preset::Preset;
+use super::preset::{github, Preset};
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -130,8 +130,8 @@ pub struct ProviderSettings {
     pub client_secret: Option<String>,
     /// `client_secret_file`; read by the settings layer, ignored by [`ProviderSettings::into_config`].
     pub client_secret_file: Option<PathBuf>,
-    /// `client_auth_method`.
-    pub client_auth_method: Option<ClientAuthMethod>,
+    /// `token_endpoint_auth_method`.
+    pub token_endpoint_auth_method: Option<ClientAuthMethod>,
     /// `scopes`.
     pub scopes: Option<Vec<String>>,
     /// `subject_field` (kind `oauth2`).
@@ -191,7 +191,7 @@ pub struct ProviderConfig {
     /// The client secret (not needed with `private_key_jwt`).
     pub client_secret: Option<Secret>,
     /// Token endpoint authentication.
-    pub client_auth_method: ClientAuthMethod,
+    pub token_endpoint_auth_method: ClientAuthMethod,
     /// The scopes requested upstream.
     pub scopes: Vec<String>,
     /// Userinfo member holding the stable subject (kind `oauth2`; default `sub`).
@@ -210,15 +210,75 @@ pub struct ProviderConfig {
     pub scope_from_groups: BTreeMap<String, Vec<String>>,
 }
 
+/// What a preset fills in when the table leaves it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PresetDefaults {
+    kind: Option<ProviderKind>,
+    issuer: Option<&'static str>,
+    authorization_endpoint: Option<&'static str>,
+    token_endpoint: Option<&'static str>,
+    userinfo_endpoint: Option<&'static str>,
+    emails_endpoint: Option<&'static str>,
+    subject_field: Option<&'static str>,
+    username_field: Option<&'static str>,
+    scopes: &'static [&'static str],
+}
+
+const OIDC_SCOPES: &[&str] = &["openid", "email", "profile"];
+
+/// What `preset` fills in.
+fn preset_defaults(preset: Preset) -> PresetDefaults {
+    let oidc = PresetDefaults {
+        kind: Some(ProviderKind::Oidc),
+        scopes: OIDC_SCOPES,
+        ..PresetDefaults::default()
+    };
+    match preset {
+        Preset::Google => PresetDefaults {
+            issuer: Some("https://accounts.google.com"),
+            ..oidc
+        },
+        Preset::Microsoft => PresetDefaults {
+            issuer: Some("https://login.microsoftonline.com/common/v2.0"),
+            ..oidc
+        },
+        Preset::GitHub => PresetDefaults {
+            kind: Some(ProviderKind::OAuth2),
+            authorization_endpoint: Some(github::AUTHORIZE),
+            token_endpoint: Some(github::TOKEN),
+            userinfo_endpoint: Some(github::USER),
+            emails_endpoint: Some(github::EMAILS),
+            subject_field: Some("id"),
+            username_field: Some("login"),
+            scopes: &["read:user", "user:email"],
+            ..PresetDefaults::default()
+        },
+        Preset::Okta | Preset::Auth0 | Preset::Keycloak => oidc,
+    }
+}
+
+impl Default for PresetDefaults {
+    fn default() -> Self {
+        Self {
+            kind: None,
+            issuer: None,
+            authorization_endpoint: None,
+            token_endpoint: None,
+            userinfo_endpoint: None,
+            emails_endpoint: None,
+            subject_field: None,
+            username_field: None,
+            scopes: OIDC_SCOPES,
+        }
+    }
+}
+
 impl ProviderSettings {
     /// Applies the preset, fills the defaults and checks every key ([`ProviderConfig::validate`]).
     pub fn into_config(self) -> Result<ProviderConfig, FederationError> {
         let name = ProviderName::parse(&self.name)?;
-        let defaults = self.preset.map(Preset::defaults).unwrap_or_default();
-        let kind = self
-            .kind
-            .or(defaults.kind)
-            .unwrap_or(ProviderKind::Oidc);
+        let defaults = self.preset.map(preset_defaults).unwrap_or_default();
+        let kind = self.kind.or(defaults.kind).unwrap_or(ProviderKind::Oidc);
         let or = |v: Option<String>, d: Option<&str>| v.or(d.map(str::to_owned));
         let display_name = self
             .display_name
@@ -229,16 +289,19 @@ impl ProviderSettings {
             preset: self.preset,
             kind,
             issuer: or(self.issuer, defaults.issuer),
-            authorization_endpoint: or(self.authorization_endpoint, defaults.authorization_endpoint),
+            authorization_endpoint: or(
+                self.authorization_endpoint,
+                defaults.authorization_endpoint,
+            ),
             token_endpoint: or(self.token_endpoint, defaults.token_endpoint),
             userinfo_endpoint: or(self.userinfo_endpoint, defaults.userinfo_endpoint),
             emails_endpoint: defaults.emails_endpoint.map(str::to_owned),
             client_id: self.client_id,
             client_secret: self.client_secret.map(Secret::new),
-            client_auth_method: self.client_auth_method.unwrap_or_default(),
-            scopes: self.scopes.unwrap_or_else(|| {
-                defaults.scopes.iter().map(|s| (*s).to_owned()).collect()
-            }),
+            token_endpoint_auth_method: self.token_endpoint_auth_method.unwrap_or_default(),
+            scopes: self
+                .scopes
+                .unwrap_or_else(|| defaults.scopes.iter().map(|s| (*s).to_owned()).collect()),
             subject_field: or(self.subject_field, defaults.subject_field)
                 .unwrap_or_else(|| "sub".into()),
             username_field: or(self.username_field, defaults.username_field)
@@ -250,8 +313,16 @@ impl ProviderSettings {
                 .iter()
                 .map(|d| d.trim().to_ascii_lowercase())
                 .collect(),
-            allowed_groups: self.allowed_groups,
-            scope_from_groups: self.scope_from_groups,
+            allowed_groups: self
+                .allowed_groups
+                .iter()
+                .map(|g| group_name(self.preset, g))
+                .collect(),
+            scope_from_groups: self
+                .scope_from_groups
+                .into_iter()
+                .map(|(g, s)| (group_name(self.preset, &g), s))
+                .collect(),
             name,
         };
         config.validate()?;
@@ -259,10 +330,21 @@ impl ProviderSettings {
     }
 }
 
+/// A group as Portcullis compares it. Keycloak's group mapper sends full paths (`/mcp-users`,
+/// `/parent/child`) by default; for the Keycloak preset one leading `/` is dropped, on both the configured
+/// names and the token's, so `mcp-users` matches either way the mapper is set.
+pub(crate) fn group_name(preset: Option<Preset>, group: &str) -> String {
+    match preset {
+        Some(Preset::Keycloak) => group.strip_prefix('/').unwrap_or(group).to_owned(),
+        _ => group.to_owned(),
+    }
+}
+
 impl ProviderConfig {
     /// Checks every key; the error names the first wrong one.
     pub fn validate(&self) -> Result<(), FederationError> {
-        let err = |key: &str, reason: &str| FederationError::config(self.name.as_str(), key, reason);
+        let err =
+            |key: &str, reason: &str| FederationError::config(self.name.as_str(), key, reason);
         if self.display_name.trim().is_empty() || self.display_name.chars().count() > 64 {
             return Err(err("display_name", "must be 1 to 64 characters"));
         }
@@ -270,19 +352,27 @@ impl ProviderConfig {
             return Err(err("client_id", "must not be empty"));
         }
         self.validate_endpoints()?;
-        let needs_secret = self.client_auth_method != ClientAuthMethod::PrivateKeyJwt;
-        if needs_secret && self.client_secret.as_ref().is_none_or(|s| s.expose().is_empty()) {
+        let needs_secret = self.token_endpoint_auth_method != ClientAuthMethod::PrivateKeyJwt;
+        if needs_secret
+            && self
+                .client_secret
+                .as_ref()
+                .is_none_or(|s| s.expose().is_empty())
+        {
             return Err(err(
                 "client_secret",
                 &format!(
                     "is required with {} (or set client_secret_file, or {})",
-                    self.client_auth_method.as_str(),
+                    self.token_endpoint_auth_method.as_str(),
                     self.name.client_secret_env()
                 ),
             ));
         }
         if self.scopes.iter().any(|s| !is_scope_token(s)) {
-            return Err(err("scopes", "each scope must be a non-empty token without spaces"));
+            return Err(err(
+                "scopes",
+                "each scope must be a non-empty token without spaces",
+            ));
         }
         if self.kind == ProviderKind::Oidc && !self.scopes.iter().any(|s| s == "openid") {
             return Err(err("scopes", "OpenID Connect needs the \"openid\" scope"));
@@ -344,12 +434,16 @@ impl ProviderConfig {
     }
 
     fn validate_policy(&self) -> Result<(), FederationError> {
-        let err = |key: &str, reason: &str| FederationError::config(self.name.as_str(), key, reason);
+        let err =
+            |key: &str, reason: &str| FederationError::config(self.name.as_str(), key, reason);
         let bad_domain = |d: &String| {
             d.is_empty() || d.contains('@') || d.contains('/') || d.contains(char::is_whitespace)
         };
         if self.allowed_domains.iter().any(bad_domain) {
-            return Err(err("allowed_domains", "each entry must be a bare domain such as example.com"));
+            return Err(err(
+                "allowed_domains",
+                "each entry must be a bare domain such as example.com",
+            ));
         }
         if self.allowed_groups.iter().any(String::is_empty) {
             return Err(err("allowed_groups", "entries must not be empty"));
@@ -360,7 +454,10 @@ impl ProviderConfig {
             .flatten()
             .any(|s| !is_scope_token(s))
         {
-            return Err(err("scope_from_groups", "each scope must be a non-empty token without spaces"));
+            return Err(err(
+                "scope_from_groups",
+                "each scope must be a non-empty token without spaces",
+            ));
         }
         let uses_groups = !self.allowed_groups.is_empty() || !self.scope_from_groups.is_empty();
         if uses_groups && self.preset == Some(Preset::Auth0) && self.groups_claim == "groups" {
@@ -381,8 +478,7 @@ impl ProviderConfig {
 /// RFC 6749 §3.3 `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
 pub(crate) fn is_scope_token(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
@@ -399,10 +495,16 @@ pub(crate) fn check_url(value: &str, issuer: bool) -> Result<(), String> {
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}
-        _ => return Err(format!("{value:?} must use https (http only on a loopback host)")),
+        _ => {
+            return Err(format!(
+                "{value:?} must use https (http only on a loopback host)"
+            ))
+        }
     }
     if url.host().is_none() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(format!("{value:?} must have a host and no fragment or user info"));
+        return Err(format!(
+            "{value:?} must have a host and no fragment or user info"
+        ));
     }
     if issuer && url.query().is_some() {
         return Err(format!("{value:?} must not have a query"));

@@ -12,8 +12,9 @@ use super::provider::{ProviderConfig, ProviderKind, ProviderName};
 use super::serde_secret;
 use crate::random::{self, Random};
 use crate::secret::{Secret, TokenHash};
-use portcullis_proto::{CodeChallenge, CodeVerifier};
+use portcullis_proto::{b64, CodeVerifier};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::fmt;
 
 /// How long a sign-in may take at the provider before its callback is refused.
@@ -85,24 +86,24 @@ impl PendingLogin {
             .map_err(|e| FederationError::TokenResponse(format!("code verifier: {e}")))
     }
 
-    /// The S256 `code_challenge` (RFC 7636 §4.2).
-    pub fn code_challenge(&self) -> Result<CodeChallenge, FederationError> {
-        Ok(CodeChallenge::s256(&self.code_verifier()?))
+    /// The S256 `code_challenge` (RFC 7636 §4.2): `BASE64URL(SHA256(ASCII(code_verifier)))`.
+    pub fn code_challenge(&self) -> String {
+        b64::encode(Sha256::digest(self.verifier.expose().as_bytes()))
     }
 }
 
 /// The URL that sends the browser to the provider (RFC 6749 §4.1.1; OpenID Connect Core §3.1.2.1):
 /// `response_type=code`, `client_id`, `redirect_uri`, `scope`, `state`, `nonce` (OpenID Connect only),
 /// `code_challenge` with `S256` (RFC 7636 §4.3), and the preset's extras (Google: `hd` when exactly one domain
-/// is allowed, `access_type=offline` for a refresh token). A query already in the endpoint is kept
+/// is allowed, `*` when several are, `access_type=offline` for a refresh token). A query already in the endpoint is kept
 /// (RFC 6749 §3.1). `resource` is never sent (Entra refuses it together with scopes).
 pub fn authorization_url(
     config: &ProviderConfig,
     metadata: &ProviderMetadata,
     pending: &PendingLogin,
     redirect_uri: &str,
-) -> Result<String, FederationError> {
-    let challenge = pending.code_challenge()?;
+) -> String {
+    let challenge = pending.code_challenge();
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     query
         .append_pair("response_type", "code")
@@ -114,17 +115,24 @@ pub fn authorization_url(
         query.append_pair("nonce", pending.nonce.expose());
     }
     query
-        .append_pair("code_challenge", challenge.as_str())
+        .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
     if config.preset == Some(Preset::Google) {
-        if let [domain] = config.allowed_domains.as_slice() {
-            query.append_pair("hd", domain);
+        // One domain: preselect it; several: any Workspace account (`hd=*`); the ID token's `hd` is what counts.
+        match config.allowed_domains.as_slice() {
+            [] => {}
+            [domain] => {
+                query.append_pair("hd", domain);
+            }
+            _ => {
+                query.append_pair("hd", "*");
+            }
         }
         query.append_pair("access_type", "offline");
     }
     let endpoint = &metadata.authorization_endpoint;
     let sep = if endpoint.contains('?') { '&' } else { '?' };
-    Ok(format!("{endpoint}{sep}{}", query.finish()))
+    format!("{endpoint}{sep}{}", query.finish())
 }
 
 #[cfg(test)]
@@ -160,7 +168,7 @@ mod tests {
         let config = oidc_config();
         let meta = oidc_metadata();
         let p = PendingLogin::new(config.name.clone(), &rng, 0);
-        let url = authorization_url(&config, &meta, &p, "https://as.example/idp/corp/callback").unwrap();
+        let url = authorization_url(&config, &meta, &p, "https://as.example/idp/corp/callback");
         let parsed = url::Url::parse(&url).unwrap();
         let q: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();
         assert_eq!(q["response_type"], "code");
@@ -170,7 +178,9 @@ mod tests {
         assert_eq!(q["state"], p.state.expose());
         assert_eq!(q["nonce"], p.nonce.expose());
         assert_eq!(q["code_challenge_method"], "S256");
-        assert_eq!(q["code_challenge"], p.code_challenge().unwrap().as_str());
+        assert_eq!(q["code_challenge"], p.code_challenge());
+        let typed = portcullis_proto::CodeChallenge::s256(&p.code_verifier().unwrap());
+        assert_eq!(typed.as_str(), p.code_challenge());
         assert!(!q.contains_key("resource") && !q.contains_key("hd"));
     }
 
@@ -183,11 +193,14 @@ mod tests {
         let mut meta = oidc_metadata();
         meta.authorization_endpoint = "https://idp.example/auth?tenant=a".into();
         let p = PendingLogin::new(config.name.clone(), &rng, 0);
-        let url = authorization_url(&config, &meta, &p, "https://as.example/cb").unwrap();
+        let url = authorization_url(&config, &meta, &p, "https://as.example/cb");
         assert!(url.starts_with("https://idp.example/auth?tenant=a&response_type=code&"));
         assert!(url.contains("&hd=example.com&"));
+        config.allowed_domains.push("example.org".into());
+        let url = authorization_url(&config, &meta, &p, "https://as.example/cb");
+        assert!(url.contains("&hd=*&") || url.contains("&hd=%2A&"), "{url}");
         config.kind = ProviderKind::OAuth2;
-        let url = authorization_url(&config, &meta, &p, "https://as.example/cb").unwrap();
+        let url = authorization_url(&config, &meta, &p, "https://as.example/cb");
         assert!(!url.contains("nonce="));
     }
 }

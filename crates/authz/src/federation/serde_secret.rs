@@ -20,7 +20,10 @@ pub(crate) mod option {
     use serde::{Deserialize, Deserializer, Serializer};
 
     /// Serializes an optional secret as its text or `null`.
-    pub(crate) fn serialize<S: Serializer>(secret: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(
+        secret: &Option<Secret>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match secret {
             Some(v) => s.serialize_some(v.expose()),
             None => s.serialize_none(),

@@ -14,8 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
 
-/// RFC 8693 §2.1 `grant_type`.
-pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub use super::metadata::TOKEN_EXCHANGE_GRANT;
 /// RFC 8693 §3: an OAuth 2.0 access token.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// RFC 7523 §2.2 `client_assertion_type`.
@@ -81,23 +80,35 @@ impl UpstreamTokens {
             }));
         }
         let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(trimmed) else {
-            return Err(FederationError::TokenResponse(format!("HTTP {status}: not a JSON object")));
+            return Err(FederationError::TokenResponse(format!(
+                "HTTP {status}: not a JSON object"
+            )));
         };
         if let Some(code) = map.get("error") {
             return Err(FederationError::Upstream {
-                code: code.as_str().unwrap_or("invalid_error").chars().take(64).collect(),
-                description: map.get("error_description").and_then(Value::as_str).map(str::to_owned),
+                code: code
+                    .as_str()
+                    .unwrap_or("invalid_error")
+                    .chars()
+                    .take(64)
+                    .collect(),
+                description: map
+                    .get("error_description")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
             });
         }
         if !(200..300).contains(&status) {
-            return Err(FederationError::TokenResponse(format!("HTTP {status} without an error code")));
+            return Err(FederationError::TokenResponse(format!(
+                "HTTP {status} without an error code"
+            )));
         }
         let text = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_owned);
         let access_token = text("access_token")
             .filter(|t| !t.is_empty())
             .ok_or_else(|| FederationError::TokenResponse("no access_token".into()))?;
-        let token_type =
-            text("token_type").ok_or_else(|| FederationError::TokenResponse("no token_type".into()))?;
+        let token_type = text("token_type")
+            .ok_or_else(|| FederationError::TokenResponse("no token_type".into()))?;
         // `expires_in` is a number (RFC 6749 §5.1); some providers send it as a string.
         let expires_in = match map.get("expires_in") {
             Some(Value::Number(n)) => n.as_i64(),
@@ -106,7 +117,9 @@ impl UpstreamTokens {
         };
         Ok(Self {
             access_token: Secret::new(access_token),
-            refresh_token: text("refresh_token").filter(|t| !t.is_empty()).map(Secret::new),
+            refresh_token: text("refresh_token")
+                .filter(|t| !t.is_empty())
+                .map(Secret::new),
             expires_at: expires_in.filter(|s| *s > 0).map(|s| now.saturating_add(s)),
             scope: text("scope"),
             token_type,
@@ -117,7 +130,8 @@ impl UpstreamTokens {
 
     /// Whether the access token has expired, or will within `margin` seconds.
     pub fn expires_within(&self, now: i64, margin: i64) -> bool {
-        self.expires_at.is_some_and(|at| at <= now.saturating_add(margin))
+        self.expires_at
+            .is_some_and(|at| at <= now.saturating_add(margin))
     }
 
     /// After a refresh: the new tokens, keeping the old refresh token when the provider issued none
@@ -134,17 +148,13 @@ impl UpstreamTokens {
 pub type Form = Vec<(&'static str, String)>;
 
 /// The authorization code exchange (RFC 6749 §4.1.3, RFC 7636 §4.5).
-pub fn authorization_code_form(
-    code: &Secret,
-    redirect_uri: &str,
-    pending: &PendingLogin,
-) -> Result<Form, FederationError> {
-    Ok(vec![
+pub fn authorization_code_form(code: &Secret, redirect_uri: &str, pending: &PendingLogin) -> Form {
+    vec![
         ("grant_type", "authorization_code".into()),
         ("code", code.expose().to_owned()),
         ("redirect_uri", redirect_uri.to_owned()),
-        ("code_verifier", pending.code_verifier()?.expose().to_owned()),
-    ])
+        ("code_verifier", pending.verifier.expose().to_owned()),
+    ]
 }
 
 /// A refresh (RFC 6749 §6).
@@ -172,8 +182,27 @@ pub fn token_exchange_form(
         ("requested_token_type", requested_token_type),
         ("scope", scope),
     ];
-    form.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?.to_owned()))));
+    form.extend(
+        optional
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?.to_owned()))),
+    );
     form
+}
+
+/// RFC 7523 §2.1 `grant_type`, used by Entra's on-behalf-of flow.
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// Entra ID's on-behalf-of exchange (its alternative to RFC 8693; Microsoft identity platform, "OAuth 2.0
+/// On-Behalf-Of flow"): the user's access token as an RFC 7523 assertion, `requested_token_use=on_behalf_of`,
+/// and the downstream API's scopes (Entra takes no `audience` and refuses `resource` with scopes).
+pub fn on_behalf_of_form(assertion: &Secret, scope: &str) -> Form {
+    vec![
+        ("grant_type", JWT_BEARER_GRANT.into()),
+        ("assertion", assertion.expose().to_owned()),
+        ("requested_token_use", "on_behalf_of".into()),
+        ("scope", scope.to_owned()),
+    ]
 }
 
 /// How to authenticate one token request.
@@ -217,10 +246,11 @@ pub fn client_authentication(
             FederationError::config(config.name.as_str(), "client_secret", "is required")
         })
     };
-    Ok(match config.client_auth_method {
+    Ok(match config.token_endpoint_auth_method {
         ClientAuthMethod::ClientSecretBasic => {
             // RFC 6749 §2.3.1: both parts form-urlencoded before the Basic encoding.
-            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let enc =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             let pair = format!("{}:{}", enc(&config.client_id), enc(secret()?.expose()));
             use base64::Engine;
             let b = base64::engine::general_purpose::STANDARD.encode(pair);
