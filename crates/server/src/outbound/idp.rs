@@ -235,7 +235,7 @@ impl IdpClient {
         pending: &PendingLogin,
         redirect_uri: &str,
     ) -> Result<UpstreamTokens, IdpError> {
-        let form = authorization_code_form(code, redirect_uri, pending)?;
+        let form = authorization_code_form(code, redirect_uri, pending);
         self.token_request(cfg, md, form, "code exchange").await
     }
 

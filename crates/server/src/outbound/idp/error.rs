@@ -79,12 +79,16 @@ impl From<FederationError> for IdpError {
 }
 
 impl IdpError {
-    /// The provider is down or slow: unreachable, timed out, or answering with a 5xx status (the sign-in page
-    /// says so; a 503 in the log).
+    /// The provider is down or slow: unreachable, timed out, answering with a 5xx status, or saying so
+    /// (`temporarily_unavailable`, `server_error`). The sign-in page says the provider is having trouble; the
+    /// log gets a 503.
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Unreachable { .. } | Self::Timeout { .. } => true,
             Self::BadResponse { status, .. } => *status >= 500,
+            Self::Upstream { error, .. } => {
+                error == "temporarily_unavailable" || error == "server_error"
+            }
             _ => false,
         }
     }
@@ -134,6 +138,11 @@ mod tests {
             grant.to_string(),
             "the identity provider refused: invalid_grant (expired)"
         );
+        let busy = IdpError::Upstream {
+            error: "temporarily_unavailable".into(),
+            description: None,
+        };
+        assert!(busy.is_unavailable());
         let down = IdpError::Timeout { host: "idp".into() };
         assert!(down.is_unavailable() && !down.is_invalid_grant());
         assert_eq!(down.code(), "idp_timeout");

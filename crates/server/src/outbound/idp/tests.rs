@@ -219,7 +219,7 @@ fn config(name: &str, issuer: &str, method: ClientAuthMethod) -> ProviderConfig 
         issuer: Some(issuer.into()),
         client_id: CLIENT_ID.into(),
         client_secret: Some(CLIENT_SECRET.into()),
-        client_auth_method: Some(method),
+        token_endpoint_auth_method: Some(method),
         ..ProviderSettings::default()
     }
     .into_config()
@@ -573,10 +573,7 @@ async fn code_exchange_with_private_key_jwt() {
     let form: HashMap<_, _> = seen[0].1.iter().cloned().collect();
     assert_eq!(form["grant_type"], "authorization_code");
     assert_eq!(form["code"], "code-1");
-    assert_eq!(
-        form["code_verifier"],
-        pending.code_verifier().unwrap().expose()
-    );
+    assert_eq!(form["code_verifier"], pending.verifier.expose());
     assert_eq!(form["client_assertion_type"], JWT_BEARER_ASSERTION);
     let assertion = jwt::decode(&form["client_assertion"]).unwrap();
     assert_eq!(assertion.header.alg, "ES256");
