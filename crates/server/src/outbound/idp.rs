@@ -2,7 +2,8 @@
 //! publish, and calls their token, userinfo and (GitHub) emails endpoints; everything it receives is parsed and
 //! checked by [`portcullis_authz::federation`], which does no I/O.
 //!
-//! - Discovery (OpenID Connect Discovery 1.0 §4): `<issuer>/.well-known/openid-configuration`, cached per
+//! - Discovery (OpenID Connect Discovery 1.0 §4): `<issuer>/.well-known/openid-configuration` (on a 404,
+//!   RFC 8414 §3.1's `/.well-known/oauth-authorization-server<issuer path>`), cached per
 //!   provider for [`IdpSettings::metadata_ttl`] (1 h), served stale for up to [`IdpSettings::stale_limit`]
 //!   (24 h) while the provider is down, concurrent misses coalesced into one fetch. A plain OAuth 2.0 provider's
 //!   metadata is its configured endpoints (no fetch).
@@ -133,6 +134,7 @@ impl IdpClient {
             .into());
         };
         let url = discovery_url(issuer);
+        let fallback = oauth_metadata_url(issuer);
         // Keyed by provider too: two providers may share an issuer with different client settings.
         let key = format!("{} {url}", cfg.name.as_str());
         let transport = self.inner.transport.clone();
@@ -141,7 +143,13 @@ impl IdpClient {
             .inner
             .metadata
             .get(&key, false, move || async move {
-                let body = transport.get_document(&parse_url(&url)?, JSON).await?;
+                let first = transport.get_document(&parse_url(&url)?, JSON).await;
+                let body = match (first, fallback) {
+                    (Err(IdpError::BadResponse { status: 404, .. }), Some(fallback)) => {
+                        transport.get_document(&parse_url(&fallback)?, JSON).await?
+                    }
+                    (other, _) => other?,
+                };
                 Ok(ProviderMetadata::from_discovery(&config, &body)?)
             })
             .await;
@@ -437,6 +445,16 @@ impl Transport {
             .await?;
         Ok(reply.body)
     }
+}
+
+/// RFC 8414 §3.1: `/.well-known/oauth-authorization-server` inserted between the issuer's host and its path,
+/// the fallback when `<issuer>/.well-known/openid-configuration` is 404 (`None` if the issuer does not parse).
+fn oauth_metadata_url(issuer: &str) -> Option<String> {
+    let url = Url::parse(issuer).ok()?;
+    let path = url.path().trim_end_matches('/');
+    let mut out = url.clone();
+    out.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
+    Some(out.to_string())
 }
 
 /// An endpoint URL from metadata (already checked by `authz`; a failure here is a bad document).

@@ -189,6 +189,12 @@ async fn start() -> Arc<Idp> {
             get(|| async { big(300 * 1024, false) }),
         )
         .route(
+            "/.well-known/oauth-authorization-server/as",
+            get(|State(idp): State<Arc<Idp>>| async move {
+                json(200, idp.discovery(&format!("{}/as", idp.base())))
+            }),
+        )
+        .route(
             "/html/.well-known/openid-configuration",
             get(|| async { ([("content-type", "text/html")], "<html></html>") }),
         )
@@ -343,6 +349,25 @@ async fn redirects_are_not_followed() {
         idp.hits(DISCOVERY),
         0,
         "the redirect's target was never fetched"
+    );
+}
+
+#[tokio::test]
+async fn rfc_8414_metadata_when_openid_configuration_is_404() {
+    let (idp, _ticker, c, _) = setup().await;
+    let cfg = config(
+        "as",
+        &format!("{}/as", idp.base()),
+        ClientAuthMethod::ClientSecretBasic,
+    );
+    let md = c.metadata(&cfg).await.unwrap();
+    assert_eq!(
+        md.issuer.as_deref(),
+        Some(format!("{}/as", idp.base()).as_str())
+    );
+    assert_eq!(
+        oauth_metadata_url("https://idp.example/tenant/"),
+        Some("https://idp.example/.well-known/oauth-authorization-server/tenant".into())
     );
 }
 
