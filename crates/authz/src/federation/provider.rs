@@ -222,6 +222,7 @@ struct PresetDefaults {
     subject_field: Option<&'static str>,
     username_field: Option<&'static str>,
     scopes: &'static [&'static str],
+    auth_method: Option<ClientAuthMethod>,
 }
 
 const OIDC_SCOPES: &[&str] = &["openid", "email", "profile"];
@@ -251,6 +252,8 @@ fn preset_defaults(preset: Preset) -> PresetDefaults {
             subject_field: Some("id"),
             username_field: Some("login"),
             scopes: &["read:user", "user:email"],
+            // GitHub documents client_id and client_secret as form parameters of its token endpoint.
+            auth_method: Some(ClientAuthMethod::ClientSecretPost),
             ..PresetDefaults::default()
         },
         Preset::Okta | Preset::Auth0 | Preset::Keycloak => oidc,
@@ -269,6 +272,7 @@ impl Default for PresetDefaults {
             subject_field: None,
             username_field: None,
             scopes: OIDC_SCOPES,
+            auth_method: None,
         }
     }
 }
@@ -298,7 +302,10 @@ impl ProviderSettings {
             emails_endpoint: defaults.emails_endpoint.map(str::to_owned),
             client_id: self.client_id,
             client_secret: self.client_secret.map(Secret::new),
-            token_endpoint_auth_method: self.token_endpoint_auth_method.unwrap_or_default(),
+            token_endpoint_auth_method: self
+                .token_endpoint_auth_method
+                .or(defaults.auth_method)
+                .unwrap_or_default(),
             scopes: self
                 .scopes
                 .unwrap_or_else(|| defaults.scopes.iter().map(|s| (*s).to_owned()).collect()),

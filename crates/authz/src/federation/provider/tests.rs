@@ -86,6 +86,10 @@ fn presets_fill_in() {
         ("id", "login")
     );
     assert_eq!(gh.scopes, ["read:user", "user:email"]);
+    assert_eq!(
+        gh.token_endpoint_auth_method,
+        ClientAuthMethod::ClientSecretPost
+    );
     assert_eq!(gh.issuer, None);
     let ms = ProviderSettings {
         name: "entra".into(),
