@@ -280,6 +280,12 @@ impl IdpClient {
         mut form: Form,
         op: &'static str,
     ) -> Result<UpstreamTokens, IdpError> {
+        let sent: Vec<String> = form
+            .iter()
+            .filter(|(name, _)| SECRET_FIELDS.contains(name))
+            .map(|(_, value)| value.clone())
+            .chain(cfg.client_secret.iter().map(|s| s.expose().to_owned()))
+            .collect();
         let result = async {
             let url = parse_url(&md.token_endpoint)?;
             let now = self.now();
@@ -293,7 +299,7 @@ impl IdpClient {
                     let signer = self.inner.signer.as_ref().ok_or_else(|| {
                         IdpError::from(FederationError::Config {
                             key: format!(
-                                "identity_providers[{}].client_auth_method",
+                                "identity_providers[{}].token_endpoint_auth_method",
                                 cfg.name.as_str()
                             ),
                             reason: "private_key_jwt needs the server's signing key".into(),
@@ -321,7 +327,8 @@ impl IdpClient {
                 now,
             )?)
         }
-        .await;
+        .await
+        .map_err(|e| scrub(e, &sent));
         log_failure(cfg.name.as_str(), op, &result);
         result
     }
@@ -463,6 +470,32 @@ fn parse_url(s: &str) -> Result<Url, IdpError> {
         status: 0,
         reason: "an endpoint URL does not parse".into(),
     })
+}
+
+/// Token request fields whose values are secrets.
+const SECRET_FIELDS: [&str; 4] = ["code", "code_verifier", "refresh_token", "subject_token"];
+
+/// An OAuth error whose provider-supplied text quotes a secret that was sent (some providers echo the refused
+/// token) loses that text: errors are shown on pages and logged. A secret counts as quoted when its first
+/// 12 characters appear (the text may have been truncated).
+fn scrub(e: IdpError, sent: &[String]) -> IdpError {
+    let IdpError::Upstream { error, description } = e else {
+        return e;
+    };
+    let quotes = |text: &str| {
+        sent.iter().any(|s| {
+            let head = s.get(..s.len().min(12)).unwrap_or(s);
+            head.len() >= 4 && text.contains(head)
+        })
+    };
+    IdpError::Upstream {
+        error: if quotes(&error) {
+            "[redacted]".into()
+        } else {
+            error
+        },
+        description: description.map(|d| if quotes(&d) { "[redacted]".into() } else { d }),
+    }
 }
 
 /// `application/x-www-form-urlencoded` (the values may be secrets: the result is never logged).

@@ -531,6 +531,23 @@ async fn invalid_grant_is_surfaced_as_such() {
         }
     );
     assert!(!err.to_string().contains("rt-0"));
+    // A provider quoting the refused token does not get it into our errors or logs.
+    *idp.token_reply.lock().unwrap() = (
+        400,
+        r#"{"error":"invalid_grant","error_description":"refresh token rt-secret-0123456789 is revoked"}"#.into(),
+    );
+    let err = c
+        .refresh(&cfg, &md, &Secret::new("rt-secret-0123456789"))
+        .await
+        .unwrap_err();
+    assert!(err.is_invalid_grant());
+    assert_eq!(
+        err,
+        IdpError::Upstream {
+            error: "invalid_grant".into(),
+            description: Some("[redacted]".into())
+        }
+    );
     *idp.token_reply.lock().unwrap() = (401, r#"{"error":"invalid_client"}"#.into());
     let err = c
         .refresh(&cfg, &md, &Secret::new("rt-0"))
