@@ -274,6 +274,22 @@ async fn concurrent_misses_are_coalesced() {
 }
 
 #[tokio::test]
+async fn a_fetch_completes_when_its_caller_goes_away() {
+    let (idp, _ticker, c, cfg) = setup().await;
+    idp.delay_ms.store(200, Ordering::SeqCst);
+    let abandoned = tokio::time::timeout(Duration::from_millis(50), c.metadata(&cfg)).await;
+    assert!(abandoned.is_err(), "the caller gave up");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    idp.delay_ms.store(0, Ordering::SeqCst);
+    c.metadata(&cfg).await.unwrap();
+    assert_eq!(
+        idp.hits(DISCOVERY),
+        1,
+        "the abandoned fetch finished and was cached"
+    );
+}
+
+#[tokio::test]
 async fn stale_metadata_is_served_while_the_provider_is_down() {
     let (idp, ticker, c, cfg) = setup().await;
     let fresh = c.metadata(&cfg).await.unwrap();
