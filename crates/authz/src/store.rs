@@ -4,9 +4,15 @@
 //! Every method is one transaction: when it returns `Ok`, the change is durable. Single-use transitions (code
 //! redemption, refresh rotation) are conditional updates so that exactly one of many concurrent callers wins.
 
+mod federation;
+
 use crate::secret::{Secret, TokenHash};
 pub use crate::token::error::RefreshError;
 use async_trait::async_trait;
+pub use federation::{
+    FederationStore, IdentityRecord, Reseal, SealedRow, SealedRowKey, SealedTable,
+    UpstreamStateRecord, UpstreamTokenRecord,
+};
 use portcullis_proto::Scope;
 use std::fmt;
 
@@ -48,7 +54,8 @@ pub struct UserRecord {
     pub id: String,
     /// Login name.
     pub username: String,
-    /// argon2id PHC string.
+    /// argon2id PHC string; "" for a user without a password (created at a first sign-in through an identity
+    /// provider), who can never sign in with a password.
     pub password_hash: String,
     /// Creation time.
     pub created_at: i64,
@@ -63,6 +70,34 @@ impl fmt::Debug for UserRecord {
     }
 }
 
+/// Who a user is, for display: carried from the login session to the authorization code, its grant and every
+/// access token minted from that grant (claims `preferred_username`, `email`, `idp`: OpenID Connect Core §5.1
+/// names them; RFC 9068 §2.2.3.1 lets access tokens carry identity claims). Informational only: authorization
+/// decisions use the user id (`sub`), never these.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DisplayIdentity {
+    /// The name to show (OpenID Connect Core §5.1 `preferred_username`): the login name of a password user, the
+    /// identity provider's user name for a federated one. Empty when unknown (the claim is then omitted).
+    pub preferred_username: String,
+    /// The user's email address, and only one the identity provider said it verified (OpenID Connect Core §5.1
+    /// `email` with `email_verified: true`, or GitHub's verified primary address); never an unverified one.
+    pub email: Option<String>,
+    /// The name of the upstream identity provider the user signed in through (`[[identity_providers]] name`);
+    /// `None` for a password login.
+    pub idp: Option<String>,
+}
+
+impl DisplayIdentity {
+    /// The identity of a user who logged in with a password: their login name, no email, no provider.
+    pub fn password_user(username: &str) -> Self {
+        Self {
+            preferred_username: username.to_owned(),
+            email: None,
+            idp: None,
+        }
+    }
+}
+
 /// A browser login session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRecord {
@@ -72,6 +107,9 @@ pub struct SessionRecord {
     pub user_id: String,
     /// The user's login name, for display.
     pub username: String,
+    /// Who signed in, as the tokens of this session's grants will say (a session opened before storage
+    /// migration 0005 reads back with the login name as `preferred_username`).
+    pub identity: DisplayIdentity,
     /// Key for this session's CSRF tokens.
     pub csrf_key: Secret,
     /// Login time.
@@ -106,6 +144,8 @@ pub struct CodeRecord {
     pub used_at: Option<i64>,
     /// The grant its redemption created.
     pub grant_id: Option<String>,
+    /// Who approved it, copied from the session to the grant.
+    pub identity: DisplayIdentity,
 }
 
 /// A grant: one user's authorization of one client, the family of every refresh token rotated from it.
@@ -127,6 +167,9 @@ pub struct GrantRecord {
     pub expires_at: i64,
     /// When it was revoked.
     pub revoked_at: Option<i64>,
+    /// Who the grant's access tokens name (claims `preferred_username`, `email`, `idp`), fixed at code
+    /// exchange; read with the grant at every refresh, so no extra storage read.
+    pub identity: DisplayIdentity,
 }
 
 /// The refresh-token family of a grant (RFC 9700 §4.14.2), stored with the grant and rewritten in place on
@@ -290,8 +333,8 @@ pub trait UserStore: Send + Sync {
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
     /// Every user, by name.
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
-    /// Deletes a user, their sessions, consents and grants (revoked as in [`ClientStore::delete_client`]).
-    /// Returns whether they existed.
+    /// Deletes a user, their sessions, consents and grants (revoked as in [`ClientStore::delete_client`]),
+    /// their identities at upstream providers and their upstream tokens. Returns whether they existed.
     async fn delete_user(
         &self,
         username: &str,
@@ -387,7 +430,8 @@ pub trait GrantStore: Send + Sync {
     ) -> Result<Vec<RevocationRecord>, StoreError>;
     /// Reads a grant.
     async fn grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError>;
-    /// Deletes expired codes, refresh tokens, grants, sessions, revocation entries and rate-limit windows,
+    /// Deletes expired codes, refresh tokens, grants, sessions, revocation entries, rate-limit windows and
+    /// pending upstream sign-ins,
     /// retired keys past their publication, and registrations unused for [`UNUSED_CLIENT_TTL`] (no user ever
     /// approved them: no consent, code or grant; security notes "unused registrations expire"). Returns rows
     /// removed.
@@ -440,6 +484,7 @@ pub trait Storage:
     + KeyStore
     + HealthStore
     + RateLimitStore
+    + FederationStore
     + 'static
 {
 }
@@ -452,6 +497,7 @@ impl<
             + KeyStore
             + HealthStore
             + RateLimitStore
+            + FederationStore
             + 'static,
     > Storage for T
 {

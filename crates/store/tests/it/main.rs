@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod contract;
+mod federation;
 mod migrations;
 mod postgres_only;
 
@@ -185,6 +186,7 @@ macro_rules! on_every_backend {
 on_every_backend!(
     clients,
     users_and_sessions,
+    identity_round_trips,
     consent,
     code_single_use_under_concurrency,
     refresh_rotation_under_concurrency,
