@@ -118,6 +118,14 @@ struct ServeArgs {
     /// over plain http (repeatable; e.g. a loopback document server in a test). Never use in production.
     #[arg(long = "cimd-allow-host", value_name = "HOST:PORT")]
     cimd_allow_host: Vec<String>,
+    /// Offer the password form on the sign-in page (default true); false: sign-in only through the
+    /// [[identity_providers]] of the config file. See docs/federation.md.
+    #[arg(long, env = "PORTCULLIS_PASSWORD_LOGIN", value_name = "true|false")]
+    password_login: Option<bool>,
+    /// The upstream token vault's key file (default: PORTCULLIS_VAULT_KEY, else vault.key beside the SQLite
+    /// database, generated on first start). See docs/federation.md.
+    #[arg(long, env = "PORTCULLIS_VAULT_KEY_FILE", value_name = "FILE")]
+    vault_key_file: Option<std::path::PathBuf>,
 }
 
 fn init_logging(format: LogFormat) {
@@ -158,6 +166,8 @@ impl ServeArgs {
             hide_unauthorized_tools: self.hide_unauthorized_tools,
             resources: self.resource,
             cimd_allow_hosts: self.cimd_allow_host,
+            password_login: self.password_login,
+            vault_key_file: self.vault_key_file,
         }
     }
 }

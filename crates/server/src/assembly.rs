@@ -134,7 +134,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Logs the start and prints the lines scripts (and the integration tests) read: the address, the issuer, the
-/// MCP endpoint, the external resources and the gateways.
+/// MCP endpoint, the external resources, the gateways and the redirect URI to register at each identity provider.
 fn announce(state: &AppState, addr: SocketAddr, external: &[String]) {
     let routes = &state.routes;
     tracing::info!(issuer = %routes.issuer, mcp = %routes.mcp_url, %addr, "portcullis serving");
@@ -152,6 +152,15 @@ fn announce(state: &AppState, addr: SocketAddr, external: &[String]) {
             "gateway route {} upstream {}",
             routes.url(&r.path),
             r.gateway.upstream
+        );
+    }
+    for p in &state.config.sign_in.providers {
+        println!(
+            "identity provider {} ({}): register this redirect URI at {}: {}",
+            p.name,
+            p.display_name,
+            p.name,
+            routes.idp_callback_url(&p.name)
         );
     }
     std::io::stdout().flush().ok();

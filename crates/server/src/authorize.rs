@@ -10,7 +10,7 @@
 use crate::cookies;
 use crate::error::page_error;
 use crate::form::Form;
-use crate::pages::{self, ConsentPage, LoginPage};
+use crate::pages::{self, ConsentPage, LoginPage, ProviderLink};
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, RawQuery, State};
@@ -94,6 +94,18 @@ fn render_login(s: &AppState, headers: &HeaderMap, v: LoginView<'_>) -> Response
         .clone()
         .unwrap_or_else(|| random::token(s.authz.core().rng()).expose().to_owned());
     let fa = form_action(v.redirect_uri);
+    let sign_in = &s.config.sign_in;
+    let providers = (sign_in.providers.iter())
+        .map(|p| ProviderLink {
+            name: &p.name,
+            display_name: &p.display_name,
+            preset: p.preset.as_deref(),
+            href: match v.request {
+                "" => s.routes.idp_start(&p.name),
+                query => format!("{}?{query}", s.routes.idp_start(&p.name)),
+            },
+        })
+        .collect();
     let mut resp = pages::login_page(
         v.status,
         &LoginPage {
@@ -105,6 +117,8 @@ fn render_login(s: &AppState, headers: &HeaderMap, v: LoginView<'_>) -> Response
             username: v.username,
             stylesheet: &s.routes.stylesheet,
             form_action: &fa,
+            providers,
+            password_login: sign_in.password_login,
         },
     );
     if existing.is_none() {

@@ -47,6 +47,8 @@ pub struct ServerConfig {
     /// For tests only: `host:port` values whose Client ID Metadata Documents are fetched without the SSRF
     /// address check and may use plain http ([`crate::outbound::cimd`]). Empty by default.
     pub cimd_allow_hosts: Vec<String>,
+    /// What the sign-in page offers: the password form, identity providers (docs/federation.md).
+    pub sign_in: crate::pages::SignInOptions,
 }
 
 /// Why a configuration value was refused.
@@ -122,6 +124,7 @@ impl ServerConfig {
             register_per_ip_per_hour: 100,
             token_failures_per_ip: 600,
             cimd_allow_hosts: Vec::new(),
+            sign_in: crate::pages::SignInOptions::default(),
         }
     }
 

@@ -1,4 +1,5 @@
-//! The HTML pages: login, consent, error. Server-rendered, every interpolated value HTML-escaped, one small
+//! The HTML pages: login (the password form and/or one "Continue with …" link per identity provider,
+//! docs/federation.md), consent, error. Server-rendered, every interpolated value HTML-escaped, one small
 //! stylesheet, readable on a phone. Every page carries the anti-framing and referrer headers
 //! (`Content-Security-Policy: frame-ancestors 'none'`, `X-Frame-Options: DENY`, `Referrer-Policy: same-origin`)
 //! and `Cache-Control: no-store`.
@@ -47,6 +48,11 @@ button.secondary{background:#fff;color:#1d2330;border-color:#c4c9d4}
 ul.scopes{padding-left:1.2rem}
 code{background:#eef0f4;border-radius:4px;padding:0 .25rem}
 footer{text-align:center;margin-top:1rem}
+a.idp{display:flex;align-items:center;gap:.75rem;margin-top:.6rem;padding:.65rem .9rem;border:1px solid #c4c9d4;border-radius:8px;background:#fff;color:#1d2330;font-weight:600;text-decoration:none}
+a.idp:hover,a.idp:focus{border-color:#1d4ed8;background:#f5f8ff}
+a.idp svg{flex:none}
+.divider{display:flex;align-items:center;gap:.75rem;margin:1.25rem 0 .25rem;color:#5b6475;font-size:.9rem}
+.divider::before,.divider::after{content:"";flex:1;border-top:1px solid #dfe2e8}
 "#;
 
 /// `GET /assets/portcullis.css`.
@@ -119,6 +125,48 @@ pub fn error_page(status: StatusCode, code: &str, description: &str, stylesheet:
     page(status, "Error", &body, stylesheet, "'none'")
 }
 
+/// What the sign-in page offers, from the settings (`password_login`, `[[identity_providers]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInOptions {
+    /// Whether the password form is shown.
+    pub password_login: bool,
+    /// One "Continue with …" link each, in this order.
+    pub providers: Vec<SignInProvider>,
+}
+
+impl Default for SignInOptions {
+    /// The password form only.
+    fn default() -> Self {
+        Self {
+            password_login: true,
+            providers: Vec::new(),
+        }
+    }
+}
+
+/// An identity provider as the sign-in page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInProvider {
+    /// The provider's name (`[a-z0-9-]{1,32}`).
+    pub name: String,
+    /// "Continue with <display_name>".
+    pub display_name: String,
+    /// The preset (`"google"`, …), which picks the icon.
+    pub preset: Option<String>,
+}
+
+/// One "Continue with …" link of the login page.
+pub struct ProviderLink<'a> {
+    /// The provider's name (`[a-z0-9-]{1,32}`), for the element id.
+    pub name: &'a str,
+    /// Shown as "Continue with <display_name>".
+    pub display_name: &'a str,
+    /// The preset, which picks the icon.
+    pub preset: Option<&'a str>,
+    /// `<issuer path>/idp/<name>/start?<the authorization request's query>`.
+    pub href: String,
+}
+
 /// What the login page shows.
 pub struct LoginPage<'a> {
     /// Form target.
@@ -137,10 +185,26 @@ pub struct LoginPage<'a> {
     pub stylesheet: &'a str,
     /// CSP `form-action` sources.
     pub form_action: &'a str,
+    /// The identity providers, each a link above the password form.
+    pub providers: Vec<ProviderLink<'a>>,
+    /// Whether the password form is shown (`password_login`).
+    pub password_login: bool,
 }
 
-/// The login page.
+/// The login page: the identity providers' links, then (unless `password_login` is off) an "or" divider and
+/// the password form.
 pub fn login_page(status: StatusCode, p: &LoginPage<'_>) -> Response {
+    page(
+        status,
+        "Sign in",
+        &login_body(p),
+        p.stylesheet,
+        p.form_action,
+    )
+}
+
+/// The login page's card.
+fn login_body(p: &LoginPage<'_>) -> String {
     let mut body = String::new();
     let _ = write!(
         body,
@@ -154,21 +218,76 @@ pub fn login_page(status: StatusCode, p: &LoginPage<'_>) -> Response {
             escape(e)
         );
     }
+    for link in &p.providers {
+        let _ = write!(
+            body,
+            "<a class=\"idp\" id=\"idp-{}\" href=\"{}\">{}<span>Continue with {}</span></a>",
+            escape(link.name),
+            escape(&link.href),
+            provider_icon(link.preset, link.display_name),
+            escape(link.display_name)
+        );
+    }
+    if p.password_login {
+        if !p.providers.is_empty() {
+            body.push_str("<div class=\"divider\" role=\"separator\">or</div>");
+        }
+        password_form(&mut body, p);
+    }
+    body
+}
+
+/// The username and password form of the login page. The username field takes the focus only when there is no
+/// provider link above it.
+fn password_form(body: &mut String, p: &LoginPage<'_>) {
     let _ = write!(
         body,
         "<form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"request\" value=\"{}\">\
          <input type=\"hidden\" name=\"csrf_token\" value=\"{}\">\
          <label for=\"username\">Username</label><input type=\"text\" id=\"username\" name=\"username\" value=\"{}\" \
-         autocomplete=\"username\" autocapitalize=\"none\" required autofocus>\
+         autocomplete=\"username\" autocapitalize=\"none\" required{}>\
          <label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" \
          autocomplete=\"current-password\" required>\
          <div class=\"actions\"><button type=\"submit\" id=\"sign-in\">Sign in</button></div></form>",
         escape(p.action),
         escape(p.request),
         escape(p.csrf),
-        escape(p.username)
+        escape(p.username),
+        if p.providers.is_empty() { " autofocus" } else { "" }
     );
-    page(status, "Sign in", &body, p.stylesheet, p.form_action)
+}
+
+/// A 20×20 inline SVG badge for a provider link: a letter on a coloured tile, the colour and letter chosen by the
+/// preset (simple shapes of our own, not the providers' logos), else the display name's first letter on grey.
+/// Decorative (`aria-hidden`): the link's text names the provider. Inline SVG with presentation attributes only,
+/// so the pages' CSP (`default-src 'none'; style-src 'self'`) allows it.
+fn provider_icon(preset: Option<&str>, display_name: &str) -> String {
+    let first = display_name
+        .chars()
+        .find(|c| c.is_alphanumeric())
+        .map(|c| c.to_uppercase().to_string())
+        .unwrap_or_default();
+    let (letters, fill, circle) = match preset {
+        Some("google") => ("G", "#1a73e8", true),
+        Some("microsoft") => ("M", "#0067b8", false),
+        Some("github") => ("GH", "#24292f", true),
+        Some("okta") => ("O", "#00297a", false),
+        Some("auth0") => ("A0", "#d9480f", false),
+        Some("keycloak") => ("K", "#3f4a56", false),
+        _ => (first.as_str(), "#5b6475", false),
+    };
+    let shape = if circle {
+        format!("<circle cx=\"10\" cy=\"10\" r=\"10\" fill=\"{fill}\"/>")
+    } else {
+        format!("<rect width=\"20\" height=\"20\" rx=\"4\" fill=\"{fill}\"/>")
+    };
+    let size = if letters.chars().count() > 1 { 9 } else { 12 };
+    format!(
+        "<svg width=\"20\" height=\"20\" viewBox=\"0 0 20 20\" aria-hidden=\"true\" focusable=\"false\">{shape}\
+         <text x=\"10\" y=\"14\" text-anchor=\"middle\" font-family=\"system-ui,sans-serif\" font-size=\"{size}\" \
+         font-weight=\"700\" fill=\"#fff\">{}</text></svg>",
+        escape(letters)
+    )
 }
 
 /// What the consent page shows.
@@ -282,6 +401,110 @@ mod tests {
         assert_eq!(
             escape("<script>\"x\"&'y'</script>\u{7}"),
             "&lt;script&gt;&quot;x&quot;&amp;&#x27;y&#x27;&lt;/script&gt;\u{fffd}"
+        );
+    }
+
+    fn login<'a>(providers: Vec<ProviderLink<'a>>, password_login: bool) -> LoginPage<'a> {
+        LoginPage {
+            action: "/login",
+            request: "client_id=c&state=<s>",
+            csrf: "t",
+            client_name: "Demo",
+            error: None,
+            username: "",
+            stylesheet: "/assets/portcullis.css",
+            form_action: "'self'",
+            providers,
+            password_login,
+        }
+    }
+
+    fn corp(href: &str) -> ProviderLink<'_> {
+        ProviderLink {
+            name: "corp",
+            display_name: "Corp <SSO>",
+            preset: None,
+            href: href.to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_password_form_alone_by_default() {
+        let body = login_body(&login(vec![], true));
+        assert!(body.contains("id=\"sign-in\"") && body.contains("autofocus"));
+        assert!(!body.contains("class=\"idp\"") && !body.contains("divider"));
+        assert!(body.contains("value=\"client_id=c&amp;state=&lt;s&gt;\""));
+    }
+
+    #[test]
+    fn provider_links_above_the_password_form() {
+        let google = ProviderLink {
+            name: "google",
+            display_name: "Google",
+            preset: Some("google"),
+            href: "/idp/google/start?client_id=c".into(),
+        };
+        let body = login_body(&login(
+            vec![corp("/idp/corp/start?client_id=c&state=\"x\""), google],
+            true,
+        ));
+        let link = body.find("Continue with Corp &lt;SSO&gt;").unwrap();
+        let google = body.find("Continue with Google").unwrap();
+        let divider = body
+            .find("<div class=\"divider\" role=\"separator\">or</div>")
+            .unwrap();
+        let form = body.find("<form").unwrap();
+        assert!(
+            link < google && google < divider && divider < form,
+            "{body}"
+        );
+        assert!(
+            body.contains("<a class=\"idp\" id=\"idp-corp\" href=\"/idp/corp/start?client_id=c&amp;state=&quot;x&quot;\">"),
+            "a real link, its URL escaped: {body}"
+        );
+        assert!(!body.contains("autofocus"), "the links come first");
+        assert_eq!(body.matches("<svg").count(), 2, "an icon on each link");
+        assert!(body.contains("aria-hidden=\"true\""));
+        assert!(body.contains(">G</text>"), "the google preset's icon");
+        assert!(
+            body.contains(">C</text>"),
+            "others: the display name's initial"
+        );
+    }
+
+    #[test]
+    fn sso_only_hides_the_password_form() {
+        let body = login_body(&login(vec![corp("/idp/corp/start")], false));
+        assert!(body.contains("Continue with Corp"));
+        for absent in ["<form", "password", "divider", "sign-in"] {
+            assert!(!body.contains(absent), "{absent}: {body}");
+        }
+    }
+
+    #[test]
+    fn every_preset_has_an_icon_the_csp_allows() {
+        for preset in ["google", "microsoft", "github", "okta", "auth0", "keycloak"] {
+            let icon = provider_icon(Some(preset), "X");
+            assert!(
+                icon.starts_with("<svg") && icon.ends_with("</svg>"),
+                "{icon}"
+            );
+            assert!(!icon.contains(">X<"), "{preset} has its own letter");
+            for refused in ["style=", "<script", "href", "url("] {
+                assert!(!icon.contains(refused), "{preset}: {refused}");
+            }
+        }
+        assert!(
+            provider_icon(None, "<b>").contains("<text")
+                && !provider_icon(None, "<b>").contains("<b>")
+        );
+        let resp = login_page(StatusCode::OK, &login(vec![corp("/idp/corp/start")], true));
+        let csp = resp.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"),
+            "{csp}"
         );
     }
 }

@@ -45,6 +45,12 @@ pub struct Routes {
     pub mcp: String,
     /// The stylesheet of the pages.
     pub stylesheet: String,
+    /// Prefix of the federation routes, `<base>/idp` (docs/federation.md).
+    pub idp: String,
+    /// The route pattern of [`Routes::idp_start`]: `<base>/idp/{name}/start`.
+    pub idp_start_route: String,
+    /// The route pattern of [`Routes::idp_callback`]: `<base>/idp/{name}/callback`.
+    pub idp_callback_route: String,
     /// The MCP endpoint's URL: the resource identifier (RFC 8707, RFC 9728 `resource`).
     pub mcp_url: String,
     /// The origin (`scheme://host[:port]`).
@@ -85,6 +91,9 @@ impl Routes {
             token: at("/token"),
             revoke: at("/revoke"),
             stylesheet: at("/assets/portcullis.css"),
+            idp: at("/idp"),
+            idp_start_route: at("/idp/{name}/start"),
+            idp_callback_route: at("/idp/{name}/callback"),
             mcp: mcp_path.to_owned(),
             mcp_url,
             issuer: issuer_text,
@@ -96,6 +105,22 @@ impl Routes {
     /// The absolute URL of a path on this origin.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.origin)
+    }
+
+    /// `<base>/idp/<name>/start`: the sign-in page's button for provider `name` links here, followed by `?` and
+    /// the original authorization request's query; it redirects the browser to the provider.
+    pub fn idp_start(&self, name: &str) -> String {
+        format!("{}/{name}/start", self.idp)
+    }
+
+    /// `<base>/idp/<name>/callback`: where provider `name` sends the browser back (its redirect URI).
+    pub fn idp_callback(&self, name: &str) -> String {
+        format!("{}/{name}/callback", self.idp)
+    }
+
+    /// The redirect URI to register at provider `name`: `<issuer>/idp/<name>/callback`.
+    pub fn idp_callback_url(&self, name: &str) -> String {
+        self.url(&self.idp_callback(name))
     }
 
     /// The path of the RFC 9728 §3.1 document of the resource at `path` on this origin (the well-known name
@@ -148,6 +173,12 @@ mod tests {
             "/.well-known/oauth-protected-resource/github/mcp"
         );
         assert!(r.reserved().contains(&"/token") && r.reserved().contains(&"/mcp"));
+        assert_eq!(r.idp_start("corp"), "/idp/corp/start");
+        assert_eq!(r.idp_start_route, "/idp/{name}/start");
+        assert_eq!(
+            r.idp_callback_url("corp"),
+            "http://127.0.0.1:8080/idp/corp/callback"
+        );
     }
 
     #[test]
@@ -169,5 +200,11 @@ mod tests {
         assert_eq!(r.token, "/tenant1/token");
         assert_eq!(r.prm, "/.well-known/oauth-protected-resource/v1/mcp/");
         assert_eq!(r.mcp_url, "https://auth.example.com/v1/mcp/");
+        assert_eq!(r.idp_start("corp"), "/tenant1/idp/corp/start");
+        assert_eq!(r.idp_callback_route, "/tenant1/idp/{name}/callback");
+        assert_eq!(
+            r.idp_callback_url("corp"),
+            "https://auth.example.com/tenant1/idp/corp/callback"
+        );
     }
 }

@@ -66,4 +66,71 @@ pub enum SettingsError {
         "--upstream-identity-jwt and --hide-unauthorized-tools need --upstream (gateway mode)"
     )]
     GatewayFeaturesWithoutUpstream,
+    /// An `[[identity_providers]]` name is not `[a-z0-9-]{1,32}`.
+    #[error("[[identity_providers]] name {0:?} must be 1 to 32 of a-z, 0-9 and - (it is part of the callback URL)")]
+    IdpName(String),
+    /// Two `[[identity_providers]]` tables have the same name.
+    #[error("[[identity_providers]] name {0:?} is used twice")]
+    DuplicateIdp(String),
+    /// A key the provider needs is missing.
+    #[error("identity provider {provider}: {key} is required")]
+    IdpMissing { provider: String, key: &'static str },
+    /// The issuer or an endpoint is not an https URL (http only on loopback).
+    #[error("identity provider {provider}: {key} {value:?} must be an https URL (http only on a loopback host) without fragment or user info{}", if *key == "issuer" { " or query" } else { "" })]
+    IdpUrl {
+        provider: String,
+        key: &'static str,
+        value: String,
+    },
+    /// No client secret was given (and the provider does not use `private_key_jwt`).
+    #[error("identity provider {provider}: give its client secret as client_secret, client_secret_file or the environment variable {env} (or set token_endpoint_auth_method = \"private_key_jwt\")")]
+    IdpNoSecret { provider: String, env: String },
+    /// More than one source of the client secret (or one with `private_key_jwt`, which uses none).
+    #[error("identity provider {provider}: {}; found {found}", if *private_key_jwt { "token_endpoint_auth_method = \"private_key_jwt\" uses no client secret".to_owned() } else { format!("give exactly one of client_secret, client_secret_file and {env}") })]
+    IdpSecretSources {
+        provider: String,
+        found: String,
+        env: String,
+        private_key_jwt: bool,
+    },
+    /// `client_secret_file` could not be read.
+    #[error("identity provider {provider}: cannot read client_secret_file {path}: {reason}")]
+    IdpSecretFile {
+        provider: String,
+        path: String,
+        reason: String,
+    },
+    /// A provider's value was refused.
+    #[error("identity provider {provider}: {key} {reason}")]
+    IdpValue {
+        provider: String,
+        key: &'static str,
+        reason: String,
+    },
+    /// `scope_from_groups` grants a scope that is not in the catalogue.
+    #[error("identity provider {provider}: scope_from_groups {group:?} grants {scope:?}, which is not in the scope catalogue")]
+    IdpGroupScope {
+        provider: String,
+        group: String,
+        scope: String,
+    },
+    /// `password_login = false` without any identity provider.
+    #[error("password_login = false and no [[identity_providers]]: nobody could sign in")]
+    NobodyCanSignIn,
+    /// `upstream_token_from` names no configured provider.
+    #[error("{table}: upstream_token_from = {name:?} is not the name of an [[identity_providers]] entry")]
+    UpstreamTokenProvider { table: String, name: String },
+    /// `upstream_token_header` is not a header name Portcullis may set.
+    #[error("{table}: upstream_token_header {value:?} is not a header name Portcullis may set")]
+    UpstreamTokenHeader { table: String, value: String },
+    /// `upstream_token_mode = "exchange"` without `upstream_audience`.
+    #[error("{table}: upstream_token_mode = \"exchange\" needs upstream_audience")]
+    UpstreamAudienceMissing { table: String },
+    /// An `upstream_token_*` key without the keys it depends on.
+    #[error("{table}: {key} needs {needs}")]
+    UpstreamTokenKey {
+        table: String,
+        key: &'static str,
+        needs: &'static str,
+    },
 }

@@ -1,6 +1,7 @@
 //! The structured parts of the settings: the `[gateway]` table and its `[[gateway.routes]]` (docs/gateway.md),
 //! the `[[scopes]]` catalogue, and the external resources (RFC 8707 audiences), each parsed into the server's
-//! typed configuration.
+//! typed configuration; and the `upstream_token_*` keys of the gateway tables (docs/federation.md, "The gateway
+//! and upstream tokens"), parsed into [`UpstreamTokenSettings`].
 
 use super::error::SettingsError;
 use crate::gateway::config::{parse_upstream, GatewayConfig, GatewayConfigError, RouteConfig};
@@ -44,6 +45,14 @@ pub struct GatewaySettings {
     /// `[[gateway.routes]]`: more upstreams, each on its own path and its own protected resource.
     #[serde(default)]
     pub routes: Vec<RouteSettings>,
+    /// For the MCP endpoint's upstream only (routes do not inherit it): the identity provider whose token for the caller is sent upstream (docs/federation.md).
+    pub upstream_token_from: Option<String>,
+    /// The header carrying it, value without a scheme; absent: `Authorization: Bearer`.
+    pub upstream_token_header: Option<String>,
+    /// `stored` (default): the token from the vault; `exchange`: an RFC 8693 token exchange at the provider.
+    pub upstream_token_mode: Option<UpstreamTokenModeSetting>,
+    /// The RFC 8693 `audience` asked for in `exchange` mode.
+    pub upstream_audience: Option<String>,
 }
 
 /// One `[[gateway.routes]]` entry (docs/gateway.md, "Several upstreams").
@@ -71,6 +80,49 @@ pub struct RouteSettings {
     /// `[gateway.routes.tool_scopes]`: tool name = "scope".
     #[serde(default)]
     pub tool_scopes: BTreeMap<String, String>,
+    /// Not inherited from `[gateway]`: the identity provider whose token for the caller is sent upstream (docs/federation.md).
+    pub upstream_token_from: Option<String>,
+    /// The header carrying it, value without a scheme; absent: `Authorization: Bearer`.
+    pub upstream_token_header: Option<String>,
+    /// `stored` (default): the token from the vault; `exchange`: an RFC 8693 token exchange at the provider.
+    pub upstream_token_mode: Option<UpstreamTokenModeSetting>,
+    /// The RFC 8693 `audience` asked for in `exchange` mode.
+    pub upstream_audience: Option<String>,
+}
+
+/// `upstream_token_mode` as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamTokenModeSetting {
+    Stored,
+    Exchange,
+}
+
+/// How a gateway sends the caller's upstream token (never the caller's Portcullis token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTokenSettings {
+    /// The `[[identity_providers]]` name the token comes from.
+    pub provider: String,
+    pub header: UpstreamTokenHeader,
+    pub mode: UpstreamTokenMode,
+}
+
+/// Where the upstream token goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamTokenHeader {
+    /// `Authorization: Bearer <token>` (RFC 6750 §2.1), the default.
+    AuthorizationBearer,
+    /// `<name>: <token>`, no scheme.
+    Named(http::HeaderName),
+}
+
+/// Which token is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamTokenMode {
+    /// The user's access token at the provider, from the vault (refreshed when it expires).
+    Stored,
+    /// A token obtained by RFC 8693 token exchange at the provider for this `audience`.
+    Exchange { audience: String },
 }
 
 /// The external resources (`--resource` flags, else `resources` of the file): each an absolute https URL, or
@@ -259,6 +311,159 @@ pub fn gateway_config(
         config.add_tool_scope(t)?;
     }
     Ok(Some(config))
+}
+
+/// Headers a gateway sets or forwards itself, which an upstream token must not replace.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "connection",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-connection",
+    "accept",
+    "cookie",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "last-event-id",
+    "x-portcullis-identity",
+];
+
+/// The `upstream_token_*` keys of one gateway table.
+struct UpstreamTokenKeys<'a> {
+    from: Option<&'a str>,
+    header: Option<&'a str>,
+    mode: Option<UpstreamTokenModeSetting>,
+    audience: Option<&'a str>,
+}
+
+/// The upstream-token settings of the MCP endpoint's gateway (`[gateway]`, only with an upstream) and of each
+/// `[[gateway.routes]]` entry (by path; routes do not inherit `[gateway]`'s, so a user's token only goes where
+/// it was configured to go). `providers` are the configured `[[identity_providers]]` names.
+pub fn upstream_tokens(
+    file: Option<&GatewaySettings>,
+    has_upstream: bool,
+    providers: &[&str],
+) -> Result<
+    (
+        Option<UpstreamTokenSettings>,
+        BTreeMap<String, UpstreamTokenSettings>,
+    ),
+    SettingsError,
+> {
+    let Some(file) = file else {
+        return Ok((None, BTreeMap::new()));
+    };
+    let main = upstream_token(
+        "[gateway]",
+        &UpstreamTokenKeys {
+            from: file.upstream_token_from.as_deref(),
+            header: file.upstream_token_header.as_deref(),
+            mode: file.upstream_token_mode,
+            audience: file.upstream_audience.as_deref(),
+        },
+        providers,
+    )?;
+    if main.is_some() && !has_upstream {
+        return Err(SettingsError::UpstreamTokenKey {
+            table: "[gateway]".into(),
+            key: "upstream_token_from",
+            needs: "upstream (gateway mode)",
+        });
+    }
+    let mut routes = BTreeMap::new();
+    for r in &file.routes {
+        let keys = UpstreamTokenKeys {
+            from: r.upstream_token_from.as_deref(),
+            header: r.upstream_token_header.as_deref(),
+            mode: r.upstream_token_mode,
+            audience: r.upstream_audience.as_deref(),
+        };
+        let table = format!("[[gateway.routes]] {}", r.path);
+        if let Some(t) = upstream_token(&table, &keys, providers)? {
+            routes.insert(r.path.clone(), t);
+        }
+    }
+    Ok((main, routes))
+}
+
+/// One table's keys: `None` without `upstream_token_from` (then the other keys must be absent too).
+fn upstream_token(
+    table: &str,
+    keys: &UpstreamTokenKeys<'_>,
+    providers: &[&str],
+) -> Result<Option<UpstreamTokenSettings>, SettingsError> {
+    let needs = |key, needs| SettingsError::UpstreamTokenKey {
+        table: table.to_owned(),
+        key,
+        needs,
+    };
+    let Some(from) = keys.from else {
+        for (key, set) in [
+            ("upstream_token_header", keys.header.is_some()),
+            ("upstream_token_mode", keys.mode.is_some()),
+            ("upstream_audience", keys.audience.is_some()),
+        ] {
+            if set {
+                return Err(needs(key, "upstream_token_from"));
+            }
+        }
+        return Ok(None);
+    };
+    if !providers.contains(&from) {
+        return Err(SettingsError::UpstreamTokenProvider {
+            table: table.to_owned(),
+            name: from.to_owned(),
+        });
+    }
+    let header = match keys.header {
+        None => UpstreamTokenHeader::AuthorizationBearer,
+        Some(h) if h.eq_ignore_ascii_case("authorization") => {
+            UpstreamTokenHeader::AuthorizationBearer
+        }
+        Some(h) => match http::HeaderName::from_bytes(h.as_bytes()) {
+            Ok(name) if !RESERVED_HEADERS.contains(&name.as_str()) => {
+                UpstreamTokenHeader::Named(name)
+            }
+            _ => {
+                return Err(SettingsError::UpstreamTokenHeader {
+                    table: table.to_owned(),
+                    value: h.to_owned(),
+                })
+            }
+        },
+    };
+    let audience = keys.audience.map(str::trim).filter(|a| !a.is_empty());
+    let mode = match (
+        keys.mode.unwrap_or(UpstreamTokenModeSetting::Stored),
+        audience,
+    ) {
+        (UpstreamTokenModeSetting::Stored, None) => UpstreamTokenMode::Stored,
+        (UpstreamTokenModeSetting::Stored, Some(_)) => {
+            return Err(needs(
+                "upstream_audience",
+                "upstream_token_mode = \"exchange\"",
+            ))
+        }
+        (UpstreamTokenModeSetting::Exchange, Some(a)) => UpstreamTokenMode::Exchange {
+            audience: a.to_owned(),
+        },
+        (UpstreamTokenModeSetting::Exchange, None) => {
+            return Err(SettingsError::UpstreamAudienceMissing {
+                table: table.to_owned(),
+            })
+        }
+    };
+    Ok(Some(UpstreamTokenSettings {
+        provider: from.to_owned(),
+        header,
+        mode,
+    }))
 }
 
 #[cfg(test)]

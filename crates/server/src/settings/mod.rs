@@ -1,25 +1,36 @@
 //! Settings of `portcullis serve`, layered: the TOML file, then `PORTCULLIS_*` environment variables, then flags,
 //! each overriding the one before. The binary's argument parser reads the environment variables together with
 //! the flags into one [`Overrides`]; [`Settings::load`] merges it onto the file ([`FileSettings`]) in one place.
-//! The gateway tables, the scope catalogue and the external resources are parsed in [`gateway`].
+//! The gateway tables, the scope catalogue and the external resources are parsed in [`gateway`]; the identity
+//! providers and the other federation keys in [`identity_providers`].
 //!
 //! Nothing here does network or storage I/O (only the file is read); [`crate::assembly`] binds, opens nothing
 //! and builds the server from the result.
 
 mod error;
 pub mod gateway;
+pub mod identity_providers;
 
 use crate::config::ServerConfig;
 use crate::gateway::config::{GatewayConfig, RouteConfig};
-use portcullis_authz::config::ScopeInfo;
+use crate::pages::{SignInOptions, SignInProvider};
+use portcullis_authz::config::{default_scopes, ScopeInfo};
 use portcullis_authz::database_url::redact_url;
 use portcullis_proto::Scope;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::SettingsError;
-pub use gateway::{GatewaySettings, RouteSettings, ScopeSetting};
+pub use gateway::{
+    GatewaySettings, RouteSettings, ScopeSetting, UpstreamTokenHeader, UpstreamTokenMode,
+    UpstreamTokenSettings,
+};
+pub use identity_providers::{
+    FederationSettings, IdentityProviderFile, IdentityProviderSettings, PresetSetting,
+    ProviderKindSetting, TokenEndpointAuthMethod,
+};
 
 /// The default SQLite database, next to where the server runs.
 pub const DEFAULT_DATABASE: &str = "sqlite://portcullis.db";
@@ -53,6 +64,15 @@ pub struct FileSettings {
     pub scopes: Option<Vec<ScopeSetting>>,
     /// `resources = [..]`: external protected resources that verify tokens themselves (`--resource`).
     pub resources: Option<Vec<String>>,
+    /// Whether the sign-in page offers the password form (default true).
+    pub password_login: Option<bool>,
+    /// Link a first federated sign-in to the local user with the same verified email (default false).
+    pub link_by_verified_email: Option<bool>,
+    /// The upstream token vault's key file.
+    pub vault_key_file: Option<PathBuf>,
+    /// `[[identity_providers]]`: sign-in through upstream identity providers (docs/federation.md).
+    #[serde(default)]
+    pub identity_providers: Vec<IdentityProviderFile>,
 }
 
 impl FileSettings {
@@ -79,6 +99,7 @@ impl std::fmt::Debug for FileSettings {
             .field("database", &self.database.as_deref().map(redact_url))
             .field("issuer", &self.issuer)
             .field("gateway", &self.gateway)
+            .field("identity_providers", &self.identity_providers)
             .finish_non_exhaustive()
     }
 }
@@ -124,6 +145,10 @@ pub struct Overrides {
     pub resources: Vec<String>,
     /// `--cimd-allow-host` (testing only).
     pub cimd_allow_hosts: Vec<String>,
+    /// `--password-login` / `PORTCULLIS_PASSWORD_LOGIN`.
+    pub password_login: Option<bool>,
+    /// `--vault-key-file` / `PORTCULLIS_VAULT_KEY_FILE`.
+    pub vault_key_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Overrides {
@@ -239,6 +264,12 @@ pub struct Settings {
     pub external_resources: Vec<String>,
     /// Hosts whose Client ID Metadata Documents skip the SSRF guard (testing only).
     pub cimd_allow_hosts: Vec<String>,
+    /// `password_login`, `link_by_verified_email`, `vault_key_file` and `[[identity_providers]]`.
+    pub federation: FederationSettings,
+    /// `[gateway] upstream_token_*`: the caller's upstream token for the MCP endpoint's upstream.
+    pub gateway_upstream_token: Option<UpstreamTokenSettings>,
+    /// `[[gateway.routes]] upstream_token_*`, by route path.
+    pub route_upstream_tokens: BTreeMap<String, UpstreamTokenSettings>,
 }
 
 impl Settings {
@@ -248,8 +279,18 @@ impl Settings {
         Self::layered(flags, file)
     }
 
-    /// The one merge: each value from `flags`, else from `file`, else its default.
+    /// The one merge: each value from `flags`, else from `file`, else its default. Client secrets of identity
+    /// providers may come from the process environment (`PORTCULLIS_IDP_<NAME>_CLIENT_SECRET`).
     pub fn layered(flags: Overrides, file: FileSettings) -> Result<Self, SettingsError> {
+        Self::layered_with_env(flags, file, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Settings::layered`] with `env` looking environment variables up.
+    pub fn layered_with_env(
+        flags: Overrides,
+        file: FileSettings,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingsError> {
         let log_format = LogFormat::parse(
             flags
                 .log_format
@@ -257,6 +298,12 @@ impl Settings {
                 .or(file.log_format.as_deref())
                 .unwrap_or("text"),
         )?;
+        let scopes = file
+            .scopes
+            .as_deref()
+            .map(gateway::scope_catalogue)
+            .transpose()?;
+        let federation = federation(&flags, &file, scopes.as_ref(), env)?;
         let gw = file.gateway.as_ref();
         let mut upstream = gateway::gateway_config(
             flags.upstream,
@@ -273,13 +320,15 @@ impl Settings {
             flags.hide_unauthorized_tools,
             gw,
         )?;
-        let scopes = file
-            .scopes
-            .as_deref()
-            .map(gateway::scope_catalogue)
-            .transpose()?;
         let external_resources =
             gateway::external_resources(&flags.resources, file.resources.as_deref())?;
+        let names: Vec<&str> = federation
+            .providers
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        let (gateway_upstream_token, route_upstream_tokens) =
+            gateway::upstream_tokens(gw, upstream.is_some(), &names)?;
         Ok(Self {
             database: DatabaseSettings::layered(&flags.database, &file),
             listen: (flags.listen.or(file.listen)).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
@@ -306,6 +355,9 @@ impl Settings {
             scopes,
             external_resources,
             cimd_allow_hosts: flags.cimd_allow_hosts,
+            federation,
+            gateway_upstream_token,
+            route_upstream_tokens,
         })
     }
 
@@ -335,8 +387,45 @@ impl Settings {
             config.scopes.clone_from(catalogue);
             config.default_scope = default_scope.clone();
         }
+        config.sign_in = self.sign_in();
         config
     }
+
+    /// What the sign-in page offers: the password form or not, and one button per identity provider.
+    pub fn sign_in(&self) -> SignInOptions {
+        SignInOptions {
+            password_login: self.federation.password_login,
+            providers: (self.federation.providers.iter())
+                .map(|p| SignInProvider {
+                    name: p.name.clone(),
+                    display_name: p.display_name.clone(),
+                    preset: p.preset.map(|p| p.as_str().to_owned()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The federation keys: flags/environment over the file over the defaults; `scope_from_groups` checked against
+/// the catalogue (`[[scopes]]`, else the built-in one).
+fn federation(
+    flags: &Overrides,
+    file: &FileSettings,
+    scopes: Option<&(Vec<ScopeInfo>, Scope)>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<FederationSettings, SettingsError> {
+    let catalogue: Vec<String> = match scopes {
+        Some((catalogue, _)) => catalogue.iter().map(|s| s.name.clone()).collect(),
+        None => default_scopes().into_iter().map(|s| s.name).collect(),
+    };
+    let providers =
+        identity_providers::identity_providers(&file.identity_providers, &catalogue, env)?;
+    identity_providers::federation(
+        flags.password_login.or(file.password_login).unwrap_or(true),
+        file.link_by_verified_email.unwrap_or(false),
+        (flags.vault_key_file.clone()).or_else(|| file.vault_key_file.clone()),
+        providers,
+    )
 }
 
 #[cfg(test)]

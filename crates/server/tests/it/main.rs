@@ -66,13 +66,19 @@ impl Resp {
 }
 
 async fn harness() -> Harness {
+    harness_with(|_| {}).await
+}
+
+/// The harness over a configuration `edit` changed.
+async fn harness_with(edit: impl FnOnce(&mut ServerConfig)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("portcullis.db").display());
     let store = portcullis_store::open(&url, &StoreOptions::default())
         .await
         .unwrap();
     let issuer = parse_issuer(ISSUER).unwrap();
-    let config = ServerConfig::new(issuer.clone());
+    let mut config = ServerConfig::new(issuer.clone());
+    edit(&mut config);
     let routes = Routes::new(&issuer, &config.mcp_path);
     let authz = Authz::new(
         store,
@@ -478,6 +484,43 @@ async fn login_consent_and_token_flow_in_process() {
     let r = h.get(&uri, &session).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert!(r.header(header::LOCATION).starts_with(REDIRECT));
+}
+
+#[tokio::test]
+async fn the_sign_in_page_offers_the_identity_providers() {
+    use portcullis_server::pages::{SignInOptions, SignInProvider};
+    let provider = |name: &str, display_name: &str, preset: Option<&str>| SignInProvider {
+        name: name.into(),
+        display_name: display_name.into(),
+        preset: preset.map(str::to_owned),
+    };
+    let h = harness_with(|c| {
+        c.sign_in = SignInOptions {
+            password_login: false,
+            providers: vec![
+                provider("corp", "Corp SSO", None),
+                provider("google", "Google", Some("google")),
+            ],
+        }
+    })
+    .await;
+    let client_id = h.client("Demo").await;
+    let uri = authorize_uri(&client_id, "&state=st");
+    let page = h.get(&uri, "").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_page_headers(&page);
+    let query = uri.trim_start_matches("/authorize?").replace('&', "&amp;");
+    for name in ["corp", "google"] {
+        let link = format!("href=\"/idp/{name}/start?{query}\"");
+        assert!(page.body.contains(&link), "{link} in {}", page.body);
+    }
+    assert!(
+        page.body.contains("Continue with Corp SSO") && page.body.contains("Continue with Google")
+    );
+    assert!(
+        !page.body.contains("<form") && !page.body.contains("type=\"password\""),
+        "password_login = false hides the form"
+    );
 }
 
 #[tokio::test]
