@@ -11,6 +11,7 @@ mod cors;
 mod crash;
 mod discovery_variants;
 mod federation_admin;
+mod federation_vault;
 mod gateway;
 mod gateway_failures;
 mod gateway_features;
