@@ -10,7 +10,12 @@
 //! - [`callback`]: `GET <issuer path>/idp/{name}/callback` (the provider's answer → a Portcullis session → back to
 //!   `/authorize` with the original request).
 //! - [`pages`]: the error pages of both.
+//! - [`scopes`]: `scope_from_groups` at the authorization endpoint (gated scopes need an entitlement).
 
+pub mod callback;
+pub mod pages;
 pub mod runtime;
+pub mod scopes;
+pub mod start;
 
 pub use runtime::{Provider, Runtime, RuntimeError};
