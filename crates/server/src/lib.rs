@@ -104,6 +104,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(&r.authorize, get(authorize::authorize))
         .route(&r.login, post(authorize::login))
         .route(&r.consent, post(authorize::consent))
+        .route(&r.idp_start_route, get(federation::start::start))
+        .route(&r.idp_callback_route, get(federation::callback::callback))
         .route(&r.token, cors::route(post(token::token)))
         .route(&r.revoke, cors::route(post(revoke::revoke)))
         .route(

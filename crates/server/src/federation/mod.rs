@@ -10,10 +10,15 @@
 //! - [`callback`]: `GET <issuer path>/idp/{name}/callback` (the provider's answer → a Portcullis session → back to
 //!   `/authorize` with the original request).
 //! - [`pages`]: the error pages of both.
+//! - [`scopes`]: `scope_from_groups` at the authorization endpoint (gated scopes need an entitlement).
 //! - [`upstream_tokens`]: the users' tokens at the providers (vault, refresh with one lease, caches), for the
 //!   gateway and the refresh grant's deprovisioning check.
 
+pub mod callback;
+pub mod pages;
 pub mod runtime;
+pub mod scopes;
+pub mod start;
 pub mod upstream_tokens;
 
 pub use runtime::{Provider, Runtime, RuntimeError};
