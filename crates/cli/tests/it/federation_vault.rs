@@ -79,7 +79,9 @@ struct Setup {
     idp: TestIdp,
     s: Server,
     up: Arc<Upstream>,
-    _config: tempfile::TempDir,
+    /// The config file (in a directory kept alive here).
+    config: String,
+    _config_dir: tempfile::TempDir,
 }
 
 /// Starts everything; `gateway` is extra `[gateway]` keys (after `upstream` and `upstream_token_from`).
@@ -132,7 +134,8 @@ upstream_token_from = "corp"
         idp,
         s,
         up,
-        _config: dir,
+        config: path.display().to_string(),
+        _config_dir: dir,
     }
 }
 
@@ -294,6 +297,48 @@ async fn the_upstream_gets_the_users_idp_token_refreshed_once_after_expiry() {
         );
     }
     assert!(!t.s.log().contains(&second), "an upstream token in the log");
+    // The sealed payload is JSON with a refresh_token member: it never appears in the clear either.
+    let member = b"\"refresh_token\":\"";
+    if let Some(at) = bytes.windows(member.len()).position(|w| w == member) {
+        let context =
+            String::from_utf8_lossy(&bytes[at.saturating_sub(60)..(at + 60).min(bytes.len())]);
+        panic!("an upstream token payload in the clear: {context:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_refresh_once_through_the_lease() {
+    if !TestIdp::available() {
+        return;
+    }
+    let t = setup("").await;
+    let b = start_on(&t.s, &["--config", &t.config, "--issuer", &t.s.issuer]);
+    let tokens = sign_in_through_idp(&t, &browser()).await;
+    assert_eq!(call(&t, &tokens.access).await.status, StatusCode::OK);
+    let first = t.up.last_bearer();
+    tokio::time::sleep(Duration::from_secs(SHORT_TTL - 58)).await;
+    // Both instances find the token about to expire at once; one takes the lease and refreshes, the other waits for
+    // the stored result. (Two refreshes would present one rotated refresh token twice: the IdP would revoke the
+    // grant and one call would be refused.)
+    let on_b = b.mcp_here();
+    let (x, y) = tokio::join!(
+        call(&t, &tokens.access),
+        mcp_post(&on_b, Some(&tokens.access), TOOLS_LIST)
+    );
+    assert_eq!(
+        (x.status, y.status),
+        (StatusCode::OK, StatusCode::OK),
+        "{} / {}\nA: {}\nB: {}",
+        x.body,
+        y.body,
+        t.s.log(),
+        b.log()
+    );
+    let seen = t.up.seen.lock().unwrap().clone();
+    let (p, q) = (&seen[seen.len() - 2].0, &seen[seen.len() - 1].0);
+    assert_eq!(p, q, "both instances sent the one refreshed token");
+    assert_ne!(t.up.last_bearer(), first);
+    assert!(idp_says_carol(&t.idp, &t.up.last_bearer()).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -388,11 +388,32 @@ impl UpstreamTokenSource {
             .lease_upstream_refresh(user, provider, now, now + LEASE_SECONDS)
             .await
             .map_err(store_error)?;
-        if leased {
-            self.refresh_leased(row, tokens).await
-        } else {
-            self.wait_for_refresh(row, tokens).await
+        if !leased {
+            return self.wait_for_refresh(row, tokens).await;
         }
+        // Another instance may have refreshed (and released its lease) between the read above and this lease:
+        // refreshing with the refresh token read before would present a rotated one (the provider may then revoke
+        // the whole grant, RFC 9700 §4.14.2). Re-read under the lease.
+        let fresh = (store.upstream_tokens(user, provider).await)
+            .map_err(store_error)?
+            .ok_or_else(missing)?;
+        if fresh.sealed == row.sealed {
+            return self.refresh_leased(fresh, tokens).await;
+        }
+        let tokens = self.open(&fresh)?;
+        let still_due = match purpose {
+            Purpose::Use => tokens.expires_within(now, REFRESH_MARGIN),
+            Purpose::Verify => fresh.updated_at <= now - VERIFY_INTERVAL,
+        };
+        if still_due && tokens.refresh_token.is_some() {
+            return self.refresh_leased(fresh, tokens).await;
+        }
+        // Storing the row as read releases the lease.
+        store
+            .put_upstream_tokens(&fresh)
+            .await
+            .map_err(store_error)?;
+        Ok(self.remember(user, provider, tokens))
     }
 
     fn open(&self, row: &UpstreamTokenRecord) -> Result<UpstreamTokens, UpstreamTokenError> {
