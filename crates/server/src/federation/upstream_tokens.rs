@@ -17,6 +17,8 @@
 //! No token ever reaches a log line, an error or a `Debug` output.
 
 mod cache;
+#[cfg(test)]
+mod tests;
 
 use crate::federation::Runtime;
 use crate::outbound::idp::IdpError;
