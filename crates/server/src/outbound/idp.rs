@@ -289,25 +289,7 @@ impl IdpClient {
         let result = async {
             let url = parse_url(&md.token_endpoint)?;
             let now = self.now();
-            let mut headers = Vec::new();
-            match client_authentication(cfg, &md.token_endpoint, &ThreadRandom, now)? {
-                ClientAuthentication::Basic(value) => {
-                    headers.push((header::AUTHORIZATION, value.expose().to_owned()));
-                }
-                ClientAuthentication::Post(fields) => form.extend(fields),
-                ClientAuthentication::Assertion(claims) => {
-                    let signer = self.inner.signer.as_ref().ok_or_else(|| {
-                        IdpError::from(FederationError::Config {
-                            key: format!(
-                                "identity_providers[{}].token_endpoint_auth_method",
-                                cfg.name.as_str()
-                            ),
-                            reason: "private_key_jwt needs the server's signing key".into(),
-                        })
-                    })?;
-                    form.extend(assertion_form(&cfg.client_id, signer(&claims)));
-                }
-            }
+            let headers = self.authenticate(cfg, md, &mut form)?;
             let reply = self
                 .inner
                 .transport
@@ -319,6 +301,7 @@ impl IdpClient {
                     form: Some(encode_form(&form)),
                     // RFC 6749 §5.2: errors are 400 (401 for invalid_client), with a JSON body.
                     error_statuses: &[400, 401],
+                    json_on_success: true,
                 })
                 .await?;
             Ok(UpstreamTokens::from_response(
@@ -330,6 +313,79 @@ impl IdpClient {
         .await
         .map_err(|e| scrub(e, &sent));
         log_failure(cfg.name.as_str(), op, &result);
+        result
+    }
+
+    /// Client authentication for a request to the provider's token or revocation endpoint: the headers to
+    /// send, and fields added to `form` (RFC 6749 §2.3.1; RFC 7523 §2.2 with the token endpoint as `aud`).
+    fn authenticate(
+        &self,
+        cfg: &ProviderConfig,
+        md: &ProviderMetadata,
+        form: &mut Form,
+    ) -> Result<Vec<(header::HeaderName, String)>, IdpError> {
+        let mut headers = Vec::new();
+        match client_authentication(cfg, &md.token_endpoint, &ThreadRandom, self.now())? {
+            ClientAuthentication::Basic(value) => {
+                headers.push((header::AUTHORIZATION, value.expose().to_owned()));
+            }
+            ClientAuthentication::Post(fields) => form.extend(fields),
+            ClientAuthentication::Assertion(claims) => {
+                let signer = self.inner.signer.as_ref().ok_or_else(|| {
+                    IdpError::from(FederationError::Config {
+                        key: format!(
+                            "identity_providers[{}].token_endpoint_auth_method",
+                            cfg.name.as_str()
+                        ),
+                        reason: "private_key_jwt needs the server's signing key".into(),
+                    })
+                })?;
+                form.extend(assertion_form(&cfg.client_id, signer(&claims)));
+            }
+        }
+        Ok(headers)
+    }
+
+    /// Revokes a token at the provider (RFC 7009 §2.1; `hint` is `access_token` or `refresh_token`). `Ok(false)`
+    /// when the provider publishes no `revocation_endpoint`. A 200 is success whatever the body (§2.2: also
+    /// for a token that was already invalid); an error body is an [`IdpError::Upstream`] (§2.2.1).
+    pub async fn revoke(
+        &self,
+        cfg: &ProviderConfig,
+        md: &ProviderMetadata,
+        token: &Secret,
+        hint: Option<&str>,
+    ) -> Result<bool, IdpError> {
+        let Some(endpoint) = md.revocation_endpoint.as_deref() else {
+            return Ok(false);
+        };
+        let result = async {
+            let url = parse_url(endpoint)?;
+            let mut form: Form = vec![("token", token.expose().to_owned())];
+            form.extend(hint.map(|h| ("token_type_hint", h.to_owned())));
+            let headers = self.authenticate(cfg, md, &mut form)?;
+            let reply = self
+                .inner
+                .transport
+                .send(Call {
+                    method: Method::POST,
+                    url: &url,
+                    accept: JSON,
+                    headers,
+                    form: Some(encode_form(&form)),
+                    error_statuses: &[400, 401],
+                    json_on_success: false,
+                })
+                .await?;
+            if reply.status.is_success() {
+                Ok(true)
+            } else {
+                Err(oauth_error(reply.status.as_u16(), &reply.body))
+            }
+        }
+        .await
+        .map_err(|e| scrub(e, &[token.expose().to_owned()]));
+        log_failure(cfg.name.as_str(), "revocation", &result);
         result
     }
 
@@ -431,6 +487,7 @@ impl IdpClient {
                 )],
                 form: None,
                 error_statuses: &[],
+                json_on_success: true,
             })
             .await?;
         Ok(reply.body)
@@ -448,6 +505,7 @@ impl Transport {
                 headers: Vec::new(),
                 form: None,
                 error_statuses: &[],
+                json_on_success: true,
             })
             .await?;
         Ok(reply.body)
@@ -470,6 +528,25 @@ fn parse_url(s: &str) -> Result<Url, IdpError> {
         status: 0,
         reason: "an endpoint URL does not parse".into(),
     })
+}
+
+/// An OAuth error body (RFC 6749 §5.2) of a response with HTTP `status`.
+fn oauth_error(status: u16, body: &[u8]) -> IdpError {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        error: String,
+        error_description: Option<String>,
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => IdpError::Upstream {
+            error: error::sanitize(&e.error),
+            description: e.error_description.as_deref().map(error::sanitize),
+        },
+        Err(_) => IdpError::BadResponse {
+            status,
+            reason: "an error without an OAuth error body".into(),
+        },
+    }
 }
 
 /// Token request fields whose values are secrets.
