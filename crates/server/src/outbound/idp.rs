@@ -18,7 +18,7 @@
 //!   userinfo, `application/jwt`, is refused).
 //!
 //! Every call: https (http only on loopback), no redirects, 5 s to connect, 10 s in all, 256 KiB at most (see
-//! [`transport`]). Errors are [`IdpError`]: no token or secret is ever in one, nor in a log line.
+//! `transport`). Errors are [`IdpError`]: no token or secret is ever in one, nor in a log line.
 
 pub mod error;
 pub mod settings;
