@@ -247,7 +247,7 @@ pub trait FederationStore: Send + Sync {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::super::{Storage, UserStore};
+    use super::super::Storage;
     use super::*;
     use crate::testing::MemStore;
 
