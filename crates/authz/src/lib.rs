@@ -27,6 +27,8 @@
 //! - [`identity`]: short-lived signed identity assertions a gateway sends its upstream.
 //! - [`password`], [`users`], [`csrf`]: passwords, account rules, CSRF tokens; [`session`]:
 //!   [`session::Sessions`], the login session and account service.
+//! - [`vault`]: AES-256-GCM sealing of upstream tokens and pending upstream sign-ins (the token vault), key ids
+//!   and the key text format.
 //! - [`service`]: [`Authz`], the bundle that builds the services once and hands them out.
 
 pub mod access_token;
@@ -56,6 +58,7 @@ pub mod shared;
 pub mod store;
 pub mod token;
 pub mod users;
+pub mod vault;
 
 #[cfg(test)]
 pub(crate) mod testing;

@@ -43,16 +43,27 @@ pub fn hash(password: &str, rng: &dyn Random) -> Result<String, PasswordError> {
         .map_err(|_| PasswordError::Hash)
 }
 
-/// Checks a password against a PHC string. Over-long passwords fail without hashing.
+/// Checks a password against a PHC string. Over-long passwords fail without hashing. A hash that is empty
+/// (a user without a password, created through an identity provider) or unparsable never verifies, and costs
+/// a full verification against [`dummy_hash`] first, so such accounts cannot be told apart by timing.
 pub fn verify(password: &str, phc: &str) -> bool {
     if password.len() > MAX_LEN {
         return false;
     }
-    match PasswordHash::new(phc) {
-        Ok(parsed) => argon2()
+    let parsed = match PasswordHash::new(phc) {
+        Ok(parsed) if !phc.is_empty() => Some(parsed),
+        _ => None,
+    };
+    match parsed {
+        Some(parsed) => argon2()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok(),
-        Err(_) => false,
+        None => {
+            if let Ok(dummy) = PasswordHash::new(dummy_hash()) {
+                let _ = argon2().verify_password(password.as_bytes(), &dummy);
+            }
+            false
+        }
     }
 }
 
@@ -80,5 +91,26 @@ mod tests {
             PasswordHash::new(dummy_hash()).is_ok(),
             "dummy hash must parse so it costs a full verification"
         );
+    }
+
+    /// A user without a password (JIT, hash "") never passes, whatever is typed, and the refusal costs about
+    /// as much as checking a real hash.
+    #[test]
+    fn an_empty_hash_never_verifies_and_costs_a_verification() {
+        for typed in ["", "x", "correct horse", "$argon2id$"] {
+            assert!(!verify(typed, ""), "{typed:?}");
+            assert!(!verify(typed, "not a phc string"), "{typed:?}");
+        }
+        let time = |phc: &str| {
+            let start = std::time::Instant::now();
+            for _ in 0..3 {
+                assert!(!verify("wrong password", phc));
+            }
+            start.elapsed()
+        };
+        let real = hash("correct horse", &OsRandom).unwrap();
+        let (empty, dummy) = (time(""), time(&real));
+        // Generous bounds (shared CI cores): an unhashed refusal would be ~1000x faster.
+        assert!(empty * 4 > dummy, "empty hash {empty:?} vs real {dummy:?}");
     }
 }

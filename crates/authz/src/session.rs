@@ -33,6 +33,9 @@ impl Sessions {
             return Ok((None, password::dummy_hash().to_owned()));
         }
         let user = self.core.store.user_by_name(username).await?;
+        // A user without a password (created through an identity provider) is, for password sign-in, an
+        // unknown user: no candidate, and the dummy hash so the attempt costs the same.
+        let user = user.filter(|u| !u.password_hash.is_empty());
         let hash = user.as_ref().map_or_else(
             || password::dummy_hash().to_owned(),
             |u| u.password_hash.clone(),
@@ -107,5 +110,39 @@ impl Sessions {
         let hash = password::hash(password, self.core.rng())
             .map_err(|e| AuthzError::InvalidRequest(e.to_string()))?;
         Ok(self.core.store.set_password(username, &hash).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use crate::store::{UserRecord, UserStore};
+    use crate::testing::{authz_on, MemStore};
+    use std::sync::Arc;
+
+    /// A user created through an identity provider (password hash "") is no candidate for password sign-in:
+    /// the attempt is checked against the dummy hash, like an unknown user's.
+    #[tokio::test]
+    async fn users_without_a_password_are_no_login_candidates() {
+        let store = Arc::new(MemStore::default());
+        let (a, _) = authz_on(store.clone()).await;
+        let jit = UserRecord {
+            id: "u-jit".into(),
+            username: "carol".into(),
+            password_hash: String::new(),
+            created_at: 1,
+        };
+        store.insert_user(&jit).await.unwrap();
+        let (user, hash) = a.sessions().login_candidate("carol").await.unwrap();
+        assert_eq!(user, None);
+        assert_eq!(hash, crate::password::dummy_hash());
+        assert!(!crate::password::verify("", &hash));
+        a.sessions()
+            .add_user("alice", "correct horse")
+            .await
+            .unwrap();
+        let (user, hash) = a.sessions().login_candidate("alice").await.unwrap();
+        assert_eq!(user.unwrap().username, "alice");
+        assert!(crate::password::verify("correct horse", &hash));
     }
 }

@@ -4,9 +4,15 @@
 //! Every method is one transaction: when it returns `Ok`, the change is durable. Single-use transitions (code
 //! redemption, refresh rotation) are conditional updates so that exactly one of many concurrent callers wins.
 
+mod federation;
+
 use crate::secret::{Secret, TokenHash};
 pub use crate::token::error::RefreshError;
 use async_trait::async_trait;
+pub use federation::{
+    FederationStore, IdentityRecord, Reseal, SealedRow, SealedRowKey, SealedTable,
+    UpstreamStateRecord, UpstreamTokenRecord,
+};
 use portcullis_proto::Scope;
 use std::fmt;
 
@@ -48,7 +54,8 @@ pub struct UserRecord {
     pub id: String,
     /// Login name.
     pub username: String,
-    /// argon2id PHC string.
+    /// argon2id PHC string; "" for a user without a password (created at a first sign-in through an identity
+    /// provider), who can never sign in with a password.
     pub password_hash: String,
     /// Creation time.
     pub created_at: i64,
@@ -290,8 +297,8 @@ pub trait UserStore: Send + Sync {
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
     /// Every user, by name.
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
-    /// Deletes a user, their sessions, consents and grants (revoked as in [`ClientStore::delete_client`]).
-    /// Returns whether they existed.
+    /// Deletes a user, their sessions, consents and grants (revoked as in [`ClientStore::delete_client`]),
+    /// their identities at upstream providers and their upstream tokens. Returns whether they existed.
     async fn delete_user(
         &self,
         username: &str,
@@ -387,7 +394,8 @@ pub trait GrantStore: Send + Sync {
     ) -> Result<Vec<RevocationRecord>, StoreError>;
     /// Reads a grant.
     async fn grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError>;
-    /// Deletes expired codes, refresh tokens, grants, sessions, revocation entries and rate-limit windows,
+    /// Deletes expired codes, refresh tokens, grants, sessions, revocation entries, rate-limit windows and
+    /// pending upstream sign-ins,
     /// retired keys past their publication, and registrations unused for [`UNUSED_CLIENT_TTL`] (no user ever
     /// approved them: no consent, code or grant; security notes "unused registrations expire"). Returns rows
     /// removed.
@@ -440,6 +448,7 @@ pub trait Storage:
     + KeyStore
     + HealthStore
     + RateLimitStore
+    + FederationStore
     + 'static
 {
 }
@@ -452,6 +461,7 @@ impl<
             + KeyStore
             + HealthStore
             + RateLimitStore
+            + FederationStore
             + 'static,
     > Storage for T
 {

@@ -48,6 +48,12 @@ struct Inner {
     revocations: Vec<RevocationRecord>,
     /// (key, window start) -> (count, expires_at)
     rate_limits: HashMap<(String, i64), (u32, i64)>,
+    /// (provider, subject) -> identity
+    identities: HashMap<(String, String), IdentityRecord>,
+    /// state hash -> pending upstream sign-in
+    upstream_states: HashMap<String, UpstreamStateRecord>,
+    /// (user id, provider) -> sealed upstream tokens
+    upstream_tokens: HashMap<(String, String), UpstreamTokenRecord>,
 }
 
 /// An in-memory [`Storage`] with the same transition semantics as the SQL stores. Every method is one
@@ -124,7 +130,14 @@ impl UserStore for MemStore {
         Ok(self.with(|i| i.users.values().cloned().collect()))
     }
     async fn delete_user(&self, name: &str, _now: i64, _exp: i64) -> Result<bool, StoreError> {
-        Ok(self.with(|i| i.users.remove(name).is_some()))
+        Ok(self.with(|i| {
+            let Some(u) = i.users.remove(name) else {
+                return false;
+            };
+            i.identities.retain(|_, id| id.user_id != u.id);
+            i.upstream_tokens.retain(|(user, _), _| *user != u.id);
+            true
+        }))
     }
     async fn set_password(&self, name: &str, hash: &str) -> Result<bool, StoreError> {
         Ok(self.with(|i| match i.users.get_mut(name) {
@@ -295,9 +308,10 @@ impl GrantStore for MemStore {
     }
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
         Ok(self.with(|i| {
-            let before = i.rate_limits.len();
+            let before = i.rate_limits.len() + i.upstream_states.len();
             i.rate_limits.retain(|_, (_, exp)| *exp >= now);
-            (before - i.rate_limits.len()) as u64
+            i.upstream_states.retain(|_, st| st.expires_at >= now);
+            (before - i.rate_limits.len() - i.upstream_states.len()) as u64
         }))
     }
 }
@@ -363,6 +377,263 @@ impl RateLimitStore for MemStore {
     async fn clear_hits(&self, key: &str) -> Result<(), StoreError> {
         self.with(|i| i.rate_limits.retain(|(k, _), _| k != key));
         Ok(())
+    }
+}
+
+/// Whether `user_id` may take `identity` (not linked elsewhere, no other identity of the user at the provider).
+fn identity_free(i: &Inner, id: &IdentityRecord) -> bool {
+    !i.identities
+        .contains_key(&(id.provider.clone(), id.subject.clone()))
+        && !i
+            .identities
+            .values()
+            .any(|o| o.user_id == id.user_id && o.provider == id.provider)
+}
+
+fn sealed_row_of_token(t: &UpstreamTokenRecord) -> SealedRow {
+    SealedRow {
+        key: SealedRowKey::UpstreamToken {
+            user_id: t.user_id.clone(),
+            provider: t.provider.clone(),
+        },
+        key_id: t.key_id.clone(),
+        sealed: t.sealed.clone(),
+    }
+}
+
+fn sealed_row_of_state(st: &UpstreamStateRecord) -> SealedRow {
+    SealedRow {
+        key: SealedRowKey::UpstreamState {
+            state_hash: st.state_hash.clone(),
+        },
+        key_id: st.key_id.clone(),
+        sealed: st.sealed.clone(),
+    }
+}
+
+/// The sort key of a sealed row within its table.
+fn sealed_order(k: &SealedRowKey) -> (String, String) {
+    match k {
+        SealedRowKey::UpstreamToken { user_id, provider } => (user_id.clone(), provider.clone()),
+        SealedRowKey::UpstreamState { state_hash } => {
+            (state_hash.as_str().to_owned(), String::new())
+        }
+    }
+}
+
+#[async_trait]
+impl FederationStore for MemStore {
+    async fn identity(&self, p: &str, s: &str) -> Result<Option<IdentityRecord>, StoreError> {
+        Ok(self.with(|i| i.identities.get(&(p.into(), s.into())).cloned()))
+    }
+    async fn identities_of(&self, user_id: &str) -> Result<Vec<IdentityRecord>, StoreError> {
+        let mut v: Vec<_> = self.with(|i| {
+            i.identities
+                .values()
+                .filter(|id| id.user_id == user_id)
+                .cloned()
+                .collect()
+        });
+        v.sort_by(|a, b| a.provider.cmp(&b.provider));
+        Ok(v)
+    }
+    async fn list_identities(&self) -> Result<Vec<IdentityRecord>, StoreError> {
+        let mut v: Vec<_> = self.with(|i| i.identities.values().cloned().collect());
+        v.sort_by(|a, b| (&a.user_id, &a.provider).cmp(&(&b.user_id, &b.provider)));
+        Ok(v)
+    }
+    async fn create_user_with_identity(
+        &self,
+        u: &UserRecord,
+        id: &IdentityRecord,
+    ) -> Result<(), StoreError> {
+        self.with(|i| {
+            if i.users.contains_key(&u.username) || !identity_free(i, id) {
+                return Err(StoreError::Conflict("user or identity".into()));
+            }
+            i.users.insert(u.username.clone(), u.clone());
+            i.identities
+                .insert((id.provider.clone(), id.subject.clone()), id.clone());
+            Ok(())
+        })
+    }
+    async fn link_identity(&self, id: &IdentityRecord) -> Result<(), StoreError> {
+        self.with(|i| {
+            if !i.users.values().any(|u| u.id == id.user_id) {
+                return Err(StoreError::Other("no such user".into()));
+            }
+            if !identity_free(i, id) {
+                return Err(StoreError::Conflict("identity".into()));
+            }
+            i.identities
+                .insert((id.provider.clone(), id.subject.clone()), id.clone());
+            Ok(())
+        })
+    }
+    async fn unlink_identity(&self, user_id: &str, provider: &str) -> Result<bool, StoreError> {
+        Ok(self.with(|i| {
+            let before = i.identities.len();
+            i.identities
+                .retain(|_, id| !(id.user_id == user_id && id.provider == provider));
+            i.upstream_tokens
+                .remove(&(user_id.to_owned(), provider.to_owned()));
+            i.identities.len() < before
+        }))
+    }
+    async fn touch_identity(&self, id: &IdentityRecord) -> Result<bool, StoreError> {
+        Ok(self.with(|i| {
+            match i
+                .identities
+                .get_mut(&(id.provider.clone(), id.subject.clone()))
+            {
+                Some(stored) => {
+                    stored.email = id.email.clone();
+                    stored.email_verified = id.email_verified;
+                    stored.username = id.username.clone();
+                    stored.groups = id.groups.clone();
+                    stored.last_login_at = id.last_login_at;
+                    true
+                }
+                None => false,
+            }
+        }))
+    }
+    async fn user_by_id(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self.with(|i| i.users.values().find(|u| u.id == user_id).cloned()))
+    }
+    async fn insert_upstream_state(&self, st: &UpstreamStateRecord) -> Result<(), StoreError> {
+        self.with(|i| {
+            let key = st.state_hash.as_str().to_owned();
+            if i.upstream_states.contains_key(&key) {
+                return Err(StoreError::Conflict("state".into()));
+            }
+            i.upstream_states.insert(key, st.clone());
+            Ok(())
+        })
+    }
+    async fn take_upstream_state(
+        &self,
+        h: &TokenHash,
+        now: i64,
+    ) -> Result<Option<UpstreamStateRecord>, StoreError> {
+        Ok(self.with(|i| {
+            let live = i
+                .upstream_states
+                .get(h.as_str())
+                .is_some_and(|st| st.expires_at > now);
+            if live {
+                i.upstream_states.remove(h.as_str())
+            } else {
+                None
+            }
+        }))
+    }
+    async fn put_upstream_tokens(&self, t: &UpstreamTokenRecord) -> Result<(), StoreError> {
+        self.with(|i| {
+            let mut t = t.clone();
+            t.refreshing_until = 0;
+            i.upstream_tokens
+                .insert((t.user_id.clone(), t.provider.clone()), t);
+        });
+        Ok(())
+    }
+    async fn upstream_tokens(
+        &self,
+        user_id: &str,
+        provider: &str,
+    ) -> Result<Option<UpstreamTokenRecord>, StoreError> {
+        Ok(self.with(|i| {
+            i.upstream_tokens
+                .get(&(user_id.to_owned(), provider.to_owned()))
+                .cloned()
+        }))
+    }
+    async fn lease_upstream_refresh(
+        &self,
+        user_id: &str,
+        provider: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|i| {
+            match i
+                .upstream_tokens
+                .get_mut(&(user_id.to_owned(), provider.to_owned()))
+            {
+                Some(t) if t.refreshing_until <= now => {
+                    t.refreshing_until = until;
+                    true
+                }
+                _ => false,
+            }
+        }))
+    }
+    async fn delete_upstream_tokens(
+        &self,
+        user_id: &str,
+        provider: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|i| {
+            i.upstream_tokens
+                .remove(&(user_id.to_owned(), provider.to_owned()))
+                .is_some()
+        }))
+    }
+    async fn sealed_rows(
+        &self,
+        table: SealedTable,
+        after: Option<&SealedRowKey>,
+        limit: u32,
+    ) -> Result<Vec<SealedRow>, StoreError> {
+        let mut rows: Vec<SealedRow> = self.with(|i| match table {
+            SealedTable::UpstreamTokens => i
+                .upstream_tokens
+                .values()
+                .map(sealed_row_of_token)
+                .collect(),
+            SealedTable::UpstreamStates => i
+                .upstream_states
+                .values()
+                .map(sealed_row_of_state)
+                .collect(),
+        });
+        rows.sort_by_key(|r| sealed_order(&r.key));
+        let after = after.map(sealed_order);
+        Ok(rows
+            .into_iter()
+            .filter(|r| after.as_ref().is_none_or(|a| sealed_order(&r.key) > *a))
+            .take(limit as usize)
+            .collect())
+    }
+    async fn reseal(&self, batch: &[Reseal]) -> Result<u64, StoreError> {
+        Ok(self.with(|i| {
+            let mut n = 0;
+            for r in batch {
+                let (key_id, sealed) = match &r.row.key {
+                    SealedRowKey::UpstreamToken { user_id, provider } => {
+                        match i
+                            .upstream_tokens
+                            .get_mut(&(user_id.clone(), provider.clone()))
+                        {
+                            Some(t) => (&mut t.key_id, &mut t.sealed),
+                            None => continue,
+                        }
+                    }
+                    SealedRowKey::UpstreamState { state_hash } => {
+                        match i.upstream_states.get_mut(state_hash.as_str()) {
+                            Some(st) => (&mut st.key_id, &mut st.sealed),
+                            None => continue,
+                        }
+                    }
+                };
+                if *key_id == r.row.key_id && *sealed == r.row.sealed {
+                    *key_id = r.key_id.clone();
+                    *sealed = r.sealed.clone();
+                    n += 1;
+                }
+            }
+            n
+        }))
     }
 }
 

@@ -1,12 +1,15 @@
-//! The admin commands: `user`, `keys`, `clients`. They open the database directly (the server may be running:
+//! The admin commands: `user` (with `link`/`unlink` of identities at upstream identity providers), `keys`,
+//! `clients`. They open the database directly (the server may be running:
 //! SQLite serialises writers, and the server re-reads keys periodically).
 
 use crate::db::{open_store, DbArgs};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use portcullis_authz::registration::RegisteredClient;
+use portcullis_authz::store::{IdentityRecord, StoreError, UserRecord};
 use portcullis_authz::{Authz, AuthzConfig, OsRandom, SystemClock};
 use portcullis_server::settings::{DatabaseSettings, FileSettings};
+use std::collections::HashMap;
 use std::io::Read as _;
 use std::sync::Arc;
 
@@ -22,7 +25,7 @@ pub(crate) enum UserCommand {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// List users.
+    /// List users, with their identities at identity providers.
     List {
         #[command(flatten)]
         db: DbArgs,
@@ -31,6 +34,31 @@ pub(crate) enum UserCommand {
     Remove {
         /// User name.
         name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Link an existing user to their account at an identity provider: signing in there as SUBJECT then signs
+    /// in as this user.
+    Link {
+        /// User name.
+        name: String,
+        /// The identity provider's name (`name` of its [[identity_providers]] table).
+        #[arg(long, value_name = "PROVIDER")]
+        idp: String,
+        /// The user's stable subject identifier at the provider (the ID token's `sub`; GitHub: the numeric user
+        /// id).
+        #[arg(long)]
+        subject: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Remove a user's link to an identity provider (and their stored tokens there).
+    Unlink {
+        /// User name.
+        name: String,
+        /// The identity provider's name.
+        #[arg(long, value_name = "PROVIDER")]
+        idp: String,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -115,15 +143,20 @@ pub(crate) async fn user(cmd: UserCommand) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!(e.description()))?;
             println!("added user {name}");
         }
-        UserCommand::List { db } => {
+        UserCommand::List { db } => list_users(&db).await?,
+        UserCommand::Link {
+            name,
+            idp,
+            subject,
+            db,
+        } => link(&name, &idp, &subject, &db).await?,
+        UserCommand::Unlink { name, idp, db } => {
             let a = authz(&db).await?;
-            let users = a.core().store().list_users().await?;
-            if users.is_empty() {
-                println!("no users (add one with: portcullis user add NAME --password-stdin)");
+            let user = user_named(&a, &name).await?;
+            if !a.core().store().unlink_identity(&user.id, &idp).await? {
+                bail!("{name} is not linked to {idp}");
             }
-            for u in users {
-                println!("{}\t{}\tcreated {}", u.username, u.id, when(u.created_at));
-            }
+            println!("unlinked {name} from {idp}; their stored {idp} tokens are deleted");
         }
         UserCommand::Remove { name, db } => {
             let a = authz(&db).await?;
@@ -150,6 +183,109 @@ pub(crate) async fn user(cmd: UserCommand) -> anyhow::Result<()> {
             }
             println!("changed the password of {name}; their sessions are ended");
         }
+    }
+    Ok(())
+}
+
+async fn user_named(a: &Authz, name: &str) -> anyhow::Result<UserRecord> {
+    a.core()
+        .store()
+        .user_by_name(name)
+        .await?
+        .with_context(|| format!("no user named {name}"))
+}
+
+/// One line per user: name, id, creation, whether they have a password, and each identity as
+/// `(provider: subject, email)`.
+async fn list_users(db: &DbArgs) -> anyhow::Result<()> {
+    let a = authz(db).await?;
+    let store = a.core().store();
+    let users = store.list_users().await?;
+    if users.is_empty() {
+        println!("no users (add one with: portcullis user add NAME --password-stdin)");
+    }
+    let mut identities: HashMap<String, Vec<IdentityRecord>> = HashMap::new();
+    for i in store.list_identities().await? {
+        identities.entry(i.user_id.clone()).or_default().push(i);
+    }
+    for u in users {
+        let mut line = format!("{}\t{}\tcreated {}", u.username, u.id, when(u.created_at));
+        if u.password_hash.is_empty() {
+            line.push_str("\tno password");
+        }
+        for i in identities.get(&u.id).into_iter().flatten() {
+            match &i.email {
+                Some(email) => {
+                    line.push_str(&format!("\t({}: {}, {email})", i.provider, i.subject))
+                }
+                None => line.push_str(&format!("\t({}: {})", i.provider, i.subject)),
+            }
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// `user link NAME --idp P --subject S`: refuses, naming the reason, when the user does not exist, the identity
+/// belongs to someone else, or the user is linked to another subject at that provider.
+async fn link(name: &str, idp: &str, subject: &str, db: &DbArgs) -> anyhow::Result<()> {
+    let valid_name = !idp.is_empty()
+        && idp.len() <= 32
+        && idp
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !valid_name {
+        bail!("--idp {idp:?}: a provider name is 1 to 32 of a-z, 0-9 and -");
+    }
+    if subject.is_empty() || subject.len() > 255 {
+        bail!("--subject must be 1 to 255 bytes");
+    }
+    let a = authz(db).await?;
+    let store = a.core().store();
+    let user = user_named(&a, name).await?;
+    if let Some(taken) = store.identity(idp, subject).await? {
+        if taken.user_id == user.id {
+            println!("{name} is already linked to {idp} subject {subject}");
+            return Ok(());
+        }
+        let owner = store
+            .user_by_id(&taken.user_id)
+            .await?
+            .map_or(taken.user_id, |u| u.username);
+        bail!(
+            "{idp} subject {subject} is already linked to user {owner} \
+             (unlink it first: portcullis user unlink {owner} --idp {idp})"
+        );
+    }
+    if let Some(other) = store
+        .identities_of(&user.id)
+        .await?
+        .into_iter()
+        .find(|i| i.provider == idp)
+    {
+        bail!(
+            "{name} is already linked to {idp} subject {} (unlink it first: portcullis user unlink {name} --idp {idp})",
+            other.subject
+        );
+    }
+    let now = a.core().now();
+    let identity = IdentityRecord {
+        provider: idp.to_owned(),
+        subject: subject.to_owned(),
+        user_id: user.id,
+        email: None,
+        email_verified: false,
+        username: None,
+        groups: vec![],
+        created_at: now,
+        last_login_at: 0,
+    };
+    match store.link_identity(&identity).await {
+        Ok(()) => println!("linked {name} to {idp} subject {subject}"),
+        Err(StoreError::Conflict(_)) => {
+            bail!("{idp} subject {subject} was linked by someone else meanwhile; see: portcullis user list")
+        }
+        Err(e) => return Err(e.into()),
     }
     Ok(())
 }

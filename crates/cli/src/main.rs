@@ -1,11 +1,12 @@
 //! `portcullis`: OAuth 2.1 for the Model Context Protocol in one binary. This file only parses arguments and
-//! calls the crates: `serve` runs the authorization server and protected MCP endpoint; `user`, `keys` and
-//! `clients` administer the database; the client commands (`login`, `tools`, `call`, `token`, `logout`,
-//! `bridge`, `status`) live in [`client_cmd`].
+//! calls the crates: `serve` runs the authorization server and protected MCP endpoint; `user`, `keys`,
+//! `clients` and `vault` ([`vault_cmd`]) administer the database; the client commands (`login`, `tools`,
+//! `call`, `token`, `logout`, `bridge`, `status`) live in [`client_cmd`].
 
 mod admin;
 mod client_cmd;
 mod db;
+mod vault_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use db::{open_store, DbArgs};
@@ -34,6 +35,9 @@ enum Command {
     /// Manage registered clients.
     #[command(subcommand)]
     Clients(admin::ClientsCommand),
+    /// Manage the key of the upstream token vault.
+    #[command(subcommand)]
+    Vault(vault_cmd::VaultCommand),
     #[command(flatten)]
     Client(client_cmd::ClientCommand),
 }
@@ -196,6 +200,7 @@ async fn main() -> ExitCode {
         Command::User(cmd) => admin::user(cmd).await,
         Command::Keys(cmd) => admin::keys(cmd).await,
         Command::Clients(cmd) => admin::clients(cmd).await,
+        Command::Vault(cmd) => vault_cmd::run(cmd).await,
         Command::Client(cmd) => client_cmd::run(cmd).await,
     };
     match result {

@@ -24,6 +24,8 @@
 //! - [`gateway`]: gateway mode: the MCP endpoint forwards to an upstream MCP server after the bearer check.
 //! - [`health`]: `/livez`, `/readyz`.
 //! - [`background`]: periodic jobs (revocation sync, key reload, purge of expired rows).
+//! - [`vault_key`]: loading the upstream token vault's keys (key file, `PORTCULLIS_VAULT_KEY`, or generated
+//!   beside the SQLite database) and re-encrypting the sealed rows under a new key.
 //!
 //! [`app`] builds the router (tests drive it in-process); [`serve`] runs it on a bound listener until shutdown.
 
@@ -53,6 +55,7 @@ pub mod routes;
 pub mod settings;
 pub mod state;
 pub mod token;
+pub mod vault_key;
 
 pub use config::ServerConfig;
 pub use state::AppState;

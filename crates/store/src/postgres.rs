@@ -4,6 +4,7 @@
 //! - this file: connecting, migrations, the retry loop, row decoding and the revocation-feed helpers;
 //! - [`accounts`]: clients, users, login sessions and consent;
 //! - [`grants`]: codes, grants, refresh tokens, revocations, purging;
+//! - [`federation`]: identities at upstream providers, pending upstream sign-ins, sealed upstream tokens;
 //! - [`keys`]: signing keys and the health check;
 //! - [`rate_limits`]: login throttling counters.
 //!
@@ -33,6 +34,7 @@
 //! advisory locks, so its migrations would need sqlx's `set_locking(false)` and start-ups one at a time.
 
 mod accounts;
+mod federation;
 mod grants;
 mod keys;
 mod rate_limits;

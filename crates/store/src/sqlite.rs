@@ -9,6 +9,7 @@
 //! migrations at start-up (its `_sqlx_migrations` table records them).
 //! Single-use transitions are conditional `UPDATE … WHERE used_at IS NULL` statements inside one transaction.
 
+mod federation;
 mod grants;
 mod group_commit;
 mod readers;

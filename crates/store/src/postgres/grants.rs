@@ -296,6 +296,7 @@ impl GrantStore for PostgresStore {
                 ("DELETE FROM sessions WHERE expires_at < $1", now),
                 ("DELETE FROM revocations WHERE expires_at < $1", now),
                 ("DELETE FROM rate_limits WHERE expires_at < $1", now),
+                ("DELETE FROM upstream_states WHERE expires_at < $1", now),
             (
                 "DELETE FROM clients WHERE created_at < $1 \
                  AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.client_id = clients.client_id) \

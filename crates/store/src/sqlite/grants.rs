@@ -312,6 +312,7 @@ impl GrantStore for SqliteStore {
                 ("DELETE FROM sessions WHERE expires_at < ?", now),
                 ("DELETE FROM revocations WHERE expires_at < ?", now),
                 ("DELETE FROM rate_limits WHERE expires_at < ?", now),
+                ("DELETE FROM upstream_states WHERE expires_at < ?", now),
                 (
                     "DELETE FROM clients WHERE created_at < ? \
                      AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.client_id = clients.client_id) \

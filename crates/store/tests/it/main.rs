@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod contract;
+mod federation;
 mod migrations;
 mod postgres_only;
 
