@@ -79,6 +79,16 @@ pub struct AccessClaims {
     /// alias can go once one access-token lifetime has passed since every instance was upgraded.
     #[serde(default, alias = "sid", skip_serializing_if = "Option::is_none")]
     pub grant_id: Option<String>,
+    /// OpenID Connect Core §5.1 `preferred_username`, the name to show (RFC 9068 §2.2.3.1 lets an access
+    /// token carry identity claims). For display and logs only: `sub` identifies the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    /// OpenID Connect Core §5.1 `email`: only ever an address the identity provider verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The identity provider the user signed in through (its configured `name`); absent for a password login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
 }
 
 /// `aud`: one string or an array (RFC 7519 §4.1.3).
@@ -225,7 +235,37 @@ mod tests {
             nbf: None,
             jti: "j1".into(),
             grant_id: Some("g1".into()),
+            preferred_username: None,
+            email: None,
+            idp: None,
         }
+    }
+
+    #[test]
+    fn identity_claims_are_omitted_when_absent_and_round_trip_when_present() {
+        let json = serde_json::to_value(claims()).unwrap();
+        for k in ["preferred_username", "email", "idp"] {
+            assert!(json.get(k).is_none(), "{k} should be omitted");
+        }
+        let mut c = claims();
+        c.preferred_username = Some("carol".into());
+        c.email = Some("carol@example.com".into());
+        c.idp = Some("corp".into());
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["preferred_username"], "carol");
+        assert_eq!(json["email"], "carol@example.com");
+        assert_eq!(json["idp"], "corp");
+        assert_eq!(serde_json::from_value::<AccessClaims>(json).unwrap(), c);
+        // Only the name: the other two stay out.
+        c.email = None;
+        c.idp = None;
+        let json = serde_json::to_value(&c).unwrap();
+        assert!(json.get("email").is_none() && json.get("idp").is_none());
+        let r = ring();
+        assert_eq!(
+            verify(&r, &mint(&r, &c), "https://as", "https://as/mcp", 500).unwrap(),
+            c
+        );
     }
 
     #[test]

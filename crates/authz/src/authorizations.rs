@@ -11,7 +11,7 @@ use crate::random;
 use crate::registration::RegisteredClient;
 use crate::registrations::Registrations;
 use crate::shared::Core;
-use crate::store::CodeRecord;
+use crate::store::{CodeRecord, DisplayIdentity};
 use portcullis_proto::Scope;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -161,10 +161,12 @@ impl Authorizations {
     }
 
     /// The user approved: remembers the consent, issues a code (RFC 6749 §4.1.2) and returns the redirect
-    /// location with `code`, `state` and `iss` (RFC 9207 §2).
+    /// location with `code`, `state` and `iss` (RFC 9207 §2). `identity` (the session's) goes with the code to
+    /// its grant.
     pub async fn approve(
         &self,
         user_id: &str,
+        identity: &DisplayIdentity,
         req: &AuthorizationRequest,
     ) -> Result<String, AuthzError> {
         let now = self.core.now();
@@ -180,13 +182,15 @@ impl Authorizations {
             .store
             .save_consent(user_id, &req.client.client_id, &remembered.to_string(), now)
             .await?;
-        self.issue_code(user_id, req).await
+        self.issue_code(user_id, identity, req).await
     }
 
-    /// Issues a code for an already-approved request and returns the redirect location.
+    /// Issues a code for an already-approved request and returns the redirect location. The code carries
+    /// `identity` (the session's) to its grant.
     pub async fn issue_code(
         &self,
         user_id: &str,
+        identity: &DisplayIdentity,
         req: &AuthorizationRequest,
     ) -> Result<String, AuthzError> {
         let now = self.core.now();
@@ -207,6 +211,7 @@ impl Authorizations {
             expires_at: now + self.core.config.code_ttl,
             used_at: None,
             grant_id: None,
+            identity: identity.clone(),
         };
         self.core.store.insert_code(&record).await?;
         let mut p = vec![("code", code.expose())];
@@ -257,7 +262,11 @@ mod tests {
             "read:jira-work write:jira-work"
         );
         assert_eq!(r.resource, "http://127.0.0.1:8080/mcp");
-        let loc = a.authorizations().approve("u1", &r).await.unwrap();
+        let loc = a
+            .authorizations()
+            .approve("u1", &crate::testing::carol(), &r)
+            .await
+            .unwrap();
         assert!(loc.starts_with("http://localhost:8080/callback?code="));
         assert!(loc.ends_with("&iss=http%3A%2F%2F127.0.0.1%3A8080"));
     }
@@ -365,7 +374,10 @@ mod tests {
             .unwrap();
         assert_eq!(r.redirect_uri, "http://localhost:9999/callback");
         assert!(a.authorizations().needs_consent("u1", &r).await.unwrap());
-        a.authorizations().approve("u1", &r).await.unwrap();
+        a.authorizations()
+            .approve("u1", &crate::testing::carol(), &r)
+            .await
+            .unwrap();
         assert!(!a.authorizations().needs_consent("u1", &r).await.unwrap());
         assert!(
             a.authorizations().needs_consent("u2", &r).await.unwrap(),

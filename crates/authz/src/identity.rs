@@ -1,5 +1,5 @@
 //! Identity assertions for a gateway's upstream: a short-lived ES256 JWT saying who is calling (subject, client,
-//! scopes), signed with the authorization server's current signing key, so the upstream can check it against the
+//! scopes, and the user's name, verified email and identity provider when known), signed with the authorization server's current signing key, so the upstream can check it against the
 //! published JWKS instead of trusting plain headers.
 //!
 //! The assertion has its own `typ` ([`TYP`]) so it can never pass for an access token, nor an access token for
@@ -39,6 +39,16 @@ pub struct IdentityClaims {
     /// RFC 7519 §4.1.7 `jti`: identifies the assertion (one assertion may be reused for several requests of the
     /// same caller within its lifetime, so this is not a per-request nonce).
     pub jti: String,
+    /// OpenID Connect Core §5.1 `preferred_username`, as in the caller's access token (absent there, absent
+    /// here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    /// OpenID Connect Core §5.1 `email`, as in the caller's access token: only ever a verified address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The identity provider the caller signed in through, as in the access token's `idp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
 }
 
 /// Why an identity assertion was refused.
@@ -123,7 +133,25 @@ mod tests {
             iat: 100,
             exp: 100 + LIFETIME,
             jti: "j1".into(),
+            preferred_username: None,
+            email: None,
+            idp: None,
         }
+    }
+
+    #[test]
+    fn identity_claims_are_omitted_when_absent_and_round_trip_when_present() {
+        let r = ring();
+        let plain = serde_json::to_value(claims("http://up/mcp")).unwrap();
+        for k in ["preferred_username", "email", "idp"] {
+            assert!(plain.get(k).is_none(), "{k} should be omitted");
+        }
+        let mut c = claims("http://up/mcp");
+        c.preferred_username = Some("carol".into());
+        c.email = Some("carol@example.com".into());
+        c.idp = Some("corp".into());
+        let t = mint(&r, &c);
+        assert_eq!(verify(&r, &t, "https://as", "http://up/mcp", 120), Ok(c));
     }
 
     #[test]
@@ -175,6 +203,9 @@ mod tests {
                 nbf: None,
                 jti: "j".into(),
                 grant_id: None,
+                preferred_username: None,
+                email: None,
+                idp: None,
             },
         );
         assert_eq!(

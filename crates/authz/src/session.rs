@@ -7,7 +7,7 @@ use crate::password;
 use crate::random;
 use crate::secret::{Secret, TokenHash};
 use crate::shared::Core;
-use crate::store::{SessionRecord, StoreError, UserRecord};
+use crate::store::{DisplayIdentity, SessionRecord, StoreError, UserRecord};
 use crate::users::{check_username, MAX_USERNAME_LEN};
 use std::sync::Arc;
 
@@ -43,10 +43,13 @@ impl Sessions {
         Ok((user, hash))
     }
 
-    /// Opens a session for a user whose password was verified. Returns the cookie value and the record.
+    /// Opens a session for an authenticated user (password verified, or signed in at an identity provider), who
+    /// is shown and named in tokens as `identity` (a password login passes [`DisplayIdentity::password_user`]).
+    /// Returns the cookie value and the record.
     pub async fn open_session(
         &self,
         user: &UserRecord,
+        identity: DisplayIdentity,
     ) -> Result<(Secret, SessionRecord), AuthzError> {
         let now = self.core.now();
         let id = random::token(self.core.rng());
@@ -54,6 +57,7 @@ impl Sessions {
             id_hash: id.hash(),
             user_id: user.id.clone(),
             username: user.username.clone(),
+            identity,
             csrf_key: random::token(self.core.rng()),
             created_at: now,
             expires_at: now + self.core.config.session_ttl,

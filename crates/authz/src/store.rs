@@ -70,6 +70,34 @@ impl fmt::Debug for UserRecord {
     }
 }
 
+/// Who a user is, for display: carried from the login session to the authorization code, its grant and every
+/// access token minted from that grant (claims `preferred_username`, `email`, `idp`: OpenID Connect Core §5.1
+/// names them; RFC 9068 §2.2.3.1 lets access tokens carry identity claims). Informational only: authorization
+/// decisions use the user id (`sub`), never these.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DisplayIdentity {
+    /// The name to show (OpenID Connect Core §5.1 `preferred_username`): the login name of a password user, the
+    /// identity provider's user name for a federated one. Empty when unknown (the claim is then omitted).
+    pub preferred_username: String,
+    /// The user's email address, and only one the identity provider said it verified (OpenID Connect Core §5.1
+    /// `email` with `email_verified: true`, or GitHub's verified primary address); never an unverified one.
+    pub email: Option<String>,
+    /// The name of the upstream identity provider the user signed in through (`[[identity_providers]] name`);
+    /// `None` for a password login.
+    pub idp: Option<String>,
+}
+
+impl DisplayIdentity {
+    /// The identity of a user who logged in with a password: their login name, no email, no provider.
+    pub fn password_user(username: &str) -> Self {
+        Self {
+            preferred_username: username.to_owned(),
+            email: None,
+            idp: None,
+        }
+    }
+}
+
 /// A browser login session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRecord {
@@ -79,6 +107,9 @@ pub struct SessionRecord {
     pub user_id: String,
     /// The user's login name, for display.
     pub username: String,
+    /// Who signed in, as the tokens of this session's grants will say (a session opened before storage
+    /// migration 0005 reads back with the login name as `preferred_username`).
+    pub identity: DisplayIdentity,
     /// Key for this session's CSRF tokens.
     pub csrf_key: Secret,
     /// Login time.
@@ -113,6 +144,8 @@ pub struct CodeRecord {
     pub used_at: Option<i64>,
     /// The grant its redemption created.
     pub grant_id: Option<String>,
+    /// Who approved it, copied from the session to the grant.
+    pub identity: DisplayIdentity,
 }
 
 /// A grant: one user's authorization of one client, the family of every refresh token rotated from it.
@@ -134,6 +167,9 @@ pub struct GrantRecord {
     pub expires_at: i64,
     /// When it was revoked.
     pub revoked_at: Option<i64>,
+    /// Who the grant's access tokens name (claims `preferred_username`, `email`, `idp`), fixed at code
+    /// exchange; read with the grant at every refresh, so no extra storage read.
+    pub identity: DisplayIdentity,
 }
 
 /// The refresh-token family of a grant (RFC 9700 §4.14.2), stored with the grant and rewritten in place on

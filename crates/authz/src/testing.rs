@@ -699,14 +699,27 @@ pub(crate) async fn register_public(a: &Authz) -> String {
     a.registrations().register(meta).await.unwrap().client_id
 }
 
-/// Runs an authorization request for `client_id` approved by user `u1`; returns the code.
+/// The identity [`code_for`] approves with: a user who signed in through an identity provider.
+pub(crate) fn carol() -> DisplayIdentity {
+    DisplayIdentity {
+        preferred_username: "carol".into(),
+        email: Some("carol@example.com".into()),
+        idp: Some("corp".into()),
+    }
+}
+
+/// Runs an authorization request for `client_id` approved by user `u1` (shown as [`carol`]); returns the code.
 pub(crate) async fn code_for(a: &Authz, client_id: &str) -> String {
     let q = format!(
         "response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2Flocalhost%3A8080%2Fcallback\
          &code_challenge={CHALLENGE}&code_challenge_method=S256"
     );
     let req = a.authorizations().authorization_request(&q).await.unwrap();
-    let loc = a.authorizations().approve("u1", &req).await.unwrap();
+    let loc = a
+        .authorizations()
+        .approve("u1", &carol(), &req)
+        .await
+        .unwrap();
     let url = url::Url::parse(&loc).unwrap();
     url.query_pairs()
         .find(|(k, _)| k == "code")

@@ -174,6 +174,9 @@ fn claims() -> AccessClaims {
         nbf: None,
         jti: "j1".into(),
         grant_id: None,
+        preferred_username: None,
+        email: None,
+        idp: None,
     }
 }
 

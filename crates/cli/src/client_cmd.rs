@@ -5,6 +5,7 @@ use anyhow::{bail, Context};
 use portcullis_client::auth::Authenticator;
 use portcullis_client::browser::Opener;
 use portcullis_client::cache::{ServerEntry, Store};
+use portcullis_client::identity::TokenIdentity;
 use portcullis_client::mcp::McpClient;
 use portcullis_client::secret::ClientSecret;
 use portcullis_client::{bridge, discovery, LoginOptions};
@@ -255,14 +256,10 @@ fn expiry(e: &ServerEntry) -> String {
     }
 }
 
-/// The subject of a JWT access token, for display only (the token is not verified here; the server does that).
+/// Who a JWT access token names, for display only (the token is not verified here; the server does that):
+/// `carol (carol@example.com via corp)`, or `alice` for a password user.
 fn subject(e: &ServerEntry) -> Option<String> {
-    let payload = e.access_token.expose().split('.').nth(1)?;
-    let claims: Value = serde_json::from_slice(&portcullis_proto::b64::decode(payload)?).ok()?;
-    ["preferred_username", "username", "name", "sub"]
-        .iter()
-        .find_map(|k| claims.get(*k).and_then(Value::as_str))
-        .map(str::to_owned)
+    TokenIdentity::unverified(e.access_token.expose()).map(|who| who.to_string())
 }
 
 fn print_login(e: &ServerEntry) {

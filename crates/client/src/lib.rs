@@ -20,6 +20,7 @@
 //!   403 retry rules.
 //! - [`protocol`]: the MCP wire values (`Accept`, the `initialize` parameters) the probe and the client share.
 //! - [`bridge`]: stdio ↔ Streamable HTTP, for stdio-only MCP clients.
+//! - [`identity`]: who an access token names (`preferred_username`, `email`, `idp`), decoded for display only.
 
 pub mod auth;
 pub mod authorize;
@@ -29,6 +30,7 @@ pub mod cache;
 pub mod callback;
 pub mod discovery;
 pub mod error;
+pub mod identity;
 pub mod mcp;
 pub mod protocol;
 pub mod registration;

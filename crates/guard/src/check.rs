@@ -31,6 +31,23 @@ impl VerifiedToken {
         let scope = Scope::parse(claims.scope.as_deref().unwrap_or("")).unwrap_or_default();
         Self { claims, scope }
     }
+
+    /// The name to show for the user (OpenID Connect Core §5.1 `preferred_username`), when the token carries
+    /// it. For display and logs: identify the user by `claims.sub`.
+    pub fn preferred_username(&self) -> Option<&str> {
+        self.claims.preferred_username.as_deref()
+    }
+
+    /// The user's email address (OpenID Connect Core §5.1 `email`), when the token carries it; Portcullis
+    /// puts only addresses the identity provider verified there.
+    pub fn email(&self) -> Option<&str> {
+        self.claims.email.as_deref()
+    }
+
+    /// The identity provider the user signed in through (its configured name), absent for a password login.
+    pub fn idp(&self) -> Option<&str> {
+        self.claims.idp.as_deref()
+    }
 }
 
 /// Revoked tokens and grants, asked on every request (the revocation state changes; it is never cached).

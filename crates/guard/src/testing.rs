@@ -175,6 +175,9 @@ impl Issuer {
             nbf: None,
             jti: "jti-1".into(),
             grant_id: None,
+            preferred_username: None,
+            email: None,
+            idp: None,
         }
     }
 

@@ -18,7 +18,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use portcullis_authz::authorize::{AuthorizationRequest, AuthorizeError};
-use portcullis_authz::store::{SessionRecord, UserRecord};
+use portcullis_authz::store::{DisplayIdentity, SessionRecord, UserRecord};
 use portcullis_authz::{csrf, random, AuthzError};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -205,7 +205,10 @@ async fn proceed(
         (Ok(req), Some(session)) => {
             match authorizations.needs_consent(&session.user_id, &req).await {
                 Ok(true) => render_consent(s, &session, query, &req),
-                Ok(false) => match authorizations.issue_code(&session.user_id, &req).await {
+                Ok(false) => match authorizations
+                    .issue_code(&session.user_id, &session.identity, &req)
+                    .await
+                {
                     Ok(loc) => see_other(&loc),
                     Err(e) => page_error(&e, css),
                 },
@@ -429,7 +432,11 @@ async fn start_session(
     if let Ok(Some((_, old))) = current_session(s, headers).await {
         let _ = s.authz.core().store().delete_session(&old.id_hash).await;
     }
-    let (cookie, _) = s.authz.sessions().open_session(user).await?;
+    let (cookie, _) = s
+        .authz
+        .sessions()
+        .open_session(user, DisplayIdentity::password_user(&user.username))
+        .await?;
     tracing::info!(user = %user.username, "signed in");
     let mut resp = see_other(&format!("{}?{}", s.routes.authorize, request));
     let name = cookies::name(cookies::SESSION, s.secure_cookies);
@@ -483,7 +490,10 @@ pub async fn consent(
         Err(e) => return see_other(&e.location(&s.routes.issuer).unwrap_or_default()),
     };
     match form.get("decision") {
-        Some("approve") => match authorizations.approve(&session.user_id, &req).await {
+        Some("approve") => match authorizations
+            .approve(&session.user_id, &session.identity, &req)
+            .await
+        {
             Ok(loc) => {
                 tracing::info!(client_id = %req.client.client_id, user = %session.username, "authorization approved");
                 see_other(&loc)

@@ -235,6 +235,9 @@ mod tests {
             nbf: None,
             jti: "j-old".into(),
             grant_id: None,
+            preferred_username: None,
+            email: None,
+            idp: None,
         };
         let mut json = serde_json::to_value(claims).unwrap();
         json["sid"] = serde_json::json!(grant);

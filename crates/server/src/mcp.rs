@@ -41,7 +41,7 @@ struct Tool {
 const TOOLS: &[Tool] = &[
     Tool {
         name: "whoami",
-        description: "Who is calling: the authenticated subject, the client, the granted scopes and when the token expires.",
+        description: "Who is calling: the authenticated subject and, when known, their user name, verified email and identity provider; the client, the granted scopes and when the token expires.",
         scope: "mcp:tools",
         schema: || json!({"type": "object", "properties": {}, "additionalProperties": false}),
     },
@@ -154,13 +154,7 @@ async fn call_tool(
         json!({"content": [{"type": "text", "text": text}], "structuredContent": structured, "isError": false})
     };
     match name {
-        "whoami" => Ok(text_result(json!({
-            "sub": p.claims.sub,
-            "client_id": p.claims.client_id,
-            "scope": p.scope.to_string(),
-            "expires_at": p.claims.exp,
-            "issuer": p.claims.iss,
-        }))),
+        "whoami" => Ok(text_result(whoami(p))),
         "echo" => match args.get("message").and_then(Value::as_str) {
             Some(m) => Ok(json!({"content": [{"type": "text", "text": m}], "isError": false})),
             None => Err((-32602, "echo needs a string argument \"message\"".into())),
@@ -180,6 +174,28 @@ async fn call_tool(
         }
         _ => Err((-32602, format!("unknown tool: {name}"))),
     }
+}
+
+/// The `whoami` result: the subject, client, scope, expiry and issuer of the caller's token, and the identity
+/// claims it carries (`preferred_username`, `email`, `idp`; each left out when the token has none).
+fn whoami(p: &VerifiedToken) -> Value {
+    let mut out = json!({
+        "sub": p.claims.sub,
+        "client_id": p.claims.client_id,
+        "scope": p.scope.to_string(),
+        "expires_at": p.claims.exp,
+        "issuer": p.claims.iss,
+    });
+    for (name, value) in [
+        ("preferred_username", p.preferred_username()),
+        ("email", p.email()),
+        ("idp", p.idp()),
+    ] {
+        if let Some(v) = value {
+            out[name] = json!(v);
+        }
+    }
+    out
 }
 
 /// Dispatches one JSON-RPC message to its method (JSON-RPC 2.0 §4, §5; MCP "Lifecycle", "Tools").

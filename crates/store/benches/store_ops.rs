@@ -15,8 +15,8 @@
 
 use portcullis_authz::secret::TokenHash;
 use portcullis_authz::store::{
-    ClientRecord, CodeRecord, GrantRecord, RefreshError, RefreshFamily, RefreshUpdate,
-    ReuseRevocation, RotationDecision, Storage, Transition, UserRecord,
+    ClientRecord, CodeRecord, DisplayIdentity, GrantRecord, RefreshError, RefreshFamily,
+    RefreshUpdate, ReuseRevocation, RotationDecision, Storage, Transition, UserRecord,
 };
 use portcullis_proto::Scope;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +56,7 @@ fn code(client_id: &str, hash: &TokenHash) -> CodeRecord {
         expires_at: NOW + 60,
         used_at: None,
         grant_id: None,
+        identity: DisplayIdentity::password_user("bench-user"),
     }
 }
 
@@ -69,6 +70,7 @@ fn grant(client_id: &str) -> GrantRecord {
         created_at: NOW,
         expires_at: NOW + 86_400,
         revoked_at: None,
+        identity: DisplayIdentity::password_user("bench-user"),
     }
 }
 

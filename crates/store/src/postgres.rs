@@ -165,9 +165,10 @@ const CLIENT_COLUMNS: &str = "client_id, secret_hash, metadata, created_at";
 const USER_COLUMNS: &str = "id, username, password_hash, created_at";
 const CODE_COLUMNS: &str =
     "code_hash, client_id, user_id, redirect_uri, code_challenge, scope, resource, \
-                            created_at, expires_at, used_at, grant_id";
+                            created_at, expires_at, used_at, grant_id, preferred_username, email, idp";
 const GRANT_COLUMNS: &str =
-    "id, client_id, user_id, scope, resource, created_at, expires_at, revoked_at";
+    "id, client_id, user_id, scope, resource, created_at, expires_at, revoked_at, \
+                             preferred_username, email, idp";
 const KEY_COLUMNS: &str = "kid, alg, private_key, public_jwk, created_at, active, publish_until";
 
 fn client_row(r: &PgRow) -> Result<ClientRecord, sqlx::Error> {
@@ -203,6 +204,7 @@ fn code_row(r: &PgRow) -> Result<CodeRecord, sqlx::Error> {
         expires_at: r.try_get("expires_at")?,
         used_at: r.try_get("used_at")?,
         grant_id: r.try_get("grant_id")?,
+        identity: identity_row(r)?,
     })
 }
 
@@ -216,6 +218,19 @@ fn grant_row(r: &PgRow) -> Result<GrantRecord, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
         revoked_at: r.try_get("revoked_at")?,
+        identity: identity_row(r)?,
+    })
+}
+
+/// The display identity of a session, code or grant row (columns `preferred_username`, `email`, `idp` of
+/// migration 0005; NULL is unknown: an empty name, no email, no provider).
+fn identity_row(r: &PgRow) -> Result<DisplayIdentity, sqlx::Error> {
+    Ok(DisplayIdentity {
+        preferred_username: r
+            .try_get::<Option<String>, _>("preferred_username")?
+            .unwrap_or_default(),
+        email: r.try_get("email")?,
+        idp: r.try_get("idp")?,
     })
 }
 

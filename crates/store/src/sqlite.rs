@@ -152,6 +152,18 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
     })
 }
 
+/// The display identity of a session, code or grant row (columns `preferred_username`, `email`, `idp` of
+/// migration 0005; NULL is unknown: an empty name, no email, no provider).
+fn identity_row(r: &Row<'_>) -> rusqlite::Result<DisplayIdentity> {
+    Ok(DisplayIdentity {
+        preferred_username: r
+            .get::<_, Option<String>>("preferred_username")?
+            .unwrap_or_default(),
+        email: r.get("email")?,
+        idp: r.get("idp")?,
+    })
+}
+
 fn key_row(r: &Row<'_>) -> rusqlite::Result<SigningKeyRecord> {
     Ok(SigningKeyRecord {
         kid: r.get("kid")?,
@@ -287,14 +299,18 @@ impl SessionStore for SqliteStore {
         let s = s.clone();
         self.write(Undo::Statement, move |conn| {
             conn.prepare_cached(
-                "INSERT INTO sessions (id_hash, user_id, csrf_key, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO sessions (id_hash, user_id, csrf_key, created_at, expires_at, preferred_username, \
+                 email, idp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![
                 s.id_hash.as_str(),
                 s.user_id,
                 s.csrf_key.expose(),
                 s.created_at,
-                s.expires_at
+                s.expires_at,
+                s.identity.preferred_username,
+                s.identity.email,
+                s.identity.idp
             ])
             .map(drop)
         })
@@ -308,14 +324,16 @@ impl SessionStore for SqliteStore {
     ) -> Result<Option<SessionRecord>, StoreError> {
         self.read(|conn| {
             conn.prepare_cached(
-                "SELECT s.*, u.username FROM sessions s JOIN users u ON u.id = s.user_id \
-                 WHERE s.id_hash = ? AND s.expires_at > ?",
+                "SELECT s.id_hash, s.user_id, s.csrf_key, s.created_at, s.expires_at, s.email, s.idp, \
+                 u.username, COALESCE(s.preferred_username, u.username) AS preferred_username \
+                 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ? AND s.expires_at > ?",
             )?
             .query_row(params![id_hash.as_str(), now], |r| {
                 Ok(SessionRecord {
                     id_hash: TokenHash::from_stored(r.get("id_hash")?),
                     user_id: r.get("user_id")?,
                     username: r.get("username")?,
+                    identity: identity_row(r)?,
                     csrf_key: Secret::new(r.get::<_, String>("csrf_key")?),
                     created_at: r.get("created_at")?,
                     expires_at: r.get("expires_at")?,

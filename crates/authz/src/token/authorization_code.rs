@@ -71,6 +71,7 @@ impl Tokens {
             created_at: now,
             expires_at: now + self.core.config.refresh_absolute_ttl,
             revoked_at: None,
+            identity: record.identity.clone(),
         }
     }
 

@@ -98,7 +98,8 @@ impl Tokens {
         }
     }
 
-    /// Signs an access token for `grant` with `scope` (RFC 9068 §2.2).
+    /// Signs an access token for `grant` with `scope` (RFC 9068 §2.2), naming the user as the grant's identity
+    /// does (RFC 9068 §2.2.3.1; OpenID Connect Core §5.1 `preferred_username`, `email`, `idp`).
     pub(crate) fn access_token_for(&self, grant: &GrantRecord, scope: &str) -> String {
         let now = self.core.now();
         // offline_access concerns the client and the AS only; the resource never sees it (MCP SEP-2207).
@@ -123,6 +124,9 @@ impl Tokens {
             nbf: None,
             jti: random::id(self.core.rng()),
             grant_id: Some(grant.id.clone()),
+            preferred_username: non_empty(Some(&grant.identity.preferred_username)),
+            email: non_empty(grant.identity.email.as_ref()),
+            idp: non_empty(grant.identity.idp.as_ref()),
         };
         access_token::mint(&self.keys.ring(), &claims)
     }
@@ -142,4 +146,9 @@ impl Tokens {
             scope: Some(scope.to_owned()),
         }
     }
+}
+
+/// An identity claim's value: an empty one is left out (a row stored before migration 0005 may have none).
+fn non_empty(v: Option<&String>) -> Option<String> {
+    v.filter(|s| !s.is_empty()).cloned()
 }

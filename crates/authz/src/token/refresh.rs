@@ -229,6 +229,55 @@ mod tests {
         );
     }
 
+    /// The claims of an access token the test issuer minted.
+    fn claims_of(a: &crate::service::Authz, at: &str) -> crate::access_token::AccessClaims {
+        let config = a.core().config();
+        crate::access_token::verify(
+            &a.keys().ring(),
+            at,
+            &config.issuer,
+            config.default_resource(),
+            a.core().now(),
+        )
+        .unwrap()
+    }
+
+    /// RFC 9068 §2.2.3.1: the identity claims minted at code exchange come back on every refresh, read from
+    /// the grant row the rotation reads anyway.
+    #[tokio::test]
+    async fn refresh_keeps_the_identity_claims() {
+        let store = std::sync::Arc::new(crate::testing::MemStore::default());
+        let (a, _clock) = crate::testing::authz_on(store.clone()).await;
+        let c = register_public(&a).await;
+        let client = a.registrations().client(&c).await.unwrap().unwrap();
+        let code = code_for(&a, &c).await;
+        let first = a
+            .tokens()
+            .exchange_code(&client, token_req(&code, VERIFIER))
+            .await
+            .unwrap();
+        let who = |at: &str| {
+            let c = claims_of(&a, at);
+            (c.preferred_username, c.email, c.idp)
+        };
+        let carol = (
+            Some("carol".to_owned()),
+            Some("carol@example.com".to_owned()),
+            Some("corp".to_owned()),
+        );
+        assert_eq!(who(&first.access_token), carol);
+        let ops = store.operations();
+        let second = refresh(&a, &client, &first.refresh_token.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(store.operations() - ops, 1, "one storage operation");
+        assert_eq!(who(&second.access_token), carol);
+        let third = refresh(&a, &client, &second.refresh_token.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(who(&third.access_token), carol);
+    }
+
     /// Reuse of a token retired several rotations ago is caught too: it carries the family's handle.
     #[tokio::test]
     async fn reuse_of_an_old_generation_revokes_the_family() {
@@ -300,6 +349,7 @@ mod tests {
             created_at: now,
             expires_at: now + 3600,
             revoked_at: None,
+            identity: Default::default(),
         };
         let legacy = "bGVnYWN5LXJlZnJlc2gtdG9rZW4tMzItYnl0ZXMtbG9uZw";
         let family = crate::store::RefreshFamily {

@@ -48,7 +48,12 @@ fn cache_file(s: &Server) -> PathBuf {
 fn client_login_tools_call_token_logout() {
     let s = start();
     let out = ok(&client(&s, &["login", &s.mcp], &[]));
-    assert!(out.contains("Logged in"), "{out}");
+    // The token names the password user by login name (`preferred_username`), with no email or provider.
+    assert!(
+        out.lines()
+            .any(|l| l == format!("Logged in to {} as {USER}.", s.mcp)),
+        "{out}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

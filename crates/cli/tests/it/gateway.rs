@@ -289,6 +289,9 @@ async fn gateway_forwards_identity_never_the_token() {
             ("x-portcullis-subject", "mallory"),
             ("X-Portcullis-Scope", "mcp:admin"),
             ("x-portcullis-anything", "spoofed"),
+            ("x-portcullis-username", "mallory"),
+            ("X-Portcullis-Email", "mallory@example.com"),
+            ("x-portcullis-idp", "evil"),
             ("cookie", "session=secret"),
             ("mcp-protocol-version", "2025-06-18"),
         ],
@@ -323,6 +326,12 @@ async fn gateway_forwards_identity_never_the_token() {
     assert_ne!(sub, "mallory");
     assert_eq!(one("x-portcullis-client-id"), client_id);
     assert_eq!(one("x-portcullis-scope"), "mcp:tools");
+    // The user's name from the token (`preferred_username`); a password user has no email and no identity
+    // provider, so the client's own headers of those names are dropped and nothing replaces them.
+    assert_eq!(jwt_part(&token, 1)["preferred_username"], USER);
+    assert_eq!(one("x-portcullis-username"), USER);
+    assert!(seen.headers.get("x-portcullis-email").is_none());
+    assert!(seen.headers.get("x-portcullis-idp").is_none());
     assert_eq!(one("mcp-protocol-version"), "2025-06-18");
     assert_eq!(one("content-type"), "application/json");
     assert_eq!(one("accept"), "application/json, text/event-stream");

@@ -297,6 +297,12 @@ async fn gateway_identity_jwt_verifies_with_the_jwks() {
     assert_eq!(claims["sub"], sub.as_str());
     assert_eq!(claims["client_id"], t.client_id.as_str());
     assert_eq!(claims["scope"], "mcp:tools");
+    // The user's name as the access token gives it; a password user has no email and no identity provider.
+    assert_eq!(claims["preferred_username"], USER);
+    assert!(
+        claims.get("email").is_none() && claims.get("idp").is_none(),
+        "{claims}"
+    );
     let (iat, exp) = (
         claims["iat"].as_i64().unwrap(),
         claims["exp"].as_i64().unwrap(),

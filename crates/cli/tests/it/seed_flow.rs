@@ -198,9 +198,13 @@ async fn seed_steps_1_to_8() {
     )
     .await;
     let who: Value = serde_json::from_str(&who.body).unwrap();
-    assert_eq!(
-        who["result"]["structuredContent"]["client_id"],
-        client_id.as_str()
+    let who = &who["result"]["structuredContent"];
+    assert_eq!(who["client_id"], client_id.as_str());
+    // A password user is named by login name (`preferred_username`), with no email and no identity provider.
+    assert_eq!(who["preferred_username"], USER, "{who}");
+    assert!(
+        who.get("email").is_none() && who.get("idp").is_none(),
+        "{who}"
     );
 
     // Step 8: the seed's refresh; the refresh token rotates and the new access token works.

@@ -3,7 +3,8 @@
 //! Request headers are allow-listed ([`FORWARDED_REQUEST_HEADERS`]): `Authorization` (the client's token, MCP
 //! authorization "Token Passthrough"), cookies and any client-sent `X-Portcullis-*` header never reach the
 //! upstream. The gateway adds [`SUBJECT_HEADER`], [`CLIENT_ID_HEADER`] and [`SCOPE_HEADER`] from the verified
-//! token, and with `identity_jwt` the signed [`IDENTITY_HEADER`] ([`super::identity`]). Responses:
+//! token, [`USERNAME_HEADER`], [`EMAIL_HEADER`] and [`IDP_HEADER`] when the token carries those claims, and
+//! with `identity_jwt` the signed [`IDENTITY_HEADER`] ([`super::identity`]). Responses:
 //! `text/event-stream` bodies are streamed chunk by chunk as they arrive (no buffering); other bodies are read
 //! whole, within the timeout and [`GatewayConfig::max_response`](super::GatewayConfig). With
 //! `hide_unauthorized_tools`, `tools/list` answers of either kind are rewritten by [`super::tool_filter`].
@@ -28,6 +29,12 @@ pub const SUBJECT_HEADER: &str = "x-portcullis-subject";
 pub const CLIENT_ID_HEADER: &str = "x-portcullis-client-id";
 /// The token's granted scopes, space-separated (RFC 6749 §3.3 syntax).
 pub const SCOPE_HEADER: &str = "x-portcullis-scope";
+/// The user's name to show (`preferred_username` of the access token), when it has one.
+pub const USERNAME_HEADER: &str = "x-portcullis-username";
+/// The user's verified email address (`email`), when the token has one.
+pub const EMAIL_HEADER: &str = "x-portcullis-email";
+/// The identity provider the user signed in through (`idp`), absent for a password login.
+pub const IDP_HEADER: &str = "x-portcullis-idp";
 
 /// Request headers passed to the upstream; every other header is dropped.
 pub const FORWARDED_REQUEST_HEADERS: &[&str] = &[
@@ -118,6 +125,20 @@ fn upstream_headers(headers: &HeaderMap, p: &VerifiedToken, extras: &Extras) -> 
             HeaderName::from_static(name),
             HeaderValue::from_str(&value).ok()?,
         );
+    }
+    // Display only, and optional: a value that is not printable ASCII (a non-ASCII name from an identity
+    // provider) is left out rather than mangled; the signed identity carries it as UTF-8.
+    let display = [
+        (USERNAME_HEADER, p.preferred_username()),
+        (EMAIL_HEADER, p.email()),
+        (IDP_HEADER, p.idp()),
+    ];
+    for (name, value) in display {
+        if let Some(v) = value.filter(|v| v.bytes().all(|b| (b' '..=b'~').contains(&b))) {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                out.insert(HeaderName::from_static(name), v);
+            }
+        }
     }
     if let Some(v) = &extras.identity {
         out.insert(HeaderName::from_static(IDENTITY_HEADER), v.clone());
@@ -345,4 +366,71 @@ async fn read_whole(
         }
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(username: &str, email: Option<&str>, idp: Option<&str>) -> VerifiedToken {
+        let mut p = crate::guard::test_principal("u-1", "c", "mcp:tools");
+        p.claims.preferred_username = Some(username.to_owned());
+        p.claims.email = email.map(str::to_owned);
+        p.claims.idp = idp.map(str::to_owned);
+        p
+    }
+
+    fn sent(p: &VerifiedToken, client: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (k, v) in client {
+            headers.insert(*k, HeaderValue::from_static(v));
+        }
+        upstream_headers(&headers, p, &Extras::default()).expect("headers")
+    }
+
+    /// The identity claims become headers next to the subject's; the client's own never pass.
+    #[test]
+    fn identity_claims_are_forwarded_and_client_copies_dropped() {
+        let spoofed = [
+            (USERNAME_HEADER, "mallory"),
+            (EMAIL_HEADER, "mallory@example.com"),
+            (IDP_HEADER, "evil"),
+        ];
+        let h = sent(
+            &principal("carol", Some("carol@example.com"), Some("corp")),
+            &spoofed,
+        );
+        let one = |name: &str| {
+            let all: Vec<_> = h.get_all(name).iter().collect();
+            assert_eq!(all.len(), 1, "{name}: {all:?}");
+            all[0].to_str().expect("ascii").to_owned()
+        };
+        assert_eq!(one(SUBJECT_HEADER), "u-1");
+        assert_eq!(one(USERNAME_HEADER), "carol");
+        assert_eq!(one(EMAIL_HEADER), "carol@example.com");
+        assert_eq!(one(IDP_HEADER), "corp");
+        // A password user: the name only.
+        let h = sent(&principal("alice", None, None), &spoofed);
+        assert_eq!(
+            h.get(USERNAME_HEADER).map(|v| v.as_bytes()),
+            Some(&b"alice"[..])
+        );
+        assert!(h.get(EMAIL_HEADER).is_none() && h.get(IDP_HEADER).is_none());
+    }
+
+    /// A value a header cannot carry as printable ASCII is left out, never mangled and never a failure.
+    #[test]
+    fn a_non_ascii_name_is_left_out_of_the_headers() {
+        let h = sent(
+            &principal("Jörg", Some("j\r\nx@example.com"), Some("corp")),
+            &[],
+        );
+        assert!(h.get(USERNAME_HEADER).is_none());
+        assert!(h.get(EMAIL_HEADER).is_none());
+        assert_eq!(h.get(IDP_HEADER).map(|v| v.as_bytes()), Some(&b"corp"[..]));
+        assert_eq!(
+            h.get(SUBJECT_HEADER).map(|v| v.as_bytes()),
+            Some(&b"u-1"[..])
+        );
+    }
 }

@@ -1,9 +1,11 @@
 //! The signed identity header of gateway mode ([`IDENTITY_HEADER`], `[gateway] identity_jwt`): a short-lived
-//! ES256 JWT ([`portcullis_authz::identity`]) naming the caller's subject, client and scopes, with `aud` the
-//! upstream, verifiable with the issuer's JWKS.
+//! ES256 JWT ([`portcullis_authz::identity`]) naming the caller's subject, client and scopes (and user name,
+//! verified email and identity provider when the access token has them), with `aud` the upstream, verifiable
+//! with the issuer's JWKS.
 //!
-//! Signing costs tens of microseconds, so assertions are cached per caller (subject, client, scope) and upstream,
-//! and re-signed when less than [`REFRESH_BEFORE`] seconds of their lifetime remain or the signing key rotated.
+//! Signing costs tens of microseconds, so assertions are cached per caller (subject, client, scope, display
+//! identity) and upstream, and re-signed when less than [`REFRESH_BEFORE`] seconds of their lifetime remain or
+//! the signing key rotated.
 
 use axum::http::HeaderValue;
 use portcullis_authz::identity::{self, IdentityClaims};
@@ -23,13 +25,17 @@ pub const REFRESH_BEFORE: i64 = identity::LIFETIME / 2;
 /// Cached assertions at most; when full, expired ones are dropped, and if none are, the cache is emptied.
 pub const MAX_CACHED: usize = 10_000;
 
-/// Who the assertion is about and for.
+/// Who the assertion is about and for. The display identity is part of it: one user may sign in through
+/// several identity providers, and their tokens then name them differently.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     sub: String,
     client_id: String,
     scope: String,
     aud: String,
+    preferred_username: Option<String>,
+    email: Option<String>,
+    idp: Option<String>,
 }
 
 #[derive(Debug)]
@@ -62,6 +68,9 @@ impl IdentitySigner {
             client_id: p.claims.client_id.clone(),
             scope: p.scope.to_string(),
             aud: upstream.to_owned(),
+            preferred_username: p.claims.preferred_username.clone(),
+            email: p.claims.email.clone(),
+            idp: p.claims.idp.clone(),
         };
         // A poisoned lock only means a panic elsewhere mid-insert; the map is still usable.
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -79,6 +88,9 @@ impl IdentitySigner {
             iat: now,
             exp: now + identity::LIFETIME,
             jti: random::id(authz.core().rng()),
+            preferred_username: key.preferred_username.clone(),
+            email: key.email.clone(),
+            idp: key.idp.clone(),
         };
         let value = HeaderValue::from_str(&identity::mint(&ring, &claims)).ok()?;
         if cache.len() >= MAX_CACHED {
@@ -168,7 +180,31 @@ mod tests {
             signer.header(&authz, issuer, other, &alice),
             Some(first.clone())
         );
-        assert_eq!(signer.len(), 4);
+        // The same subject named otherwise (signed in through an identity provider): its own assertion, which
+        // carries the identity claims.
+        let mut carol = alice.clone();
+        carol.claims.preferred_username = Some("carol".into());
+        carol.claims.email = Some("carol@example.com".into());
+        carol.claims.idp = Some("corp".into());
+        let named = signer.header(&authz, issuer, up, &carol).expect("header");
+        assert_ne!(named, first);
+        let claims = identity::verify(
+            &authz.keys().ring(),
+            named.to_str().expect("ascii"),
+            issuer,
+            up,
+            1_000,
+        )
+        .expect("verifies");
+        assert_eq!(
+            (claims.preferred_username, claims.email, claims.idp),
+            (
+                Some("carol".into()),
+                Some("carol@example.com".into()),
+                Some("corp".into())
+            )
+        );
+        assert_eq!(signer.len(), 5);
         // Still reused while more than REFRESH_BEFORE seconds remain, re-signed after.
         clock.advance(identity::LIFETIME - REFRESH_BEFORE - 1);
         assert_eq!(

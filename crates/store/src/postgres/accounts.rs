@@ -1,6 +1,8 @@
 //! PostgreSQL: registered clients, users, login sessions and remembered consent.
 
-use super::{client_row, retry, revoke_grants_of, user_row, GrantOwner, PostgresStore};
+use super::{
+    client_row, identity_row, retry, revoke_grants_of, user_row, GrantOwner, PostgresStore,
+};
 use super::{CLIENT_COLUMNS, USER_COLUMNS};
 use async_trait::async_trait;
 use portcullis_authz::secret::{Secret, TokenHash};
@@ -185,14 +187,17 @@ impl SessionStore for PostgresStore {
         let pool = &self.pool;
         retry(self.deadline, || async move {
             sqlx::query(
-                "INSERT INTO sessions (id_hash, user_id, csrf_key, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO sessions (id_hash, user_id, csrf_key, created_at, expires_at, preferred_username, \
+                 email, idp) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(s.id_hash.as_str())
             .bind(&s.user_id)
             .bind(s.csrf_key.expose())
             .bind(s.created_at)
             .bind(s.expires_at)
+            .bind(&s.identity.preferred_username)
+            .bind(&s.identity.email)
+            .bind(&s.identity.idp)
             .execute(pool)
             .await?;
             Ok(())
@@ -208,7 +213,8 @@ impl SessionStore for PostgresStore {
         let pool = &self.pool;
         retry(self.deadline, || async move {
             let row = sqlx::query(
-                "SELECT s.id_hash, s.user_id, s.csrf_key, s.created_at, s.expires_at, u.username \
+                "SELECT s.id_hash, s.user_id, s.csrf_key, s.created_at, s.expires_at, s.email, s.idp, u.username, \
+                 COALESCE(s.preferred_username, u.username) AS preferred_username \
                  FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1 AND s.expires_at > $2",
             )
             .bind(id_hash.as_str())
@@ -220,6 +226,7 @@ impl SessionStore for PostgresStore {
                     id_hash: TokenHash::from_stored(r.try_get("id_hash")?),
                     user_id: r.try_get("user_id")?,
                     username: r.try_get("username")?,
+                    identity: identity_row(&r)?,
                     csrf_key: Secret::new(r.try_get::<String, _>("csrf_key")?),
                     created_at: r.try_get("created_at")?,
                     expires_at: r.try_get("expires_at")?,

@@ -16,7 +16,8 @@ impl GrantStore for PostgresStore {
         retry(self.deadline, || async move {
             sqlx::query(
                 "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, code_challenge, \
-                 scope, resource, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 scope, resource, created_at, expires_at, preferred_username, email, idp) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(c.code_hash.as_str())
             .bind(&c.client_id)
@@ -27,6 +28,9 @@ impl GrantStore for PostgresStore {
             .bind(&c.resource)
             .bind(c.created_at)
             .bind(c.expires_at)
+            .bind(&c.identity.preferred_username)
+            .bind(&c.identity.email)
+            .bind(&c.identity.idp)
             .execute(pool)
             .await?;
             Ok(())
@@ -80,8 +84,8 @@ impl GrantStore for PostgresStore {
             }
             sqlx::query(
                 "INSERT INTO grants (id, client_id, user_id, scope, resource, created_at, expires_at, \
-                 refresh_key, refresh_hash, refresh_issued_at, refresh_expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 refresh_key, refresh_hash, refresh_issued_at, refresh_expires_at, preferred_username, email, \
+                 idp) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(&g.id)
             .bind(&g.client_id)
@@ -94,6 +98,9 @@ impl GrantStore for PostgresStore {
             .bind(refresh.map(|f| f.token_hash.as_str()))
             .bind(refresh.map(|f| f.issued_at))
             .bind(refresh.map(|f| f.expires_at))
+            .bind(&g.identity.preferred_username)
+            .bind(&g.identity.email)
+            .bind(&g.identity.idp)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;

@@ -4,7 +4,7 @@
 
 use super::group_commit::Undo;
 use super::revocation_sql::{revoke_one_grant, ACCESS_REVOCATION, GRANT_REVOCATION};
-use super::SqliteStore;
+use super::{identity_row, SqliteStore};
 use async_trait::async_trait;
 use portcullis_authz::secret::TokenHash;
 use portcullis_authz::store::*;
@@ -23,6 +23,7 @@ fn code_row(r: &Row<'_>) -> rusqlite::Result<CodeRecord> {
         expires_at: r.get("expires_at")?,
         used_at: r.get("used_at")?,
         grant_id: r.get("grant_id")?,
+        identity: identity_row(r)?,
     })
 }
 
@@ -36,6 +37,7 @@ fn grant_row(r: &Row<'_>) -> rusqlite::Result<GrantRecord> {
         created_at: r.get("created_at")?,
         expires_at: r.get("expires_at")?,
         revoked_at: r.get("revoked_at")?,
+        identity: identity_row(r)?,
     })
 }
 
@@ -95,7 +97,8 @@ impl GrantStore for SqliteStore {
         self.write(Undo::Statement, move |conn| {
             conn.prepare_cached(
                 "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, code_challenge, \
-                 scope, resource, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 scope, resource, created_at, expires_at, preferred_username, email, idp) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![
                 c.code_hash.as_str(),
@@ -106,7 +109,10 @@ impl GrantStore for SqliteStore {
                 c.scope,
                 c.resource,
                 c.created_at,
-                c.expires_at
+                c.expires_at,
+                c.identity.preferred_username,
+                c.identity.email,
+                c.identity.idp
             ])
             .map(drop)
         })
@@ -144,8 +150,8 @@ impl GrantStore for SqliteStore {
                 let f = refresh.as_ref();
                 conn.prepare_cached(
                     "INSERT INTO grants (id, client_id, user_id, scope, resource, created_at, expires_at, \
-                     refresh_key, refresh_hash, refresh_issued_at, refresh_expires_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     refresh_key, refresh_hash, refresh_issued_at, refresh_expires_at, preferred_username, \
+                     email, idp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )?
                 .execute(params![
                     g.id,
@@ -159,6 +165,9 @@ impl GrantStore for SqliteStore {
                     f.map(|f| f.token_hash.as_str()),
                     f.map(|f| f.issued_at),
                     f.map(|f| f.expires_at),
+                    g.identity.preferred_username,
+                    g.identity.email,
+                    g.identity.idp,
                 ])?;
                 Ok(true)
             })

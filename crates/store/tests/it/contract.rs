@@ -44,6 +44,7 @@ async fn seed_code(s: &dyn Storage, code: &str) {
         expires_at: NOW + 60,
         used_at: None,
         grant_id: None,
+        identity: DisplayIdentity::password_user("alice"),
     })
     .await
     .unwrap();
@@ -59,6 +60,7 @@ fn grant(id: &str) -> GrantRecord {
         created_at: NOW,
         expires_at: NOW + 1000,
         revoked_at: None,
+        identity: DisplayIdentity::password_user("alice"),
     }
 }
 
@@ -136,6 +138,7 @@ pub(crate) async fn users_and_sessions(s: Arc<dyn Storage>) {
         id_hash: TokenHash::of("cookie"),
         user_id: "u1".into(),
         username: "alice".into(),
+        identity: DisplayIdentity::password_user("alice"),
         csrf_key: Secret::new("k"),
         created_at: NOW,
         expires_at: NOW + 100,
@@ -168,6 +171,99 @@ pub(crate) async fn users_and_sessions(s: Arc<dyn Storage>) {
     );
     assert!(s.delete_user("alice", NOW, NOW + 10).await.unwrap());
     assert!(s.user_by_name("alice").await.unwrap().is_none());
+}
+
+/// A user who signed in through an identity provider.
+fn carol() -> DisplayIdentity {
+    DisplayIdentity {
+        preferred_username: "carol".into(),
+        email: Some("carol@example.com".into()),
+        idp: Some("corp".into()),
+    }
+}
+
+/// The display identity (issue 13 §2, migration 0005) goes in with a session, a code and a grant and comes
+/// back out of every read, the rotation's included; a password user's has no email and no provider.
+pub(crate) async fn identity_round_trips(s: Arc<dyn Storage>) {
+    seed_code(s.as_ref(), "idcode").await;
+    s.insert_user(&user("u3", "carol.local")).await.unwrap();
+    for (cookie, identity) in [
+        ("fed", carol()),
+        ("pw", DisplayIdentity::password_user("carol.local")),
+    ] {
+        let sess = SessionRecord {
+            id_hash: TokenHash::of(cookie),
+            user_id: "u3".into(),
+            username: "carol.local".into(),
+            identity,
+            csrf_key: Secret::new("k"),
+            created_at: NOW,
+            expires_at: NOW + 100,
+        };
+        s.insert_session(&sess).await.unwrap();
+        assert_eq!(
+            s.session(&TokenHash::of(cookie), NOW).await.unwrap(),
+            Some(sess)
+        );
+    }
+    // The federated code and its grant: every field back as written.
+    let mut code = s.code(&TokenHash::of("idcode")).await.unwrap().unwrap();
+    assert_eq!(code.identity, DisplayIdentity::password_user("alice"));
+    code.code_hash = TokenHash::of("idcode-carol");
+    code.identity = carol();
+    s.insert_code(&code).await.unwrap();
+    assert_eq!(
+        s.code(&code.code_hash).await.unwrap().unwrap().identity,
+        carol()
+    );
+    let mut g = grant("gid");
+    g.identity = carol();
+    assert_eq!(
+        s.redeem_code(&code.code_hash, NOW, &g, Some(&family("idh", "idrt")))
+            .await
+            .unwrap(),
+        Transition::Won
+    );
+    assert_eq!(s.grant("gid").await.unwrap(), Some(g.clone()));
+    let (_, read) = s
+        .refresh_family(&TokenHash::of("idh"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.identity, carol());
+    let next = TokenHash::of("idrt2");
+    let rotation = s
+        .rotate_refresh(
+            &TokenHash::of("idh"),
+            Box::new(move |_, _| {
+                Ok(RotationDecision {
+                    update: RefreshUpdate {
+                        token_hash: next.clone(),
+                        issued_at: NOW,
+                        expires_at: NOW + 100,
+                    },
+                    scope: portcullis_proto::Scope::parse("mcp:tools").unwrap(),
+                })
+            }),
+            REUSE,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rotation.grant, g,
+        "the rotation reads the identity with the grant"
+    );
+    // A password user's grant: no email, no provider.
+    let mut pw = grant("gpw");
+    pw.identity = DisplayIdentity::password_user("alice");
+    assert_eq!(
+        s.redeem_code(&TokenHash::of("idcode"), NOW, &pw, None)
+            .await
+            .unwrap(),
+        Transition::Won
+    );
+    assert_eq!(s.grant("gpw").await.unwrap(), Some(pw));
 }
 
 pub(crate) async fn consent(s: Arc<dyn Storage>) {
@@ -445,6 +541,7 @@ pub(crate) async fn concurrent_writes_all_commit(s: Arc<dyn Storage>) {
                 expires_at: NOW + 60,
                 used_at: None,
                 grant_id: None,
+                identity: DisplayIdentity::password_user("alice"),
             })
             .await
             .unwrap();
@@ -617,6 +714,7 @@ pub(crate) async fn purge(s: Arc<dyn Storage>) {
         id_hash: TokenHash::of("cookie"),
         user_id: "u1".into(),
         username: "alice".into(),
+        identity: DisplayIdentity::password_user("alice"),
         csrf_key: Secret::new("k"),
         created_at: NOW,
         expires_at: NOW + 100,

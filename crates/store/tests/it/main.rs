@@ -186,6 +186,7 @@ macro_rules! on_every_backend {
 on_every_backend!(
     clients,
     users_and_sessions,
+    identity_round_trips,
     consent,
     code_single_use_under_concurrency,
     refresh_rotation_under_concurrency,

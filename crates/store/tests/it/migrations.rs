@@ -1,7 +1,9 @@
 //! Upgrades: a database written by an older Portcullis, migrated by `open`, keeps what it promised. Migration
-//! 0003 (refresh families on the grant row) must keep every live refresh token working.
+//! 0003 (refresh families on the grant row) must keep every live refresh token working; after 0005 (identity
+//! claims) the rows of password logins written before it name their user.
 
 use portcullis_authz::secret::TokenHash;
+use portcullis_authz::store::DisplayIdentity;
 use portcullis_store::{open, StoreOptions};
 use sqlx::migrate::Migrator;
 
@@ -12,6 +14,10 @@ const LEGACY_ROWS: &[&str] = &[
     "INSERT INTO users (id, username, password_hash, created_at) VALUES ('u1', 'alice', 'x', 1)",
     "INSERT INTO grants (id, client_id, user_id, scope, resource, created_at, expires_at) \
      VALUES ('g1', 'c1', 'u1', 'mcp:tools', 'http://x/mcp', 1, 1000)",
+    "INSERT INTO sessions (id_hash, user_id, csrf_key, created_at, expires_at) \
+     VALUES ('legacy-session', 'u1', 'k', 1, 1000)",
+    "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, code_challenge, scope, \
+     resource, created_at, expires_at) VALUES ('legacy-code', 'c1', 'u1', '', 'ch', 'mcp:tools', 'http://x/mcp', 1, 60)",
 ];
 
 fn legacy_tokens() -> [String; 2] {
@@ -58,6 +64,21 @@ async fn check_migrated(url: &str, options: &StoreOptions) {
         .await
         .unwrap()
         .is_none());
+    // 0005: what a password login wrote before it reads back with the user name to show.
+    let alice = DisplayIdentity::password_user("alice");
+    assert_eq!(grant.identity, alice);
+    let session = s
+        .session(&TokenHash::from_stored("legacy-session".into()), 2)
+        .await
+        .unwrap()
+        .expect("the session survives");
+    assert_eq!(session.identity, alice);
+    let code = s
+        .code(&TokenHash::from_stored("legacy-code".into()))
+        .await
+        .unwrap()
+        .expect("the code survives");
+    assert_eq!(code.identity, alice);
 }
 
 #[tokio::test]

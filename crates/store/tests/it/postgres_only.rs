@@ -52,6 +52,7 @@ async fn seed(s: &dyn Storage, code: &str) {
         expires_at: NOW + 60,
         used_at: None,
         grant_id: None,
+        identity: DisplayIdentity::password_user("alice"),
     })
     .await
     .unwrap();
@@ -67,6 +68,7 @@ fn grant(id: &str) -> GrantRecord {
         created_at: NOW,
         expires_at: NOW + 1000,
         revoked_at: None,
+        identity: DisplayIdentity::password_user("alice"),
     }
 }
 
