@@ -1,8 +1,12 @@
 //! The fake IdP itself: its discovery document, a valid code flow whose ID token verifies with its JWKS, and that
 //! each misbehaviour really is what its name says.
 
+use super::endpoints::now;
 use super::*;
 use crate::support::{browser, http, param, pkce, Pkce};
+use axum::http::{header, StatusCode};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
 use ring::signature::{self as sig, RsaPublicKeyComponents, UnparsedPublicKey};
 
 fn b64(s: &str) -> Vec<u8> {
