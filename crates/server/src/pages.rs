@@ -282,10 +282,14 @@ fn provider_icon(preset: Option<&str>, display_name: &str) -> String {
     } else {
         format!("<rect width=\"20\" height=\"20\" rx=\"4\" fill=\"{fill}\"/>")
     };
-    let size = if letters.chars().count() > 1 { 9 } else { 12 };
+    let (size, baseline) = if letters.chars().count() > 1 {
+        (9, 13)
+    } else {
+        (12, 14)
+    };
     format!(
         "<svg width=\"20\" height=\"20\" viewBox=\"0 0 20 20\" aria-hidden=\"true\" focusable=\"false\">{shape}\
-         <text x=\"10\" y=\"14\" text-anchor=\"middle\" font-family=\"system-ui,sans-serif\" font-size=\"{size}\" \
+         <text x=\"10\" y=\"{baseline}\" text-anchor=\"middle\" font-family=\"system-ui,sans-serif\" font-size=\"{size}\" \
          font-weight=\"700\" fill=\"#fff\">{}</text></svg>",
         escape(letters)
     )

@@ -1,6 +1,7 @@
 //! A small keyed cache for what identity providers publish (discovery documents, key sets):
 //! - a value is used for `ttl` after it was fetched;
-//! - concurrent misses for one key are coalesced: one fetch in flight, every waiter gets its result;
+//! - concurrent misses for one key are coalesced: one fetch in flight (its own task, so a caller going away
+//!   does not stall it), every waiter gets its result;
 //! - when a refetch fails, the old value is served for up to `stale_limit` past its `ttl` (with a warning),
 //!   and the failed fetch is not retried for `min_refetch` (so a down provider costs one timeout per interval,
 //!   not one per sign-in);
@@ -90,15 +91,7 @@ impl<T: Send + Sync + 'static> Cache<T> {
                 Decision::Use(value) => return Ok(value),
                 Decision::Join(shared) => shared,
                 Decision::Fetch => {
-                    let cache = Arc::clone(self);
-                    let owned_key = key.to_owned();
-                    let fut = fetch();
-                    let shared = async move {
-                        let result = fut.await;
-                        cache.finish(&owned_key, result)
-                    }
-                    .boxed()
-                    .shared();
+                    let shared = self.spawn_fetch(key, fetch());
                     slot.in_flight = Some(shared.clone());
                     slot.last_attempt = Some(now);
                     shared
@@ -106,6 +99,37 @@ impl<T: Send + Sync + 'static> Cache<T> {
             }
         };
         shared.await
+    }
+
+    /// Runs the fetch as its own task, so it completes (and records its outcome) even when every caller
+    /// waiting for it goes away (a browser closing mid sign-in); callers share its result.
+    fn spawn_fetch<Fut>(self: &Arc<Self>, key: &str, fut: Fut) -> SharedFetch<T>
+    where
+        Fut: Future<Output = Result<T, IdpError>> + Send + 'static,
+    {
+        let cache = Arc::clone(self);
+        let owned_key = key.to_owned();
+        let task = tokio::spawn(async move {
+            let result = fut.await;
+            cache.finish(&owned_key, result)
+        });
+        let cache = Arc::clone(self);
+        let owned_key = key.to_owned();
+        async move {
+            match task.await {
+                Ok(result) => result,
+                Err(_) => {
+                    // The fetch panicked: forget it so the next call starts afresh.
+                    cache.lock().entry(owned_key).or_default().in_flight = None;
+                    Err(IdpError::BadResponse {
+                        status: 0,
+                        reason: "the fetch failed unexpectedly".into(),
+                    })
+                }
+            }
+        }
+        .boxed()
+        .shared()
     }
 
     fn decide(&self, slot: &Slot<T>, now: Instant, force: bool) -> Decision<T> {
