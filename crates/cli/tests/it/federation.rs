@@ -8,6 +8,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+mod fake_failures;
 mod signin;
 mod signin_failures;
 mod signin_postgres;
