@@ -162,3 +162,35 @@ async fn password_login_off_hides_the_form_and_refuses_the_post() {
         .iter()
         .any(|c| c.to_str().unwrap().contains("portcullis_session=")));
 }
+
+/// `portcullis login` through the provider (tests/support/auto_browser.py's federated mode as `$BROWSER`):
+/// the client names the user the provider signed in.
+#[tokio::test]
+async fn client_login_through_the_provider_names_the_user() {
+    if !TestIdp::available() {
+        return;
+    }
+    let fed = start_fed(FedOptions::default());
+    let s = &fed.server;
+    let out = Command::new(crate::support::bin())
+        .args(["login", &s.mcp])
+        .env("PORTCULLIS_HOME", s.home.path())
+        .env("BROWSER", crate::support::auto_browser())
+        .env("PORTCULLIS_TEST_IDP", PROVIDER)
+        .env("PORTCULLIS_TEST_USER", "carol@example.com")
+        .env("PORTCULLIS_TEST_PASSWORD", crate::idp::IDP_PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = format!(
+        "Logged in to {} as carol (carol@example.com via corp).",
+        s.mcp
+    );
+    assert!(stdout.lines().any(|l| l == expected), "{stdout}");
+}
