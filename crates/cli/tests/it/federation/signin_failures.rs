@@ -138,3 +138,31 @@ async fn a_slow_idp_is_a_503_page_within_the_timeout() {
     );
     fed.idp.set_delay(0).await;
 }
+
+/// A provider whose issuer cannot be reached stops `serve` at start, naming the provider's table.
+#[test]
+fn an_unreachable_issuer_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portcullis.toml");
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    std::fs::write(&path, provider_table(PROVIDER, &dead, "")).unwrap();
+    let db = format!("sqlite://{}", dir.path().join("p.db").display());
+    let out = std::process::Command::new(bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &db,
+            "--config",
+        ])
+        .arg(&path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("identity_providers[corp]"), "{stderr}");
+    assert!(!stderr.contains(CLIENT_SECRET), "{stderr}");
+    assert!(!dir.path().join("vault.key").exists(), "a key was generated for nothing");
+}
