@@ -18,4 +18,7 @@ pub mod runtime;
 pub mod scopes;
 pub mod start;
 
+#[cfg(test)]
+mod tests;
+
 pub use runtime::{Provider, Runtime, RuntimeError};
