@@ -12,6 +12,13 @@ loopback hosts. Exits 0 on success; otherwise prints why on stderr and exits 1. 
 With PORTCULLIS_TEST_MODE=redirect (for authorization servers that approve by themselves, like the MCP TypeScript
 SDK's demo provider) no credentials are needed: it only follows the loopback redirects from the authorization URL to
 the client's callback, and fails if it meets a page instead. The default mode is PORTCULLIS_TEST_MODE=forms.
+
+Federated sign-in (issue 13): with PORTCULLIS_TEST_IDP=<provider name> (forms mode), on Portcullis's sign-in page it
+follows the "Continue with ..." link whose href contains /idp/<name>/start instead of submitting the password form,
+then at the identity provider (the test IdP, interop/idp/idp.mjs) fills its login form (#login =
+PORTCULLIS_TEST_USER, #password = PORTCULLIS_TEST_PASSWORD) and its consent form (#allow, or #deny with
+PORTCULLIS_TEST_IDP_DECISION=deny), follows the redirects back through Portcullis's /idp/<name>/callback (loopback
+only, like everything else), and then answers Portcullis's consent page with PORTCULLIS_TEST_DECISION as usual.
 """
 
 import html.parser
@@ -30,16 +37,22 @@ class Form:
         self.method = method
         self.inputs = []  # (name, value)
         self.buttons = []  # (name, value)
+        self.ids = set()  # the id attributes of its inputs and buttons
 
 
 class FormParser(html.parser.HTMLParser):
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.forms = []
+        self.links = []  # the href of every <a>
         self._current = None
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        if tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+        if self._current is not None and tag in ("input", "button") and a.get("id"):
+            self._current.ids.add(a["id"])
         if tag == "form":
             self._current = Form(a.get("action") or "", (a.get("method") or "get").lower())
             self.forms.append(self._current)
@@ -89,12 +102,18 @@ def main():
     password = os.environ.get("PORTCULLIS_TEST_PASSWORD")
     decision = os.environ.get("PORTCULLIS_TEST_DECISION", "approve")
     mode = os.environ.get("PORTCULLIS_TEST_MODE", "forms")
+    idp = os.environ.get("PORTCULLIS_TEST_IDP") or None
+    idp_decision = os.environ.get("PORTCULLIS_TEST_IDP_DECISION", "allow")
     if mode not in ("forms", "redirect"):
         fail("PORTCULLIS_TEST_MODE must be forms or redirect")
     if mode == "forms" and (not user or password is None):
         fail("set PORTCULLIS_TEST_USER and PORTCULLIS_TEST_PASSWORD")
     if decision not in ("approve", "deny"):
         fail("PORTCULLIS_TEST_DECISION must be approve or deny")
+    if idp_decision not in ("allow", "deny"):
+        fail("PORTCULLIS_TEST_IDP_DECISION must be allow or deny")
+    if idp is not None and mode != "forms":
+        fail("PORTCULLIS_TEST_IDP needs PORTCULLIS_TEST_MODE=forms")
     if not is_loopback(start):
         fail(f"refusing a non-loopback authorization URL: {start}")
 
@@ -125,7 +144,10 @@ def main():
             if status in (301, 302, 303, 307, 308) and location:
                 nxt = urllib.parse.urljoin(url, location)
                 if "code=" in nxt or "error=" in nxt:
-                    if urllib.parse.urlsplit(nxt).path.endswith("/callback"):
+                    path = urllib.parse.urlsplit(nxt).path
+                    # Federated: the IdP's answer goes to Portcullis's /idp/<name>/callback, which is followed.
+                    theirs = idp is not None and path.endswith(f"/idp/{idp}/callback")
+                    if path.endswith("/callback") and not theirs:
                         return ("callback", nxt)
                 url = nxt
                 continue
@@ -140,16 +162,41 @@ def main():
                 return f
         return None
 
+    def federated_step(page, url):
+        """The next request at a federated sign-in page: (url, form data or None), or None for Portcullis's own."""
+        parser = FormParser()
+        parser.feed(page)
+        for f in parser.forms:
+            action = urllib.parse.urljoin(url, f.action)
+            if {"login", "password"} <= f.ids:  # the IdP's login form
+                if 'id="error"' in page:
+                    fail(f"the identity provider refused the login at {url}: {page[:600]!r}")
+                fields = [(k, v) for k, v in f.inputs if k not in ("login", "password")]
+                return action, fields + [("login", user), ("password", password)]
+            if "allow" in f.ids:  # the IdP's consent form
+                return action, list(f.inputs) + [("decision", idp_decision)]
+        for href in parser.links:
+            if f"/idp/{idp}/start" in urllib.parse.urlsplit(href).path:
+                return urllib.parse.urljoin(url, href), None
+        return None
+
     result = follow(start)
     if mode == "redirect" and result[0] != "callback":
         _, status, body, url = result
         fail(f"expected a redirect to the client's callback, got a page at {url} (HTTP {status}): {body[:300]!r}")
-    for _ in range(3):
+    for _ in range(3 if idp is None else 8):
         if result[0] == "callback":
             break
         _, status, body, url = result
+        if idp is not None:
+            step = federated_step(body, url)
+            if step is not None:
+                result = follow(*step)
+                continue
         login = form_on(body, "/login")
         consent = form_on(body, "/consent")
+        if idp is not None and login is not None:
+            fail(f"no 'Continue with' link to /idp/{idp}/start on the sign-in page at {url}")
         if login is not None:
             fields = [(k, v) for k, v in login.inputs if k not in ("username", "password")]
             fields += [("username", user), ("password", password)]

@@ -15,8 +15,8 @@
 
 use portcullis_authz::secret::TokenHash;
 use portcullis_authz::store::{
-    ClientRecord, CodeRecord, GrantRecord, RefreshError, RefreshFamily, RefreshUpdate,
-    ReuseRevocation, RotationDecision, Storage, Transition, UserRecord,
+    ClientRecord, CodeRecord, DisplayIdentity, GrantRecord, RefreshError, RefreshFamily,
+    RefreshUpdate, ReuseRevocation, RotationDecision, Storage, Transition, UserRecord,
 };
 use portcullis_proto::Scope;
 use std::sync::atomic::{AtomicU64, Ordering};

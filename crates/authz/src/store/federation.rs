@@ -243,3 +243,115 @@ pub trait FederationStore: Send + Sync {
     /// what was read. Returns how many rows were replaced.
     async fn reseal(&self, batch: &[Reseal]) -> Result<u64, StoreError>;
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::super::Storage;
+    use super::*;
+    use crate::testing::MemStore;
+
+    fn identity(provider: &str, subject: &str, user_id: &str) -> IdentityRecord {
+        IdentityRecord {
+            provider: provider.into(),
+            subject: subject.into(),
+            user_id: user_id.into(),
+            email: None,
+            email_verified: false,
+            username: None,
+            groups: vec![],
+            created_at: 1,
+            last_login_at: 1,
+        }
+    }
+
+    fn user(id: &str, name: &str) -> UserRecord {
+        UserRecord {
+            id: id.into(),
+            username: name.into(),
+            password_hash: String::new(),
+            created_at: 1,
+        }
+    }
+
+    fn tokens(sealed: &[u8]) -> UpstreamTokenRecord {
+        UpstreamTokenRecord {
+            user_id: "u1".into(),
+            provider: "corp".into(),
+            key_id: KeyId::from_stored("k0".into()),
+            sealed: sealed.to_vec(),
+            expires_at: None,
+            refreshing_until: 99,
+            updated_at: 1,
+        }
+    }
+
+    /// The in-memory store keeps the contract the SQL stores are tested against (store/tests/it/federation.rs).
+    #[tokio::test]
+    async fn the_in_memory_store_keeps_the_contract() {
+        let s = MemStore::default();
+        let s: &dyn Storage = &s;
+        s.create_user_with_identity(&user("u1", "carol"), &identity("corp", "1", "u1"))
+            .await
+            .unwrap();
+        let taken = s
+            .create_user_with_identity(&user("u2", "dave"), &identity("corp", "1", "u2"))
+            .await;
+        assert!(matches!(taken, Err(StoreError::Conflict(_))));
+        assert_eq!(s.user_by_name("dave").await.unwrap(), None);
+        let second = s.link_identity(&identity("corp", "2", "u1")).await;
+        assert!(matches!(second, Err(StoreError::Conflict(_))));
+
+        let state = UpstreamStateRecord {
+            state_hash: TokenHash::of("st"),
+            provider: "corp".into(),
+            key_id: KeyId::from_stored("k0".into()),
+            sealed: vec![1],
+            expires_at: 10,
+        };
+        s.insert_upstream_state(&state).await.unwrap();
+        assert_eq!(
+            s.take_upstream_state(&state.state_hash, 10).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            s.take_upstream_state(&state.state_hash, 9).await.unwrap(),
+            Some(state.clone())
+        );
+        assert_eq!(
+            s.take_upstream_state(&state.state_hash, 9).await.unwrap(),
+            None
+        );
+
+        s.put_upstream_tokens(&tokens(b"a")).await.unwrap();
+        assert!(s.lease_upstream_refresh("u1", "corp", 5, 20).await.unwrap());
+        assert!(!s
+            .lease_upstream_refresh("u1", "corp", 19, 30)
+            .await
+            .unwrap());
+        let rows = s
+            .sealed_rows(SealedTable::UpstreamTokens, None, 10)
+            .await
+            .unwrap();
+        s.put_upstream_tokens(&tokens(b"b")).await.unwrap();
+        let stale = Reseal {
+            row: rows[0].clone(),
+            key_id: KeyId::from_stored("k1".into()),
+            sealed: b"re".to_vec(),
+        };
+        assert_eq!(
+            s.reseal(&[stale]).await.unwrap(),
+            0,
+            "the row changed since it was read"
+        );
+        let now = s.upstream_tokens("u1", "corp").await.unwrap().unwrap();
+        assert_eq!(
+            (now.sealed.as_slice(), now.refreshing_until),
+            (&b"b"[..], 0)
+        );
+
+        assert!(s.delete_user("carol", 1, 2).await.unwrap());
+        assert_eq!(s.identity("corp", "1").await.unwrap(), None);
+        assert_eq!(s.upstream_tokens("u1", "corp").await.unwrap(), None);
+    }
+}

@@ -10,6 +10,8 @@ mod client_flow;
 mod cors;
 mod crash;
 mod discovery_variants;
+mod fake_idp;
+mod federation;
 mod federation_admin;
 mod federation_vault;
 mod gateway;

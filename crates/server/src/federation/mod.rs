@@ -21,4 +21,7 @@ pub mod scopes;
 pub mod start;
 pub mod upstream_tokens;
 
+#[cfg(test)]
+mod tests;
+
 pub use runtime::{Provider, Runtime, RuntimeError};

@@ -10,19 +10,21 @@
 //! - Key sets (RFC 7517 §5): cached per `jwks_uri` for 1 h; an ID token with an unknown `kid` makes one refetch
 //!   (OpenID Connect Core §10.1.1: the provider may have rotated), at most once per
 //!   [`IdpSettings::min_refetch_interval`] (30 s), so forged `kid`s cannot make Portcullis hammer the provider.
-//! - Token endpoint (RFC 6749 §3.2): the authorization code exchange (§4.1.3, RFC 7636 §4.5), refresh (§6), and
-//!   RFC 8693 §2.1 token exchange, each with the configured client authentication (`client_secret_basic`,
-//!   `client_secret_post`, or `private_key_jwt` signed by the [`AssertionSigner`] given at construction).
+//! - Token endpoint (RFC 6749 §3.2, in `token`): the authorization code exchange (§4.1.3, RFC 7636 §4.5),
+//!   refresh (§6), RFC 8693 §2.1 token exchange, and RFC 7009 revocation, each with the configured client
+//!   authentication (`client_secret_basic`, `client_secret_post`, or `private_key_jwt` signed by the
+//!   [`AssertionSigner`] given at construction).
 //! - Userinfo (OpenID Connect Core §5.3) and GitHub's `/user/emails`: JSON only (a signed or encrypted
 //!   userinfo, `application/jwt`, is refused).
 //!
 //! Every call: https (http only on loopback), no redirects, 5 s to connect, 10 s in all, 256 KiB at most (see
-//! [`transport`]). Errors are [`IdpError`]: no token or secret is ever in one, nor in a log line.
+//! `transport`). Errors are [`IdpError`]: no token or secret is ever in one, nor in a log line.
 
 pub mod error;
 pub mod settings;
 
 mod cache;
+mod token;
 mod transport;
 
 #[cfg(test)]
@@ -32,14 +34,11 @@ pub use error::IdpError;
 pub use settings::IdpSettings;
 
 use cache::{Cache, Policy};
-use portcullis_authz::federation::tokens::{assertion_form, ClientAssertionClaims, Form};
+use portcullis_authz::federation::tokens::ClientAssertionClaims;
 use portcullis_authz::federation::{
-    authorization_code_form, client_authentication, discovery_url, refresh_form,
-    token_exchange_form, verify_id_token, verify_refreshed_id_token, ClientAuthentication,
-    ExternalIdentity, FederationError, IdTokenClaims, JwkSet, PendingLogin, Preset, ProviderConfig,
-    ProviderKind, ProviderMetadata, UpstreamTokens,
+    discovery_url, verify_id_token, verify_refreshed_id_token, ExternalIdentity, FederationError,
+    IdTokenClaims, JwkSet, PendingLogin, Preset, ProviderConfig, ProviderKind, ProviderMetadata,
 };
-use portcullis_authz::random::ThreadRandom;
 use portcullis_authz::secret::Secret;
 use reqwest::{header, Method};
 use std::fmt;
@@ -234,105 +233,6 @@ impl IdpClient {
         }
     }
 
-    /// The authorization code exchange (RFC 6749 §4.1.3 with the PKCE verifier of `pending`, RFC 7636 §4.5).
-    pub async fn exchange_code(
-        &self,
-        cfg: &ProviderConfig,
-        md: &ProviderMetadata,
-        code: &Secret,
-        pending: &PendingLogin,
-        redirect_uri: &str,
-    ) -> Result<UpstreamTokens, IdpError> {
-        let form = authorization_code_form(code, redirect_uri, pending);
-        self.token_request(cfg, md, form, "code exchange").await
-    }
-
-    /// A refresh (RFC 6749 §6). The answer is returned as the provider sent it: when it carries no new refresh
-    /// token the old one stays valid, and the caller keeps it with [`UpstreamTokens::refreshed_from`].
-    /// [`IdpError::is_invalid_grant`] means the provider no longer honours the refresh token (deprovisioning).
-    pub async fn refresh(
-        &self,
-        cfg: &ProviderConfig,
-        md: &ProviderMetadata,
-        refresh_token: &Secret,
-    ) -> Result<UpstreamTokens, IdpError> {
-        self.token_request(cfg, md, refresh_form(refresh_token), "refresh")
-            .await
-    }
-
-    /// RFC 8693 §2.1 token exchange: the user's access token at the provider (`subject_token`, type
-    /// `access_token`) for one meant for `audience`.
-    pub async fn token_exchange(
-        &self,
-        cfg: &ProviderConfig,
-        md: &ProviderMetadata,
-        subject_token: &Secret,
-        audience: Option<&str>,
-    ) -> Result<UpstreamTokens, IdpError> {
-        let form = token_exchange_form(subject_token, audience, None, None);
-        self.token_request(cfg, md, form, "token exchange").await
-    }
-
-    async fn token_request(
-        &self,
-        cfg: &ProviderConfig,
-        md: &ProviderMetadata,
-        mut form: Form,
-        op: &'static str,
-    ) -> Result<UpstreamTokens, IdpError> {
-        let sent: Vec<String> = form
-            .iter()
-            .filter(|(name, _)| SECRET_FIELDS.contains(name))
-            .map(|(_, value)| value.clone())
-            .chain(cfg.client_secret.iter().map(|s| s.expose().to_owned()))
-            .collect();
-        let result = async {
-            let url = parse_url(&md.token_endpoint)?;
-            let now = self.now();
-            let mut headers = Vec::new();
-            match client_authentication(cfg, &md.token_endpoint, &ThreadRandom, now)? {
-                ClientAuthentication::Basic(value) => {
-                    headers.push((header::AUTHORIZATION, value.expose().to_owned()));
-                }
-                ClientAuthentication::Post(fields) => form.extend(fields),
-                ClientAuthentication::Assertion(claims) => {
-                    let signer = self.inner.signer.as_ref().ok_or_else(|| {
-                        IdpError::from(FederationError::Config {
-                            key: format!(
-                                "identity_providers[{}].token_endpoint_auth_method",
-                                cfg.name.as_str()
-                            ),
-                            reason: "private_key_jwt needs the server's signing key".into(),
-                        })
-                    })?;
-                    form.extend(assertion_form(&cfg.client_id, signer(&claims)));
-                }
-            }
-            let reply = self
-                .inner
-                .transport
-                .send(Call {
-                    method: Method::POST,
-                    url: &url,
-                    accept: JSON,
-                    headers,
-                    form: Some(encode_form(&form)),
-                    // RFC 6749 §5.2: errors are 400 (401 for invalid_client), with a JSON body.
-                    error_statuses: &[400, 401],
-                })
-                .await?;
-            Ok(UpstreamTokens::from_response(
-                reply.status.as_u16(),
-                &reply.body,
-                now,
-            )?)
-        }
-        .await
-        .map_err(|e| scrub(e, &sent));
-        log_failure(cfg.name.as_str(), op, &result);
-        result
-    }
-
     /// The userinfo response (OpenID Connect Core §5.3; for the OAuth 2.0 kind, the configured endpoint), as
     /// the JSON object's bytes for [`ExternalIdentity::from_userinfo`]. Sent with `Authorization: Bearer`
     /// (RFC 6750 §2.1); JSON only. A refused token is an [`IdpError::Upstream`] with the challenge's `error`
@@ -431,6 +331,7 @@ impl IdpClient {
                 )],
                 form: None,
                 error_statuses: &[],
+                json_on_success: true,
             })
             .await?;
         Ok(reply.body)
@@ -448,6 +349,7 @@ impl Transport {
                 headers: Vec::new(),
                 form: None,
                 error_statuses: &[],
+                json_on_success: true,
             })
             .await?;
         Ok(reply.body)
@@ -470,41 +372,6 @@ fn parse_url(s: &str) -> Result<Url, IdpError> {
         status: 0,
         reason: "an endpoint URL does not parse".into(),
     })
-}
-
-/// Token request fields whose values are secrets.
-const SECRET_FIELDS: [&str; 4] = ["code", "code_verifier", "refresh_token", "subject_token"];
-
-/// An OAuth error whose provider-supplied text quotes a secret that was sent (some providers echo the refused
-/// token) loses that text: errors are shown on pages and logged. A secret counts as quoted when its first
-/// 12 characters appear (the text may have been truncated).
-fn scrub(e: IdpError, sent: &[String]) -> IdpError {
-    let IdpError::Upstream { error, description } = e else {
-        return e;
-    };
-    let quotes = |text: &str| {
-        sent.iter().any(|s| {
-            let head = s.get(..s.len().min(12)).unwrap_or(s);
-            head.len() >= 4 && text.contains(head)
-        })
-    };
-    IdpError::Upstream {
-        error: if quotes(&error) {
-            "[redacted]".into()
-        } else {
-            error
-        },
-        description: description.map(|d| if quotes(&d) { "[redacted]".into() } else { d }),
-    }
-}
-
-/// `application/x-www-form-urlencoded` (the values may be secrets: the result is never logged).
-fn encode_form(form: &Form) -> String {
-    let mut ser = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in form {
-        ser.append_pair(name, value);
-    }
-    ser.finish()
 }
 
 /// One log line per failed call: a provider that is down or slow is a 503-class event (`warn`); a refusal is

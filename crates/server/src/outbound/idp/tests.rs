@@ -57,6 +57,7 @@ impl Idp {
             "token_endpoint": format!("{b}/token"),
             "userinfo_endpoint": format!("{b}/userinfo"),
             "jwks_uri": format!("{b}/jwks"),
+            "revocation_endpoint": format!("{b}/revoke"),
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
             "id_token_signing_alg_values_supported": ["ES256", "RS256"],
@@ -117,6 +118,23 @@ async fn token(State(idp): State<Arc<Idp>>, req: Request) -> Response {
     json(status, body)
 }
 
+async fn revoke(State(idp): State<Arc<Idp>>, req: Request) -> Response {
+    gate(&idp, "/revoke").await;
+    let headers = req.headers().clone();
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let refused = form
+        .iter()
+        .any(|(k, v)| k == "token_type_hint" && v == "id_token");
+    idp.seen.lock().unwrap().push((headers, form));
+    if refused {
+        return json(400, r#"{"error":"unsupported_token_type"}"#.into());
+    }
+    StatusCode::OK.into_response()
+}
+
 async fn userinfo(State(idp): State<Arc<Idp>>, headers: HeaderMap) -> Response {
     gate(&idp, "/userinfo").await;
     idp.seen.lock().unwrap().push((headers.clone(), Vec::new()));
@@ -175,6 +193,7 @@ async fn start() -> Arc<Idp> {
         .route("/jwks", get(jwks))
         .route("/token", post(token))
         .route("/userinfo", get(userinfo))
+        .route("/revoke", post(revoke))
         .route("/user/emails", get(emails))
         .route(
             "/moved/.well-known/openid-configuration",
@@ -668,4 +687,36 @@ async fn userinfo_and_github_emails() {
         .to_str()
         .unwrap()
         .starts_with("portcullis/"));
+}
+
+#[tokio::test]
+async fn revocation_at_the_provider() {
+    let (idp, _ticker, c, cfg) = setup().await;
+    let md = c.metadata(&cfg).await.unwrap();
+    let revoked = c
+        .revoke(&cfg, &md, &Secret::new("rt-9"), Some("refresh_token"))
+        .await;
+    assert_eq!(revoked, Ok(true), "an empty 200 is success");
+    {
+        let seen = idp.seen.lock().unwrap();
+        let (headers, form) = &seen[0];
+        assert!(decode_basic(headers["authorization"].to_str().unwrap()).is_some());
+        let form: HashMap<_, _> = form.iter().cloned().collect();
+        assert_eq!(form["token"], "rt-9");
+        assert_eq!(form["token_type_hint"], "refresh_token");
+    }
+    assert_eq!(
+        c.revoke(&cfg, &md, &Secret::new("rt-9"), Some("id_token"))
+            .await,
+        Err(IdpError::Upstream {
+            error: "unsupported_token_type".into(),
+            description: None
+        })
+    );
+    let mut without = (*md).clone();
+    without.revocation_endpoint = None;
+    assert_eq!(
+        c.revoke(&cfg, &without, &Secret::new("rt-9"), None).await,
+        Ok(false)
+    );
 }

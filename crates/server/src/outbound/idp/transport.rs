@@ -38,6 +38,8 @@ pub(crate) struct Call<'a> {
     pub(crate) form: Option<String>,
     /// Statuses other than 200 whose JSON body is still returned (token endpoint errors: 400, 401).
     pub(crate) error_statuses: &'static [u16],
+    /// Whether a 200 must be JSON too (not for RFC 7009 revocation, whose success body is ignored).
+    pub(crate) json_on_success: bool,
 }
 
 /// The two HTTP clients (one direct for loopback, one honouring proxy settings), sharing the limits.
@@ -112,7 +114,9 @@ impl Transport {
             .and_then(|v| v.to_str().ok())
             .map(sanitize);
         check_status(status, call.error_statuses, www_authenticate.as_deref())?;
-        check_json(&resp)?;
+        if call.json_on_success || status != StatusCode::OK {
+            check_json(&resp)?;
+        }
         let body = read_capped(resp, self.settings.max_body_bytes, host).await?;
         Ok(Reply { status, body })
     }
