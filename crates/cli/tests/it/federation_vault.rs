@@ -283,6 +283,9 @@ async fn the_upstream_gets_the_users_idp_token_refreshed_once_after_expiry() {
     assert_ne!(second, first, "refreshed");
     assert!(idp_says_carol(&t.idp, &second).await);
     assert_eq!(t.up.count(), 4);
+    // The IdP's refresh answer carries an ID token: checked against carol's subject (OIDC Core §12.2) and accepted.
+    let log = t.s.log();
+    assert!(!log.contains("refreshed ID token"), "{log}");
 
     // The refreshed tokens were stored: a Portcullis refresh (deprovisioning check) still works.
     let (status, body) = refresh(&t.s, &tokens.client_id, &tokens.refresh).await;
