@@ -86,10 +86,15 @@ struct Setup {
 
 /// Starts everything; `gateway` is extra `[gateway]` keys (after `upstream` and `upstream_token_from`).
 async fn setup(gateway: &str) -> Setup {
+    setup_with(gateway, SHORT_TTL).await
+}
+
+/// [`setup`] with the IdP's access tokens living `ttl` seconds.
+async fn setup_with(gateway: &str, ttl: u64) -> Setup {
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let mut config = IdpConfig {
-        access_token_ttl: Some(SHORT_TTL),
+        access_token_ttl: Some(ttl),
         ..IdpConfig::default()
     };
     config.clients = vec![IdpClient::new(
@@ -432,6 +437,43 @@ async fn without_upstream_tokens_the_gateway_challenges_and_authorize_asks_for_t
         page.status,
         page.body
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_idp_lets_the_refresh_proceed_and_the_gateway_answers_503() {
+    if !TestIdp::available() {
+        return;
+    }
+    // IdP access tokens of 2 s: always due for refresh, expired soon after.
+    let t = setup_with("", 2).await;
+    let tokens = sign_in_through_idp(&t, &browser()).await;
+    assert_eq!(call(&t, &tokens.access).await.status, StatusCode::OK);
+    let Setup { idp, s, up, .. } = t;
+    drop(idp); // the IdP process is killed: connections are refused
+    age_upstream_tokens(&s, 120).await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // the upstream access token has expired too
+                                                      // Deliberate availability choice: the Portcullis refresh proceeds, with a warning.
+    let (status, body) = refresh(&s, &tokens.client_id, &tokens.refresh).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(s.log().contains("the refresh proceeds"), "{}", s.log());
+    // Expired and the IdP unreachable: the gateway answers 503, and nothing is revoked.
+    let access = body["access_token"].as_str().unwrap();
+    let page = mcp_post(&s.mcp_here(), Some(access), TOOLS_LIST).await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.body
+    );
+    assert!(page.headers.contains_key("retry-after"));
+    assert_eq!(up.count(), 1, "nothing more reached the upstream");
+    let (status, body) = refresh(
+        &s,
+        &tokens.client_id,
+        body["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the grant is intact: {body}");
 }
 
 /// A base64url vault key for instances sharing a PostgreSQL database (no database directory to generate one in).
