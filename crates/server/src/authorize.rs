@@ -204,42 +204,56 @@ async fn proceed(
                 username: "",
             },
         ),
-        // The resource's gateway sends the user's token at an identity provider, and the user has none there
-        // (deprovisioned, revoked): sign in through the provider again rather than reuse the session.
-        (Ok(req), Some(session))
-            if !upstream_token::session_has_upstream_token(s, &session.user_id, &req.resource)
-                .await =>
-        {
-            render_login(
-                s,
-                headers,
-                LoginView {
-                    status: StatusCode::OK,
-                    request: query,
-                    client_name: req.client.name(),
-                    redirect_uri: Some(&req.redirect_uri),
-                    error: None,
-                    username: "",
-                },
-            )
-        }
         (Ok(req), Some(session)) => {
-            let req = match federation::scopes::entitled(s, &session, req).await {
-                Ok(r) => r,
-                Err(e) => return page_error(&e, css),
-            };
-            match authorizations.needs_consent(&session.user_id, &req).await {
-                Ok(true) => render_consent(s, &session, query, &req),
-                Ok(false) => match authorizations
-                    .issue_code(&session.user_id, &session.identity, &req)
-                    .await
-                {
-                    Ok(loc) => see_other(&loc),
-                    Err(e) => page_error(&e, css),
-                },
-                Err(e) => page_error(&e, css),
+            // The resource's gateway sends the user's token at an identity provider, and the user has none there
+            // (a password user, deprovisioned, revoked): sign in through the provider rather than reuse the session.
+            let missing =
+                upstream_token::missing_upstream_token(s, &session.user_id, &req.resource).await;
+            if let Some(display) = missing {
+                let error = format!(
+                    "This application needs your {display} account: continue with {display}."
+                );
+                return render_login(
+                    s,
+                    headers,
+                    LoginView {
+                        status: StatusCode::OK,
+                        request: query,
+                        client_name: req.client.name(),
+                        redirect_uri: Some(&req.redirect_uri),
+                        error: Some(&error),
+                        username: "",
+                    },
+                );
             }
+            proceed_signed_in(s, query, session, req).await
         }
+    }
+}
+
+/// [`proceed`] with a session that may be used: scope entitlements, then consent or a code.
+async fn proceed_signed_in(
+    s: &AppState,
+    query: &str,
+    session: SessionRecord,
+    req: AuthorizationRequest,
+) -> Response {
+    let css = &s.routes.stylesheet;
+    let authorizations = s.authz.authorizations();
+    let req = match federation::scopes::entitled(s, &session, req).await {
+        Ok(r) => r,
+        Err(e) => return page_error(&e, css),
+    };
+    match authorizations.needs_consent(&session.user_id, &req).await {
+        Ok(true) => render_consent(s, &session, query, &req),
+        Ok(false) => match authorizations
+            .issue_code(&session.user_id, &session.identity, &req)
+            .await
+        {
+            Ok(loc) => see_other(&loc),
+            Err(e) => page_error(&e, css),
+        },
+        Err(e) => page_error(&e, css),
     }
 }
 

@@ -477,3 +477,55 @@ async fn an_unreachable_idp_lets_the_refresh_proceed_and_the_gateway_answers_503
     .await;
     assert_eq!(status, StatusCode::OK, "the grant is intact: {body}");
 }
+
+/// `upstream_token_from` on a `[[gateway.routes]]` entry, for a password user (no token at the provider):
+/// `/authorize` for that route's resource does not reuse the session (nor accept the password sign-in) but asks
+/// for the provider, while the MCP endpoint (no upstream token) is authorized as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_needs_the_provider_token_a_password_user_lacks() {
+    if !TestIdp::available() {
+        return;
+    }
+    let idp = TestIdp::start(IdpConfig::default());
+    let (up, up_url) = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portcullis.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[identity_providers]]\nname = \"corp\"\ndisplay_name = \"Corp SSO\"\nissuer = \"{}\"\n\
+             client_id = \"portcullis\"\nclient_secret = \"portcullis idp secret\"\n\n\
+             [[gateway.routes]]\npath = \"/corp/mcp\"\nupstream = \"{up_url}\"\nupstream_token_from = \"corp\"\n",
+            idp.issuer()
+        ),
+    )
+    .unwrap();
+    let s = start_with(&["--config", path.to_str().unwrap()]);
+    let route = format!("&resource={}", enc(&format!("{}/corp/mcp", s.issuer)));
+    let b = browser();
+    // alice signs in with her password for the MCP endpoint: as before.
+    let client_id = register_public(&s).await;
+    let p = pkce();
+    let out = authorize_in(
+        &b,
+        &s,
+        &authorize_url(&s, &client_id, &p.challenge, ""),
+        "approve",
+    )
+    .await;
+    assert!(out.saw_login);
+    assert!(param(&out.location, "code").is_some());
+    // For the route her session is not enough: the sign-in page says which account is needed.
+    let page = get(&b, &authorize_url(&s, &client_id, &p.challenge, &route)).await;
+    assert!(page.is_login(), "{}", page.body);
+    assert!(
+        page.body.contains("needs your Corp SSO account"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("/idp/corp/start"), "{}", page.body);
+    // The MCP endpoint still reuses the session.
+    let page = get(&b, &authorize_url(&s, &client_id, &p.challenge, "")).await;
+    assert!(!page.is_login(), "{}", page.body);
+    assert_eq!(up.count(), 0);
+}

@@ -12,7 +12,7 @@
 //! `error="invalid_token"` and a description naming the provider, and the Portcullis grant of the token is
 //! revoked: the client's refresh then fails too, so it runs the authorization again, and `/authorize` does not
 //! reuse the sign-in session for this resource while the user has no usable token at the provider
-//! ([`session_has_upstream_token`]): the user signs in through the provider again, which stores new tokens.
+//! ([`missing_upstream_token`]): the user signs in through the provider again, which stores new tokens.
 
 use super::config::UpstreamTokenConfig;
 use super::upstream::{rpc_error, Gateway};
@@ -153,21 +153,18 @@ pub fn required_provider<'a>(s: &'a AppState, resource: &str) -> Option<&'a str>
         .map(|t| t.provider.as_str())
 }
 
-/// Whether `/authorize` may reuse the session of `user_id` for `resource`: always, unless that resource's
-/// gateway sends the user's token at a provider and the user has none there that is valid or refreshable
-/// (then the user must sign in through the provider again). No work without identity providers.
-pub async fn session_has_upstream_token(s: &AppState, user_id: &str, resource: &str) -> bool {
-    let Some(source) = s.upstream_tokens.as_ref() else {
-        return true;
-    };
-    let Some(provider) = required_provider(s, resource) else {
-        return true;
-    };
+/// Whether `/authorize` may reuse the session of `user_id` for `resource`: `None` (yes) unless that resource's
+/// gateway sends the user's token at a provider and the user has none there that is valid or refreshable; then
+/// the provider's display name (the user must sign in through it). No work without identity providers.
+pub async fn missing_upstream_token(s: &AppState, user_id: &str, resource: &str) -> Option<String> {
+    let source = s.upstream_tokens.as_ref()?;
+    let provider = required_provider(s, resource)?;
     match source.usable(user_id, provider).await {
-        Ok(usable) => usable,
+        Ok(true) => None,
+        Ok(false) => Some(source.display_name(provider)),
         Err(e) => {
             tracing::warn!(code = e.code(), "cannot check the user's upstream tokens");
-            true
+            None
         }
     }
 }
