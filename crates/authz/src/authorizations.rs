@@ -13,7 +13,7 @@ use crate::registrations::Registrations;
 use crate::shared::Core;
 use crate::store::{CodeRecord, DisplayIdentity};
 use portcullis_proto::Scope;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 /// The authorization service. Built by [`crate::Authz::new`]; reached with [`crate::Authz::authorizations`].
@@ -222,6 +222,26 @@ impl Authorizations {
         Ok(redirect_with(&req.redirect_uri, &p))
     }
 
+    /// `scope_from_groups`: `req` without the `gated` scopes the user is not `entitled` to (they move to
+    /// `ignored_scope`, shown as not granted). RFC 6749 §3.3 lets the server grant less than requested.
+    pub fn restrict_gated_scope(
+        &self,
+        mut req: AuthorizationRequest,
+        gated: &BTreeSet<String>,
+        entitled: &BTreeSet<String>,
+    ) -> AuthorizationRequest {
+        let refused: Vec<&str> = req
+            .scope
+            .iter()
+            .filter(|t| gated.contains(*t) && !entitled.contains(*t))
+            .collect();
+        if let Ok(refused) = Scope::from_tokens(refused) {
+            req.ignored_scope = req.ignored_scope.union(&refused);
+            req.scope = req.scope.difference(&refused);
+        }
+        req
+    }
+
     /// The user denied: the redirect location with `error=access_denied` (RFC 6749 §4.1.2.1).
     pub fn deny(&self, req: &AuthorizationRequest) -> String {
         AuthorizeError::Redirect {
@@ -239,6 +259,25 @@ mod tests {
     use super::*;
     use crate::service::Authz;
     use crate::testing::{authz, register_public, CHALLENGE};
+
+    #[tokio::test]
+    async fn gated_scopes_need_an_entitlement() {
+        let a = authz().await;
+        let c = register_public(&a).await;
+        let r = a
+            .authorizations()
+            .authorization_request(&q(&c, "&scope=mcp:tools%20mcp:admin"))
+            .await
+            .unwrap();
+        let gated: BTreeSet<String> = ["mcp:admin".to_string()].into();
+        let none = a
+            .authorizations()
+            .restrict_gated_scope(r.clone(), &gated, &BTreeSet::new());
+        assert_eq!(none.scope.to_string(), "mcp:tools");
+        assert!(none.ignored_scope.contains("mcp:admin"));
+        let all = a.authorizations().restrict_gated_scope(r, &gated, &gated);
+        assert_eq!(all.scope.to_string(), "mcp:admin mcp:tools");
+    }
 
     fn q(client: &str, extra: &str) -> String {
         format!(

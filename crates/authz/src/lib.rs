@@ -11,6 +11,8 @@
 //! - [`error`]: the one error enum of this layer; each variant knows its RFC error code.
 //! - [`federation`]: sign-in through upstream identity providers (OpenID Connect, OAuth 2.0): configuration,
 //!   discovery, the upstream authorization request and callback, ID token validation, identity and policy.
+//! - [`federated_users`]: [`federated_users::FederatedUsers`], the local user of a sign-in through a provider
+//!   (known identity, optional link by verified email, or a new user).
 //! - [`registration`]: dynamic client registration policy (RFC 7591).
 //! - [`client_id_metadata`]: Client ID Metadata Documents (URL `client_id`s); the fetching is injected.
 //! - [`client_auth`]: token-endpoint client authentication (RFC 6749 §2.3, OAuth 2.1 §2.4): credentials, check.
@@ -42,6 +44,7 @@ pub mod config;
 pub mod csrf;
 pub mod database_url;
 pub mod error;
+pub mod federated_users;
 pub mod federation;
 pub mod identity;
 pub mod jwt;

@@ -9,6 +9,7 @@
 
 use crate::cookies;
 use crate::error::page_error;
+use crate::federation;
 use crate::form::Form;
 use crate::pages::{self, ConsentPage, LoginPage, ProviderLink};
 use crate::state::AppState;
@@ -24,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// A 303 to `location`, with the headers a code-carrying redirect needs.
-fn see_other(location: &str) -> Response {
+pub(crate) fn see_other(location: &str) -> Response {
     match HeaderValue::from_str(location) {
         Ok(v) => {
             let mut r = StatusCode::SEE_OTHER.into_response();
@@ -203,6 +204,10 @@ async fn proceed(
             },
         ),
         (Ok(req), Some(session)) => {
+            let req = match federation::scopes::entitled(s, &session, req).await {
+                Ok(r) => r,
+                Err(e) => return page_error(&e, css),
+            };
             match authorizations.needs_consent(&session.user_id, &req).await {
                 Ok(true) => render_consent(s, &session, query, &req),
                 Ok(false) => match authorizations
@@ -281,6 +286,12 @@ pub async fn login(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let css = &s.routes.stylesheet;
+    if !s.config.sign_in.password_login {
+        return forbidden(
+            &s,
+            "Signing in with a password is turned off here. Use an identity provider on the sign-in page.",
+        );
+    }
     let form = match posted_form(&s, &headers, body, "sign-in") {
         Ok(f) => f,
         Err(resp) => return *resp,
@@ -416,8 +427,7 @@ async fn record_failed_login(s: &AppState, keys: &LoginKeys, now: i64) -> Result
     Ok(())
 }
 
-/// After a good password: clears the account's failures, replaces any current session by a new one (the session
-/// id rotates at login) and answers 303 back to `/authorize` with the session cookie.
+/// After a good password: clears the account's failures, then [`resume_signed_in`].
 async fn start_session(
     s: &AppState,
     headers: &HeaderMap,
@@ -429,15 +439,26 @@ async fn start_session(
     s.login_per_account
         .clear(limits.as_ref(), &keys.account)
         .await?;
+    let identity = DisplayIdentity::password_user(&user.username);
+    resume_signed_in(s, headers, user, identity, request).await
+}
+
+/// Once a user is authenticated (password, or an identity provider's callback): replaces any current session by
+/// a new one (the session id rotates at every sign-in) and answers 303 back to `/authorize?request` with the
+/// session cookie.
+pub(crate) async fn resume_signed_in(
+    s: &AppState,
+    headers: &HeaderMap,
+    user: &UserRecord,
+    identity: DisplayIdentity,
+    request: &str,
+) -> Result<Response, AuthzError> {
     if let Ok(Some((_, old))) = current_session(s, headers).await {
         let _ = s.authz.core().store().delete_session(&old.id_hash).await;
     }
-    let (cookie, _) = s
-        .authz
-        .sessions()
-        .open_session(user, DisplayIdentity::password_user(&user.username))
-        .await?;
-    tracing::info!(user = %user.username, "signed in");
+    let idp = identity.idp.clone();
+    let (cookie, _) = s.authz.sessions().open_session(user, identity).await?;
+    tracing::info!(user = %user.username, idp = idp.as_deref().unwrap_or("password"), "signed in");
     let mut resp = see_other(&format!("{}?{}", s.routes.authorize, request));
     let name = cookies::name(cookies::SESSION, s.secure_cookies);
     resp.headers_mut().append(
@@ -488,6 +509,10 @@ pub async fn consent(
         Ok(r) => r,
         Err(AuthorizeError::Page(e)) => return page_error(&e, css),
         Err(e) => return see_other(&e.location(&s.routes.issuer).unwrap_or_default()),
+    };
+    let req = match federation::scopes::entitled(&s, &session, req).await {
+        Ok(r) => r,
+        Err(e) => return page_error(&e, css),
     };
     match form.get("decision") {
         Some("approve") => match authorizations

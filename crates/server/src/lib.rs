@@ -24,6 +24,8 @@
 //! - [`gateway`]: gateway mode: the MCP endpoint forwards to an upstream MCP server after the bearer check.
 //! - [`health`]: `/livez`, `/readyz`.
 //! - [`background`]: periodic jobs (revocation sync, key reload, purge of expired rows).
+//! - [`federation`]: sign-in through upstream identity providers: the [`federation::Runtime`] (providers,
+//!   metadata, HTTP client, vault) and the `/idp/{name}/start` and `/idp/{name}/callback` routes.
 //! - [`vault_key`]: loading the upstream token vault's keys (key file, `PORTCULLIS_VAULT_KEY`, or generated
 //!   beside the SQLite database) and re-encrypting the sealed rows under a new key.
 //!
@@ -37,6 +39,7 @@ pub mod config;
 pub mod cookies;
 pub mod cors;
 pub mod error;
+pub mod federation;
 pub mod form;
 pub mod gateway;
 pub mod guard;
@@ -101,6 +104,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(&r.authorize, get(authorize::authorize))
         .route(&r.login, post(authorize::login))
         .route(&r.consent, post(authorize::consent))
+        .route(&r.idp_start_route, get(federation::start::start))
+        .route(&r.idp_callback_route, get(federation::callback::callback))
         .route(&r.token, cors::route(post(token::token)))
         .route(&r.revoke, cors::route(post(revoke::revoke)))
         .route(

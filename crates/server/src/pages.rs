@@ -75,7 +75,8 @@ fn csp(form_action: &str) -> String {
     )
 }
 
-fn page(
+/// An HTML page: `body` inside the card, with the security headers (no-store, DENY framing, CSP).
+pub(crate) fn page(
     status: StatusCode,
     title: &str,
     body: &str,

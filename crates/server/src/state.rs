@@ -1,6 +1,7 @@
 //! [`AppState`]: what every handler shares.
 
 use crate::config::ServerConfig;
+use crate::federation::Runtime;
 use crate::gateway::closing::StreamCloser;
 use crate::limits::{CountedLimiter, SharedRateLimiter};
 use crate::local_keys::LocalKeys;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub register_per_ip: CountedLimiter,
     /// Failed token requests per client address per 5 minutes ([`ServerConfig::token_failures_per_ip`]).
     pub token_failures_per_ip: CountedLimiter,
+    /// Sign-in through identity providers and the upstream token vault; `None` when no provider is configured.
+    pub federation: Option<Arc<Runtime>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -56,6 +59,16 @@ impl AppState {
     /// Builds the state. `authz` must have been configured with [`ServerConfig::authz_config`] for the same
     /// routes.
     pub fn new(config: ServerConfig, routes: Routes, authz: Arc<Authz>) -> Arc<Self> {
+        Self::with_federation(config, routes, authz, None)
+    }
+
+    /// [`AppState::new`] with federation ([`Runtime::start`]).
+    pub fn with_federation(
+        config: ServerConfig,
+        routes: Routes,
+        authz: Arc<Authz>,
+        federation: Option<Arc<Runtime>>,
+    ) -> Arc<Self> {
         let as_metadata = documents::authorization_server_document(
             &routes,
             authz.core().config(),
@@ -92,6 +105,7 @@ impl AppState {
             stream_closer: StreamCloser::default(),
             login_per_account: SharedRateLimiter::new(10, 15 * 60),
             login_per_ip: SharedRateLimiter::new(50, 15 * 60),
+            federation,
         })
     }
 }

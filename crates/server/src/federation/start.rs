@@ -1,0 +1,119 @@
+//! `GET <issuer path>/idp/{name}/start?<authorization request>`: the sign-in page's "Continue with …" link.
+//!
+//! 1. The authorization request is checked as `GET /authorize` checks it (an unknown client or redirect URI is
+//!    the same error page; other errors reach the client after sign-in, as with a password).
+//! 2. A [`PendingLogin`] (`state`, `nonce`, PKCE verifier; OpenID Connect Core §3.1.2.1, RFC 7636) with the
+//!    original query is sealed by the vault (AAD `upstream-state\0<state hash>`) and stored under the state's
+//!    hash for [`PENDING_LOGIN_TTL`] (10 minutes), single use.
+//! 3. The `state` is also set as a cookie (`__Host-portcullis-idp` over https), binding the sign-in to this
+//!    browser (RFC 6749 §10.12, RFC 9700 §4.7.1): `SameSite=Lax` so the provider's top-level redirect back
+//!    carries it, `HttpOnly`, 10 minutes.
+//! 4. 303 to the provider's authorization endpoint.
+
+use super::pages::Failure;
+use super::Runtime;
+use crate::authorize::see_other;
+use crate::cookies;
+use crate::error::page_error;
+use crate::state::AppState;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
+use axum::response::Response;
+use portcullis_authz::authorize::AuthorizeError;
+use portcullis_authz::federation::request::PENDING_LOGIN_TTL;
+use portcullis_authz::federation::{authorization_url, PendingLogin, ProviderConfig};
+use portcullis_authz::store::UpstreamStateRecord;
+use portcullis_authz::vault::{upstream_state_aad, Zeroizing};
+use portcullis_authz::AuthzError;
+use std::sync::Arc;
+
+/// Base name of the cookie binding a pending upstream sign-in to the browser (value: the `state`).
+pub const STATE_COOKIE: &str = "portcullis-idp";
+
+/// The state cookie's name for this deployment (`__Host-portcullis-idp` over https).
+pub fn state_cookie(s: &AppState) -> String {
+    cookies::name(STATE_COOKIE, s.secure_cookies)
+}
+
+/// `GET /idp/{name}/start`.
+pub async fn start(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some((rt, cfg)) = provider(&s, &name) else {
+        return Failure::unknown_provider(&name).render(&s, &name, &[]);
+    };
+    let query = query.unwrap_or_default();
+    if let Err(AuthorizeError::Page(e)) =
+        s.authz.authorizations().authorization_request(&query).await
+    {
+        return page_error(&e, &s.routes.stylesheet);
+    }
+    let shown = cfg.display_name.as_str();
+    let metadata = match rt.metadata(cfg).await {
+        Ok(m) => m,
+        Err(e) => {
+            let back = vec![(
+                "Back to the sign-in page",
+                format!("{}?{query}", s.routes.authorize),
+            )];
+            return Failure::from_idp(&e, shown).render(&s, &name, &back);
+        }
+    };
+    let pending = match store_pending(&s, rt, cfg, query).await {
+        Ok(p) => p,
+        Err(e) => return page_error(&e, &s.routes.stylesheet),
+    };
+    let redirect_uri = s.routes.idp_callback_url(&name);
+    let mut resp = see_other(&authorization_url(cfg, &metadata, &pending, &redirect_uri));
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        cookies::set(
+            &state_cookie(&s),
+            pending.state.expose(),
+            PENDING_LOGIN_TTL,
+            s.secure_cookies,
+        ),
+    );
+    tracing::info!(provider = %name, "upstream sign-in started");
+    resp
+}
+
+/// The runtime and the provider called `name`, if federation is on and it exists.
+pub(crate) fn provider<'a>(
+    s: &'a AppState,
+    name: &str,
+) -> Option<(&'a Runtime, &'a ProviderConfig)> {
+    let rt = s.federation.as_deref()?;
+    Some((rt, rt.provider(name)?))
+}
+
+/// A new pending sign-in at `cfg` resuming `query`, sealed and stored under its state's hash.
+async fn store_pending(
+    s: &AppState,
+    rt: &Runtime,
+    cfg: &ProviderConfig,
+    query: String,
+) -> Result<PendingLogin, AuthzError> {
+    let core = s.authz.core();
+    let now = core.now();
+    let pending = PendingLogin::new(cfg.name.clone(), core.rng(), now).with_authorize_query(query);
+    let state_hash = pending.state_hash();
+    // Serializing strings and an integer cannot fail; the plaintext is zeroed when dropped.
+    let plain = Zeroizing::new(serde_json::to_vec(&pending).unwrap_or_default());
+    let (key_id, sealed) = rt
+        .vault()
+        .seal(&plain, &upstream_state_aad(&state_hash), core.rng())
+        .map_err(|e| AuthzError::Internal(format!("sealing the pending sign-in: {e}")))?;
+    core.store()
+        .insert_upstream_state(&UpstreamStateRecord {
+            state_hash,
+            provider: cfg.name.as_str().to_owned(),
+            key_id,
+            sealed,
+            expires_at: now + PENDING_LOGIN_TTL,
+        })
+        .await?;
+    Ok(pending)
+}
