@@ -106,7 +106,8 @@ impl Server {
     pub async fn run(self, store: Arc<dyn Storage>) -> Result<(), StartError> {
         let routes = Routes::new(&self.config.issuer, &self.config.mcp_path);
         let authz = self.authz(store.clone(), &routes).await?;
-        if store.count_users().await.unwrap_or(0) == 0 {
+        // With identity providers, users are created at their first sign-in.
+        if self.federation.providers.is_empty() && store.count_users().await.unwrap_or(0) == 0 {
             tracing::warn!("no users yet: add one with `portcullis user add NAME --password-stdin` (same --database)");
             eprintln!("No users exist yet, so nobody can sign in. Add one with:\n  portcullis user add alice --password-stdin\n(use the same --database as this server)");
         }

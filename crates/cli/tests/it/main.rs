@@ -11,6 +11,7 @@ mod cors;
 mod crash;
 mod discovery_variants;
 mod fake_idp;
+mod federation;
 mod federation_admin;
 mod gateway;
 mod gateway_failures;

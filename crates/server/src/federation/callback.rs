@@ -51,7 +51,11 @@ pub async fn callback(
         Ok(c) => c,
         Err(e) => return Failure::from_federation(&e, shown).render(&s, &name, &[]),
     };
-    let pending = match take_pending(&s, rt, cfg, &headers, &query).await {
+    // A response this browser did not ask for changes nothing here (its own pending sign-in stays usable).
+    let Some(state) = browser_state(&s, &headers, &query) else {
+        return Failure::not_this_browser().render(&s, &name, &[]);
+    };
+    let pending = match take_pending(&s, rt, cfg, &state).await {
         Ok(p) => p,
         Err(f) => return clear_state_cookie(&s, f.render(&s, &name, &[])),
     };
@@ -71,25 +75,25 @@ pub async fn callback(
     clear_state_cookie(&s, resp)
 }
 
-/// Checks the browser binding and takes the pending sign-in (single use), opened.
+/// The `state` of the response if it is this browser's (equal to its state cookie, RFC 6749 §10.12).
+fn browser_state(s: &AppState, headers: &HeaderMap, query: &str) -> Option<String> {
+    let cookie = cookies::get(headers, &state_cookie(s))?;
+    let sent = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())?;
+    (!cookie.is_empty() && csrf::equal(&cookie, &sent)).then_some(cookie)
+}
+
+/// Takes the pending sign-in of `state` (single use) and opens it.
 async fn take_pending(
     s: &AppState,
     rt: &Runtime,
     cfg: &ProviderConfig,
-    headers: &HeaderMap,
-    query: &str,
+    state: &str,
 ) -> Result<PendingLogin, Failure> {
-    let cookie = cookies::get(headers, &state_cookie(s));
-    let sent = url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned());
-    let state = match (cookie, sent) {
-        (Some(c), Some(q)) if !c.is_empty() && csrf::equal(&c, &q) => c,
-        _ => return Err(Failure::not_this_browser()),
-    };
     let core = s.authz.core();
     let now = core.now();
-    let hash = TokenHash::of(&state);
+    let hash = TokenHash::of(state);
     let record = match core.store().take_upstream_state(&hash, now).await {
         Ok(Some(r)) => r,
         Ok(None) => return Err(Failure::used_or_expired()),

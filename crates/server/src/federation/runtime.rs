@@ -115,23 +115,23 @@ impl Runtime {
             .iter()
             .map(provider_config)
             .collect::<Result<Vec<_>, _>>()?;
-        let loaded =
-            vault_key::load_with_env(settings.vault_key_file.as_deref(), database_url, true)?;
         let keys = authz.keys().clone();
         let signer: Arc<AssertionSigner> =
             Arc::new(move |claims| sign_client_assertion(&keys.ring(), claims));
         let idp = IdpClient::new(IdpSettings::default(), Some(signer))
             .map_err(|e| RuntimeError::Client(e.to_string()))?;
-        let runtime = Self::new(configs, idp, loaded.vault, settings.link_by_verified_email);
-        for p in &runtime.providers {
-            runtime
-                .metadata(&p.config)
+        // Discovery first: a bad provider stops the start before a vault key file is generated.
+        for config in &configs {
+            idp.metadata(config)
                 .await
                 .map_err(|e| RuntimeError::Provider {
-                    key: format!("identity_providers[{}]", p.config.name.as_str()),
+                    key: format!("identity_providers[{}]", config.name.as_str()),
                     reason: format!("discovery failed: {e}"),
                 })?;
         }
+        let loaded =
+            vault_key::load_with_env(settings.vault_key_file.as_deref(), database_url, true)?;
+        let runtime = Self::new(configs, idp, loaded.vault, settings.link_by_verified_email);
         Ok(Some(Arc::new(runtime)))
     }
 

@@ -1,0 +1,233 @@
+//! Sign-ins refused because the provider misbehaves, with the Rust fake IdP ([`crate::fake_idp`]): one test
+//! each for a nonce mismatch, an ID token signed by another key, `alg: none`, a wrong `aud`, an expired token, an
+//! `iss` of another configured provider (mix-up, RFC 9207), a disallowed email domain, `error=access_denied`, the
+//! provider down and the provider slow. Each ends on a page with the right status and no session cookie.
+
+use super::*;
+use crate::fake_idp::{
+    Behaviour, FakeIdp, FakeIdpConfig, IssParam, Misbehaviour, Mode, FAKE_CLIENT_ID,
+    FAKE_CLIENT_SECRET,
+};
+use crate::support::{authorize_url, browser, get, pkce, register_public, start_with};
+use std::time::{Duration, Instant};
+
+/// A Portcullis with the fake as provider `fake` (plus `extra` lines) and, when given, a second fake as
+/// provider `other`.
+struct FakeFed {
+    server: Server,
+    fake: FakeIdp,
+    other: Option<FakeIdp>,
+    _config: tempfile::TempDir,
+}
+
+fn fake_table(name: &str, issuer: &str, extra: &str) -> String {
+    format!(
+        "[[identity_providers]]\nname = \"{name}\"\nissuer = \"{issuer}\"\nclient_id = \"{FAKE_CLIENT_ID}\"\n\
+         client_secret = \"{FAKE_CLIENT_SECRET}\"\n{extra}\n"
+    )
+}
+
+fn start_fake(extra: &str, two: bool) -> FakeFed {
+    let fake = FakeIdp::start(FakeIdpConfig::default());
+    let other = two.then(|| FakeIdp::start(FakeIdpConfig::default()));
+    let mut toml = fake_table("fake", fake.issuer(), extra);
+    if let Some(o) = &other {
+        toml.push_str(&fake_table("other", o.issuer(), ""));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portcullis.toml");
+    std::fs::write(&path, toml).unwrap();
+    let server = start_with(&["--config", path.to_str().unwrap()]);
+    FakeFed {
+        server,
+        fake,
+        other,
+        _config: dir,
+    }
+}
+
+/// Start → the fake's `/authorize` → the callback URL it redirects to (not followed), in `b`.
+async fn to_callback(f: &FakeFed, b: &reqwest::Client) -> String {
+    let client = register_public(&f.server).await;
+    let p = pkce();
+    let url = authorize_url(&f.server, &client, &p.challenge, "&state=fake");
+    let started = get(
+        b,
+        &f.server.url(&format!("/idp/fake/start?{}", query_of(&url))),
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    let at_fake = get(b, started.location().unwrap()).await;
+    let back = at_fake
+        .location()
+        .unwrap_or_else(|| panic!("{}", at_fake.body))
+        .to_owned();
+    assert!(
+        back.starts_with(&f.server.url("/idp/fake/callback?")),
+        "{back}"
+    );
+    back
+}
+
+/// Runs a sign-in against a fake that misbehaves as `set` says; the callback's page must have `status`
+/// and contain `text`, with no session cookie.
+async fn refused(
+    f: &FakeFed,
+    set: impl FnOnce(&mut Behaviour),
+    status: StatusCode,
+    text: &str,
+) -> Page {
+    f.fake.update(set);
+    let b = browser();
+    let back = to_callback(f, &b).await;
+    let page = get(&b, &back).await;
+    assert_eq!(page.status, status, "{}", page.body);
+    assert!(
+        page.body.contains(text),
+        "expected {text:?} in {}",
+        page.body
+    );
+    assert!(!sets_session(&page), "{:?}", page.headers);
+    page
+}
+
+#[tokio::test]
+async fn a_valid_fake_sign_in_works() {
+    let f = start_fake("", false);
+    let b = browser();
+    let back = to_callback(&f, &b).await;
+    let page = get(&b, &back).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(sets_session(&page));
+    let got = f.fake.received();
+    assert_eq!(got.token.len(), 1);
+    assert!(got.token[0].field("code_verifier").is_some());
+    assert_eq!(
+        got.token[0].basic_credentials(),
+        Some((FAKE_CLIENT_ID.to_owned(), FAKE_CLIENT_SECRET.to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn nonce_mismatch_is_refused() {
+    let f = start_fake("", false);
+    refused(
+        &f,
+        |b| b.id_token = Misbehaviour::WrongNonce,
+        StatusCode::BAD_REQUEST,
+        "nonce_mismatch",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_id_token_signed_by_another_key_is_refused() {
+    let f = start_fake("", false);
+    let b = |b: &mut Behaviour| b.id_token = Misbehaviour::SignedByOtherKey;
+    refused(&f, b, StatusCode::BAD_REQUEST, "bad_signature").await;
+}
+
+#[tokio::test]
+async fn alg_none_is_refused() {
+    let f = start_fake("", false);
+    refused(
+        &f,
+        |b| b.id_token = Misbehaviour::AlgNone,
+        StatusCode::BAD_REQUEST,
+        "unsupported_alg",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_wrong_audience_is_refused() {
+    let f = start_fake("", false);
+    let b = |b: &mut Behaviour| b.id_token = Misbehaviour::WrongAudience;
+    refused(&f, b, StatusCode::BAD_REQUEST, "invalid_claim").await;
+}
+
+#[tokio::test]
+async fn an_expired_id_token_is_refused() {
+    let f = start_fake("", false);
+    refused(
+        &f,
+        |b| b.id_token = Misbehaviour::Expired,
+        StatusCode::BAD_REQUEST,
+        "expired",
+    )
+    .await;
+}
+
+/// Two providers configured; the response at `fake`'s callback names `other`'s issuer (RFC 9207 §2.4).
+#[tokio::test]
+async fn an_iss_of_the_other_provider_is_a_mix_up() {
+    let f = start_fake("", true);
+    let other = f.other.as_ref().unwrap().issuer().to_owned();
+    let set = move |b: &mut Behaviour| b.iss = IssParam::Other(other);
+    refused(&f, set, StatusCode::BAD_REQUEST, "issuer_mismatch").await;
+    assert!(
+        f.fake.received().token.is_empty(),
+        "the code was sent to the token endpoint"
+    );
+}
+
+#[tokio::test]
+async fn a_disallowed_email_domain_is_refused_with_the_reason() {
+    let f = start_fake("allowed_domains = [\"corp.example\"]", false);
+    refused(
+        &f,
+        |_| {},
+        StatusCode::FORBIDDEN,
+        "example.com is not allowed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn access_denied_at_the_provider_is_a_page() {
+    let f = start_fake("", false);
+    let set = |b: &mut Behaviour| b.authorize_error = Some("access_denied".into());
+    let page = refused(&f, set, StatusCode::FORBIDDEN, "was cancelled").await;
+    assert!(page.body.contains("Try signing in again"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn the_provider_down_is_a_503_page() {
+    let f = start_fake("", false);
+    let b = browser();
+    let back = to_callback(&f, &b).await;
+    f.fake.set_mode(Mode::Down);
+    let page = get(&b, &back).await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("is unavailable"), "{}", page.body);
+    assert!(page.headers.get("retry-after").is_some());
+    assert!(!sets_session(&page));
+}
+
+#[tokio::test]
+async fn a_slow_provider_is_a_503_page_not_a_hang() {
+    let f = start_fake("", false);
+    let b = browser();
+    let back = to_callback(&f, &b).await;
+    f.fake
+        .set_mode(Mode::SlowOn("/token".into(), Duration::from_secs(20)));
+    let started = Instant::now();
+    let page = get(&b, &back).await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.body
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!sets_session(&page));
+}
