@@ -34,7 +34,7 @@ pub(crate) enum VaultCommand {
         reseal: bool,
         /// The vault key file (default: vault_key_file from the configuration, else vault.key beside the
         /// SQLite database).
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", env = "PORTCULLIS_VAULT_KEY_FILE")]
         vault_key_file: Option<PathBuf>,
         #[command(flatten)]
         db: DbArgs,
@@ -54,6 +54,7 @@ pub(crate) async fn run(cmd: VaultCommand) -> anyhow::Result<()> {
 async fn rotate_key(reseal_only: bool, key_file: Option<&Path>, db: &DbArgs) -> anyhow::Result<()> {
     let file = FileSettings::load(db.config.as_deref())?;
     let database = DatabaseSettings::layered(&db.overrides(Some(1)), &file);
+    let key_file = key_file.or(file.vault_key_file.as_deref());
     let loaded = vault_key::load_with_env(key_file, &database.url, false)
         .context("cannot load the vault keys")?;
     let path = match loaded.source {

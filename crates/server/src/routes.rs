@@ -47,6 +47,8 @@ pub struct Routes {
     pub stylesheet: String,
     /// Prefix of the federation routes, `<base>/idp` (docs/federation.md).
     pub idp: String,
+    /// `<base>/idp/`: every path under it is the federation routes' (reserved: no gateway route there).
+    pub idp_prefix: String,
     /// The route pattern of [`Routes::idp_start`]: `<base>/idp/{name}/start`.
     pub idp_start_route: String,
     /// The route pattern of [`Routes::idp_callback`]: `<base>/idp/{name}/callback`.
@@ -92,6 +94,7 @@ impl Routes {
             revoke: at("/revoke"),
             stylesheet: at("/assets/portcullis.css"),
             idp: at("/idp"),
+            idp_prefix: at("/idp/"),
             idp_start_route: at("/idp/{name}/start"),
             idp_callback_route: at("/idp/{name}/callback"),
             mcp: mcp_path.to_owned(),
@@ -147,6 +150,7 @@ impl Routes {
             &self.stylesheet,
             LIVEZ,
             READYZ,
+            &self.idp_prefix,
         ];
         out.extend(self.oidc_metadata_appended.as_deref());
         out.extend(self.as_metadata_root.as_deref());

@@ -140,7 +140,8 @@ impl RouteConfig {
 }
 
 /// Start-up checks of the gateway (docs/gateway.md): route paths well-formed, distinct, and none of `reserved`
-/// (the server's own paths); route scopes in the catalogue; every per-tool scope offered where it is needed.
+/// (the server's own paths; an entry ending in `/` reserves everything under it, like the federation routes
+/// `<base>/idp/…`, whose `{name}` pattern a static route would otherwise shadow); route scopes in the catalogue; every per-tool scope offered where it is needed.
 /// `main` is the MCP path's upstream, if any.
 pub fn check_routes(
     routes: &[RouteConfig],
@@ -168,7 +169,12 @@ pub fn check_routes(
     let mut seen = std::collections::BTreeSet::new();
     for r in routes {
         check_route_path(&r.path)?;
-        if reserved.contains(&r.path.as_str()) {
+        let taken = |p: &&str| {
+            r.path == *p
+                || (p.ends_with('/') && r.path.starts_with(p))
+                || format!("{}/", r.path) == *p
+        };
+        if reserved.iter().any(taken) {
             return Err(GatewayConfigError::RouteClash(r.path.clone()));
         }
         if !seen.insert(r.path.as_str()) {
@@ -327,7 +333,7 @@ mod tests {
     #[test]
     fn route_checks() {
         let catalogue = portcullis_authz::config::default_scopes();
-        let reserved = ["/mcp", "/token", "/authorize"];
+        let reserved = ["/mcp", "/token", "/authorize", "/idp/"];
         let check =
             |routes: &[RouteConfig]| check_routes(routes, None, "/mcp", &reserved, &catalogue);
         assert_eq!(
@@ -338,6 +344,14 @@ mod tests {
             check(&[route("/token", None)]),
             Err(GatewayConfigError::RouteClash("/token".into()))
         );
+        for under_idp in ["/idp/corp/callback", "/idp/x", "/idp"] {
+            assert_eq!(
+                check(&[route(under_idp, None)]),
+                Err(GatewayConfigError::RouteClash(under_idp.into())),
+                "{under_idp}"
+            );
+        }
+        assert_eq!(check(&[route("/idpx/mcp", None)]), Ok(()));
         assert_eq!(
             check(&[route("/mcp", None)]),
             Err(GatewayConfigError::RouteClash("/mcp".into()))

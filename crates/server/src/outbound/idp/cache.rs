@@ -40,6 +40,9 @@ struct Slot<T> {
     value: Option<(Arc<T>, Instant)>,
     in_flight: Option<SharedFetch<T>>,
     last_attempt: Option<Instant>,
+    /// When the last refetch forced by the caller (an unknown `kid`) started: forced refetches are spaced by
+    /// `min_refetch` among themselves, so a key rotated just after an ordinary fetch is still picked up at once.
+    last_forced: Option<Instant>,
     last_failure: Option<Instant>,
 }
 
@@ -49,6 +52,7 @@ impl<T> Default for Slot<T> {
             value: None,
             in_flight: None,
             last_attempt: None,
+            last_forced: None,
             last_failure: None,
         }
     }
@@ -94,6 +98,9 @@ impl<T: Send + Sync + 'static> Cache<T> {
                     let shared = self.spawn_fetch(key, fetch());
                     slot.in_flight = Some(shared.clone());
                     slot.last_attempt = Some(now);
+                    if force {
+                        slot.last_forced = Some(now);
+                    }
                     shared
                 }
             }
@@ -143,9 +150,9 @@ impl<T: Send + Sync + 'static> Cache<T> {
             return Decision::Fetch;
         };
         let age = now.saturating_duration_since(*fetched_at);
-        let recently_tried = within(slot.last_attempt, self.policy.min_refetch);
+        let recently_forced = within(slot.last_forced, self.policy.min_refetch);
         if age < self.policy.ttl {
-            if !force || recently_tried {
+            if !force || recently_forced {
                 return Decision::Use(Arc::clone(value));
             }
             return Decision::Fetch;
@@ -241,27 +248,28 @@ mod tests {
         assert_eq!(get(&c, &hits, false, true).await, Ok(1), "cached");
         assert_eq!(
             get(&c, &hits, true, true).await,
-            Ok(1),
-            "forced within 30 s of the fetch"
+            Ok(2),
+            "a forced refetch right after an ordinary fetch (a key rotated just then)"
         );
-        t.advance(Duration::from_secs(31));
-        assert_eq!(get(&c, &hits, true, true).await, Ok(2), "forced after 30 s");
         assert_eq!(get(&c, &hits, true, true).await, Ok(2), "once per 30 s");
+        t.advance(Duration::from_secs(31));
+        assert_eq!(get(&c, &hits, true, true).await, Ok(3), "forced after 30 s");
+        assert_eq!(get(&c, &hits, true, true).await, Ok(3), "once per 30 s");
         t.advance(Duration::from_secs(3601));
         assert_eq!(
             get(&c, &hits, false, false).await,
-            Ok(2),
+            Ok(3),
             "stale while down"
         );
-        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        assert_eq!(hits.load(Ordering::SeqCst), 4);
         assert_eq!(
             get(&c, &hits, false, false).await,
-            Ok(2),
+            Ok(3),
             "no retry right after a failure"
         );
-        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        assert_eq!(hits.load(Ordering::SeqCst), 4);
         t.advance(Duration::from_secs(31));
-        assert_eq!(get(&c, &hits, false, true).await, Ok(4), "recovered");
+        assert_eq!(get(&c, &hits, false, true).await, Ok(5), "recovered");
         t.advance(Duration::from_secs(3600 + 24 * 3600));
         assert!(get(&c, &hits, false, false).await.is_err(), "too stale");
     }
