@@ -14,6 +14,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod federation;
 mod webdriver;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -77,38 +78,10 @@ async fn browser_signs_in_approves_and_the_code_reaches_mcp() {
     assert!(text.contains("Signed in"));
 
     // The code works once, with the verifier, and the token it buys works on /mcp.
-    let meta = server.metadata().await;
-    let token: Value = server
-        .http
-        .post(meta["token_endpoint"].as_str().unwrap())
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &callback.redirect_uri()),
-            ("client_id", &client_id),
-            ("code_verifier", &pkce.verifier),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let access = token["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no access token: {token}"));
-    let resp = server
-        .http
-        .post(&server.mcp)
-        .bearer_auth(access)
-        .header("Accept", "application/json, text/event-stream")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {"name": "whoami", "arguments": {}}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
+    let access = server
+        .exchange(&client_id, &callback.redirect_uri(), &code, &pkce.verifier)
+        .await;
+    let body = server.whoami(&access).await;
     let who = &body["result"]["structuredContent"];
     assert_eq!(who["client_id"], client_id.as_str(), "{body}");
     assert_eq!(who["issuer"], server.issuer.as_str(), "{body}");
@@ -201,6 +174,11 @@ impl Drop for Server {
 impl Server {
     /// `portcullis serve` on 127.0.0.1:0 with a fresh SQLite database and one user.
     fn start() -> Server {
+        Server::start_with("127.0.0.1:0", &[])
+    }
+
+    /// `portcullis serve --listen <listen> <extra…>` with a fresh SQLite database and one user (`alice`).
+    fn start_with(listen: &str, extra: &[&str]) -> Server {
         let bin = env!("CARGO_BIN_EXE_portcullis");
         let dir = tempfile::tempdir().unwrap();
         let db = format!("sqlite://{}", dir.path().join("portcullis.db").display());
@@ -217,7 +195,8 @@ impl Server {
             .unwrap();
         assert!(add.wait().unwrap().success(), "user add failed");
         let mut child = Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", &db])
+            .args(["serve", "--listen", listen, "--database", &db])
+            .args(extra)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -268,6 +247,53 @@ impl Server {
             .json()
             .await
             .unwrap()
+    }
+
+    /// Exchanges `code` with its PKCE verifier (RFC 6749 §4.1.3, RFC 7636 §4.5); returns the access token.
+    async fn exchange(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        code: &str,
+        verifier: &str,
+    ) -> String {
+        let meta = self.metadata().await;
+        let token: Value = self
+            .http
+            .post(meta["token_endpoint"].as_str().unwrap())
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+                ("client_id", client_id),
+                ("code_verifier", verifier),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        token["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access token: {token}"))
+            .to_owned()
+    }
+
+    /// Calls the MCP `whoami` tool with `access`; returns the JSON-RPC response (asserts 200).
+    async fn whoami(&self, access: &str) -> Value {
+        let resp = self
+            .http
+            .post(&self.mcp)
+            .bearer_auth(access)
+            .header("Accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "whoami", "arguments": {}}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
     }
 
     /// Registers a public client (RFC 7591 §3.1) and returns its `client_id`.

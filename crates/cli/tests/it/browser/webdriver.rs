@@ -230,6 +230,17 @@ impl Browser {
         v.as_str().unwrap_or_default().to_owned()
     }
 
+    /// Runs `script` (a function body; `return` gives the result) in the page (WebDriver §13.2.1).
+    pub(super) async fn script(&self, script: &str) -> Value {
+        self.command(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("script {script:?}: {e}"))
+    }
+
     /// Waits for an element matching `css` and returns its reference (WebDriver §12.3.2).
     pub(super) async fn element(&self, css: &str) -> String {
         let deadline = Instant::now() + STEP;
