@@ -25,7 +25,7 @@ use crate::federation::Runtime;
 use crate::outbound::idp::IdpError;
 use cache::{Bounded, Flights};
 pub use error::UpstreamTokenError;
-use portcullis_authz::federation::{ProviderConfig, UpstreamTokens};
+use portcullis_authz::federation::{Preset, ProviderConfig, UpstreamTokens};
 use portcullis_authz::random::Random;
 use portcullis_authz::secret::Secret;
 use portcullis_authz::store::UpstreamTokenRecord;
@@ -223,7 +223,8 @@ impl UpstreamTokenSource {
     }
 
     /// A token for `audience` obtained by RFC 8693 token exchange at `provider` with the user's access token
-    /// as `subject_token` (§2.1); cached per (user, provider, audience) until [`REFRESH_MARGIN`] before it
+    /// as `subject_token` (§2.1), or for the Microsoft preset by Entra's on-behalf-of flow (`audience` as its
+    /// `scope`); cached per (user, provider, audience) until [`REFRESH_MARGIN`] before it
     /// expires. An `invalid_grant` answer counts as `Revoked`.
     pub async fn exchanged_token(
         self: &Arc<Self>,
@@ -239,9 +240,15 @@ impl UpstreamTokenSource {
         let cfg = self.provider(provider)?;
         let exchanged = async {
             let md = self.runtime.metadata(cfg).await?;
-            (self.runtime.idp())
-                .token_exchange(cfg, &md, &subject.access_token, Some(audience))
-                .await
+            let idp = self.runtime.idp();
+            if cfg.preset == Some(Preset::Microsoft) {
+                // Entra ID has no RFC 8693 endpoint: its on-behalf-of flow, `upstream_audience` as the scope.
+                idp.on_behalf_of(cfg, &md, &subject.access_token, audience)
+                    .await
+            } else {
+                idp.token_exchange(cfg, &md, &subject.access_token, Some(audience))
+                    .await
+            }
         }
         .await;
         let tokens = match exchanged {

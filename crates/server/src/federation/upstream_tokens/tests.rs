@@ -22,9 +22,22 @@ const NOW: i64 = 1_900_000_000;
 struct Idp {
     refreshes: AtomicUsize,
     mode: AtomicU8,
+    last_form: std::sync::Mutex<String>,
 }
 
 async fn token(State(idp): State<Arc<Idp>>, body: String) -> axum::response::Response {
+    *idp.last_form.lock().unwrap() = body.clone();
+    for (grant, token) in [
+        ("token-exchange", "exchanged"),
+        ("requested_token_use=on_behalf_of", "obo"),
+    ] {
+        if body.contains(grant) {
+            return axum::Json(serde_json::json!({
+                "access_token": token, "token_type": "Bearer", "expires_in": 600,
+            }))
+            .into_response();
+        }
+    }
     assert!(body.contains("grant_type=refresh_token"), "{body}");
     let n = idp.refreshes.fetch_add(1, Ordering::SeqCst) + 1;
     match idp.mode.load(Ordering::SeqCst) {
@@ -50,6 +63,10 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(None).await
+}
+
+async fn fixture_with(preset: Option<portcullis_authz::federation::Preset>) -> Fixture {
     let idp = Arc::new(Idp::default());
     let app = axum::Router::new()
         .route("/token", axum::routing::post(token))
@@ -70,6 +87,8 @@ async fn fixture() -> Fixture {
     }
     .into_config()
     .unwrap();
+    let mut cfg = cfg;
+    cfg.preset = preset;
     let clock = Arc::new(FixedClock::new(NOW));
     let settings = IdpSettings {
         clock: clock.clone(),
@@ -283,4 +302,38 @@ async fn concurrent_callers_share_one_refresh() {
         assert_eq!(t.await.unwrap().access_token.expose(), "at-1");
     }
     assert_eq!(f.refreshes(), 1);
+}
+
+#[tokio::test]
+async fn exchange_is_rfc_8693_or_entra_on_behalf_of_and_cached_per_audience() {
+    for (preset, expected, field) in [
+        (None, "exchanged", "audience=api%3A%2F%2Fjira"),
+        (
+            Some(portcullis_authz::federation::Preset::Microsoft),
+            "obo",
+            "scope=api%3A%2F%2Fjira",
+        ),
+    ] {
+        let f = fixture_with(preset).await;
+        f.source
+            .store("u1", "corp", &signed_in(3600))
+            .await
+            .unwrap();
+        let t = f
+            .source
+            .exchanged_token("u1", "corp", "api://jira")
+            .await
+            .unwrap();
+        assert_eq!(t.expose(), expected);
+        let form = f.idp.last_form.lock().unwrap().clone();
+        assert!(form.contains(field) && form.contains("at-0"), "{form}");
+        f.idp.last_form.lock().unwrap().clear();
+        let again = f
+            .source
+            .exchanged_token("u1", "corp", "api://jira")
+            .await
+            .unwrap();
+        assert_eq!(again.expose(), expected);
+        assert!(f.idp.last_form.lock().unwrap().is_empty(), "cached");
+    }
 }

@@ -6,9 +6,9 @@ use super::transport::Call;
 use super::{log_failure, parse_url, IdpClient, JSON};
 use portcullis_authz::federation::tokens::{assertion_form, Form};
 use portcullis_authz::federation::{
-    authorization_code_form, client_authentication, refresh_form, token_exchange_form,
-    ClientAuthentication, FederationError, PendingLogin, ProviderConfig, ProviderMetadata,
-    UpstreamTokens,
+    authorization_code_form, client_authentication, on_behalf_of_form, refresh_form,
+    token_exchange_form, ClientAuthentication, FederationError, PendingLogin, ProviderConfig,
+    ProviderMetadata, UpstreamTokens,
 };
 use portcullis_authz::random::ThreadRandom;
 use portcullis_authz::secret::Secret;
@@ -52,6 +52,20 @@ impl IdpClient {
     ) -> Result<UpstreamTokens, IdpError> {
         let form = token_exchange_form(subject_token, audience, None, None);
         self.token_request(cfg, md, form, "token exchange").await
+    }
+
+    /// Entra ID's on-behalf-of exchange (its alternative to RFC 8693; RFC 7523 §2.1 assertion grant with
+    /// `requested_token_use=on_behalf_of`): the user's access token at the provider for one carrying `scope`
+    /// (the downstream API's, e.g. `api://jira-api/.default`).
+    pub async fn on_behalf_of(
+        &self,
+        cfg: &ProviderConfig,
+        md: &ProviderMetadata,
+        assertion: &Secret,
+        scope: &str,
+    ) -> Result<UpstreamTokens, IdpError> {
+        let form = on_behalf_of_form(assertion, scope);
+        self.token_request(cfg, md, form, "on-behalf-of").await
     }
 
     async fn token_request(
@@ -191,7 +205,13 @@ fn oauth_error(status: u16, body: &[u8]) -> IdpError {
 }
 
 /// Token request fields whose values are secrets.
-const SECRET_FIELDS: [&str; 4] = ["code", "code_verifier", "refresh_token", "subject_token"];
+const SECRET_FIELDS: [&str; 5] = [
+    "code",
+    "code_verifier",
+    "refresh_token",
+    "subject_token",
+    "assertion",
+];
 
 /// An OAuth error whose provider-supplied text quotes a secret that was sent (some providers echo the refused
 /// token) loses that text: errors are shown on pages and logged. A secret counts as quoted when its first
