@@ -69,6 +69,19 @@ async fn gated_scopes_need_the_group() {
     });
     let client = register_public(&fed.server).await;
     let extra = "&state=s&scope=mcp%3Atools%20mcp%3Aadmin";
+    // dave's consent page lists mcp:admin as not granted.
+    let p = pkce();
+    let url = crate::support::authorize_url(&fed.server, &client, &p.challenge, extra);
+    let b = browser();
+    let callback = through_idp(&fed, &b, &url, "dave").await;
+    let (consent, _) = consent_and_code(&fed, &b, &callback).await;
+    let consent = consent.expect("a first authorization shows the consent page");
+    assert!(consent.body.contains("not granted"), "{}", consent.body);
+    assert!(
+        consent.body.contains("<code>mcp:admin</code>"),
+        "{}",
+        consent.body
+    );
     let p = pkce();
     let dave = sign_in_for_token(&fed, &browser(), &client, &p, extra, "dave").await;
     assert_eq!(dave["scope"], "mcp:tools", "{dave}");
