@@ -205,10 +205,16 @@ async fn proceed(
             },
         ),
         (Ok(req), Some(session)) => {
-            // The resource's gateway sends the user's token at an identity provider, and the user has none there
-            // (a password user, deprovisioned, revoked): sign in through the provider rather than reuse the session.
-            let missing =
-                upstream_token::missing_upstream_token(s, &session.user_id, &req.resource).await;
+            // The resource's gateway sends the user's token at an identity provider, or the session came from
+            // one, and the user has no usable token there (a password user, deprovisioned, revoked): sign in
+            // through the provider rather than reuse the session.
+            let missing = upstream_token::missing_upstream_token(
+                s,
+                &session.user_id,
+                session.identity.idp.as_deref(),
+                &req.resource,
+            )
+            .await;
             if let Some(display) = missing {
                 let error = format!(
                     "This application needs your {display} account: continue with {display}."

@@ -88,11 +88,11 @@ struct Setup {
 
 /// Starts everything; `gateway` is extra `[gateway]` keys (after `upstream` and `upstream_token_from`).
 async fn setup(gateway: &str) -> Setup {
-    setup_with(gateway, SHORT_TTL).await
+    setup_with(Some(gateway), SHORT_TTL).await
 }
 
-/// [`setup`] with the IdP's access tokens living `ttl` seconds.
-async fn setup_with(gateway: &str, ttl: u64) -> Setup {
+/// [`setup`] with the IdP's access tokens living `ttl` seconds; `None`: no gateway (the built-in MCP server).
+async fn setup_with(gateway: Option<&str>, ttl: u64) -> Setup {
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let mut config = IdpConfig {
@@ -106,6 +106,9 @@ async fn setup_with(gateway: &str, ttl: u64) -> Setup {
     )];
     let idp = TestIdp::start(config);
     let (up, up_url) = start_upstream().await;
+    let gateway = gateway.map_or_else(String::new, |extra| {
+        format!("[gateway]\nupstream = \"{up_url}\"\nupstream_token_from = \"corp\"\n{extra}\n")
+    });
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("portcullis.toml");
     std::fs::write(
@@ -119,11 +122,7 @@ client_id = "portcullis"
 client_secret = "portcullis idp secret"
 scopes = ["openid", "email", "profile"]
 
-[gateway]
-upstream = "{up_url}"
-upstream_token_from = "corp"
-{gateway}
-"#,
+{gateway}"#,
             idp.issuer()
         ),
     )
@@ -447,7 +446,7 @@ async fn an_unreachable_idp_lets_the_refresh_proceed_and_the_gateway_answers_503
         return;
     }
     // IdP access tokens of 2 s: always due for refresh, expired soon after.
-    let t = setup_with("", 2).await;
+    let t = setup_with(Some(""), 2).await;
     let tokens = sign_in_through_idp(&t, &browser()).await;
     assert_eq!(call(&t, &tokens.access).await.status, StatusCode::OK);
     let Setup { idp, s, up, .. } = t;
@@ -476,6 +475,38 @@ async fn an_unreachable_idp_lets_the_refresh_proceed_and_the_gateway_answers_503
     )
     .await;
     assert_eq!(status, StatusCode::OK, "the grant is intact: {body}");
+}
+
+/// Deprovisioning without a gateway: after the refresh fails, the browser's Portcullis session (from the
+/// provider) is not reused: the user must go through the provider again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deprovisioned_users_session_is_not_reused() {
+    if !TestIdp::available() {
+        return;
+    }
+    let t = setup_with(None, SHORT_TTL).await;
+    let b = browser();
+    let tokens = sign_in_through_idp(&t, &b).await;
+    assert_eq!(mcp_status(&t.s, &tokens.access).await, StatusCode::OK);
+    // Still signed in at Portcullis: a new authorization goes straight to a code (consent remembered).
+    let p = pkce();
+    let page = get(
+        &b,
+        &authorize_url(&t.s, &tokens.client_id, &p.challenge, ""),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    t.idp.revoke_user("carol").await;
+    age_upstream_tokens(&t.s, 120).await;
+    let (status, body) = refresh(&t.s, &tokens.client_id, &tokens.refresh).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let page = get(
+        &b,
+        &authorize_url(&t.s, &tokens.client_id, &p.challenge, ""),
+    )
+    .await;
+    assert!(page.is_login(), "{:?} {}", page.status, page.body);
+    assert!(page.body.contains("/idp/corp/start"), "{}", page.body);
 }
 
 /// `upstream_token_from` on a `[[gateway.routes]]` entry, for a password user (no token at the provider):

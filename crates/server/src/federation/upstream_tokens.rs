@@ -197,6 +197,21 @@ impl UpstreamTokenSource {
         }
     }
 
+    /// Whether the user has tokens stored at `provider` at all (cached, or a row).
+    pub async fn has_tokens(
+        &self,
+        user_id: &str,
+        provider: &str,
+    ) -> Result<bool, UpstreamTokenError> {
+        let key = (user_id.to_owned(), provider.to_owned());
+        if self.tokens.get(&key, self.now()).is_some() {
+            return Ok(true);
+        }
+        let store = self.authz.core().store();
+        let row = store.upstream_tokens(user_id, provider).await;
+        Ok(row.map_err(store_error)?.is_some())
+    }
+
     /// The user's access token at `provider`, refreshed first when it expires within [`REFRESH_MARGIN`].
     pub async fn access_token(
         self: &Arc<Self>,

@@ -153,13 +153,27 @@ pub fn required_provider<'a>(s: &'a AppState, resource: &str) -> Option<&'a str>
         .map(|t| t.provider.as_str())
 }
 
-/// Whether `/authorize` may reuse the session of `user_id` for `resource`: `None` (yes) unless that resource's
-/// gateway sends the user's token at a provider and the user has none there that is valid or refreshable; then
-/// the provider's display name (the user must sign in through it). No work without identity providers.
-pub async fn missing_upstream_token(s: &AppState, user_id: &str, resource: &str) -> Option<String> {
+/// Whether `/authorize` may reuse a session of `user_id` (signed in through `session_idp`, if any) for
+/// `resource`: `None` (yes) unless the user lacks a valid or refreshable token at the provider that resource's
+/// gateway sends upstream, or has no tokens left at the provider the session came from (deprovisioned there
+/// since: they were deleted when it refused a refresh; or unlinked); then that provider's display name (the user must sign in
+/// through it again). No work without identity providers; password sessions for resources without an upstream
+/// token cost nothing more.
+pub async fn missing_upstream_token(
+    s: &AppState,
+    user_id: &str,
+    session_idp: Option<&str>,
+    resource: &str,
+) -> Option<String> {
     let source = s.upstream_tokens.as_ref()?;
-    let provider = required_provider(s, resource)?;
-    match source.usable(user_id, provider).await {
+    let (provider, found) = match (required_provider(s, resource), session_idp) {
+        (Some(p), _) => (p, source.usable(user_id, p).await),
+        // Only the tokens' presence: an access token that expired without a refresh token is no reason to send
+        // the user back to the provider for a resource that does not use it.
+        (None, Some(p)) => (p, source.has_tokens(user_id, p).await),
+        (None, None) => return None,
+    };
+    match found {
         Ok(true) => None,
         Ok(false) => Some(source.display_name(provider)),
         Err(e) => {
