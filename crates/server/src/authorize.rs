@@ -11,6 +11,7 @@ use crate::cookies;
 use crate::error::page_error;
 use crate::federation;
 use crate::form::Form;
+use crate::gateway::upstream_token;
 use crate::pages::{self, ConsentPage, LoginPage, ProviderLink};
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
@@ -203,6 +204,25 @@ async fn proceed(
                 username: "",
             },
         ),
+        // The resource's gateway sends the user's token at an identity provider, and the user has none there
+        // (deprovisioned, revoked): sign in through the provider again rather than reuse the session.
+        (Ok(req), Some(session))
+            if !upstream_token::session_has_upstream_token(s, &session.user_id, &req.resource)
+                .await =>
+        {
+            render_login(
+                s,
+                headers,
+                LoginView {
+                    status: StatusCode::OK,
+                    request: query,
+                    client_name: req.client.name(),
+                    redirect_uri: Some(&req.redirect_uri),
+                    error: None,
+                    username: "",
+                },
+            )
+        }
         (Ok(req), Some(session)) => {
             let req = match federation::scopes::entitled(s, &session, req).await {
                 Ok(r) => r,

@@ -1,6 +1,7 @@
 //! [`AppState`]: what every handler shares.
 
 use crate::config::ServerConfig;
+use crate::federation::upstream_tokens::UpstreamTokenSource;
 use crate::federation::Runtime;
 use crate::gateway::closing::StreamCloser;
 use crate::limits::{CountedLimiter, SharedRateLimiter};
@@ -45,6 +46,9 @@ pub struct AppState {
     pub token_failures_per_ip: CountedLimiter,
     /// Sign-in through identity providers and the upstream token vault; `None` when no provider is configured.
     pub federation: Option<Arc<Runtime>>,
+    /// The users' upstream tokens (gateway `upstream_token_from`, the refresh grant's deprovisioning check);
+    /// `Some` exactly when [`AppState::federation`] is.
+    pub upstream_tokens: Option<Arc<UpstreamTokenSource>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -83,6 +87,9 @@ impl AppState {
             portcullis_guard::cache::DEFAULT_CAPACITY,
         )
         .with_revocations(revocations.clone());
+        let upstream_tokens = federation
+            .as_ref()
+            .map(|rt| Arc::new(UpstreamTokenSource::new(rt.clone(), authz.clone())));
         Arc::new(Self {
             secure_cookies: routes.origin.starts_with("https:"),
             authz,
@@ -105,6 +112,7 @@ impl AppState {
             stream_closer: StreamCloser::default(),
             login_per_account: SharedRateLimiter::new(10, 15 * 60),
             login_per_ip: SharedRateLimiter::new(50, 15 * 60),
+            upstream_tokens,
             federation,
         })
     }

@@ -13,6 +13,7 @@ mod discovery_variants;
 mod fake_idp;
 mod federation;
 mod federation_admin;
+mod federation_vault;
 mod gateway;
 mod gateway_failures;
 mod gateway_features;

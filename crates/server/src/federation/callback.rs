@@ -234,6 +234,10 @@ async fn keep_tokens(
             updated_at: now,
         })
         .await?;
+    // The gateway's cache of this instance must not keep serving the tokens of the previous sign-in.
+    if let Some(source) = &s.upstream_tokens {
+        source.forget(&user.id, provider);
+    }
     Ok(())
 }
 

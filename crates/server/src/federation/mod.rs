@@ -11,11 +11,17 @@
 //!   `/authorize` with the original request).
 //! - [`pages`]: the error pages of both.
 //! - [`scopes`]: `scope_from_groups` at the authorization endpoint (gated scopes need an entitlement).
+//! - [`upstream_tokens`]: the users' tokens at the providers (vault, refresh with one lease, caches), for the
+//!   gateway and the refresh grant's deprovisioning check.
 
 pub mod callback;
 pub mod pages;
 pub mod runtime;
 pub mod scopes;
 pub mod start;
+pub mod upstream_tokens;
+
+#[cfg(test)]
+mod tests;
 
 pub use runtime::{Provider, Runtime, RuntimeError};

@@ -7,6 +7,7 @@
 //! error naming `identity_providers[<name>]`. Later the [`IdpClient`]'s cache refreshes the metadata (1 h,
 //! served stale while the provider is down).
 
+use crate::limits::CountedLimiter;
 use crate::outbound::idp::{AssertionSigner, IdpClient, IdpError, IdpSettings};
 use crate::settings::{
     FederationSettings, IdentityProviderSettings, PresetSetting, ProviderKindSetting,
@@ -58,7 +59,13 @@ pub struct Runtime {
     vault: Vault,
     link_by_verified_email: bool,
     gated: BTreeSet<String>,
+    start_per_ip: CountedLimiter,
 }
+
+/// Sign-ins started per client address per [`START_WINDOW_SECS`] (each stores a pending sign-in row).
+pub const STARTS_PER_IP: u32 = 300;
+/// The window of [`STARTS_PER_IP`].
+pub const START_WINDOW_SECS: i64 = 600;
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -95,6 +102,7 @@ impl Runtime {
             vault,
             link_by_verified_email,
             gated,
+            start_per_ip: CountedLimiter::new("idp-start-ip", STARTS_PER_IP, START_WINDOW_SECS),
         }
     }
 
@@ -167,6 +175,12 @@ impl Runtime {
     /// `link_by_verified_email`.
     pub fn link_by_verified_email(&self) -> bool {
         self.link_by_verified_email
+    }
+
+    /// Sign-ins started per client address ([`STARTS_PER_IP`] per [`START_WINDOW_SECS`], counted in the
+    /// database): each start stores a row, so an address cannot fill the table.
+    pub fn start_limiter(&self) -> &CountedLimiter {
+        &self.start_per_ip
     }
 
     /// The scopes only `scope_from_groups` grants ([`gated_scopes`]).

@@ -16,8 +16,8 @@ use crate::authorize::see_other;
 use crate::cookies;
 use crate::error::page_error;
 use crate::state::AppState;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::header;
+use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use portcullis_authz::authorize::AuthorizeError;
 use portcullis_authz::federation::request::PENDING_LOGIN_TTL;
@@ -25,6 +25,7 @@ use portcullis_authz::federation::{authorization_url, PendingLogin, ProviderConf
 use portcullis_authz::store::UpstreamStateRecord;
 use portcullis_authz::vault::{upstream_state_aad, Zeroizing};
 use portcullis_authz::AuthzError;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Base name of the cookie binding a pending upstream sign-in to the browser (value: the `state`).
@@ -40,10 +41,19 @@ pub async fn start(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
+    request: Request,
 ) -> Response {
     let Some((rt, cfg)) = provider(&s, &name) else {
         return Failure::unknown_provider(&name).render(&s, &name, &[]);
     };
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    drop(request);
+    if let Err(resp) = count_start(&s, rt, &name, &ip).await {
+        return *resp;
+    }
     let query = query.unwrap_or_default();
     if let Err(AuthorizeError::Page(e)) =
         s.authz.authorizations().authorization_request(&query).await
@@ -78,6 +88,37 @@ pub async fn start(
     );
     tracing::info!(provider = %name, "upstream sign-in started");
     resp
+}
+
+/// Counts a start against the client address ([`Runtime::start_limiter`]); a 429 page when over the limit.
+async fn count_start(
+    s: &AppState,
+    rt: &Runtime,
+    name: &str,
+    ip: &str,
+) -> Result<(), Box<Response>> {
+    let now = s.authz.core().now();
+    let limiter = rt.start_limiter();
+    if let Some(wait) = limiter.blocked(ip, now) {
+        let f = Failure::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_sign_ins",
+            "Too many sign-ins",
+            "Too many sign-ins were started from this address. Wait a few minutes and try again.",
+        );
+        let mut resp = f.render(s, name, &[]);
+        if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Err(Box::new(resp));
+    }
+    if let Err(e) = limiter
+        .record(s.authz.core().store().as_ref(), ip, now)
+        .await
+    {
+        tracing::warn!(error = %e, "could not count the sign-in against its address's limit");
+    }
+    Ok(())
 }
 
 /// The runtime and the provider called `name`, if federation is on and it exists.

@@ -34,6 +34,21 @@ pub struct GatewayConfig {
     pub identity_jwt: bool,
     /// Remove from `tools/list` answers the tools whose scope the token lacks ([`super::tool_filter`]).
     pub hide_unauthorized_tools: bool,
+    /// Send the caller's token at an identity provider upstream (`upstream_token_from`,
+    /// [`super::upstream_token`]); `None`: no upstream credential, as before.
+    pub upstream_token: Option<UpstreamTokenConfig>,
+}
+
+/// `upstream_token_from` and its companions: which of the caller's upstream tokens the gateway sends, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTokenConfig {
+    /// The `[[identity_providers]]` name.
+    pub provider: String,
+    /// `None`: `Authorization: Bearer <token>` (RFC 6750 §2.1); else this header, the token without a scheme.
+    pub header: Option<http::HeaderName>,
+    /// `Some(audience)`: an RFC 8693 token exchange for that audience (`upstream_token_mode = "exchange"`);
+    /// `None`: the stored access token.
+    pub exchange_audience: Option<String>,
 }
 
 /// Why a gateway setting was refused.
@@ -226,6 +241,7 @@ impl GatewayConfig {
             tool_scopes: BTreeMap::new(),
             identity_jwt: false,
             hide_unauthorized_tools: false,
+            upstream_token: None,
         }
     }
 

@@ -4,7 +4,8 @@
 //! authorization "Token Passthrough"), cookies and any client-sent `X-Portcullis-*` header never reach the
 //! upstream. The gateway adds [`SUBJECT_HEADER`], [`CLIENT_ID_HEADER`] and [`SCOPE_HEADER`] from the verified
 //! token, [`USERNAME_HEADER`], [`EMAIL_HEADER`] and [`IDP_HEADER`] when the token carries those claims, and
-//! with `identity_jwt` the signed [`IDENTITY_HEADER`] ([`super::identity`]). Responses:
+//! with `identity_jwt` the signed [`IDENTITY_HEADER`] ([`super::identity`]), and with `upstream_token_from` the
+//! caller's own token at an identity provider ([`super::upstream_token`]). Responses:
 //! `text/event-stream` bodies are streamed chunk by chunk as they arrive (no buffering); other bodies are read
 //! whole, within the timeout and [`GatewayConfig::max_response`](super::GatewayConfig). With
 //! `hide_unauthorized_tools`, `tools/list` answers of either kind are rewritten by [`super::tool_filter`].
@@ -85,6 +86,15 @@ pub(crate) struct Extras {
     tool_filter: Option<ToolFilter>,
     /// The server's shutdown signal (used by a `GET` stream, which ends at shutdown).
     closing: Option<tokio::sync::watch::Receiver<u64>>,
+    /// The caller's upstream token and its header (`upstream_token_from`, [`super::upstream_token`]).
+    upstream_credential: Option<(HeaderName, HeaderValue)>,
+}
+
+impl Extras {
+    /// Sends the caller's upstream token in `header`.
+    pub(crate) fn set_upstream_credential(&mut self, header: (HeaderName, HeaderValue)) {
+        self.upstream_credential = Some(header);
+    }
 }
 
 /// The [`Extras`] of a request by `p` with JSON `body` (if any), as configured.
@@ -104,6 +114,7 @@ pub(crate) fn extras(g: &Gateway, s: &AppState, p: &VerifiedToken, body: Option<
         identity: identity.flatten(),
         tool_filter,
         closing: body.is_none().then(|| s.stream_closer.subscribe()),
+        upstream_credential: None,
     }
 }
 
@@ -142,6 +153,9 @@ fn upstream_headers(headers: &HeaderMap, p: &VerifiedToken, extras: &Extras) -> 
     }
     if let Some(v) = &extras.identity {
         out.insert(HeaderName::from_static(IDENTITY_HEADER), v.clone());
+    }
+    if let Some((name, value)) = &extras.upstream_credential {
+        out.insert(name.clone(), value.clone());
     }
     Some(out)
 }

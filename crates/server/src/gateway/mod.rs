@@ -9,6 +9,8 @@
 //!   for `text/event-stream`, size-limited for JSON; 502/504 with a JSON-RPC error body on failure).
 //! - [`identity`]: the optional signed identity header (`X-Portcullis-Identity`), cached per caller and upstream.
 //! - [`tool_filter`]: the optional removal of uncallable tools from `tools/list` answers (JSON and SSE).
+//! - [`upstream_token`]: the optional caller's token at an identity provider on the forwarded request
+//!   (`upstream_token_from`), or the 401 challenge sending the user through sign-in again.
 //!
 //! Every request is authenticated by the guard layer ([`guard::ResourceGuard`]); a session id is only forwarded with the token of
 //! the subject and client that opened it (else 404); a `tools/call` whose tool needs a scope the token lacks gets
@@ -22,6 +24,7 @@ pub mod mount;
 pub mod sessions;
 pub mod tool_filter;
 pub mod upstream;
+pub mod upstream_token;
 
 pub use config::{GatewayConfig, GatewayConfigError, RouteConfig};
 pub(crate) use upstream::rpc_error;
@@ -180,6 +183,21 @@ async fn seal_session(
     }
 }
 
+/// `extras` with the caller's upstream token when the gateway sends one (`upstream_token_from`); nothing is
+/// done otherwise.
+async fn with_upstream_token(
+    s: &AppState,
+    g: &Gateway,
+    p: &VerifiedToken,
+    mut extras: forward::Extras,
+    id: &Value,
+) -> Result<forward::Extras, Response> {
+    if let Some(cfg) = &g.config.upstream_token {
+        extras.set_upstream_credential(upstream_token::credential(s, g, p, cfg, id).await?);
+    }
+    Ok(extras)
+}
+
 /// The messages of a JSON-RPC body: one object or a batch.
 fn messages(body: &Value) -> Vec<&Value> {
     match body {
@@ -255,6 +273,10 @@ async fn handle_post(
             Err(_) => return rpc_error(StatusCode::BAD_REQUEST, id, -32700, "parse error"),
         }
     };
+    let extras = match with_upstream_token(&s, &g, &p, extras, &id).await {
+        Ok(e) => e,
+        Err(resp) => return resp,
+    };
     let resp = forward::forward(
         &g,
         Method::POST,
@@ -280,6 +302,10 @@ async fn handle_get(
         Err(resp) => return resp,
     };
     let extras = forward::extras(&g, &s, &p, None);
+    let extras = match with_upstream_token(&s, &g, &p, extras, &Value::Null).await {
+        Ok(e) => e,
+        Err(resp) => return resp,
+    };
     let resp = forward::forward(&g, Method::GET, &headers, &p, None, Value::Null, extras).await;
     seal_session(&s, &g, &p, Value::Null, resp).await
 }
@@ -296,6 +322,10 @@ async fn handle_delete(
         Err(resp) => return resp,
     };
     let extras = forward::extras(&g, &s, &p, None);
+    let extras = match with_upstream_token(&s, &g, &p, extras, &Value::Null).await {
+        Ok(e) => e,
+        Err(resp) => return resp,
+    };
     let resp = forward::forward(&g, Method::DELETE, &headers, &p, None, Value::Null, extras).await;
     seal_session(&s, &g, &p, Value::Null, resp).await
 }

@@ -4,7 +4,9 @@
 //! and upstream tokens"), parsed into [`UpstreamTokenSettings`].
 
 use super::error::SettingsError;
-use crate::gateway::config::{parse_upstream, GatewayConfig, GatewayConfigError, RouteConfig};
+use crate::gateway::config::{
+    parse_upstream, GatewayConfig, GatewayConfigError, RouteConfig, UpstreamTokenConfig,
+};
 use portcullis_authz::config::{ScopeInfo, OFFLINE_ACCESS};
 use portcullis_proto::Scope;
 use serde::Deserialize;
@@ -390,6 +392,33 @@ pub fn upstream_tokens(
         }
     }
     Ok((main, routes))
+}
+
+/// Carries the upstream-token settings into the gateways' configurations (the MCP endpoint's and each route's,
+/// by path).
+pub fn attach_upstream_tokens(
+    main: Option<&mut GatewayConfig>,
+    routes: &mut [RouteConfig],
+    main_token: Option<&UpstreamTokenSettings>,
+    route_tokens: &BTreeMap<String, UpstreamTokenSettings>,
+) {
+    let config = |t: &UpstreamTokenSettings| UpstreamTokenConfig {
+        provider: t.provider.clone(),
+        header: match &t.header {
+            UpstreamTokenHeader::AuthorizationBearer => None,
+            UpstreamTokenHeader::Named(name) => Some(name.clone()),
+        },
+        exchange_audience: match &t.mode {
+            UpstreamTokenMode::Stored => None,
+            UpstreamTokenMode::Exchange { audience } => Some(audience.clone()),
+        },
+    };
+    if let Some(g) = main {
+        g.upstream_token = main_token.map(config);
+    }
+    for r in routes {
+        r.gateway.upstream_token = route_tokens.get(&r.path).map(config);
+    }
 }
 
 /// One table's keys: `None` without `upstream_token_from` (then the other keys must be absent too).

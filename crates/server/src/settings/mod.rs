@@ -329,6 +329,12 @@ impl Settings {
             .collect();
         let (gateway_upstream_token, route_upstream_tokens) =
             gateway::upstream_tokens(gw, upstream.is_some(), &names)?;
+        gateway::attach_upstream_tokens(
+            upstream.as_mut(),
+            &mut gateway_routes,
+            gateway_upstream_token.as_ref(),
+            &route_upstream_tokens,
+        );
         Ok(Self {
             database: DatabaseSettings::layered(&flags.database, &file),
             listen: (flags.listen.or(file.listen)).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),

@@ -231,3 +231,26 @@ async fn a_slow_provider_is_a_503_page_not_a_hang() {
     );
     assert!(!sets_session(&page));
 }
+
+/// The start route checks the authorization request as `/authorize` does: an unknown client is the same error
+/// page (never a trip to the provider); an unknown provider is a 404 page.
+#[tokio::test]
+async fn a_bad_request_or_provider_at_the_start_is_a_page() {
+    let f = start_fake("", false);
+    let p = pkce();
+    let q = format!(
+        "response_type=code&client_id=nobody&redirect_uri={}&code_challenge={}&code_challenge_method=S256",
+        crate::support::enc(crate::support::SEED_REDIRECT),
+        p.challenge
+    );
+    let b = browser();
+    let at_authorize = get(&b, &f.server.url(&format!("/authorize?{q}"))).await;
+    let at_start = get(&b, &f.server.url(&format!("/idp/fake/start?{q}"))).await;
+    assert_eq!(at_start.status, at_authorize.status, "{}", at_start.body);
+    assert!(at_start.status.is_client_error());
+    assert_eq!(at_start.body, at_authorize.body);
+    assert!(at_start.headers.get("set-cookie").is_none());
+    assert_eq!(f.fake.received().authorize.len(), 0);
+    let unknown = get(&b, &f.server.url(&format!("/idp/nope/start?{q}"))).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.body);
+}

@@ -164,5 +164,8 @@ fn an_unreachable_issuer_stops_the_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("identity_providers[corp]"), "{stderr}");
     assert!(!stderr.contains(CLIENT_SECRET), "{stderr}");
-    assert!(!dir.path().join("vault.key").exists(), "a key was generated for nothing");
+    assert!(
+        !dir.path().join("vault.key").exists(),
+        "a key was generated for nothing"
+    );
 }
