@@ -17,12 +17,14 @@
 //! No token ever reaches a log line, an error or a `Debug` output.
 
 mod cache;
+mod error;
 #[cfg(test)]
 mod tests;
 
 use crate::federation::Runtime;
 use crate::outbound::idp::IdpError;
 use cache::{Bounded, Flights};
+pub use error::UpstreamTokenError;
 use portcullis_authz::federation::{ProviderConfig, UpstreamTokens};
 use portcullis_authz::random::Random;
 use portcullis_authz::secret::Secret;
@@ -44,82 +46,6 @@ pub const CACHE_CAPACITY: usize = 10_000;
 pub const WAIT_LIMIT: Duration = Duration::from_secs(5);
 /// Exchanged tokens whose lifetime the provider did not state are kept this long (seconds).
 const EXCHANGED_DEFAULT_TTL: i64 = 300;
-
-/// Why no upstream token could be had. Carries provider names and error codes, never a token.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum UpstreamTokenError {
-    /// The user has no tokens at the provider: never signed in through it, unlinked, or deprovisioned.
-    #[error("no tokens at identity provider {provider}")]
-    Missing {
-        /// The provider.
-        provider: String,
-    },
-    /// The access token expired and the provider issued no refresh token.
-    #[error("the token at identity provider {provider} expired and cannot be refreshed")]
-    NotRefreshable {
-        /// The provider.
-        provider: String,
-    },
-    /// The provider refused the refresh token (`invalid_grant`): the user was removed or their session revoked.
-    #[error("identity provider {provider} no longer honours the user's refresh token")]
-    Revoked {
-        /// The provider.
-        provider: String,
-    },
-    /// The provider could not be reached, failed, or another instance's refresh did not finish in time.
-    #[error("identity provider {provider} is unavailable ({code})")]
-    Unavailable {
-        /// The provider.
-        provider: String,
-        /// A short code for the log (`idp_unreachable`, `refresh_busy`, …).
-        code: &'static str,
-    },
-    /// The provider refused the token exchange (RFC 8693 §2.2.2) with another error than `invalid_grant`.
-    #[error("identity provider {provider} refused the token exchange: {error}")]
-    Exchange {
-        /// The provider.
-        provider: String,
-        /// Its error code, sanitized.
-        error: String,
-    },
-    /// No provider of that name is configured.
-    #[error("no identity provider {0} is configured")]
-    UnknownProvider(String),
-    /// The stored tokens could not be opened (a vault key missing, or a corrupt row).
-    #[error("the stored tokens cannot be opened: {0}")]
-    Vault(String),
-    /// The database failed.
-    #[error("storage: {0}")]
-    Store(String),
-}
-
-impl UpstreamTokenError {
-    /// Whether only a new sign-in through the provider helps (the 401 challenge of the gateway).
-    pub fn needs_sign_in(&self) -> bool {
-        matches!(
-            self,
-            Self::Missing { .. }
-                | Self::NotRefreshable { .. }
-                | Self::Revoked { .. }
-                | Self::Vault(_)
-        )
-    }
-
-    /// A short code for logs.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Missing { .. } => "upstream_token_missing",
-            Self::NotRefreshable { .. } => "upstream_token_expired",
-            Self::Revoked { .. } => "upstream_token_revoked",
-            Self::Unavailable { code, .. } => code,
-            Self::Exchange { .. } => "upstream_exchange_refused",
-            Self::UnknownProvider(_) => "upstream_provider_unknown",
-            Self::Vault(_) => "upstream_token_unreadable",
-            Self::Store(_) => "storage",
-        }
-    }
-}
 
 /// Seals `tokens` for `user_id` at `provider` into the row the store keeps (lease free).
 pub fn seal_record(
@@ -444,10 +370,7 @@ impl UpstreamTokenSource {
         let store = self.authz.core().store();
         let (user, provider) = (row.user_id.as_str(), row.provider.as_str());
         let refreshed = match (self.provider(provider), &old.refresh_token) {
-            (Ok(cfg), Some(rt)) => match self.runtime.metadata(cfg).await {
-                Ok(md) => self.runtime.idp().refresh(cfg, &md, rt).await,
-                Err(e) => Err(e),
-            },
+            (Ok(cfg), Some(rt)) => self.refresh_at(user, cfg, rt).await,
             (Err(e), _) => {
                 store.put_upstream_tokens(&row).await.map_err(store_error)?;
                 return Err(e);
@@ -493,6 +416,58 @@ impl UpstreamTokenSource {
                 );
                 store.put_upstream_tokens(&row).await.map_err(store_error)?;
                 still_valid(old, now).ok_or_else(|| unavailable(provider, &e))
+            }
+        }
+    }
+
+    /// The refresh at the provider (RFC 6749 §6). An ID token in the answer must be valid and name the user's
+    /// subject (OpenID Connect Core §12.2): one that is not counts as `invalid_grant` (the tokens are not trusted,
+    /// the user signs in again); one that cannot be checked now (key set unreachable) is let through with a warning,
+    /// since the refresh token may already have rotated.
+    async fn refresh_at(
+        &self,
+        user: &str,
+        cfg: &ProviderConfig,
+        refresh_token: &Secret,
+    ) -> Result<UpstreamTokens, IdpError> {
+        let md = self.runtime.metadata(cfg).await?;
+        let new = self.runtime.idp().refresh(cfg, &md, refresh_token).await?;
+        let Some(id_token) = new.id_token.as_deref() else {
+            return Ok(new);
+        };
+        let provider = cfg.name.as_str();
+        let identities = self.authz.core().store().identities_of(user).await;
+        let subject = identities.ok().and_then(|ids| {
+            ids.into_iter()
+                .find(|i| i.provider == provider)
+                .map(|i| i.subject)
+        });
+        let Some(subject) = subject else {
+            tracing::warn!(
+                provider,
+                "no identity to check a refreshed ID token against"
+            );
+            return Ok(new);
+        };
+        match (self.runtime.idp())
+            .validate_refreshed_id_token(id_token, cfg, &md, &subject)
+            .await
+        {
+            Ok(_) => Ok(new),
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(
+                    provider,
+                    code = e.code(),
+                    "cannot check a refreshed ID token now"
+                );
+                Ok(new)
+            }
+            Err(e) => {
+                tracing::warn!(provider, code = e.code(), "refused a refreshed ID token");
+                Err(IdpError::Upstream {
+                    error: "invalid_grant".into(),
+                    description: Some("the refreshed ID token is not valid for this user".into()),
+                })
             }
         }
     }
