@@ -359,7 +359,7 @@ pub fn consent_page(p: &ConsentPage<'_>) -> Response {
             .collect();
         let _ = write!(
             body,
-            "<p class=\"muted\">Also requested but unknown here, so not granted: {}</p>",
+            "<p class=\"muted\">Also requested but not granted (unknown here, or not for your account): {}</p>",
             list.join(" ")
         );
     }

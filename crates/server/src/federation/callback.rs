@@ -27,7 +27,7 @@ use axum::response::Response;
 use portcullis_authz::federated_users::FederatedUsers;
 use portcullis_authz::federation::{
     check_callback, check_policy, Callback, ExternalIdentity, PendingLogin, ProviderConfig,
-    ProviderKind, UpstreamTokens,
+    ProviderKind, ProviderMetadata, UpstreamTokens,
 };
 use portcullis_authz::secret::TokenHash;
 use portcullis_authz::store::{DisplayIdentity, UpstreamTokenRecord, UserRecord};
@@ -137,30 +137,7 @@ async fn finish(
         .exchange_code(cfg, &metadata, code, pending, &redirect_uri)
         .await
         .map_err(idp_failure)?;
-    let identity = match cfg.kind {
-        ProviderKind::Oidc => {
-            let Some(id_token) = tokens.id_token.as_deref() else {
-                return Err(Failure::new(
-                    StatusCode::BAD_GATEWAY,
-                    "no_id_token",
-                    &format!("{shown} sent no ID token"),
-                    "The identity provider's token response has no ID token.",
-                ));
-            };
-            let claims = rt
-                .idp()
-                .validate_id_token(id_token, cfg, &metadata, pending)
-                .await
-                .map_err(idp_failure)?;
-            ExternalIdentity::from_id_token(cfg, &claims, None)
-                .map_err(|e| Failure::from_federation(&e, shown))?
-        }
-        ProviderKind::OAuth2 => rt
-            .idp()
-            .userinfo_identity(cfg, &metadata, &tokens.access_token)
-            .await
-            .map_err(idp_failure)?,
-    };
+    let identity = identity_of(rt, cfg, &metadata, &tokens, pending).await?;
     check_policy(cfg, &identity).map_err(|e| Failure::from_federation(&e, shown))?;
     let signed_in = FederatedUsers::new(s.authz.core().clone())
         .sign_in(&identity, rt.link_by_verified_email())
@@ -175,6 +152,50 @@ async fn finish(
     resume_signed_in(s, headers, &user, display, &pending.authorize_query)
         .await
         .map_err(|e| internal(&e))
+}
+
+/// Who signed in. OpenID Connect: the validated ID token, completed by userinfo (OpenID Connect Core §5.3, its
+/// `sub` must be the token's) when the token lacks the email, the user name or, where the policy needs them,
+/// the groups; a failed userinfo call then only leaves them out. OAuth 2.0: userinfo (GitHub: `/user/emails`).
+async fn identity_of(
+    rt: &Runtime,
+    cfg: &ProviderConfig,
+    metadata: &ProviderMetadata,
+    tokens: &UpstreamTokens,
+    pending: &PendingLogin,
+) -> Result<ExternalIdentity, Failure> {
+    let shown = cfg.display_name.as_str();
+    let idp_failure = |e| Failure::from_idp(&e, shown);
+    if cfg.kind == ProviderKind::OAuth2 {
+        return rt
+            .idp()
+            .userinfo_identity(cfg, metadata, &tokens.access_token)
+            .await
+            .map_err(idp_failure);
+    }
+    let Some(id_token) = tokens.id_token.as_deref() else {
+        return Err(Failure::new(
+            StatusCode::BAD_GATEWAY,
+            "no_id_token",
+            &format!("{shown} sent no ID token"),
+            "The identity provider's token response has no ID token.",
+        ));
+    };
+    let claims = rt
+        .idp()
+        .validate_id_token(id_token, cfg, metadata, pending)
+        .await
+        .map_err(idp_failure)?;
+    let wants_groups = !cfg.allowed_groups.is_empty() || !cfg.scope_from_groups.is_empty();
+    let incomplete = claims.email.is_none()
+        || claims.preferred_username.is_none()
+        || (wants_groups && claims.groups.is_none());
+    let userinfo = match metadata.userinfo_endpoint {
+        Some(_) if incomplete => rt.idp().userinfo(metadata, &tokens.access_token).await.ok(),
+        _ => None,
+    };
+    ExternalIdentity::from_id_token(cfg, &claims, userinfo.as_deref())
+        .map_err(|e| Failure::from_federation(&e, shown))
 }
 
 /// Who the session's tokens say signed in: the provider's user name (else the local one), its email only if the

@@ -101,6 +101,8 @@ async fn a_valid_fake_sign_in_works() {
     assert!(sets_session(&page));
     let got = f.fake.received();
     assert_eq!(got.token.len(), 1);
+    // The ID token had everything: no userinfo call.
+    assert!(got.userinfo.is_empty());
     assert!(got.token[0].field("code_verifier").is_some());
     assert_eq!(
         got.token[0].basic_credentials(),
@@ -253,4 +255,26 @@ async fn a_bad_request_or_provider_at_the_start_is_a_page() {
     assert_eq!(f.fake.received().authorize.len(), 0);
     let unknown = get(&b, &f.server.url(&format!("/idp/nope/start?{q}"))).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.body);
+}
+
+/// An ID token without `preferred_username` (or email, or groups the policy needs) is completed from userinfo.
+#[tokio::test]
+async fn an_incomplete_id_token_is_completed_from_userinfo() {
+    let f = start_fake("", false);
+    f.fake.update(|b| {
+        b.claims.remove("preferred_username");
+    });
+    let b = browser();
+    let back = to_callback(&f, &b).await;
+    let page = get(&b, &back).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(f.fake.received().userinfo.len(), 1);
+    // A userinfo `sub` other than the ID token's is refused (OpenID Connect Core §5.3.2).
+    f.fake
+        .update(|b| b.userinfo_sub = Some("someone-else".into()));
+    let b = browser();
+    let back = to_callback(&f, &b).await;
+    let page = get(&b, &back).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(!sets_session(&page));
 }

@@ -69,6 +69,19 @@ async fn gated_scopes_need_the_group() {
     });
     let client = register_public(&fed.server).await;
     let extra = "&state=s&scope=mcp%3Atools%20mcp%3Aadmin";
+    // dave's consent page lists mcp:admin as not granted.
+    let p = pkce();
+    let url = crate::support::authorize_url(&fed.server, &client, &p.challenge, extra);
+    let b = browser();
+    let callback = through_idp(&fed, &b, &url, "dave").await;
+    let (consent, _) = consent_and_code(&fed, &b, &callback).await;
+    let consent = consent.expect("a first authorization shows the consent page");
+    assert!(consent.body.contains("not granted"), "{}", consent.body);
+    assert!(
+        consent.body.contains("<code>mcp:admin</code>"),
+        "{}",
+        consent.body
+    );
     let p = pkce();
     let dave = sign_in_for_token(&fed, &browser(), &client, &p, extra, "dave").await;
     assert_eq!(dave["scope"], "mcp:tools", "{dave}");
@@ -191,4 +204,55 @@ async fn client_login_through_the_provider_names_the_user() {
         s.mcp
     );
     assert!(stdout.lines().any(|l| l == expected), "{stdout}");
+}
+
+fn session_of(p: &crate::support::Page) -> Option<String> {
+    p.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .find_map(|c| c.strip_prefix("portcullis_session="))
+        .map(|c| c.split(';').next().unwrap_or("").to_owned())
+}
+
+/// A sign-in through the provider in a browser that already has a session replaces it (the session id rotates
+/// as at a password sign-in): the old cookie no longer signs anyone in.
+#[tokio::test]
+async fn a_provider_sign_in_rotates_the_session() {
+    if !TestIdp::available() {
+        return;
+    }
+    let fed = start_fed(FedOptions::default());
+    let client = register_public(&fed.server).await;
+    let p = pkce();
+    let url = crate::support::authorize_url(&fed.server, &client, &p.challenge, "&state=r");
+    let b = browser();
+    let login = get(&b, &url).await;
+    assert!(login.is_login());
+    let after = crate::support::submit(
+        &b,
+        &fed.server,
+        &login,
+        "/login",
+        &[("username", USER), ("password", PASSWORD)],
+    )
+    .await;
+    let old = session_of(&after).expect("no password session");
+    let back = to_idp_and_back(&fed, &b, &url, "carol", true).await;
+    let callback = get(&b, &back).await;
+    let new = session_of(&callback).expect("no provider session");
+    assert_ne!(old, new);
+    let with_old = crate::support::http()
+        .get(&url)
+        .header("cookie", format!("portcullis_session={old}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        with_old.contains("action=\"/login\""),
+        "the old session still works"
+    );
 }
