@@ -187,3 +187,29 @@ async fn upstream_still_honours(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(payload: &serde_json::Value) -> String {
+        format!(
+            "eyJhbGciOiJFUzI1NiJ9.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(payload.to_string())
+        )
+    }
+
+    #[test]
+    fn only_tokens_of_federated_users_are_checked() {
+        let carol = jwt(&serde_json::json!({"sub": "u1", "idp": "corp", "aud": "x"}));
+        assert_eq!(
+            federated_user(&carol),
+            Some(("u1".to_owned(), "corp".to_owned()))
+        );
+        let alice = jwt(&serde_json::json!({"sub": "u2", "preferred_username": "alice"}));
+        assert_eq!(federated_user(&alice), None);
+        for junk in ["", "a.b.c", "onlyonepart", "x.!!!.y"] {
+            assert_eq!(federated_user(junk), None, "{junk}");
+        }
+    }
+}
