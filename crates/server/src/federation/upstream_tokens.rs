@@ -89,14 +89,17 @@ enum Purpose {
 
 type Loaded = Result<Arc<UpstreamTokens>, UpstreamTokenError>;
 type UserProvider = (String, String);
+type UserProviderAudience = (String, String, String);
+type Exchanged = Result<Arc<Secret>, UpstreamTokenError>;
 
 /// The users' upstream tokens (see the module documentation). One per server, in [`crate::AppState`].
 pub struct UpstreamTokenSource {
     runtime: Arc<Runtime>,
     authz: Arc<Authz>,
     tokens: Bounded<UserProvider, Arc<UpstreamTokens>>,
-    exchanged: Bounded<(String, String, String), Arc<Secret>>,
+    exchanged: Bounded<UserProviderAudience, Arc<Secret>>,
     flights: Arc<Flights<(String, String, Purpose), Loaded>>,
+    exchanges: Arc<Flights<UserProviderAudience, Exchanged>>,
     wait_limit: Duration,
 }
 
@@ -116,6 +119,7 @@ impl UpstreamTokenSource {
             tokens: Bounded::new(CACHE_CAPACITY),
             exchanged: Bounded::new(CACHE_CAPACITY),
             flights: Arc::default(),
+            exchanges: Arc::default(),
             wait_limit: WAIT_LIMIT,
         }
     }
@@ -240,7 +244,7 @@ impl UpstreamTokenSource {
     /// A token for `audience` obtained by RFC 8693 token exchange at `provider` with the user's access token
     /// as `subject_token` (§2.1), or for the Microsoft preset by Entra's on-behalf-of flow (`audience` as its
     /// `scope`); cached per (user, provider, audience) until [`REFRESH_MARGIN`] before it
-    /// expires. An `invalid_grant` answer counts as `Revoked`.
+    /// expires; concurrent misses share one exchange. An `invalid_grant` answer counts as `Revoked`.
     pub async fn exchanged_token(
         self: &Arc<Self>,
         user_id: &str,
@@ -251,6 +255,23 @@ impl UpstreamTokenSource {
         if let Some(t) = self.exchanged.get(&key, self.now()) {
             return Ok(t);
         }
+        let me = Arc::clone(self);
+        let panicked = Err(UpstreamTokenError::Unavailable {
+            provider: provider.to_owned(),
+            code: "internal",
+        });
+        self.exchanges
+            .run(
+                key.clone(),
+                move || async move { me.exchange_now(key).await },
+                panicked,
+            )
+            .await
+    }
+
+    /// One exchange (single flight per user, provider and audience), cached.
+    async fn exchange_now(self: Arc<Self>, key: UserProviderAudience) -> Exchanged {
+        let (user_id, provider, audience) = (key.0.as_str(), key.1.as_str(), key.2.as_str());
         let subject = self.access_token(user_id, provider).await?;
         let cfg = self.provider(provider)?;
         let exchanged = async {
@@ -287,7 +308,7 @@ impl UpstreamTokenSource {
             .expires_at
             .map_or(now + EXCHANGED_DEFAULT_TTL, |at| at - REFRESH_MARGIN);
         let token = Arc::new(tokens.access_token);
-        self.exchanged.put(key, token.clone(), until, now);
+        self.exchanged.put(key.clone(), token.clone(), until, now);
         Ok(token)
     }
 

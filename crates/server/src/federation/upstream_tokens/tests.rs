@@ -23,10 +23,15 @@ struct Idp {
     refreshes: AtomicUsize,
     mode: AtomicU8,
     last_form: std::sync::Mutex<String>,
+    exchanges: AtomicUsize,
 }
 
 async fn token(State(idp): State<Arc<Idp>>, body: String) -> axum::response::Response {
     *idp.last_form.lock().unwrap() = body.clone();
+    if !body.contains("grant_type=refresh_token") {
+        idp.exchanges.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for (grant, token) in [
         ("token-exchange", "exchanged"),
         ("requested_token_use=on_behalf_of", "obo"),
@@ -336,4 +341,23 @@ async fn exchange_is_rfc_8693_or_entra_on_behalf_of_and_cached_per_audience() {
         assert_eq!(again.expose(), expected);
         assert!(f.idp.last_form.lock().unwrap().is_empty(), "cached");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_exchanges_share_one() {
+    let f = fixture().await;
+    f.source
+        .store("u1", "corp", &signed_in(3600))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let source = f.source.clone();
+            tokio::spawn(async move { source.exchanged_token("u1", "corp", "api://jira").await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap().expose(), "exchanged");
+    }
+    assert_eq!(f.idp.exchanges.load(Ordering::SeqCst), 1);
 }
