@@ -163,6 +163,8 @@ impl fmt::Debug for ProviderSettings {
             .field("preset", &self.preset)
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("client_secret_file", &self.client_secret_file)
             .finish_non_exhaustive()
     }
 }
