@@ -101,7 +101,7 @@ fn render_login(s: &AppState, headers: &HeaderMap, v: LoginView<'_>) -> Response
         .map(|p| ProviderLink {
             name: &p.name,
             display_name: &p.display_name,
-            preset: p.preset.as_deref(),
+            preset: p.preset,
             href: match v.request {
                 "" => s.routes.idp_start(&p.name),
                 query => format!("{}?{query}", s.routes.idp_start(&p.name)),

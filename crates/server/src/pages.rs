@@ -11,6 +11,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use portcullis_authz::federation::Preset;
 use std::fmt::Write as _;
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -152,8 +153,8 @@ pub struct SignInProvider {
     pub name: String,
     /// "Continue with <display_name>".
     pub display_name: String,
-    /// The preset (`"google"`, …), which picks the icon.
-    pub preset: Option<String>,
+    /// The preset, which picks the icon.
+    pub preset: Option<Preset>,
 }
 
 /// One "Continue with …" link of the login page.
@@ -163,7 +164,7 @@ pub struct ProviderLink<'a> {
     /// Shown as "Continue with <display_name>".
     pub display_name: &'a str,
     /// The preset, which picks the icon.
-    pub preset: Option<&'a str>,
+    pub preset: Option<Preset>,
     /// `<issuer path>/idp/<name>/start?<the authorization request's query>`.
     pub href: String,
 }
@@ -262,20 +263,20 @@ fn password_form(body: &mut String, p: &LoginPage<'_>) {
 /// preset (simple shapes of our own, not the providers' logos), else the display name's first letter on grey.
 /// Decorative (`aria-hidden`): the link's text names the provider. Inline SVG with presentation attributes only,
 /// so the pages' CSP (`default-src 'none'; style-src 'self'`) allows it.
-fn provider_icon(preset: Option<&str>, display_name: &str) -> String {
+fn provider_icon(preset: Option<Preset>, display_name: &str) -> String {
     let first = display_name
         .chars()
         .find(|c| c.is_alphanumeric())
         .map(|c| c.to_uppercase().to_string())
         .unwrap_or_default();
     let (letters, fill, circle) = match preset {
-        Some("google") => ("G", "#1a73e8", true),
-        Some("microsoft") => ("M", "#0067b8", false),
-        Some("github") => ("GH", "#24292f", true),
-        Some("okta") => ("O", "#00297a", false),
-        Some("auth0") => ("A0", "#d9480f", false),
-        Some("keycloak") => ("K", "#3f4a56", false),
-        _ => (first.as_str(), "#5b6475", false),
+        Some(Preset::Google) => ("G", "#1a73e8", true),
+        Some(Preset::Microsoft) => ("M", "#0067b8", false),
+        Some(Preset::GitHub) => ("GH", "#24292f", true),
+        Some(Preset::Okta) => ("O", "#00297a", false),
+        Some(Preset::Auth0) => ("A0", "#d9480f", false),
+        Some(Preset::Keycloak) => ("K", "#3f4a56", false),
+        None => (first.as_str(), "#5b6475", false),
     };
     let shape = if circle {
         format!("<circle cx=\"10\" cy=\"10\" r=\"10\" fill=\"{fill}\"/>")
@@ -446,7 +447,7 @@ mod tests {
         let google = ProviderLink {
             name: "google",
             display_name: "Google",
-            preset: Some("google"),
+            preset: Some(Preset::Google),
             href: "/idp/google/start?client_id=c".into(),
         };
         let body = login_body(&login(
@@ -488,15 +489,22 @@ mod tests {
 
     #[test]
     fn every_preset_has_an_icon_the_csp_allows() {
-        for preset in ["google", "microsoft", "github", "okta", "auth0", "keycloak"] {
+        for preset in [
+            Preset::Google,
+            Preset::Microsoft,
+            Preset::GitHub,
+            Preset::Okta,
+            Preset::Auth0,
+            Preset::Keycloak,
+        ] {
             let icon = provider_icon(Some(preset), "X");
             assert!(
                 icon.starts_with("<svg") && icon.ends_with("</svg>"),
                 "{icon}"
             );
-            assert!(!icon.contains(">X<"), "{preset} has its own letter");
+            assert!(!icon.contains(">X<"), "{preset:?} has its own letter");
             for refused in ["style=", "<script", "href", "url("] {
-                assert!(!icon.contains(refused), "{preset}: {refused}");
+                assert!(!icon.contains(refused), "{preset:?}: {refused}");
             }
         }
         assert!(

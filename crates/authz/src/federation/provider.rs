@@ -1,9 +1,10 @@
 //! Upstream identity providers as configured: [`ProviderName`], [`ProviderKind`], [`Preset`] and
 //! [`ProviderConfig`], the `[[identity_providers]]` TOML table after its preset is applied and every key checked.
 //!
-//! [`ProviderSettings`] is the raw table (every key optional, unknown keys refused); the settings layer reads
-//! `client_secret_file` / `PORTCULLIS_IDP_<NAME>_CLIENT_SECRET` itself, puts the value in `client_secret`, and
-//! calls [`ProviderSettings::into_config`].
+//! [`ProviderSettings`] is the raw table as deserialized from the TOML file (unknown keys refused; the field
+//! names are the TOML keys). The server's settings layer reads `client_secret_file` /
+//! `PORTCULLIS_IDP_<NAME>_CLIENT_SECRET` itself, puts the value in `client_secret` (a [`Secret`] from the
+//! start), and calls [`ProviderSettings::into_config`] once, at load.
 
 use super::error::FederationError;
 use super::preset::{github, Preset};
@@ -126,8 +127,10 @@ pub struct ProviderSettings {
     pub userinfo_endpoint: Option<String>,
     /// `client_id`.
     pub client_id: String,
-    /// `client_secret`; the settings layer puts the file's or environment's value here.
-    pub client_secret: Option<String>,
+    /// `client_secret`; the settings layer puts the file's or environment's value here. Read straight into a
+    /// [`Secret`] (redacted in `Debug`), moved into [`ProviderConfig::client_secret`] by `into_config`.
+    #[serde(default, with = "super::serde_secret::option")]
+    pub client_secret: Option<Secret>,
     /// `client_secret_file`; read by the settings layer, ignored by [`ProviderSettings::into_config`].
     pub client_secret_file: Option<PathBuf>,
     /// `token_endpoint_auth_method`.
@@ -160,6 +163,8 @@ impl fmt::Debug for ProviderSettings {
             .field("preset", &self.preset)
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("client_secret_file", &self.client_secret_file)
             .finish_non_exhaustive()
     }
 }
@@ -301,7 +306,7 @@ impl ProviderSettings {
             userinfo_endpoint: or(self.userinfo_endpoint, defaults.userinfo_endpoint),
             emails_endpoint: defaults.emails_endpoint.map(str::to_owned),
             client_id: self.client_id,
-            client_secret: self.client_secret.map(Secret::new),
+            client_secret: self.client_secret,
             token_endpoint_auth_method: self
                 .token_endpoint_auth_method
                 .or(defaults.auth_method)
@@ -352,10 +357,16 @@ impl ProviderConfig {
     pub fn validate(&self) -> Result<(), FederationError> {
         let err =
             |key: &str, reason: &str| FederationError::config(self.name.as_str(), key, reason);
-        if self.display_name.trim().is_empty() || self.display_name.chars().count() > 64 {
-            return Err(err("display_name", "must be 1 to 64 characters"));
+        if self.display_name.trim().is_empty()
+            || self.display_name.chars().count() > 64
+            || self.display_name.chars().any(char::is_control)
+        {
+            return Err(err(
+                "display_name",
+                "must be one line of 1 to 64 characters",
+            ));
         }
-        if self.client_id.is_empty() {
+        if self.client_id.trim().is_empty() {
             return Err(err("client_id", "must not be empty"));
         }
         self.validate_endpoints()?;
@@ -364,7 +375,7 @@ impl ProviderConfig {
             && self
                 .client_secret
                 .as_ref()
-                .is_none_or(|s| s.expose().is_empty())
+                .is_none_or(|s| s.expose().trim().is_empty())
         {
             return Err(err(
                 "client_secret",
@@ -390,7 +401,7 @@ impl ProviderConfig {
             ("email_field", &self.email_field),
             ("groups_claim", &self.groups_claim),
         ] {
-            if field.is_empty() {
+            if field.trim().is_empty() {
                 return Err(err(key, "must not be empty"));
             }
         }
@@ -443,8 +454,13 @@ impl ProviderConfig {
     fn validate_policy(&self) -> Result<(), FederationError> {
         let err =
             |key: &str, reason: &str| FederationError::config(self.name.as_str(), key, reason);
+        // A DNS name, never `@example.com` or `*.example.com` (into_config has lower-cased and trimmed it).
         let bad_domain = |d: &String| {
-            d.is_empty() || d.contains('@') || d.contains('/') || d.contains(char::is_whitespace)
+            d.is_empty()
+                || d.starts_with(['.', '-'])
+                || !d
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
         };
         if self.allowed_domains.iter().any(bad_domain) {
             return Err(err(
@@ -452,8 +468,11 @@ impl ProviderConfig {
                 "each entry must be a bare domain such as example.com",
             ));
         }
-        if self.allowed_groups.iter().any(String::is_empty) {
+        if self.allowed_groups.iter().any(|g| g.trim().is_empty()) {
             return Err(err("allowed_groups", "entries must not be empty"));
+        }
+        if self.scope_from_groups.keys().any(|g| g.trim().is_empty()) {
+            return Err(err("scope_from_groups", "must not name an empty group"));
         }
         if self
             .scope_from_groups
@@ -508,7 +527,11 @@ pub(crate) fn check_url(value: &str, issuer: bool) -> Result<(), String> {
             ))
         }
     }
-    if url.host().is_none() || url.fragment().is_some() || !url.username().is_empty() {
+    if url.host().is_none()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return Err(format!(
             "{value:?} must have a host and no fragment or user info"
         ));

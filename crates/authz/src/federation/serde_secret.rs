@@ -1,5 +1,6 @@
-//! Serde for [`Secret`] fields of the values that are sealed in the vault ([`super::PendingLogin`],
-//! [`super::UpstreamTokens`]): plain strings inside the sealed payload, never anywhere else.
+//! Serde for [`Secret`] fields: of the values that are sealed in the vault ([`super::PendingLogin`],
+//! [`super::UpstreamTokens`]; plain strings inside the sealed payload, never anywhere else), and the
+//! `client_secret` read from the configuration file ([`super::ProviderSettings`], deserialized only).
 
 use crate::secret::Secret;
 use serde::{Deserialize, Deserializer, Serializer};

@@ -1,24 +1,18 @@
 //! [`Runtime`]: what the sign-in through identity providers (and the gateway's upstream tokens) needs at run
 //! time, built once at start by [`Runtime::start`] when `[[identity_providers]]` exist.
 //!
-//! At start each provider's table becomes an `authz` [`ProviderConfig`] (presets applied, checked), and each
-//! OpenID Connect provider's discovery document is fetched and checked (OpenID Connect Discovery 1.0 §4): an
+//! The providers come checked from the settings (each table became an `authz` [`ProviderConfig`] at load,
+//! presets applied). At start each OpenID Connect provider's discovery document is fetched and checked (OpenID Connect Discovery 1.0 §4): an
 //! issuer that cannot be reached, or a document without the authorization code flow, stops the start with an
 //! error naming `identity_providers[<name>]`. Later the [`IdpClient`]'s cache refreshes the metadata (1 h,
 //! served stale while the provider is down).
 
 use crate::limits::CountedLimiter;
 use crate::outbound::idp::{AssertionSigner, IdpClient, IdpError, IdpSettings};
-use crate::settings::{
-    FederationSettings, IdentityProviderSettings, PresetSetting, ProviderKindSetting,
-    TokenEndpointAuthMethod,
-};
+use crate::settings::FederationSettings;
 use crate::vault_key::{self, VaultKeyError};
 use portcullis_authz::federation::tokens::sign_client_assertion;
-use portcullis_authz::federation::{
-    gated_scopes, ClientAuthMethod, FederationError, Preset, ProviderConfig, ProviderKind,
-    ProviderMetadata, ProviderSettings,
-};
+use portcullis_authz::federation::{gated_scopes, ProviderConfig, ProviderMetadata};
 use portcullis_authz::vault::Vault;
 use portcullis_authz::Authz;
 use std::collections::BTreeSet;
@@ -29,7 +23,7 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RuntimeError {
-    /// A provider's configuration or metadata was refused; `key` names `identity_providers[<name>]…`.
+    /// A provider's metadata was refused; `key` names `identity_providers[<name>]`.
     #[error("{key}: {reason}")]
     Provider {
         /// `identity_providers[<name>]` or one of its keys.
@@ -106,8 +100,8 @@ impl Runtime {
         }
     }
 
-    /// Builds the runtime for `settings` (`None` when no provider is configured): every provider's
-    /// configuration, the vault (keys from `vault_key_file`, `PORTCULLIS_VAULT_KEY`, or generated beside the
+    /// Builds the runtime for `settings` (`None` when no provider is configured): the providers' configurations
+    /// (checked at load), the vault (keys from `vault_key_file`, `PORTCULLIS_VAULT_KEY`, or generated beside the
     /// SQLite database at `database_url`), the HTTP client (signing `private_key_jwt` assertions with `authz`'s
     /// key ring), then each provider's metadata, fetched now so a bad provider stops the start.
     pub async fn start(
@@ -118,11 +112,7 @@ impl Runtime {
         if settings.providers.is_empty() {
             return Ok(None);
         }
-        let configs = settings
-            .providers
-            .iter()
-            .map(provider_config)
-            .collect::<Result<Vec<_>, _>>()?;
+        let configs = settings.providers.clone();
         let keys = authz.keys().clone();
         let signer: Arc<AssertionSigner> =
             Arc::new(move |claims| sign_client_assertion(&keys.ring(), claims));
@@ -186,56 +176,5 @@ impl Runtime {
     /// The scopes only `scope_from_groups` grants ([`gated_scopes`]).
     pub fn gated_scopes(&self) -> &BTreeSet<String> {
         &self.gated
-    }
-}
-
-/// The settings layer's checked table as an `authz` [`ProviderConfig`] (presets applied, validated).
-pub fn provider_config(s: &IdentityProviderSettings) -> Result<ProviderConfig, RuntimeError> {
-    let raw = ProviderSettings {
-        name: s.name.clone(),
-        display_name: Some(s.display_name.clone()),
-        preset: s.preset.map(preset),
-        kind: s.kind.map(|k| match k {
-            ProviderKindSetting::Oidc => ProviderKind::Oidc,
-            ProviderKindSetting::OAuth2 => ProviderKind::OAuth2,
-        }),
-        issuer: s.issuer.clone(),
-        authorization_endpoint: s.authorization_endpoint.clone(),
-        token_endpoint: s.token_endpoint.clone(),
-        userinfo_endpoint: s.userinfo_endpoint.clone(),
-        client_id: s.client_id.clone(),
-        client_secret: s.client_secret.as_ref().map(|c| c.expose().to_owned()),
-        client_secret_file: None,
-        token_endpoint_auth_method: s.token_endpoint_auth_method.map(|m| match m {
-            TokenEndpointAuthMethod::ClientSecretBasic => ClientAuthMethod::ClientSecretBasic,
-            TokenEndpointAuthMethod::ClientSecretPost => ClientAuthMethod::ClientSecretPost,
-            TokenEndpointAuthMethod::PrivateKeyJwt => ClientAuthMethod::PrivateKeyJwt,
-        }),
-        scopes: s.scopes.clone(),
-        subject_field: s.subject_field.clone(),
-        username_field: s.username_field.clone(),
-        email_field: s.email_field.clone(),
-        groups_claim: s.groups_claim.clone(),
-        allowed_domains: s.allowed_domains.clone(),
-        allowed_groups: s.allowed_groups.clone(),
-        scope_from_groups: s.scope_from_groups.clone(),
-    };
-    raw.into_config().map_err(|e| match e {
-        FederationError::Config { key, reason } => RuntimeError::Provider { key, reason },
-        other => RuntimeError::Provider {
-            key: format!("identity_providers[{}]", s.name),
-            reason: other.to_string(),
-        },
-    })
-}
-
-fn preset(p: PresetSetting) -> Preset {
-    match p {
-        PresetSetting::Google => Preset::Google,
-        PresetSetting::Microsoft => Preset::Microsoft,
-        PresetSetting::GitHub => Preset::GitHub,
-        PresetSetting::Okta => Preset::Okta,
-        PresetSetting::Auth0 => Preset::Auth0,
-        PresetSetting::Keycloak => Preset::Keycloak,
     }
 }

@@ -66,25 +66,13 @@ pub enum SettingsError {
         "--upstream-identity-jwt and --hide-unauthorized-tools need --upstream (gateway mode)"
     )]
     GatewayFeaturesWithoutUpstream,
-    /// An `[[identity_providers]]` name is not `[a-z0-9-]{1,32}`.
-    #[error("[[identity_providers]] name {0:?} must be 1 to 32 of a-z, 0-9 and - (it is part of the callback URL)")]
-    IdpName(String),
+    /// An `[[identity_providers]]` table was refused (`portcullis_authz::federation::ProviderSettings::into_config`);
+    /// `key` names it, e.g. `identity_providers[corp].issuer` (`identity_providers.name` for a bad name).
+    #[error("{key}: {reason}")]
+    IdpConfig { key: String, reason: String },
     /// Two `[[identity_providers]]` tables have the same name.
     #[error("[[identity_providers]] name {0:?} is used twice")]
     DuplicateIdp(String),
-    /// A key the provider needs is missing.
-    #[error("identity provider {provider}: {key} is required")]
-    IdpMissing { provider: String, key: &'static str },
-    /// The issuer or an endpoint is not an https URL (http only on loopback).
-    #[error("identity provider {provider}: {key} {value:?} must be an https URL (http only on a loopback host) without fragment or user info{}", if *key == "issuer" { " or query" } else { "" })]
-    IdpUrl {
-        provider: String,
-        key: &'static str,
-        value: String,
-    },
-    /// No client secret was given (and the provider does not use `private_key_jwt`).
-    #[error("identity provider {provider}: give its client secret as client_secret, client_secret_file or the environment variable {env} (or set token_endpoint_auth_method = \"private_key_jwt\")")]
-    IdpNoSecret { provider: String, env: String },
     /// More than one source of the client secret (or one with `private_key_jwt`, which uses none).
     #[error("identity provider {provider}: {}; found {found}", if *private_key_jwt { "token_endpoint_auth_method = \"private_key_jwt\" uses no client secret".to_owned() } else { format!("give exactly one of client_secret, client_secret_file and {env}") })]
     IdpSecretSources {
@@ -98,13 +86,6 @@ pub enum SettingsError {
     IdpSecretFile {
         provider: String,
         path: String,
-        reason: String,
-    },
-    /// A provider's value was refused.
-    #[error("identity provider {provider}: {key} {reason}")]
-    IdpValue {
-        provider: String,
-        key: &'static str,
         reason: String,
     },
     /// `scope_from_groups` grants a scope that is not in the catalogue.

@@ -16,6 +16,7 @@ use crate::gateway::config::{GatewayConfig, RouteConfig};
 use crate::pages::{SignInOptions, SignInProvider};
 use portcullis_authz::config::{default_scopes, ScopeInfo};
 use portcullis_authz::database_url::redact_url;
+use portcullis_authz::federation::ProviderSettings;
 use portcullis_proto::Scope;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -27,10 +28,7 @@ pub use gateway::{
     GatewaySettings, RouteSettings, ScopeSetting, UpstreamTokenHeader, UpstreamTokenMode,
     UpstreamTokenSettings,
 };
-pub use identity_providers::{
-    FederationSettings, IdentityProviderFile, IdentityProviderSettings, PresetSetting,
-    ProviderKindSetting, TokenEndpointAuthMethod,
-};
+pub use identity_providers::FederationSettings;
 
 /// The default SQLite database, next to where the server runs.
 pub const DEFAULT_DATABASE: &str = "sqlite://portcullis.db";
@@ -70,9 +68,10 @@ pub struct FileSettings {
     pub link_by_verified_email: Option<bool>,
     /// The upstream token vault's key file.
     pub vault_key_file: Option<PathBuf>,
-    /// `[[identity_providers]]`: sign-in through upstream identity providers (docs/federation.md).
+    /// `[[identity_providers]]`: sign-in through upstream identity providers (docs/federation.md); each table
+    /// as written, checked into a `ProviderConfig` at load ([`identity_providers::identity_providers`]).
     #[serde(default)]
-    pub identity_providers: Vec<IdentityProviderFile>,
+    pub identity_providers: Vec<ProviderSettings>,
 }
 
 impl FileSettings {
@@ -288,7 +287,7 @@ impl Settings {
     /// [`Settings::layered`] with `env` looking environment variables up.
     pub fn layered_with_env(
         flags: Overrides,
-        file: FileSettings,
+        mut file: FileSettings,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingsError> {
         let log_format = LogFormat::parse(
@@ -303,7 +302,7 @@ impl Settings {
             .as_deref()
             .map(gateway::scope_catalogue)
             .transpose()?;
-        let federation = federation(&flags, &file, scopes.as_ref(), env)?;
+        let federation = federation(&flags, &mut file, scopes.as_ref(), env)?;
         let gw = file.gateway.as_ref();
         let mut upstream = gateway::gateway_config(
             flags.upstream,
@@ -403,9 +402,9 @@ impl Settings {
             password_login: self.federation.password_login,
             providers: (self.federation.providers.iter())
                 .map(|p| SignInProvider {
-                    name: p.name.clone(),
+                    name: p.name.to_string(),
                     display_name: p.display_name.clone(),
-                    preset: p.preset.map(|p| p.as_str().to_owned()),
+                    preset: p.preset,
                 })
                 .collect(),
         }
@@ -416,7 +415,7 @@ impl Settings {
 /// the catalogue (`[[scopes]]`, else the built-in one).
 fn federation(
     flags: &Overrides,
-    file: &FileSettings,
+    file: &mut FileSettings,
     scopes: Option<&(Vec<ScopeInfo>, Scope)>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<FederationSettings, SettingsError> {
@@ -424,8 +423,11 @@ fn federation(
         Some((catalogue, _)) => catalogue.iter().map(|s| s.name.clone()).collect(),
         None => default_scopes().into_iter().map(|s| s.name).collect(),
     };
-    let providers =
-        identity_providers::identity_providers(&file.identity_providers, &catalogue, env)?;
+    let providers = identity_providers::identity_providers(
+        std::mem::take(&mut file.identity_providers),
+        &catalogue,
+        env,
+    )?;
     identity_providers::federation(
         flags.password_login.or(file.password_login).unwrap_or(true),
         file.link_by_verified_email.unwrap_or(false),

@@ -488,18 +488,19 @@ async fn login_consent_and_token_flow_in_process() {
 
 #[tokio::test]
 async fn the_sign_in_page_offers_the_identity_providers() {
+    use portcullis_authz::federation::Preset;
     use portcullis_server::pages::{SignInOptions, SignInProvider};
-    let provider = |name: &str, display_name: &str, preset: Option<&str>| SignInProvider {
+    let provider = |name: &str, display_name: &str, preset: Option<Preset>| SignInProvider {
         name: name.into(),
         display_name: display_name.into(),
-        preset: preset.map(str::to_owned),
+        preset,
     };
     let h = harness_with(|c| {
         c.sign_in = SignInOptions {
             password_login: false,
             providers: vec![
                 provider("corp", "Corp SSO", None),
-                provider("google", "Google", Some("google")),
+                provider("google", "Google", Some(Preset::Google)),
             ],
         }
     })

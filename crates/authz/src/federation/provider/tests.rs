@@ -188,6 +188,42 @@ fn validation_names_the_key() {
                 s.allowed_groups = vec!["staff".into()];
             }),
         ),
+        (
+            "issuer",
+            Box::new(|s| s.issuer = Some("https://:pw@idp.example".into())),
+        ),
+        (
+            "display_name",
+            Box::new(|s| s.display_name = Some("Corp\nSSO".into())),
+        ),
+        ("client_id", Box::new(|s| s.client_id = " ".into())),
+        (
+            "client_secret",
+            Box::new(|s| s.client_secret = Some(" ".into())),
+        ),
+        (
+            "allowed_domains",
+            Box::new(|s| s.allowed_domains = vec!["*.example.com".into()]),
+        ),
+        (
+            "allowed_domains",
+            Box::new(|s| s.allowed_domains = vec![".example.com".into()]),
+        ),
+        (
+            "allowed_groups",
+            Box::new(|s| s.allowed_groups = vec![" ".into()]),
+        ),
+        (
+            "scope_from_groups",
+            Box::new(|s| {
+                s.scope_from_groups
+                    .insert(" ".into(), vec!["mcp:admin".into()]);
+            }),
+        ),
+        (
+            "email_field",
+            Box::new(|s| s.email_field = Some(" ".into())),
+        ),
     ];
     for (key, change) in cases {
         let mut s = oidc_settings();
