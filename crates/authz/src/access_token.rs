@@ -89,6 +89,10 @@ pub struct AccessClaims {
     /// The identity provider the user signed in through (its configured `name`); absent for a password login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idp: Option<String>,
+    /// The identity provider's `display_name` as configured when the token was minted ("Corp SSO"), for
+    /// clients to show (`portcullis login`: "… via Corp SSO"); present only with `idp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_name: Option<String>,
 }
 
 /// `aud`: one string or an array (RFC 7519 §4.1.3).
@@ -238,20 +242,23 @@ mod tests {
             preferred_username: None,
             email: None,
             idp: None,
+            idp_name: None,
         }
     }
 
     #[test]
     fn identity_claims_are_omitted_when_absent_and_round_trip_when_present() {
         let json = serde_json::to_value(claims()).unwrap();
-        for k in ["preferred_username", "email", "idp"] {
+        for k in ["preferred_username", "email", "idp", "idp_name"] {
             assert!(json.get(k).is_none(), "{k} should be omitted");
         }
         let mut c = claims();
         c.preferred_username = Some("carol".into());
         c.email = Some("carol@example.com".into());
         c.idp = Some("corp".into());
+        c.idp_name = Some("Corp SSO".into());
         let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["idp_name"], "Corp SSO");
         assert_eq!(json["preferred_username"], "carol");
         assert_eq!(json["email"], "carol@example.com");
         assert_eq!(json["idp"], "corp");

@@ -57,6 +57,9 @@ pub struct AuthzConfig {
     pub refresh_absolute_ttl: i64,
     /// Login session lifetime, seconds.
     pub session_ttl: i64,
+    /// The `display_name` of each configured identity provider, by `name`: access tokens of users who signed in
+    /// through one carry it as `idp_name` beside `idp`.
+    pub idp_display_names: BTreeMap<String, String>,
 }
 
 impl AuthzConfig {
@@ -66,6 +69,7 @@ impl AuthzConfig {
             issuer: issuer.into(),
             resources: vec![resource.into()],
             resource_scope_limits: BTreeMap::new(),
+            idp_display_names: BTreeMap::new(),
             scopes: default_scopes(),
             default_scope: Scope::from_tokens(["mcp:tools"]).unwrap_or_default(),
             code_ttl: 60,

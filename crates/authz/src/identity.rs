@@ -206,6 +206,7 @@ mod tests {
                 preferred_username: None,
                 email: None,
                 idp: None,
+                idp_name: None,
             },
         );
         assert_eq!(

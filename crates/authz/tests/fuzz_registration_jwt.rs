@@ -177,6 +177,7 @@ fn claims() -> AccessClaims {
         preferred_username: None,
         email: None,
         idp: None,
+        idp_name: None,
     }
 }
 

@@ -257,7 +257,7 @@ fn expiry(e: &ServerEntry) -> String {
 }
 
 /// Who a JWT access token names, for display only (the token is not verified here; the server does that):
-/// `carol (carol@example.com via corp)`, or `alice` for a password user.
+/// `carol (carol@example.com via Corp SSO)`, or `alice` for a password user.
 fn subject(e: &ServerEntry) -> Option<String> {
     TokenIdentity::unverified(e.access_token.expose()).map(|who| who.to_string())
 }

@@ -1,7 +1,7 @@
-//! Who an access token names, for display only: `portcullis login` says "as carol (carol@example.com via corp)"
-//! rather than an opaque subject. A Portcullis access token is a JWT (RFC 9068) carrying, besides `sub`, the
+//! Who an access token names, for display only: `portcullis login` says "as carol (carol@example.com via Corp
+//! SSO)" rather than an opaque subject. A Portcullis access token is a JWT (RFC 9068) carrying, besides `sub`, the
 //! identity claims of OpenID Connect Core §5.1 (`preferred_username`, `email`) and the identity provider the user
-//! signed in through (`idp`). The client does not verify the token (the resource server does): its payload is
+//! signed in through (`idp`, its name, and `idp_name`, its display name). The client does not verify the token (the resource server does): its payload is
 //! decoded here only to show a name, never for a decision.
 
 use serde_json::Value;
@@ -14,7 +14,8 @@ pub struct TokenIdentity {
     pub name: String,
     /// `email` (Portcullis puts only verified addresses there).
     pub email: Option<String>,
-    /// `idp`: the identity provider's name; absent for a password login.
+    /// The identity provider: its display name (`idp_name`), else its name (`idp`); absent for a password
+    /// login.
     pub idp: Option<String>,
 }
 
@@ -38,12 +39,12 @@ impl TokenIdentity {
         Some(Self {
             name,
             email: text("email"),
-            idp: text("idp"),
+            idp: text("idp_name").or_else(|| text("idp")),
         })
     }
 }
 
-/// `carol (carol@example.com via corp)`, `carol (carol@example.com)`, `carol (via corp)` or `alice`.
+/// `carol (carol@example.com via Corp SSO)`, `carol (carol@example.com)`, `carol (via corp)` or `alice`.
 impl fmt::Display for TokenIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name)?;
@@ -81,10 +82,10 @@ mod tests {
     fn a_federated_user_is_named_with_email_and_provider() {
         let t = token(
             serde_json::json!({"sub": "u-1", "preferred_username": "carol",
-            "email": "carol@example.com", "idp": "corp"}),
+            "email": "carol@example.com", "idp": "corp", "idp_name": "Corp SSO"}),
         );
         let who = TokenIdentity::unverified(&t).unwrap();
-        assert_eq!(who.to_string(), "carol (carol@example.com via corp)");
+        assert_eq!(who.to_string(), "carol (carol@example.com via Corp SSO)");
     }
 
     #[test]

@@ -178,6 +178,7 @@ impl Issuer {
             preferred_username: None,
             email: None,
             idp: None,
+            idp_name: None,
         }
     }
 

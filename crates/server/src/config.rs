@@ -164,6 +164,9 @@ impl ServerConfig {
         c.refresh_idle_ttl = self.refresh_idle_ttl;
         c.refresh_absolute_ttl = self.refresh_absolute_ttl;
         c.session_ttl = self.session_ttl;
+        c.idp_display_names = (self.sign_in.providers.iter())
+            .map(|p| (p.name.clone(), p.display_name.clone()))
+            .collect();
         // Each gateway route is one more resource tokens may be issued for (RFC 8707), with its own scopes.
         let origin = self.issuer.origin().ascii_serialization();
         for route in &self.gateway_routes {

@@ -238,6 +238,7 @@ mod tests {
             preferred_username: None,
             email: None,
             idp: None,
+            idp_name: None,
         };
         let mut json = serde_json::to_value(claims).unwrap();
         json["sid"] = serde_json::json!(grant);

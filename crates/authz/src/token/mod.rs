@@ -127,6 +127,9 @@ impl Tokens {
             preferred_username: non_empty(Some(&grant.identity.preferred_username)),
             email: non_empty(grant.identity.email.as_ref()),
             idp: non_empty(grant.identity.idp.as_ref()),
+            idp_name: (grant.identity.idp.as_ref())
+                .and_then(|idp| self.core.config.idp_display_names.get(idp))
+                .cloned(),
         };
         access_token::mint(&self.keys.ring(), &claims)
     }

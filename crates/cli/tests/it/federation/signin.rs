@@ -200,7 +200,7 @@ async fn client_login_through_the_provider_names_the_user() {
         String::from_utf8_lossy(&out.stderr)
     );
     let expected = format!(
-        "Logged in to {} as carol (carol@example.com via corp).",
+        "Logged in to {} as carol (carol@example.com via Corp SSO).",
         s.mcp
     );
     assert!(stdout.lines().any(|l| l == expected), "{stdout}");
