@@ -278,3 +278,29 @@ async fn an_incomplete_id_token_is_completed_from_userinfo() {
     assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
     assert!(!sets_session(&page));
 }
+
+/// Each start stores a pending sign-in row, so starts are limited per client address (300 per 10 minutes):
+/// the 301st from one address gets a 429 page with `Retry-After` and no redirect to the provider.
+#[tokio::test]
+async fn sign_in_starts_are_limited_per_address() {
+    let f = start_fake("", false);
+    let b = browser();
+    let client = register_public(&f.server).await;
+    let p = pkce();
+    let url = authorize_url(&f.server, &client, &p.challenge, "&state=flood");
+    let start = f.server.url(&format!("/idp/fake/start?{}", query_of(&url)));
+    for i in 0..300 {
+        let page = get(&b, &start).await;
+        assert_eq!(
+            page.status,
+            StatusCode::SEE_OTHER,
+            "start {i}: {}",
+            page.body
+        );
+    }
+    let page = get(&b, &start).await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.body);
+    assert!(page.headers.contains_key("retry-after"));
+    assert!(page.headers.get("location").is_none());
+    assert!(page.body.contains("Too many sign-ins"), "{}", page.body);
+}
