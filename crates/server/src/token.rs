@@ -10,8 +10,6 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use bytes::Bytes;
 use portcullis_authz::registration::RegisteredClient;
 use portcullis_authz::token::TokenError;
@@ -128,7 +126,7 @@ async fn issue(
 }
 
 /// The user id and identity provider of an access token this process just minted, when the user signed in
-/// through a provider (`idp` claim, from the grant: fed-claims' `GrantRecord::identity`).
+/// through a provider (`idp` claim, minted from `GrantRecord::identity`).
 fn federated_user(access_token: &str) -> Option<(String, String)> {
     #[derive(serde::Deserialize)]
     struct Claims {
@@ -138,7 +136,7 @@ fn federated_user(access_token: &str) -> Option<(String, String)> {
     }
     // Our own token, signed a moment ago in this process: its payload is read without checking the signature.
     let payload = access_token.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let bytes = portcullis_proto::b64::decode(payload)?;
     let claims: Claims = serde_json::from_slice(&bytes).ok()?;
     Some((claims.sub, claims.idp?))
 }
@@ -195,7 +193,7 @@ mod tests {
     fn jwt(payload: &serde_json::Value) -> String {
         format!(
             "eyJhbGciOiJFUzI1NiJ9.{}.c2ln",
-            URL_SAFE_NO_PAD.encode(payload.to_string())
+            portcullis_proto::b64::encode(payload.to_string())
         )
     }
 
