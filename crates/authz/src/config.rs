@@ -1,6 +1,6 @@
 //! What the authorization-server logic needs to know about its deployment.
 
-use portcullis_proto::Scope;
+use portcullis_proto::{PrivateUseSchemes, Scope};
 use std::collections::BTreeMap;
 
 /// The `offline_access` scope: a client asks to stay connected (refresh tokens). It is an authorization-server
@@ -60,6 +60,9 @@ pub struct AuthzConfig {
     /// The `display_name` of each configured identity provider, by `name`: access tokens of users who signed in
     /// through one carry it as `idp_name` beside `idp`.
     pub idp_display_names: BTreeMap<String, String>,
+    /// Private-use redirect schemes accepted at registration (and in Client ID Metadata Documents) besides
+    /// reverse-domain ones (RFC 8252 §7.1); default: those of widely used MCP clients.
+    pub allowed_redirect_schemes: PrivateUseSchemes,
 }
 
 impl AuthzConfig {
@@ -77,6 +80,7 @@ impl AuthzConfig {
             refresh_idle_ttl: 30 * 24 * 3600,
             refresh_absolute_ttl: 90 * 24 * 3600,
             session_ttl: 12 * 3600,
+            allowed_redirect_schemes: PrivateUseSchemes::mcp_clients(),
         }
     }
 

@@ -62,12 +62,21 @@ struct Inner {
 pub(crate) struct MemStore {
     inner: Mutex<Inner>,
     operations: AtomicU64,
+    /// When set, `code` answers codes as they were before their redemption: what a redemption that loses the
+    /// race read.
+    stale_code_reads: std::sync::atomic::AtomicBool,
 }
 
 impl MemStore {
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
         self.operations.fetch_add(1, Ordering::SeqCst);
         f(&mut self.inner.lock().unwrap())
+    }
+
+    /// From now on, `code` answers every code as unused (a concurrent redemption's view before the winner's
+    /// commit), so the next redemption of a used code loses the race in `redeem_code`.
+    pub(crate) fn read_codes_as_before_redemption(&self) {
+        self.stale_code_reads.store(true, Ordering::SeqCst);
     }
 
     /// How many storage operations ran so far.
@@ -193,7 +202,14 @@ impl GrantStore for MemStore {
         Ok(())
     }
     async fn code(&self, h: &TokenHash) -> Result<Option<CodeRecord>, StoreError> {
-        Ok(self.with(|i| i.codes.get(h.as_str()).cloned()))
+        let mut code = self.with(|i| i.codes.get(h.as_str()).cloned());
+        if self.stale_code_reads.load(Ordering::SeqCst) {
+            if let Some(c) = &mut code {
+                c.used_at = None;
+                c.grant_id = None;
+            }
+        }
+        Ok(code)
     }
     async fn redeem_code(
         &self,

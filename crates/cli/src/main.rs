@@ -126,6 +126,15 @@ struct ServeArgs {
     /// database, generated on first start). See docs/federation.md.
     #[arg(long, env = "PORTCULLIS_VAULT_KEY_FILE", value_name = "FILE")]
     vault_key_file: Option<std::path::PathBuf>,
+    /// Private-use redirect URI schemes clients may register besides reverse-domain ones (RFC 8252 §7.1),
+    /// comma-separated; replaces the default list (cursor,claude); "" allows none.
+    #[arg(
+        long,
+        env = "PORTCULLIS_ALLOWED_REDIRECT_SCHEMES",
+        value_delimiter = ',',
+        value_name = "SCHEME,..."
+    )]
+    allowed_redirect_schemes: Option<Vec<String>>,
 }
 
 fn init_logging(format: LogFormat) {
@@ -168,6 +177,7 @@ impl ServeArgs {
             cimd_allow_hosts: self.cimd_allow_host,
             password_login: self.password_login,
             vault_key_file: self.vault_key_file,
+            allowed_redirect_schemes: self.allowed_redirect_schemes,
         }
     }
 }

@@ -4,7 +4,7 @@
 use crate::gateway::config::{check_routes, GatewayConfig, GatewayConfigError, RouteConfig};
 use portcullis_authz::config::{default_scopes, ScopeInfo};
 use portcullis_authz::AuthzConfig;
-use portcullis_proto::Scope;
+use portcullis_proto::{PrivateUseSchemes, Scope};
 use url::Url;
 
 /// Server configuration.
@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub cimd_allow_hosts: Vec<String>,
     /// What the sign-in page offers: the password form, identity providers (docs/federation.md).
     pub sign_in: crate::pages::SignInOptions,
+    /// Private-use redirect schemes clients may register besides reverse-domain ones (RFC 8252 §7.1).
+    pub allowed_redirect_schemes: PrivateUseSchemes,
 }
 
 /// Why a configuration value was refused.
@@ -125,6 +127,7 @@ impl ServerConfig {
             token_failures_per_ip: 600,
             cimd_allow_hosts: Vec::new(),
             sign_in: crate::pages::SignInOptions::default(),
+            allowed_redirect_schemes: PrivateUseSchemes::mcp_clients(),
         }
     }
 
@@ -164,6 +167,8 @@ impl ServerConfig {
         c.refresh_idle_ttl = self.refresh_idle_ttl;
         c.refresh_absolute_ttl = self.refresh_absolute_ttl;
         c.session_ttl = self.session_ttl;
+        c.allowed_redirect_schemes
+            .clone_from(&self.allowed_redirect_schemes);
         c.idp_display_names = (self.sign_in.providers.iter())
             .map(|p| (p.name.clone(), p.display_name.clone()))
             .collect();

@@ -53,6 +53,91 @@ async fn concurrent_code_redemptions_yield_exactly_one_token() {
     );
 }
 
+/// Rule: a replay of a used code that proves nothing revokes nothing (issue 15; RFC 6749 §4.1.2, RFC 9700
+/// §4.5.1, RFC 7636 §1: a code seen by someone else is useless without the verifier). A wrong verifier or
+/// another client is refused with `invalid_grant`, and the first exchange's tokens keep working (the access
+/// token at the MCP endpoint past a revocation sync, the refresh token); a replay with the right client and
+/// verifier then revokes them.
+#[tokio::test]
+async fn a_code_replay_without_proof_revokes_nothing() {
+    let s = support::start();
+    let client = support::register_public(&s).await;
+    let other = support::register_public(&s).await;
+    let p = pkce();
+    let code = support::code_for(&s, &client, &p, "&state=x").await;
+    let (status, first) = support::exchange(&s, &client, &code, &p.verifier).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let access = first["access_token"].as_str().unwrap().to_owned();
+
+    for (who, verifier) in [(&client, pkce().verifier), (&other, p.verifier.clone())] {
+        let (status, body) = support::exchange(&s, who, &code, &verifier).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "invalid_grant", "{body}");
+        assert!(body.get("access_token").is_none());
+    }
+    // A revocation would reach the endpoint within one sync (1 s): none comes.
+    assert!(
+        !support::refused_within(&s, &access, std::time::Duration::from_millis(1500)).await,
+        "a replay without the verifier revoked the access token"
+    );
+    let (status, refreshed) = refresh(&s, &client, first["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the refresh token was revoked: {refreshed}"
+    );
+    let rt = refreshed["refresh_token"].as_str().unwrap();
+
+    let (status, body) = support::exchange(&s, &client, &code, &p.verifier).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    let (status, body) = refresh(&s, &client, rt).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        support::refused_within(&s, &access, std::time::Duration::from_secs(3)).await,
+        "a replay with proof of possession did not revoke the access token"
+    );
+}
+
+/// Rule: the same when redemptions race — one redemption with the verifier among 19 without it gives exactly
+/// one 200, and its tokens keep working (nothing revoked by the losers, which proved nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_redemptions_without_proof_revoke_nothing() {
+    let s = std::sync::Arc::new(support::start());
+    let client = support::register_public(&s).await;
+    let p = pkce();
+    let code = support::code_for(&s, &client, &p, "&state=x").await;
+    let turn = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let won = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let statuses = race(20, || {
+        let i = turn.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let verifier = if i == 7 {
+            p.verifier.clone()
+        } else {
+            pkce().verifier
+        };
+        let (s, client, code, won) = (s.clone(), client.clone(), code.clone(), won.clone());
+        async move {
+            let (status, body) = support::exchange(&s, &client, &code, &verifier).await;
+            if status == StatusCode::OK {
+                *won.lock().unwrap() = Some(body);
+            }
+            status
+        }
+    })
+    .await;
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(ok, 1, "{statuses:?}");
+    let first = won.lock().unwrap().take().unwrap();
+    let access = first["access_token"].as_str().unwrap();
+    assert!(
+        !support::refused_within(&s, access, std::time::Duration::from_millis(1500)).await,
+        "a losing redemption without the verifier revoked the winner's tokens"
+    );
+    let (status, body) = refresh(&s, &client, first["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 /// Rule: exactly one of many concurrent refreshes of the same token succeeds (security notes "/token";
 /// Keycloak CVE-2026-1035).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
