@@ -99,6 +99,90 @@ async fn a_code_replay_without_proof_revokes_nothing() {
     );
 }
 
+/// Rule: the same for a confidential client — a replay with a wrong secret or none is `invalid_client` (401)
+/// and revokes nothing, as does one with the right secret and a wrong verifier (`invalid_grant`); with the
+/// secret and the verifier it revokes (RFC 6749 §4.1.2, §2.3.1).
+#[tokio::test]
+async fn a_confidential_code_replay_without_the_secret_revokes_nothing() {
+    let s = support::start();
+    let mut meta = support::seed_registration();
+    meta["token_endpoint_auth_method"] = "client_secret_post".into();
+    let (status, body) = support::register_raw(&s, &meta).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["client_id"].as_str().unwrap().to_owned();
+    let secret = body["client_secret"].as_str().unwrap().to_owned();
+    let p = pkce();
+    let code = support::code_for(&s, &id, &p, "&state=x").await;
+    let exchange = |secret: Option<&str>, verifier: &str| {
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code.clone()),
+            ("redirect_uri", SEED_REDIRECT.to_owned()),
+            ("client_id", id.clone()),
+            ("code_verifier", verifier.to_owned()),
+        ];
+        if let Some(sec) = secret {
+            form.push(("client_secret", sec.to_owned()));
+        }
+        let s = &s;
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (status, _, body) = post_form(s, "/token", &form).await;
+            (status, body)
+        }
+    };
+    let (status, first) = exchange(Some(&secret), &p.verifier).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let wrong = pkce().verifier;
+    for (sec, verifier, want) in [
+        (
+            Some("wrong-secret"),
+            p.verifier.as_str(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (None, p.verifier.as_str(), StatusCode::UNAUTHORIZED),
+        (
+            Some(secret.as_str()),
+            wrong.as_str(),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (status, body) = exchange(sec, verifier).await;
+        assert_eq!(status, want, "{body}");
+        let error = if want == StatusCode::UNAUTHORIZED {
+            "invalid_client"
+        } else {
+            "invalid_grant"
+        };
+        assert_eq!(body["error"], error, "{body}");
+    }
+    let refresh_with = |rt: String| {
+        let (s, id, secret) = (&s, id.clone(), secret.clone());
+        async move {
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt.as_str()),
+                ("client_id", id.as_str()),
+                ("client_secret", secret.as_str()),
+            ];
+            let (status, _, body) = post_form(s, "/token", &form).await;
+            (status, body)
+        }
+    };
+    let (status, body) = refresh_with(first["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the replays revoked the grant: {body}"
+    );
+    let rt = body["refresh_token"].as_str().unwrap().to_owned();
+    let (status, body) = exchange(Some(&secret), &p.verifier).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = refresh_with(rt).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+}
+
 /// Rule: the same when redemptions race — one redemption with the verifier among 19 without it gives exactly
 /// one 200, and its tokens keep working (nothing revoked by the losers, which proved nothing).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
