@@ -191,7 +191,8 @@ pub struct RefreshFamily {
     /// Idle expiry of the live token.
     pub expires_at: i64,
     /// The token the last rotation retired, while a grace period may still honour it (`None` before the first
-    /// rotation, and after rotations made with no grace period).
+    /// rotation, and after rotations made with no grace period; only rotations write it, so a new family given
+    /// to `redeem_code` has none).
     pub previous: Option<PreviousToken>,
 }
 
