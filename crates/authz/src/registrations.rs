@@ -11,12 +11,13 @@ use crate::client_cache::ClientCache;
 use crate::client_id_metadata::{
     client_from_document, is_url_client_id, ClientIdUrl, ClientMetadataResolver,
 };
+use crate::client_reaping::{ReapPolicy, REAP_BATCH};
 use crate::error::AuthzError;
 use crate::random;
 use crate::registration::{check_metadata, RegisteredClient};
 use crate::secret::Secret;
 use crate::shared::Core;
-use crate::store::{ClientRecord, StoreError};
+use crate::store::{ClientOrigin, ClientRecord, StoreError};
 use portcullis_proto::registration::{ClientInformation, ClientMetadata};
 use portcullis_proto::Scope;
 use std::sync::Arc;
@@ -76,6 +77,7 @@ impl Registrations {
             secret_hash: secret.as_ref().map(Secret::hash),
             metadata_json,
             created_at: now,
+            origin: ClientOrigin::Registered,
         };
         self.core.store.insert_client(&record).await?;
         Ok(ClientInformation {
@@ -153,6 +155,37 @@ impl Registrations {
         Ok(existed)
     }
 
+    /// Deletes the dead registrations `policy` reaps ([`crate::client_reaping`]), in batches of [`REAP_BATCH`]
+    /// (each its own short transaction), and forgets them in this process's client cache (another instance's
+    /// cache forgets them within [`crate::client_cache::CLIENT_CACHE_TTL`]; their grants are gone already).
+    /// Returns the deleted client ids. Nothing when both rules are off.
+    pub async fn reap(&self, policy: &ReapPolicy) -> Result<Vec<String>, AuthzError> {
+        let mut reaped = Vec::new();
+        if policy.is_off() {
+            return Ok(reaped);
+        }
+        let now = self.core.clock.now();
+        let cutoffs = policy.cutoffs(now);
+        let revocation_expires_at = self.core.revocation_expiry(now);
+        let mut after = String::new();
+        loop {
+            let batch = (self.core.store)
+                .reap_clients(&cutoffs, &after, REAP_BATCH, revocation_expires_at)
+                .await?;
+            for id in &batch {
+                self.cache.remove(id);
+            }
+            let done = batch.len() < REAP_BATCH as usize;
+            if let Some(last) = batch.last() {
+                after.clone_from(last);
+            }
+            reaped.extend(batch);
+            if done {
+                return Ok(reaped);
+            }
+        }
+    }
+
     /// The cache, for tests of its rules.
     #[cfg(test)]
     pub(crate) fn cache(&self) -> &ClientCache {
@@ -177,6 +210,7 @@ impl Registrations {
                 metadata_json: serde_json::to_string(&client.metadata)
                     .map_err(|e| AuthzError::Internal(e.to_string()))?,
                 created_at: now,
+                origin: ClientOrigin::MetadataDocument,
             };
             match self.core.store.insert_client(&record).await {
                 Ok(()) | Err(StoreError::Conflict(_)) => {}

@@ -52,6 +52,10 @@ pub struct FileSettings {
     pub revocation_sync_ms: Option<u64>,
     pub register_per_ip_per_hour: Option<u32>,
     pub token_failures_per_ip: Option<u32>,
+    /// Seconds after which a client that never obtained a token is deleted (0: never).
+    pub tokenless_client_ttl: Option<i64>,
+    /// Seconds after which a client with no live grant, unused that long, is deleted (0: never).
+    pub idle_client_ttl: Option<i64>,
     pub db_max_connections: Option<u32>,
     pub db_acquire_timeout_ms: Option<u64>,
     pub db_statement_timeout_ms: Option<u64>,
@@ -129,6 +133,8 @@ pub struct Overrides {
     pub revocation_sync_ms: Option<u64>,
     pub register_per_ip_per_hour: Option<u32>,
     pub token_failures_per_ip: Option<u32>,
+    pub tokenless_client_ttl: Option<i64>,
+    pub idle_client_ttl: Option<i64>,
     pub log_format: Option<String>,
     pub drain_timeout_ms: Option<u64>,
     pub upstream: Option<String>,
@@ -239,6 +245,8 @@ pub struct Tunables {
     pub revocation_sync_ms: Option<u64>,
     pub register_per_ip_per_hour: Option<u32>,
     pub token_failures_per_ip: Option<u32>,
+    pub tokenless_client_ttl: Option<i64>,
+    pub idle_client_ttl: Option<i64>,
 }
 
 /// Every setting of `serve`, layered and parsed. Only the issuer's default waits for the bound address.
@@ -354,6 +362,8 @@ impl Settings {
                     .register_per_ip_per_hour
                     .or(file.register_per_ip_per_hour),
                 token_failures_per_ip: flags.token_failures_per_ip.or(file.token_failures_per_ip),
+                tokenless_client_ttl: flags.tokenless_client_ttl.or(file.tokenless_client_ttl),
+                idle_client_ttl: flags.idle_client_ttl.or(file.idle_client_ttl),
             },
             upstream,
             gateway_routes,
@@ -385,6 +395,9 @@ impl Settings {
         config.token_failures_per_ip = t
             .token_failures_per_ip
             .unwrap_or(config.token_failures_per_ip);
+        let reap = &mut config.client_reaping;
+        set(&mut reap.tokenless_after, t.tokenless_client_ttl);
+        set(&mut reap.idle_after, t.idle_client_ttl);
         config.upstream.clone_from(&self.upstream);
         config.gateway_routes.clone_from(&self.gateway_routes);
         config.cimd_allow_hosts.clone_from(&self.cimd_allow_hosts);

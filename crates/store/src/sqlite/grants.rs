@@ -2,6 +2,7 @@
 //! (code redemption, refresh rotation) are one writer operation each: the conditional `UPDATE … WHERE used_at
 //! IS NULL` and, only if it matched, the successor rows, all in the batch's transaction.
 
+use super::clients::keep_last_use;
 use super::group_commit::Undo;
 use super::revocation_sql::{revoke_one_grant, ACCESS_REVOCATION, GRANT_REVOCATION};
 use super::{identity_row, SqliteStore};
@@ -311,6 +312,8 @@ impl GrantStore for SqliteStore {
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
         self.write(Undo::Savepoint, move |conn| {
             let mut n = 0;
+            // What the expired grants say about their clients' last use outlives them.
+            keep_last_use(conn, "expires_at < ?1", &now)?;
             // Codes are kept an hour past expiry so a late replay is still recognised as reuse.
             for (sql, cutoff) in [
                 (
@@ -322,13 +325,6 @@ impl GrantStore for SqliteStore {
                 ("DELETE FROM revocations WHERE expires_at < ?", now),
                 ("DELETE FROM rate_limits WHERE expires_at < ?", now),
                 ("DELETE FROM upstream_states WHERE expires_at < ?", now),
-                (
-                    "DELETE FROM clients WHERE created_at < ? \
-                     AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.client_id = clients.client_id) \
-                     AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.client_id) \
-                     AND NOT EXISTS (SELECT 1 FROM authorization_codes a WHERE a.client_id = clients.client_id)",
-                    now - UNUSED_CLIENT_TTL,
-                ),
                 (
                     "DELETE FROM signing_keys WHERE active = 0 AND publish_until < ?",
                     now,

@@ -7,6 +7,7 @@ mod contract;
 mod federation;
 mod migrations;
 mod postgres_only;
+mod reaping;
 
 use portcullis_authz::store::Storage;
 use portcullis_store::{open, StoreOptions};
@@ -197,6 +198,5 @@ on_every_backend!(
     revocation_feed_misses_nothing,
     keys_first_start_race,
     purge,
-    unused_clients_expire,
     rate_limits
 );
