@@ -220,3 +220,39 @@ impl Registrations {
         Ok(client)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use crate::client_auth::ClientCredentials;
+    use crate::client_reaping::ReapPolicy;
+    use crate::testing::{authz_with_clock, register_public};
+
+    #[tokio::test]
+    async fn a_reaped_client_is_forgotten_by_this_process_at_once() {
+        let (a, clock) = authz_with_clock().await;
+        let id = register_public(&a).await;
+        let creds = ClientCredentials::Public {
+            client_id: id.clone(),
+        };
+        let policy = ReapPolicy::default();
+        assert!(a.registrations().reap(&policy).await.unwrap().is_empty());
+        clock.advance(policy.tokenless_after + 1);
+        // Cached a moment before it is reaped.
+        a.registrations().authenticate_client(&creds).await.unwrap();
+        assert_eq!(a.registrations().reap(&policy).await.unwrap(), [id.clone()]);
+        assert!(
+            a.registrations().cache().get(&id, a.core().now()).is_none(),
+            "not served from the cache"
+        );
+        assert!(a.registrations().authenticate_client(&creds).await.is_err());
+        let off = ReapPolicy {
+            tokenless_after: 0,
+            idle_after: 0,
+        };
+        let other = register_public(&a).await;
+        clock.advance(1000 * 24 * 3600);
+        assert!(a.registrations().reap(&off).await.unwrap().is_empty());
+        assert!(a.registrations().client(&other).await.unwrap().is_some());
+    }
+}

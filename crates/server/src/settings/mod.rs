@@ -506,6 +506,42 @@ mod tests {
     }
 
     #[test]
+    fn client_reaping_keys_layer_and_zero_turns_a_rule_off() {
+        let issuer = || url::Url::parse("http://127.0.0.1:1").unwrap();
+        let d = Settings::layered(Overrides::default(), FileSettings::default()).unwrap();
+        assert_eq!(
+            d.server_config(issuer()).client_reaping,
+            portcullis_authz::client_reaping::ReapPolicy::default()
+        );
+        let file: FileSettings =
+            toml::from_str("tokenless_client_ttl = 0\nidle_client_ttl = 86400").unwrap();
+        let flags = Overrides {
+            idle_client_ttl: Some(60),
+            ..Overrides::default()
+        };
+        let c = Settings::layered(flags, file)
+            .unwrap()
+            .server_config(issuer());
+        assert_eq!(
+            (
+                c.client_reaping.tokenless_after,
+                c.client_reaping.idle_after
+            ),
+            (0, 60),
+            "the file's 0 (off), the flag over the file"
+        );
+        assert!(c.check().is_ok());
+        let negative = Overrides {
+            tokenless_client_ttl: Some(-1),
+            ..Overrides::default()
+        };
+        let c = Settings::layered(negative, FileSettings::default())
+            .unwrap()
+            .server_config(issuer());
+        assert!(c.check().is_err(), "a negative lifetime is refused");
+    }
+
+    #[test]
     fn database_passwords_are_redacted_when_printed() {
         let flags = DatabaseOverrides {
             url: Some("postgres://u:hunter2@db/p?password=hunter3".into()),
