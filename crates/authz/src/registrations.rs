@@ -240,7 +240,10 @@ mod tests {
         clock.advance(policy.tokenless_after + 1);
         // Cached a moment before it is reaped.
         a.registrations().authenticate_client(&creds).await.unwrap();
-        assert_eq!(a.registrations().reap(&policy).await.unwrap(), [id.clone()]);
+        assert_eq!(
+            a.registrations().reap(&policy).await.unwrap(),
+            vec![id.clone()]
+        );
         assert!(
             a.registrations().cache().get(&id, a.core().now()).is_none(),
             "not served from the cache"

@@ -15,6 +15,7 @@ mod grants;
 mod group_commit;
 mod readers;
 mod revocation_sql;
+mod usage_sql;
 
 use crate::error::{map, map_sqlite};
 use crate::options::StoreOptions;
@@ -205,7 +206,7 @@ impl UserStore for SqliteStore {
                 .optional()?;
             let Some(id) = id else { return Ok(false) };
             revocation_sql::revoke_grants_where(conn, "user_id", &id, now, exp)?;
-            clients::keep_last_use(conn, "user_id = ?1", &id)?;
+            usage_sql::keep_last_use(conn, "user_id = ?1", &id)?;
             conn.prepare_cached("DELETE FROM users WHERE id = ?")?
                 .execute([&id])?;
             Ok(true)

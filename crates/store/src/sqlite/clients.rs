@@ -7,7 +7,7 @@ use super::SqliteStore;
 use async_trait::async_trait;
 use portcullis_authz::secret::TokenHash;
 use portcullis_authz::store::*;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Row};
 
 /// A grant `g` that is live at `?1`: not revoked, not expired, and its refresh token (if any) not idle-expired.
 const LIVE_GRANT: &str = "g.revoked_at IS NULL AND g.expires_at > ?1 \
@@ -48,23 +48,6 @@ pub(super) fn client_row(r: &Row<'_>) -> rusqlite::Result<ClientRecord> {
             )
         })?,
     })
-}
-
-/// Keeps on each client row the last use among its grants that match `filter` (over `grants`, with the one
-/// parameter `?1`), which are about to be deleted: their use must outlive them ([`ClientUsage::last_used_at`]).
-pub(super) fn keep_last_use(
-    conn: &Connection,
-    filter: &str,
-    value: &dyn rusqlite::ToSql,
-) -> rusqlite::Result<()> {
-    let sql = format!(
-        "UPDATE clients SET last_used_at = x.used FROM \
-         (SELECT client_id, MAX(COALESCE(refresh_issued_at, created_at)) AS used FROM grants \
-          WHERE {filter} GROUP BY client_id) AS x \
-         WHERE x.client_id = clients.client_id \
-         AND (clients.last_used_at IS NULL OR clients.last_used_at < x.used)"
-    );
-    conn.prepare_cached(&sql)?.execute([value]).map(drop)
 }
 
 #[async_trait]

@@ -2,9 +2,9 @@
 //! (code redemption, refresh rotation) are one writer operation each: the conditional `UPDATE … WHERE used_at
 //! IS NULL` and, only if it matched, the successor rows, all in the batch's transaction.
 
-use super::clients::keep_last_use;
 use super::group_commit::Undo;
 use super::revocation_sql::{revoke_one_grant, ACCESS_REVOCATION, GRANT_REVOCATION};
+use super::usage_sql::keep_last_use;
 use super::{identity_row, SqliteStore};
 use async_trait::async_trait;
 use portcullis_authz::secret::TokenHash;
