@@ -55,6 +55,10 @@ pub struct AuthzConfig {
     pub refresh_idle_ttl: i64,
     /// No refresh token of a grant lives past the grant's start plus this, seconds.
     pub refresh_absolute_ttl: i64,
+    /// Seconds after a rotation during which the token it retired, presented again by its client, gets the
+    /// same successor instead of revoking the family (a lost response, concurrent refreshes); 0: strict
+    /// rotation (RFC 9700 §4.14.2, OAuth 2.1 §4.3.1). See `token::refresh`.
+    pub refresh_grace_period: i64,
     /// Login session lifetime, seconds.
     pub session_ttl: i64,
     /// The `display_name` of each configured identity provider, by `name`: access tokens of users who signed in
@@ -76,6 +80,7 @@ impl AuthzConfig {
             access_token_ttl: 3600,
             refresh_idle_ttl: 30 * 24 * 3600,
             refresh_absolute_ttl: 90 * 24 * 3600,
+            refresh_grace_period: 30,
             session_ttl: 12 * 3600,
         }
     }

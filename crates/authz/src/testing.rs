@@ -320,18 +320,19 @@ impl GrantStore for MemStore {
             let grant = i.grants.get(&gid).cloned().ok_or(RefreshError::Unknown)?;
             match decide(&family, &grant) {
                 Ok(d) => {
-                    let live = &mut i
-                        .families
-                        .get_mut(key.as_str())
-                        .ok_or(RefreshError::Unknown)?
-                        .0;
-                    live.token_hash = d.update.token_hash;
-                    live.issued_at = d.update.issued_at;
-                    live.expires_at = d.update.expires_at;
-                    Ok(Rotation {
-                        grant,
-                        scope: d.scope,
-                    })
+                    // A replay writes nothing; a rotation rewrites the family in place.
+                    if let RotationStep::Rotate(u) = &d.step {
+                        let live = &mut i
+                            .families
+                            .get_mut(key.as_str())
+                            .ok_or(RefreshError::Unknown)?
+                            .0;
+                        live.token_hash = u.token_hash.clone();
+                        live.issued_at = u.issued_at;
+                        live.expires_at = u.expires_at;
+                        live.previous.clone_from(&u.previous);
+                    }
+                    Ok(Rotation::of(grant, d))
                 }
                 Err(e) => {
                     if e.revokes_family() {
@@ -710,8 +711,23 @@ pub(crate) async fn authz_with_clock() -> (Authz, Arc<FixedClock>) {
 
 /// An [`Authz`] on `store`, with a fixed clock.
 pub(crate) async fn authz_on(store: Arc<MemStore>) -> (Authz, Arc<FixedClock>) {
+    authz_on_with(store, |_| {}).await
+}
+
+/// An [`Authz`] with a fixed clock and the test configuration as `change` leaves it.
+pub(crate) async fn authz_with_config(
+    change: impl FnOnce(&mut AuthzConfig),
+) -> (Authz, Arc<FixedClock>) {
+    authz_on_with(Arc::new(MemStore::default()), change).await
+}
+
+async fn authz_on_with(
+    store: Arc<MemStore>,
+    change: impl FnOnce(&mut AuthzConfig),
+) -> (Authz, Arc<FixedClock>) {
     let clock = Arc::new(FixedClock::new(1_700_000_000));
-    let config = AuthzConfig::new("http://127.0.0.1:8080", "http://127.0.0.1:8080/mcp");
+    let mut config = AuthzConfig::new("http://127.0.0.1:8080", "http://127.0.0.1:8080/mcp");
+    change(&mut config);
     let a = Authz::new(store, clock.clone(), Arc::new(SeqRandom::default()), config)
         .await
         .unwrap();

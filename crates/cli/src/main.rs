@@ -65,6 +65,11 @@ struct ServeArgs {
     /// Refresh token absolute lifetime in seconds (default 90 days).
     #[arg(long, env = "PORTCULLIS_REFRESH_ABSOLUTE_TTL")]
     refresh_absolute_ttl: Option<i64>,
+    /// Seconds after a refresh-token rotation during which the rotated token, presented again by its client
+    /// (a retry after a lost response, a concurrent refresh), gets the same new refresh token instead of
+    /// revoking the grant; 0 = strict rotation (default 30, at most 300). See SECURITY.md.
+    #[arg(long, env = "PORTCULLIS_REFRESH_GRACE_PERIOD", value_name = "SECONDS")]
+    refresh_grace_period: Option<i64>,
     /// Login session lifetime in seconds (default 12 hours).
     #[arg(long, env = "PORTCULLIS_SESSION_TTL")]
     session_ttl: Option<i64>,
@@ -162,6 +167,7 @@ impl ServeArgs {
             access_token_ttl: self.access_token_ttl,
             refresh_idle_ttl: self.refresh_idle_ttl,
             refresh_absolute_ttl: self.refresh_absolute_ttl,
+            refresh_grace_period: self.refresh_grace_period,
             session_ttl: self.session_ttl,
             revocation_sync_ms: self.revocation_sync_ms,
             register_per_ip_per_hour: self.register_per_ip_per_hour,

@@ -24,6 +24,7 @@ mod instances;
 mod multi_instance;
 mod negative;
 mod reaping;
+mod refresh_grace;
 mod scopes;
 mod security;
 mod seed_flow;

@@ -48,6 +48,8 @@ pub struct FileSettings {
     pub access_token_ttl: Option<i64>,
     pub refresh_idle_ttl: Option<i64>,
     pub refresh_absolute_ttl: Option<i64>,
+    /// Seconds a rotated refresh token may be presented again for the same successor; 0: strict rotation.
+    pub refresh_grace_period: Option<i64>,
     pub session_ttl: Option<i64>,
     pub revocation_sync_ms: Option<u64>,
     pub register_per_ip_per_hour: Option<u32>,
@@ -129,6 +131,7 @@ pub struct Overrides {
     pub access_token_ttl: Option<i64>,
     pub refresh_idle_ttl: Option<i64>,
     pub refresh_absolute_ttl: Option<i64>,
+    pub refresh_grace_period: Option<i64>,
     pub session_ttl: Option<i64>,
     pub revocation_sync_ms: Option<u64>,
     pub register_per_ip_per_hour: Option<u32>,
@@ -241,6 +244,7 @@ pub struct Tunables {
     pub access_token_ttl: Option<i64>,
     pub refresh_idle_ttl: Option<i64>,
     pub refresh_absolute_ttl: Option<i64>,
+    pub refresh_grace_period: Option<i64>,
     pub session_ttl: Option<i64>,
     pub revocation_sync_ms: Option<u64>,
     pub register_per_ip_per_hour: Option<u32>,
@@ -356,6 +360,7 @@ impl Settings {
                 access_token_ttl: flags.access_token_ttl.or(file.access_token_ttl),
                 refresh_idle_ttl: flags.refresh_idle_ttl.or(file.refresh_idle_ttl),
                 refresh_absolute_ttl: flags.refresh_absolute_ttl.or(file.refresh_absolute_ttl),
+                refresh_grace_period: flags.refresh_grace_period.or(file.refresh_grace_period),
                 session_ttl: flags.session_ttl.or(file.session_ttl),
                 revocation_sync_ms: flags.revocation_sync_ms.or(file.revocation_sync_ms),
                 register_per_ip_per_hour: flags
@@ -387,6 +392,7 @@ impl Settings {
         set(&mut config.access_token_ttl, t.access_token_ttl);
         set(&mut config.refresh_idle_ttl, t.refresh_idle_ttl);
         set(&mut config.refresh_absolute_ttl, t.refresh_absolute_ttl);
+        set(&mut config.refresh_grace_period, t.refresh_grace_period);
         set(&mut config.session_ttl, t.session_ttl);
         config.revocation_sync_ms = t.revocation_sync_ms.unwrap_or(config.revocation_sync_ms);
         config.register_per_ip_per_hour = t
@@ -503,6 +509,26 @@ mod tests {
             Settings::layered(bad, FileSettings::default()).unwrap_err(),
             SettingsError::LogFormat("xml".into())
         );
+    }
+
+    /// `refresh_grace_period`: TOML key, then flag / `PORTCULLIS_REFRESH_GRACE_PERIOD` (one `Overrides` field),
+    /// then the default 30; 0 (strict rotation) is a value, not "unset".
+    #[test]
+    fn refresh_grace_period_layers() {
+        let issuer = url::Url::parse("http://127.0.0.1:1").unwrap();
+        let config = |flag: Option<i64>, file: &str| {
+            let flags = Overrides {
+                refresh_grace_period: flag,
+                ..Overrides::default()
+            };
+            let file: FileSettings = toml::from_str(file).unwrap();
+            let s = Settings::layered(flags, file).unwrap();
+            s.server_config(issuer.clone()).refresh_grace_period
+        };
+        assert_eq!(config(None, ""), 30);
+        assert_eq!(config(None, "refresh_grace_period = 5"), 5);
+        assert_eq!(config(Some(0), "refresh_grace_period = 5"), 0);
+        assert_eq!(config(Some(12), ""), 12);
     }
 
     #[test]

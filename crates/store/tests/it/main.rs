@@ -8,6 +8,7 @@ mod federation;
 mod migrations;
 mod postgres_only;
 mod reaping;
+mod refresh_grace;
 
 use portcullis_authz::store::Storage;
 use portcullis_store::{open, StoreOptions};

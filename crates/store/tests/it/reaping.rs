@@ -65,6 +65,7 @@ async fn grant(
         token_hash: TokenHash::of(&format!("secret-{grant}")),
         issued_at: t,
         expires_at,
+        previous: None,
     });
     let won = s.redeem_code(&code, at, &g, family.as_ref()).await.unwrap();
     assert_eq!(won, Transition::Won);

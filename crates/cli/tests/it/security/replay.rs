@@ -53,11 +53,12 @@ async fn concurrent_code_redemptions_yield_exactly_one_token() {
     );
 }
 
-/// Rule: exactly one of many concurrent refreshes of the same token succeeds (security notes "/token";
-/// Keycloak CVE-2026-1035).
+/// Rule: with strict rotation (`--refresh-grace-period 0`), exactly one of many concurrent refreshes of the
+/// same token succeeds (security notes "/token"; Keycloak CVE-2026-1035). With the grace period every one gets
+/// the same single successor: `it/refresh_grace.rs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_refreshes_yield_exactly_one_token() {
-    let s = std::sync::Arc::new(support::start());
+    let s = std::sync::Arc::new(support::start_with(&["--refresh-grace-period", "0"]));
     let t = support::grant(&s, "&state=x").await;
     let statuses = race(20, || {
         let (s, client, rt) = (s.clone(), t.client_id.clone(), t.refresh.clone());
@@ -226,7 +227,8 @@ async fn authorize_with_a_foreign_resource_gets_no_code() {
 /// Rule: codes, refresh tokens (both parts: the family's handle and each secret) and client secrets are stored
 /// only as SHA-256 hashes (security notes "Storage"; RFC 9700 §4.14.2). The database files (main, WAL) are read
 /// byte for byte after a code exchange, a refresh and a confidential registration; the hash of the family's
-/// handle is found there (so these are the right files) and none of the values.
+/// handle is found there (so these are the right files) and none of the values, nor the live secret's raw
+/// bytes (the grace period keeps it only sealed under the rotated token).
 #[tokio::test]
 async fn tokens_and_secrets_are_stored_only_hashed() {
     use base64::Engine as _;
@@ -278,4 +280,12 @@ async fn tokens_and_secrets_are_stored_only_hashed() {
     ] {
         assert!(!contains(value), "the {what} is stored in the clear");
     }
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(secret2)
+        .unwrap();
+    assert_eq!(raw.len(), 32);
+    assert!(
+        !stored.windows(raw.len()).any(|w| w == raw.as_slice()),
+        "the live refresh secret's bytes are stored in the clear"
+    );
 }
