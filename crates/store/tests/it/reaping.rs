@@ -348,6 +348,72 @@ pub(crate) async fn reaping_zero_is_off_and_batches_resume(s: Arc<dyn Storage>) 
     );
 }
 
+/// A client that obtains its first grant while it is being reaped either keeps it (and the client stays), or is
+/// reaped and the redemption finds no code: never a grant left on a deleted client, never a lost grant.
+pub(crate) async fn reaping_races_a_first_token(s: Arc<dyn Storage>) {
+    s.insert_user(&UserRecord {
+        id: "u1".into(),
+        username: "alice".into(),
+        password_hash: "$argon2id$x".into(),
+        created_at: NOW,
+    })
+    .await
+    .unwrap();
+    let at = NOW + DAY + 1;
+    let cutoffs = ReapPolicy::default().cutoffs(at);
+    for i in 0..20 {
+        let (id, gid) = (format!("racer-{i:02}"), format!("g-{i}"));
+        s.insert_client(&client(&id, ClientOrigin::Registered))
+            .await
+            .unwrap();
+        let code = TokenHash::of(&format!("code-{gid}"));
+        s.insert_code(&CodeRecord {
+            code_hash: code.clone(),
+            client_id: id.clone(),
+            user_id: "u1".into(),
+            redirect_uri: "http://localhost/cb".into(),
+            code_challenge: "ch".into(),
+            scope: "mcp:tools".into(),
+            resource: "http://x/mcp".into(),
+            created_at: at,
+            expires_at: at + 60,
+            used_at: None,
+            grant_id: None,
+            identity: DisplayIdentity::password_user("alice"),
+        })
+        .await
+        .unwrap();
+        let g = GrantRecord {
+            id: gid.clone(),
+            client_id: id.clone(),
+            user_id: "u1".into(),
+            scope: "mcp:tools".into(),
+            resource: "http://x/mcp".into(),
+            created_at: at,
+            expires_at: at + 1000,
+            revoked_at: None,
+            identity: DisplayIdentity::password_user("alice"),
+        };
+        let (s1, s2) = (s.clone(), s.clone());
+        let redeem = tokio::spawn(async move { s1.redeem_code(&code, at, &g, None).await });
+        let reap = tokio::spawn(async move { s2.reap_clients(&cutoffs, "", 100, at + 10).await });
+        let redeemed = redeem.await.unwrap().unwrap();
+        let reaped = reap.await.unwrap().unwrap();
+        let client_left = s.client(&id).await.unwrap().is_some();
+        let grant = s.grant(&gid).await.unwrap();
+        if redeemed == Transition::Won {
+            assert!(
+                client_left && !reaped.contains(&id),
+                "{id}: a client that got its grant stays"
+            );
+            assert_eq!(grant.unwrap().revoked_at, None, "{id}: its grant is live");
+        } else {
+            assert!(!client_left && reaped.contains(&id), "{id}: reaped first");
+            assert!(grant.is_none());
+        }
+    }
+}
+
 macro_rules! reaping_on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -383,4 +449,5 @@ reaping_on_every_backend!(
     usage_is_derived_from_grants,
     reaping_follows_the_rule,
     reaping_zero_is_off_and_batches_resume,
+    reaping_races_a_first_token,
 );
