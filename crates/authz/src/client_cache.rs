@@ -4,7 +4,8 @@
 //! Why a cached record is safe to use for [`CLIENT_CACHE_TTL`] seconds:
 //! - a registration is never modified after it is stored (there is no update or secret rotation), so a cached
 //!   record is the stored record;
-//! - the only change is deletion (`portcullis clients remove`, or the purge of registrations nobody approved),
+//! - the only change is deletion (`portcullis clients remove`, or the reaping of dead registrations,
+//!   [`crate::client_reaping`]),
 //!   perhaps by another process. A deleted client may then still authenticate on an instance that cached it,
 //!   until the entry expires, but it can obtain nothing: the deletion removes its codes and grants in the same
 //!   transaction, so every grant it presents is `invalid_grant`;
@@ -112,6 +113,7 @@ mod tests {
                 secret_hash: None,
                 metadata_json: r#"{"redirect_uris":["http://localhost/cb"],"token_endpoint_auth_method":"none"}"#.into(),
                 created_at: 0,
+                origin: crate::store::ClientOrigin::Registered,
             };
             meta.client_id = id.into();
             Arc::new(RegisteredClient::from_record(&meta).unwrap())

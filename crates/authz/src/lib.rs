@@ -17,6 +17,7 @@
 //! - [`client_id_metadata`]: Client ID Metadata Documents (URL `client_id`s); the fetching is injected.
 //! - [`client_auth`]: token-endpoint client authentication (RFC 6749 §2.3, OAuth 2.1 §2.4): credentials, check.
 //! - [`client_cache`]: the short-lived cache of registered clients that client authentication reads.
+//! - [`client_reaping`]: which stored clients are deleted as dead registrations (pure; the stores run it in SQL).
 //! - [`registrations`]: [`registrations::Registrations`], the registration service (register, client lookup,
 //!   CIMD resolution, client authentication, removal, the client cache) on top of the modules above.
 //! - [`authorize`]: authorization request types and rules (RFC 6749 §4.1.1, OAuth 2.1 §4.1.1);
@@ -39,6 +40,7 @@ pub mod authorize;
 pub mod client_auth;
 pub mod client_cache;
 pub mod client_id_metadata;
+pub mod client_reaping;
 pub mod clock;
 pub mod config;
 pub mod csrf;

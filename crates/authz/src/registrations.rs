@@ -11,12 +11,13 @@ use crate::client_cache::ClientCache;
 use crate::client_id_metadata::{
     client_from_document, is_url_client_id, ClientIdUrl, ClientMetadataResolver,
 };
+use crate::client_reaping::{ReapPolicy, REAP_BATCH};
 use crate::error::AuthzError;
 use crate::random;
 use crate::registration::{check_metadata, RegisteredClient, RegistrationPolicy};
 use crate::secret::Secret;
 use crate::shared::Core;
-use crate::store::{ClientRecord, StoreError};
+use crate::store::{ClientOrigin, ClientRecord, StoreError};
 use portcullis_proto::registration::{ClientInformation, ClientMetadata};
 use std::sync::Arc;
 
@@ -78,6 +79,7 @@ impl Registrations {
             secret_hash: secret.as_ref().map(Secret::hash),
             metadata_json,
             created_at: now,
+            origin: ClientOrigin::Registered,
         };
         self.core.store.insert_client(&record).await?;
         Ok(ClientInformation {
@@ -155,6 +157,37 @@ impl Registrations {
         Ok(existed)
     }
 
+    /// Deletes the dead registrations `policy` reaps ([`crate::client_reaping`]), in batches of [`REAP_BATCH`]
+    /// (each its own short transaction), and forgets them in this process's client cache (another instance's
+    /// cache forgets them within [`crate::client_cache::CLIENT_CACHE_TTL`]; their grants are gone already).
+    /// Returns the deleted client ids. Nothing when both rules are off.
+    pub async fn reap(&self, policy: &ReapPolicy) -> Result<Vec<String>, AuthzError> {
+        let mut reaped = Vec::new();
+        if policy.is_off() {
+            return Ok(reaped);
+        }
+        let now = self.core.clock.now();
+        let cutoffs = policy.cutoffs(now);
+        let revocation_expires_at = self.core.revocation_expiry(now);
+        let mut after = String::new();
+        loop {
+            let batch = (self.core.store)
+                .reap_clients(&cutoffs, &after, REAP_BATCH, revocation_expires_at)
+                .await?;
+            for id in &batch {
+                self.cache.remove(id);
+            }
+            let done = batch.len() < REAP_BATCH as usize;
+            if let Some(last) = batch.last() {
+                after.clone_from(last);
+            }
+            reaped.extend(batch);
+            if done {
+                return Ok(reaped);
+            }
+        }
+    }
+
     /// The cache, for tests of its rules.
     #[cfg(test)]
     pub(crate) fn cache(&self) -> &ClientCache {
@@ -179,6 +212,7 @@ impl Registrations {
                 metadata_json: serde_json::to_string(&client.metadata)
                     .map_err(|e| AuthzError::Internal(e.to_string()))?,
                 created_at: now,
+                origin: ClientOrigin::MetadataDocument,
             };
             match self.core.store.insert_client(&record).await {
                 Ok(()) | Err(StoreError::Conflict(_)) => {}
@@ -186,5 +220,44 @@ impl Registrations {
             }
         }
         Ok(client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use crate::client_auth::ClientCredentials;
+    use crate::client_reaping::ReapPolicy;
+    use crate::testing::{authz_with_clock, register_public};
+
+    #[tokio::test]
+    async fn a_reaped_client_is_forgotten_by_this_process_at_once() {
+        let (a, clock) = authz_with_clock().await;
+        let id = register_public(&a).await;
+        let creds = ClientCredentials::Public {
+            client_id: id.clone(),
+        };
+        let policy = ReapPolicy::default();
+        assert!(a.registrations().reap(&policy).await.unwrap().is_empty());
+        clock.advance(policy.tokenless_after + 1);
+        // Cached a moment before it is reaped.
+        a.registrations().authenticate_client(&creds).await.unwrap();
+        assert_eq!(
+            a.registrations().reap(&policy).await.unwrap(),
+            vec![id.clone()]
+        );
+        assert!(
+            a.registrations().cache().get(&id, a.core().now()).is_none(),
+            "not served from the cache"
+        );
+        assert!(a.registrations().authenticate_client(&creds).await.is_err());
+        let off = ReapPolicy {
+            tokenless_after: 0,
+            idle_after: 0,
+        };
+        let other = register_public(&a).await;
+        clock.advance(1000 * 24 * 3600);
+        assert!(a.registrations().reap(&off).await.unwrap().is_empty());
+        assert!(a.registrations().client(&other).await.unwrap().is_some());
     }
 }

@@ -6,6 +6,7 @@
 
 mod federation;
 
+pub use crate::client_reaping::ReapCutoffs;
 use crate::secret::{Secret, TokenHash};
 pub use crate::token::error::RefreshError;
 use async_trait::async_trait;
@@ -45,6 +46,57 @@ pub struct ClientRecord {
     pub metadata_json: String,
     /// Registration time.
     pub created_at: i64,
+    /// Who stored it: only clients stored by unauthenticated parties are ever reaped
+    /// ([`crate::client_reaping`]).
+    pub origin: ClientOrigin,
+}
+
+/// How a client came to be stored (migration 0007; rows stored before it are classified there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientOrigin {
+    /// Open dynamic registration at `POST /register` (RFC 7591 §3), by anyone: reapable.
+    Registered,
+    /// The row of a URL `client_id` whose Client ID Metadata Document was resolved (the document stays the
+    /// authority, and the row is stored again at its next use): reapable.
+    MetadataDocument,
+    /// Made by an administrator with the `portcullis` command: never reaped.
+    Admin,
+}
+
+impl ClientOrigin {
+    /// The stored form (column `clients.origin`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Registered => "dynamic",
+            Self::MetadataDocument => "metadata_document",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Reads the stored form; `None` for a value this version does not know.
+    pub fn from_stored(text: &str) -> Option<Self> {
+        match text {
+            "dynamic" => Some(Self::Registered),
+            "metadata_document" => Some(Self::MetadataDocument),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A client with how it was used, derived from its grants so that issuing and refreshing tokens write nothing
+/// new (`portcullis clients list`, and the reaping rule).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientUsage {
+    /// The client.
+    pub client: ClientRecord,
+    /// Its last use: the newest code exchange (grant creation) or refresh (family issue time) among its grants,
+    /// and of the grants already purged (kept on the client row when they are deleted). `None`: it never obtained
+    /// a token.
+    pub last_used_at: Option<i64>,
+    /// Its live grants: neither revoked nor expired (nor their refresh token idle-expired).
+    pub live_grants: u64,
 }
 
 /// An end user who can log in.
@@ -338,10 +390,6 @@ pub struct RevocationRecord {
     pub expires_at: i64,
 }
 
-/// A registered client that no user has approved within this many seconds of its registration is deleted by
-/// [`GrantStore::purge_expired`] (7 days).
-pub const UNUSED_CLIENT_TTL: i64 = 7 * 24 * 3600;
-
 /// Outcome of a conditional single-use transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
@@ -368,6 +416,20 @@ pub trait ClientStore: Send + Sync {
         now: i64,
         revocation_expires_at: i64,
     ) -> Result<bool, StoreError>;
+    /// Every client with its usage at `now`, oldest first.
+    async fn client_usage(&self, now: i64) -> Result<Vec<ClientUsage>, StoreError>;
+    /// Deletes up to `limit` clients that `cutoffs` reap ([`crate::client_reaping`]; the same rule as
+    /// [`crate::client_reaping::ReapPolicy::reason`]), the smallest client ids above `after` first, as
+    /// [`ClientStore::delete_client`] does (grants not yet revoked get revocation entries living until
+    /// `revocation_expires_at`; consents, codes and grants go). One short transaction that decides on what is
+    /// committed when it runs: a client that obtains a grant meanwhile is kept. Returns the deleted ids, in order.
+    async fn reap_clients(
+        &self,
+        cutoffs: &ReapCutoffs,
+        after: &str,
+        limit: u32,
+        revocation_expires_at: i64,
+    ) -> Result<Vec<String>, StoreError>;
 }
 
 /// End users.
@@ -479,10 +541,9 @@ pub trait GrantStore: Send + Sync {
     /// Reads a grant.
     async fn grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError>;
     /// Deletes expired codes, refresh tokens, grants, sessions, revocation entries, rate-limit windows and
-    /// pending upstream sign-ins,
-    /// retired keys past their publication, and registrations unused for [`UNUSED_CLIENT_TTL`] (no user ever
-    /// approved them: no consent, code or grant; security notes "unused registrations expire"). Returns rows
-    /// removed.
+    /// pending upstream sign-ins, and retired keys past their publication. Before expired grants go, each
+    /// client's last use among them is kept on the client ([`ClientUsage::last_used_at`]). Returns rows
+    /// removed. (Dead registrations are [reaped](ClientStore::reap_clients) apart.)
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
 }
 

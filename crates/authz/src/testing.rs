@@ -119,6 +119,73 @@ impl ClientStore for MemStore {
     async fn delete_client(&self, id: &str, _now: i64, _exp: i64) -> Result<bool, StoreError> {
         Ok(self.with(|i| i.clients.remove(id).is_some()))
     }
+    async fn client_usage(&self, now: i64) -> Result<Vec<ClientUsage>, StoreError> {
+        Ok(self.with(|i| {
+            let mut all: Vec<ClientUsage> =
+                i.clients.values().map(|c| usage_in(i, c, now)).collect();
+            all.sort_by(|a, b| {
+                (a.client.created_at, &a.client.client_id)
+                    .cmp(&(b.client.created_at, &b.client.client_id))
+            });
+            all
+        }))
+    }
+    async fn reap_clients(
+        &self,
+        cutoffs: &ReapCutoffs,
+        after: &str,
+        limit: u32,
+        exp: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self.with(|i| {
+            let mut ids: Vec<String> = (i.clients.values())
+                .filter(|c| c.client_id.as_str() > after)
+                .filter(|c| cutoffs.reason(&usage_in(i, c, cutoffs.now)).is_some())
+                .map(|c| c.client_id.clone())
+                .collect();
+            ids.sort();
+            ids.truncate(limit as usize);
+            for id in &ids {
+                let grants: Vec<String> = (i.grants.values())
+                    .filter(|g| g.client_id == *id)
+                    .map(|g| g.id.clone())
+                    .collect();
+                for g in &grants {
+                    revoke_in(i, g, cutoffs.now, exp);
+                    i.grants.remove(g);
+                }
+                i.families.retain(|_, (_, g)| !grants.contains(g));
+                i.codes.retain(|_, c| c.client_id != *id);
+                i.consents.retain(|(_, c), _| c != id);
+                i.clients.remove(id);
+            }
+            ids
+        }))
+    }
+}
+
+/// The usage of `c` at `now`, from the grants and refresh families held.
+fn usage_in(i: &Inner, c: &ClientRecord, now: i64) -> ClientUsage {
+    let mut last_used_at = None;
+    let mut live_grants = 0;
+    for g in i.grants.values().filter(|g| g.client_id == c.client_id) {
+        let family = i
+            .families
+            .values()
+            .find(|(_, id)| *id == g.id)
+            .map(|(f, _)| f);
+        let used = family.map_or(g.created_at, |f| f.issued_at.max(g.created_at));
+        last_used_at = last_used_at.max(Some(used));
+        let live = g.revoked_at.is_none()
+            && g.expires_at > now
+            && family.is_none_or(|f| f.expires_at > now);
+        live_grants += u64::from(live);
+    }
+    ClientUsage {
+        client: c.clone(),
+        last_used_at,
+        live_grants,
+    }
 }
 
 #[async_trait]

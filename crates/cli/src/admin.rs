@@ -2,10 +2,10 @@
 //! `clients`. They open the database directly (the server may be running:
 //! SQLite serialises writers, and the server re-reads keys periodically).
 
+use crate::client_list::{self, ListedClient};
 use crate::db::{open_store, DbArgs};
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use portcullis_authz::registration::RegisteredClient;
 use portcullis_authz::store::{IdentityRecord, StoreError, UserRecord};
 use portcullis_authz::{Authz, AuthzConfig, OsRandom, SystemClock};
 use portcullis_server::settings::{DatabaseSettings, FileSettings};
@@ -85,8 +85,12 @@ pub(crate) enum KeysCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ClientsCommand {
-    /// List registered clients.
+    /// List stored clients: id, name, origin (dynamic registration, metadata document or admin), when
+    /// registered, when last used (code exchange or refresh; "never": no token yet), live grants, redirect hosts.
     List {
+        /// One JSON array (unix times; names whole; full redirect URIs) instead of the table.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -303,23 +307,16 @@ pub(crate) async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
 
 pub(crate) async fn clients(cmd: ClientsCommand) -> anyhow::Result<()> {
     match cmd {
-        ClientsCommand::List { db } => {
+        ClientsCommand::List { json, db } => {
             let a = authz(&db).await?;
-            let clients = a.core().store().list_clients().await?;
-            if clients.is_empty() {
+            let usage = a.core().store().client_usage(a.core().now()).await?;
+            let clients: Vec<ListedClient> = usage.iter().map(ListedClient::new).collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&clients)?);
+            } else if clients.is_empty() {
                 println!("no registered clients");
-            }
-            for c in clients {
-                let parsed = RegisteredClient::from_record(&c)
-                    .map_err(|e| anyhow::anyhow!(e.description()))?;
-                let uris: Vec<&str> = parsed.redirect_uris.iter().map(|u| u.as_str()).collect();
-                println!(
-                    "{}\t{}\t{}\t{}",
-                    c.client_id,
-                    parsed.name(),
-                    parsed.auth_method.as_str(),
-                    uris.join(" ")
-                );
+            } else {
+                print!("{}", client_list::table(&clients));
             }
         }
         ClientsCommand::Remove { id, db } => {

@@ -5,6 +5,7 @@
 
 mod admin;
 mod client_cmd;
+mod client_list;
 mod db;
 mod vault_cmd;
 
@@ -82,6 +83,15 @@ struct ServeArgs {
     /// 0 = unlimited (default 600).
     #[arg(long, env = "PORTCULLIS_TOKEN_FAILURES_PER_IP")]
     token_failures_per_ip: Option<u32>,
+    /// Delete a client registered by anyone (open registration, or a Client ID Metadata Document's row) that
+    /// obtained no token within this many seconds of registering; 0 = never (default 86400, a day). Clients
+    /// made by an administrator are never deleted.
+    #[arg(long, env = "PORTCULLIS_TOKENLESS_CLIENT_TTL", value_name = "SECONDS")]
+    tokenless_client_ttl: Option<i64>,
+    /// Delete such a client when it has no live grant and was last used (code exchange or refresh) this many
+    /// seconds ago; 0 = never (default 7776000, 90 days).
+    #[arg(long, env = "PORTCULLIS_IDLE_CLIENT_TTL", value_name = "SECONDS")]
+    idle_client_ttl: Option<i64>,
     /// Database reader connections (default 4).
     #[arg(long, env = "PORTCULLIS_DB_MAX_CONNECTIONS")]
     db_max_connections: Option<u32>,
@@ -171,6 +181,8 @@ impl ServeArgs {
             revocation_sync_ms: self.revocation_sync_ms,
             register_per_ip_per_hour: self.register_per_ip_per_hour,
             token_failures_per_ip: self.token_failures_per_ip,
+            tokenless_client_ttl: self.tokenless_client_ttl,
+            idle_client_ttl: self.idle_client_ttl,
             log_format: self.log_format,
             drain_timeout_ms: self.drain_timeout_ms,
             upstream: self.upstream,

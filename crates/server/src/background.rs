@@ -1,4 +1,5 @@
-//! Background jobs of a running server: revocation sync, signing-key reload, purge of expired rows.
+//! Background jobs of a running server: revocation sync, signing-key reload, purge of expired rows, reaping of
+//! dead registrations (`portcullis_authz::client_reaping`).
 
 use crate::state::AppState;
 use std::sync::Arc;
@@ -43,6 +44,10 @@ pub fn spawn(s: Arc<AppState>) -> Jobs {
             }
         }
     });
+    let mut jobs = vec![revocations, keys];
+    if let Some(period) = (s.config.client_reaping).period(s.config.purge_interval_secs) {
+        jobs.push(tokio::spawn(reap(s.clone(), Duration::from_secs(period))));
+    }
     let c = s;
     let purge = tokio::spawn(async move {
         let period = Duration::from_secs(c.config.purge_interval_secs.max(1));
@@ -61,5 +66,24 @@ pub fn spawn(s: Arc<AppState>) -> Jobs {
             }
         }
     });
-    Jobs(vec![revocations, keys, purge])
+    jobs.push(purge);
+    Jobs(jobs)
+}
+
+/// Every `period`: deletes the registrations the policy reaps. Every instance runs it; on PostgreSQL they skip
+/// each other's locked rows, so two instances never wait on each other.
+async fn reap(s: Arc<AppState>, period: Duration) {
+    loop {
+        tokio::time::sleep(period).await;
+        match s.authz.registrations().reap(&s.config.client_reaping).await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::info!(clients = ids.len(), "reaped dead client registrations");
+                for id in &ids {
+                    tracing::debug!(client_id = %id, "reaped client");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reaping client registrations failed"),
+        }
+    }
 }

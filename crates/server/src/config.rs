@@ -2,6 +2,7 @@
 //! variables and flags; everything here is already checked.
 
 use crate::gateway::config::{check_routes, GatewayConfig, GatewayConfigError, RouteConfig};
+use portcullis_authz::client_reaping::ReapPolicy;
 use portcullis_authz::config::{default_scopes, ScopeInfo};
 use portcullis_authz::AuthzConfig;
 use portcullis_proto::{PrivateUseSchemes, Scope};
@@ -36,6 +37,9 @@ pub struct ServerConfig {
     pub key_reload_secs: u64,
     /// How often expired rows are deleted, seconds.
     pub purge_interval_secs: u64,
+    /// When dead registrations are deleted (`tokenless_client_ttl`, `idle_client_ttl`); the job runs every
+    /// [`ReapPolicy::period`] of the purge interval.
+    pub client_reaping: ReapPolicy,
     /// Gateway mode: forward the MCP endpoint to this upstream instead of the built-in server.
     pub upstream: Option<GatewayConfig>,
     /// `[[gateway.routes]]`: more upstreams on their own paths, each its own protected resource. They coexist
@@ -129,6 +133,7 @@ impl ServerConfig {
             revocation_sync_ms: 1000,
             key_reload_secs: 60,
             purge_interval_secs: 3600,
+            client_reaping: ReapPolicy::default(),
             upstream: None,
             gateway_routes: Vec::new(),
             register_per_ip_per_hour: 100,
@@ -153,6 +158,11 @@ impl ServerConfig {
             return Err(ConfigError::Lifetime(
                 "refresh lifetimes must be at least 60 s, the absolute one at least the idle one"
                     .into(),
+            ));
+        }
+        if self.client_reaping.tokenless_after < 0 || self.client_reaping.idle_after < 0 {
+            return Err(ConfigError::Lifetime(
+                "tokenless_client_ttl and idle_client_ttl must be 0 (never) or more seconds".into(),
             ));
         }
         if !(0..=MAX_REFRESH_GRACE_PERIOD).contains(&self.refresh_grace_period) {

@@ -15,9 +15,9 @@
 
 use portcullis_authz::secret::TokenHash;
 use portcullis_authz::store::{
-    ClientRecord, CodeRecord, DisplayIdentity, GrantRecord, PreviousToken, RefreshError,
-    RefreshFamily, RefreshUpdate, ReuseRevocation, RotationDecision, RotationStep, Storage,
-    Transition, UserRecord,
+    ClientOrigin, ClientRecord, CodeRecord, DisplayIdentity, GrantRecord, PreviousToken,
+    RefreshError, RefreshFamily, RefreshUpdate, ReuseRevocation, RotationDecision, RotationStep,
+    Storage, Transition, UserRecord,
 };
 use portcullis_proto::Scope;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +41,7 @@ fn client(id: &str) -> ClientRecord {
         secret_hash: None,
         metadata_json: r#"{"client_name":"bench","redirect_uris":["http://localhost:8080/callback"],"grant_types":["authorization_code","refresh_token"],"response_types":["code"],"token_endpoint_auth_method":"none"}"#.to_owned(),
         created_at: NOW,
+        origin: ClientOrigin::Registered,
     }
 }
 

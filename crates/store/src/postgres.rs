@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - this file: connecting, migrations, the retry loop, row decoding and the revocation-feed helpers;
-//! - [`accounts`]: clients, users, login sessions and consent;
+//! - [`clients`]: registered clients, their usage and the reaping of dead registrations;
+//! - [`accounts`]: users, login sessions and consent;
 //! - [`grants`]: codes, grants, refresh tokens, revocations, purging;
 //! - [`federation`]: identities at upstream providers, pending upstream sign-ins, sealed upstream tokens;
 //! - [`keys`]: signing keys and the health check;
@@ -34,6 +35,7 @@
 //! advisory locks, so its migrations would need sqlx's `set_locking(false)` and start-ups one at a time.
 
 mod accounts;
+mod clients;
 mod federation;
 mod grants;
 mod keys;
@@ -161,7 +163,7 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(5 << attempt.min(4).saturating_sub(1)) + Duration::from_nanos(jitter)
 }
 
-const CLIENT_COLUMNS: &str = "client_id, secret_hash, metadata, created_at";
+const CLIENT_COLUMNS: &str = "client_id, secret_hash, metadata, created_at, origin";
 const USER_COLUMNS: &str = "id, username, password_hash, created_at";
 const CODE_COLUMNS: &str =
     "code_hash, client_id, user_id, redirect_uri, code_challenge, scope, resource, \
@@ -179,6 +181,13 @@ fn client_row(r: &PgRow) -> Result<ClientRecord, sqlx::Error> {
             .map(TokenHash::from_stored),
         metadata_json: r.try_get("metadata")?,
         created_at: r.try_get("created_at")?,
+        origin: {
+            let origin: String = r.try_get("origin")?;
+            ClientOrigin::from_stored(&origin).ok_or_else(|| sqlx::Error::ColumnDecode {
+                index: "origin".into(),
+                source: format!("unknown client origin {origin:?}").into(),
+            })?
+        },
     })
 }
 

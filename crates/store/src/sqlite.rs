@@ -9,11 +9,13 @@
 //! migrations at start-up (its `_sqlx_migrations` table records them).
 //! Single-use transitions are conditional `UPDATE … WHERE used_at IS NULL` statements inside one transaction.
 
+mod clients;
 mod federation;
 mod grants;
 mod group_commit;
 mod readers;
 mod revocation_sql;
+mod usage_sql;
 
 use crate::error::{map, map_sqlite};
 use crate::options::StoreOptions;
@@ -132,17 +134,6 @@ fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreE
     Ok(conn)
 }
 
-fn client_row(r: &Row<'_>) -> rusqlite::Result<ClientRecord> {
-    Ok(ClientRecord {
-        client_id: r.get("client_id")?,
-        secret_hash: r
-            .get::<_, Option<String>>("secret_hash")?
-            .map(TokenHash::from_stored),
-        metadata_json: r.get("metadata")?,
-        created_at: r.get("created_at")?,
-    })
-}
-
 fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
         id: r.get("id")?,
@@ -174,54 +165,6 @@ fn key_row(r: &Row<'_>) -> rusqlite::Result<SigningKeyRecord> {
         active: r.get::<_, i64>("active")? != 0,
         publish_until: r.get("publish_until")?,
     })
-}
-
-#[async_trait]
-impl ClientStore for SqliteStore {
-    async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
-        let c = c.clone();
-        self.write(Undo::Statement, move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO clients (client_id, secret_hash, metadata, created_at) VALUES (?, ?, ?, ?)",
-            )?
-            .execute(params![
-                c.client_id,
-                c.secret_hash.as_ref().map(TokenHash::as_str),
-                c.metadata_json,
-                c.created_at
-            ])
-            .map(drop)
-        })
-        .await
-    }
-
-    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
-        self.read(|conn| {
-            conn.prepare_cached("SELECT * FROM clients WHERE client_id = ?")?
-                .query_row([client_id], client_row)
-                .optional()
-        })
-    }
-
-    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
-        self.read(|conn| {
-            conn.prepare_cached("SELECT * FROM clients ORDER BY created_at, client_id")?
-                .query_map([], client_row)?
-                .collect()
-        })
-    }
-
-    async fn delete_client(&self, client_id: &str, now: i64, exp: i64) -> Result<bool, StoreError> {
-        let client_id = client_id.to_owned();
-        self.write(Undo::Savepoint, move |conn| {
-            revocation_sql::revoke_grants_where(conn, "client_id", &client_id, now, exp)?;
-            let n = conn
-                .prepare_cached("DELETE FROM clients WHERE client_id = ?")?
-                .execute([&client_id])?;
-            Ok(n == 1)
-        })
-        .await
-    }
 }
 
 #[async_trait]
@@ -263,6 +206,7 @@ impl UserStore for SqliteStore {
                 .optional()?;
             let Some(id) = id else { return Ok(false) };
             revocation_sql::revoke_grants_where(conn, "user_id", &id, now, exp)?;
+            usage_sql::keep_last_use(conn, "user_id = ?1", &id)?;
             conn.prepare_cached("DELETE FROM users WHERE id = ?")?
                 .execute([&id])?;
             Ok(true)

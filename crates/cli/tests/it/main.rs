@@ -23,6 +23,7 @@ mod idp;
 mod instances;
 mod multi_instance;
 mod negative;
+mod reaping;
 mod refresh_grace;
 mod registration;
 mod scopes;

@@ -54,6 +54,10 @@ pub struct FileSettings {
     pub revocation_sync_ms: Option<u64>,
     pub register_per_ip_per_hour: Option<u32>,
     pub token_failures_per_ip: Option<u32>,
+    /// Seconds after which a client that never obtained a token is deleted (0: never).
+    pub tokenless_client_ttl: Option<i64>,
+    /// Seconds after which a client with no live grant, unused that long, is deleted (0: never).
+    pub idle_client_ttl: Option<i64>,
     pub db_max_connections: Option<u32>,
     pub db_acquire_timeout_ms: Option<u64>,
     pub db_statement_timeout_ms: Option<u64>,
@@ -134,6 +138,8 @@ pub struct Overrides {
     pub revocation_sync_ms: Option<u64>,
     pub register_per_ip_per_hour: Option<u32>,
     pub token_failures_per_ip: Option<u32>,
+    pub tokenless_client_ttl: Option<i64>,
+    pub idle_client_ttl: Option<i64>,
     pub log_format: Option<String>,
     pub drain_timeout_ms: Option<u64>,
     pub upstream: Option<String>,
@@ -248,6 +254,8 @@ pub struct Tunables {
     pub revocation_sync_ms: Option<u64>,
     pub register_per_ip_per_hour: Option<u32>,
     pub token_failures_per_ip: Option<u32>,
+    pub tokenless_client_ttl: Option<i64>,
+    pub idle_client_ttl: Option<i64>,
 }
 
 /// Every setting of `serve`, layered and parsed. Only the issuer's default waits for the bound address.
@@ -370,6 +378,8 @@ impl Settings {
                     .register_per_ip_per_hour
                     .or(file.register_per_ip_per_hour),
                 token_failures_per_ip: flags.token_failures_per_ip.or(file.token_failures_per_ip),
+                tokenless_client_ttl: flags.tokenless_client_ttl.or(file.tokenless_client_ttl),
+                idle_client_ttl: flags.idle_client_ttl.or(file.idle_client_ttl),
             },
             upstream,
             gateway_routes,
@@ -403,6 +413,9 @@ impl Settings {
         config.token_failures_per_ip = t
             .token_failures_per_ip
             .unwrap_or(config.token_failures_per_ip);
+        let reap = &mut config.client_reaping;
+        set(&mut reap.tokenless_after, t.tokenless_client_ttl);
+        set(&mut reap.idle_after, t.idle_client_ttl);
         config.upstream.clone_from(&self.upstream);
         config.gateway_routes.clone_from(&self.gateway_routes);
         config.cimd_allow_hosts.clone_from(&self.cimd_allow_hosts);
@@ -605,6 +618,42 @@ mod tests {
             assert!(e.contains(bad), "{e}");
         }
         assert!(toml::from_str::<FileSettings>("allowed_redirect_schemes = \"cursor\"").is_err());
+    }
+
+    #[test]
+    fn client_reaping_keys_layer_and_zero_turns_a_rule_off() {
+        let issuer = || url::Url::parse("http://127.0.0.1:1").unwrap();
+        let d = Settings::layered(Overrides::default(), FileSettings::default()).unwrap();
+        assert_eq!(
+            d.server_config(issuer()).client_reaping,
+            portcullis_authz::client_reaping::ReapPolicy::default()
+        );
+        let file: FileSettings =
+            toml::from_str("tokenless_client_ttl = 0\nidle_client_ttl = 86400").unwrap();
+        let flags = Overrides {
+            idle_client_ttl: Some(60),
+            ..Overrides::default()
+        };
+        let c = Settings::layered(flags, file)
+            .unwrap()
+            .server_config(issuer());
+        assert_eq!(
+            (
+                c.client_reaping.tokenless_after,
+                c.client_reaping.idle_after
+            ),
+            (0, 60),
+            "the file's 0 (off), the flag over the file"
+        );
+        assert!(c.check().is_ok());
+        let negative = Overrides {
+            tokenless_client_ttl: Some(-1),
+            ..Overrides::default()
+        };
+        let c = Settings::layered(negative, FileSettings::default())
+            .unwrap()
+            .server_config(issuer());
+        assert!(c.check().is_err(), "a negative lifetime is refused");
     }
 
     #[test]

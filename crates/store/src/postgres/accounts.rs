@@ -1,80 +1,12 @@
-//! PostgreSQL: registered clients, users, login sessions and remembered consent.
+//! PostgreSQL: users, login sessions and remembered consent.
 
-use super::{
-    client_row, identity_row, retry, revoke_grants_of, user_row, GrantOwner, PostgresStore,
-};
-use super::{CLIENT_COLUMNS, USER_COLUMNS};
+use super::clients::{keep_last_use, Deleting};
+use super::USER_COLUMNS;
+use super::{identity_row, retry, revoke_grants_of, user_row, GrantOwner, PostgresStore};
 use async_trait::async_trait;
 use portcullis_authz::secret::{Secret, TokenHash};
 use portcullis_authz::store::*;
 use sqlx::Row;
-
-#[async_trait]
-impl ClientStore for PostgresStore {
-    async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
-        let pool = &self.pool;
-        retry(self.deadline, || async move {
-            sqlx::query(
-                "INSERT INTO clients (client_id, secret_hash, metadata, created_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&c.client_id)
-            .bind(c.secret_hash.as_ref().map(TokenHash::as_str))
-            .bind(&c.metadata_json)
-            .bind(c.created_at)
-            .execute(pool)
-            .await?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
-        let pool = &self.pool;
-        retry(self.deadline, || async move {
-            sqlx::query(&format!(
-                "SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1"
-            ))
-            .bind(client_id)
-            .fetch_optional(pool)
-            .await?
-            .as_ref()
-            .map(client_row)
-            .transpose()
-        })
-        .await
-    }
-
-    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
-        let pool = &self.pool;
-        retry(self.deadline, || async move {
-            sqlx::query(&format!(
-                "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id"
-            ))
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(client_row)
-            .collect()
-        })
-        .await
-    }
-
-    async fn delete_client(&self, client_id: &str, now: i64, exp: i64) -> Result<bool, StoreError> {
-        let pool = &self.pool;
-        retry(self.deadline, || async move {
-            let mut tx = pool.begin().await?;
-            revoke_grants_of(&mut tx, GrantOwner::Client(client_id), now, exp).await?;
-            let n = sqlx::query("DELETE FROM clients WHERE client_id = $1")
-                .bind(client_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            tx.commit().await?;
-            Ok(n == 1)
-        })
-        .await
-    }
-}
 
 #[async_trait]
 impl UserStore for PostgresStore {
@@ -138,6 +70,7 @@ impl UserStore for PostgresStore {
                     .await?;
             let Some(id) = id else { return Ok(false) };
             revoke_grants_of(&mut tx, GrantOwner::User(&id), now, exp).await?;
+            keep_last_use(&mut tx, Deleting::OfUser(&id)).await?;
             sqlx::query("DELETE FROM users WHERE id = $1")
                 .bind(&id)
                 .execute(&mut *tx)

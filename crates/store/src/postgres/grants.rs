@@ -1,6 +1,7 @@
 //! PostgreSQL: authorization codes (RFC 6749 §4.1), grants and their rotating refresh tokens (OAuth 2.1 §4.3.1),
 //! the revocation feed the MCP endpoints follow, and purging of expired rows.
 
+use super::clients::{keep_last_use, Deleting};
 use super::{code_row, grant_row, insert_revocations, retry, PostgresStore};
 use super::{ACCESS_REVOCATION, CODE_COLUMNS, GRANT_COLUMNS, GRANT_REVOCATION};
 use async_trait::async_trait;
@@ -301,6 +302,8 @@ impl GrantStore for PostgresStore {
         retry(self.deadline, || async move {
             let mut tx = pool.begin().await?;
             let mut n = 0;
+            // What the expired grants say about their clients' last use outlives them.
+            keep_last_use(&mut tx, Deleting::ExpiredBefore(now)).await?;
             // Codes are kept an hour past expiry so a late replay is still recognised as reuse. Deleting
             // revocation entries never touches `revocation_counter`, so sequence numbers are not reused.
             for (sql, cutoff) in [
@@ -313,13 +316,6 @@ impl GrantStore for PostgresStore {
                 ("DELETE FROM revocations WHERE expires_at < $1", now),
                 ("DELETE FROM rate_limits WHERE expires_at < $1", now),
                 ("DELETE FROM upstream_states WHERE expires_at < $1", now),
-            (
-                "DELETE FROM clients WHERE created_at < $1 \
-                 AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.client_id = clients.client_id) \
-                 AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.client_id) \
-                 AND NOT EXISTS (SELECT 1 FROM authorization_codes a WHERE a.client_id = clients.client_id)",
-                now - UNUSED_CLIENT_TTL,
-            ),
                 (
                     "DELETE FROM signing_keys WHERE NOT active AND publish_until < $1",
                     now,

@@ -4,6 +4,7 @@
 
 use super::group_commit::Undo;
 use super::revocation_sql::{revoke_one_grant, ACCESS_REVOCATION, GRANT_REVOCATION};
+use super::usage_sql::keep_last_use;
 use super::{identity_row, SqliteStore};
 use async_trait::async_trait;
 use portcullis_authz::secret::TokenHash;
@@ -332,6 +333,8 @@ impl GrantStore for SqliteStore {
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
         self.write(Undo::Savepoint, move |conn| {
             let mut n = 0;
+            // What the expired grants say about their clients' last use outlives them.
+            keep_last_use(conn, "expires_at < ?1", &now)?;
             // Codes are kept an hour past expiry so a late replay is still recognised as reuse.
             for (sql, cutoff) in [
                 (
@@ -343,13 +346,6 @@ impl GrantStore for SqliteStore {
                 ("DELETE FROM revocations WHERE expires_at < ?", now),
                 ("DELETE FROM rate_limits WHERE expires_at < ?", now),
                 ("DELETE FROM upstream_states WHERE expires_at < ?", now),
-                (
-                    "DELETE FROM clients WHERE created_at < ? \
-                     AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.client_id = clients.client_id) \
-                     AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.client_id) \
-                     AND NOT EXISTS (SELECT 1 FROM authorization_codes a WHERE a.client_id = clients.client_id)",
-                    now - UNUSED_CLIENT_TTL,
-                ),
                 (
                     "DELETE FROM signing_keys WHERE active = 0 AND publish_until < ?",
                     now,

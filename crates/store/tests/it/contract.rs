@@ -17,6 +17,7 @@ fn client(id: &str) -> ClientRecord {
         secret_hash: Some(TokenHash::of("s")),
         metadata_json: "{}".into(),
         created_at: NOW,
+        origin: ClientOrigin::Registered,
     }
 }
 
@@ -754,32 +755,6 @@ pub(crate) async fn purge(s: Arc<dyn Storage>) {
     assert_eq!(keys.len(), 1);
     assert_eq!((keys[0].kid.as_str(), keys[0].active), ("k2", true));
     assert_eq!(s.purge_expired(NOW + 60 + 3601).await.unwrap(), 0);
-}
-
-pub(crate) async fn unused_clients_expire(s: Arc<dyn Storage>) {
-    s.insert_user(&user("u1", "alice")).await.unwrap();
-    s.insert_client(&client("unused")).await.unwrap();
-    s.insert_client(&client("approved")).await.unwrap();
-    s.save_consent("u1", "approved", "mcp:tools", NOW)
-        .await
-        .unwrap();
-    assert_eq!(
-        s.purge_expired(NOW + UNUSED_CLIENT_TTL - 1).await.unwrap(),
-        0,
-        "not stale yet"
-    );
-    assert_eq!(
-        s.purge_expired(NOW + UNUSED_CLIENT_TTL + 1).await.unwrap(),
-        1
-    );
-    assert!(
-        s.client("unused").await.unwrap().is_none(),
-        "a registration nobody approved expires"
-    );
-    assert!(
-        s.client("approved").await.unwrap().is_some(),
-        "an approved client stays"
-    );
 }
 
 pub(crate) async fn rate_limits(s: Arc<dyn Storage>) {

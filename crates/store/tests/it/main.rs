@@ -7,6 +7,7 @@ mod contract;
 mod federation;
 mod migrations;
 mod postgres_only;
+mod reaping;
 mod refresh_grace;
 
 use portcullis_authz::store::Storage;
@@ -198,6 +199,5 @@ on_every_backend!(
     revocation_feed_misses_nothing,
     keys_first_start_race,
     purge,
-    unused_clients_expire,
     rate_limits
 );

@@ -1,9 +1,10 @@
 //! Upgrades: a database written by an older Portcullis, migrated by `open`, keeps what it promised. Migration
 //! 0003 (refresh families on the grant row) must keep every live refresh token working; after 0005 (identity
-//! claims) the rows of password logins written before it name their user.
+//! claims) the rows of password logins written before it name their user; 0007 (client reaping) classifies the
+//! clients stored before it.
 
 use portcullis_authz::secret::TokenHash;
-use portcullis_authz::store::DisplayIdentity;
+use portcullis_authz::store::{ClientOrigin, DisplayIdentity};
 use portcullis_store::{open, StoreOptions};
 use sqlx::migrate::Migrator;
 
@@ -18,6 +19,11 @@ const LEGACY_ROWS: &[&str] = &[
      VALUES ('legacy-session', 'u1', 'k', 1, 1000)",
     "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, code_challenge, scope, \
      resource, created_at, expires_at) VALUES ('legacy-code', 'c1', 'u1', '', 'ch', 'mcp:tools', 'http://x/mcp', 1, 60)",
+    // For 0007: a metadata document's row, a client a user approved (its grant purged since), an unused one.
+    "INSERT INTO clients (client_id, metadata, created_at) VALUES ('https://app.example/c.json', '{}', 1)",
+    "INSERT INTO clients (client_id, metadata, created_at) VALUES ('c2', '{}', 1)",
+    "INSERT INTO consents (user_id, client_id, scope, updated_at) VALUES ('u1', 'c2', 'mcp:tools', 7)",
+    "INSERT INTO clients (client_id, metadata, created_at) VALUES ('c3', '{}', 1)",
 ];
 
 fn legacy_tokens() -> [String; 2] {
@@ -81,6 +87,26 @@ async fn check_migrated(url: &str, options: &StoreOptions) {
         .unwrap()
         .expect("the code survives");
     assert_eq!(code.identity, alice);
+    // 0007: a URL client id is a metadata document's row, every other was registered; the last use comes from
+    // the grant (its live token's issue time), else from a user's approval, else there is none.
+    let usage: Vec<(String, ClientOrigin, Option<i64>)> = (s.client_usage(2).await.unwrap())
+        .into_iter()
+        .map(|u| (u.client.client_id, u.client.origin, u.last_used_at))
+        .collect();
+    let registered = ClientOrigin::Registered;
+    assert_eq!(
+        usage,
+        [
+            ("c1".to_owned(), registered, Some(2)),
+            ("c2".to_owned(), registered, Some(7)),
+            ("c3".to_owned(), registered, None),
+            (
+                "https://app.example/c.json".to_owned(),
+                ClientOrigin::MetadataDocument,
+                None
+            ),
+        ]
+    );
 }
 
 #[tokio::test]
