@@ -112,6 +112,7 @@ mod tests {
                 secret_hash: None,
                 metadata_json: r#"{"redirect_uris":["http://localhost/cb"],"token_endpoint_auth_method":"none"}"#.into(),
                 created_at: 0,
+                introspection: None,
             };
             meta.client_id = id.into();
             Arc::new(RegisteredClient::from_record(&meta).unwrap())

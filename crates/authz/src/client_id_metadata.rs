@@ -185,6 +185,7 @@ pub fn client_from_document(
         secret_hash: None,
         created_at: now,
         metadata: meta,
+        introspection: None,
     })
 }
 

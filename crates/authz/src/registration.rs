@@ -4,6 +4,7 @@
 //! redirect URI, `response_types` can only be `code`, and implicit or password grants are refused.
 
 use crate::error::AuthzError;
+use crate::introspection::IntrospectionAudiences;
 use crate::secret::TokenHash;
 use crate::store::ClientRecord;
 use portcullis_proto::registration::ClientMetadata;
@@ -35,6 +36,9 @@ pub struct RegisteredClient {
     pub created_at: i64,
     /// The registered metadata.
     pub metadata: ClientMetadata,
+    /// `Some` for a resource server's introspection credential ([`crate::introspection`]): which audiences it
+    /// serves. Such a client has no redirect URI and no grant type, so it can never obtain a token.
+    pub introspection: Option<IntrospectionAudiences>,
 }
 
 impl RegisteredClient {
@@ -67,6 +71,10 @@ impl RegisteredClient {
             secret_hash: record.secret_hash.clone(),
             created_at: record.created_at,
             metadata,
+            introspection: record
+                .introspection
+                .as_deref()
+                .map(IntrospectionAudiences::from_stored),
         })
     }
 

@@ -76,6 +76,7 @@ impl Registrations {
             secret_hash: secret.as_ref().map(Secret::hash),
             metadata_json,
             created_at: now,
+            introspection: None,
         };
         self.core.store.insert_client(&record).await?;
         Ok(ClientInformation {
@@ -177,6 +178,7 @@ impl Registrations {
                 metadata_json: serde_json::to_string(&client.metadata)
                     .map_err(|e| AuthzError::Internal(e.to_string()))?,
                 created_at: now,
+                introspection: None,
             };
             match self.core.store.insert_client(&record).await {
                 Ok(()) | Err(StoreError::Conflict(_)) => {}

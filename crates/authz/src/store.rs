@@ -45,6 +45,10 @@ pub struct ClientRecord {
     pub metadata_json: String,
     /// Registration time.
     pub created_at: i64,
+    /// For an introspection credential made by the admin (`portcullis clients add NAME --introspection`,
+    /// storage migration 0008): the audiences whose tokens it may introspect, empty for every audience of this
+    /// issuer. `None` for every other client, which may introspect only the tokens issued to it.
+    pub introspection: Option<Vec<String>>,
 }
 
 /// An end user who can log in.

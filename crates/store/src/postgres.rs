@@ -161,7 +161,7 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(5 << attempt.min(4).saturating_sub(1)) + Duration::from_nanos(jitter)
 }
 
-const CLIENT_COLUMNS: &str = "client_id, secret_hash, metadata, created_at";
+const CLIENT_COLUMNS: &str = "client_id, secret_hash, metadata, created_at, introspection";
 const USER_COLUMNS: &str = "id, username, password_hash, created_at";
 const CODE_COLUMNS: &str =
     "code_hash, client_id, user_id, redirect_uri, code_challenge, scope, resource, \
@@ -179,6 +179,7 @@ fn client_row(r: &PgRow) -> Result<ClientRecord, sqlx::Error> {
             .map(TokenHash::from_stored),
         metadata_json: r.try_get("metadata")?,
         created_at: r.try_get("created_at")?,
+        introspection: crate::introspection_from_column(r.try_get("introspection")?),
     })
 }
 

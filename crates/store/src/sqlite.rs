@@ -140,6 +140,7 @@ fn client_row(r: &Row<'_>) -> rusqlite::Result<ClientRecord> {
             .map(TokenHash::from_stored),
         metadata_json: r.get("metadata")?,
         created_at: r.get("created_at")?,
+        introspection: crate::introspection_from_column(r.get("introspection")?),
     })
 }
 
@@ -182,13 +183,15 @@ impl ClientStore for SqliteStore {
         let c = c.clone();
         self.write(Undo::Statement, move |conn| {
             conn.prepare_cached(
-                "INSERT INTO clients (client_id, secret_hash, metadata, created_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO clients (client_id, secret_hash, metadata, created_at, introspection) \
+                 VALUES (?, ?, ?, ?, ?)",
             )?
             .execute(params![
                 c.client_id,
                 c.secret_hash.as_ref().map(TokenHash::as_str),
                 c.metadata_json,
-                c.created_at
+                c.created_at,
+                crate::introspection_to_column(&c)
             ])
             .map(drop)
         })

@@ -15,12 +15,14 @@ impl ClientStore for PostgresStore {
         let pool = &self.pool;
         retry(self.deadline, || async move {
             sqlx::query(
-                "INSERT INTO clients (client_id, secret_hash, metadata, created_at) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO clients (client_id, secret_hash, metadata, created_at, introspection) \
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(&c.client_id)
             .bind(c.secret_hash.as_ref().map(TokenHash::as_str))
             .bind(&c.metadata_json)
             .bind(c.created_at)
+            .bind(crate::introspection_to_column(c))
             .execute(pool)
             .await?;
             Ok(())

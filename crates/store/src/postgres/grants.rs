@@ -305,7 +305,7 @@ impl GrantStore for PostgresStore {
                 ("DELETE FROM rate_limits WHERE expires_at < $1", now),
                 ("DELETE FROM upstream_states WHERE expires_at < $1", now),
             (
-                "DELETE FROM clients WHERE created_at < $1 \
+                "DELETE FROM clients WHERE created_at < $1 AND introspection IS NULL \
                  AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.client_id = clients.client_id) \
                  AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.client_id) \
                  AND NOT EXISTS (SELECT 1 FROM authorization_codes a WHERE a.client_id = clients.client_id)",

@@ -323,7 +323,7 @@ impl GrantStore for SqliteStore {
                 ("DELETE FROM rate_limits WHERE expires_at < ?", now),
                 ("DELETE FROM upstream_states WHERE expires_at < ?", now),
                 (
-                    "DELETE FROM clients WHERE created_at < ? \
+                    "DELETE FROM clients WHERE created_at < ? AND introspection IS NULL \
                      AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.client_id = clients.client_id) \
                      AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.client_id) \
                      AND NOT EXISTS (SELECT 1 FROM authorization_codes a WHERE a.client_id = clients.client_id)",

@@ -17,6 +17,7 @@ fn client(id: &str) -> ClientRecord {
         secret_hash: Some(TokenHash::of("s")),
         metadata_json: "{}".into(),
         created_at: NOW,
+        introspection: None,
     }
 }
 
@@ -760,6 +761,20 @@ pub(crate) async fn unused_clients_expire(s: Arc<dyn Storage>) {
     s.save_consent("u1", "approved", "mcp:tools", NOW)
         .await
         .unwrap();
+    // Introspection credentials (migration 0008) read back as stored, and are never reaped: no user approves
+    // a resource server.
+    let mut any = client("rs-any");
+    any.introspection = Some(vec![]);
+    let mut some = client("rs-some");
+    some.introspection = Some(vec!["https://a/mcp".into(), "https://b/mcp".into()]);
+    s.insert_client(&any).await.unwrap();
+    s.insert_client(&some).await.unwrap();
+    assert_eq!(s.client("rs-any").await.unwrap().as_ref(), Some(&any));
+    assert_eq!(s.client("rs-some").await.unwrap().as_ref(), Some(&some));
+    assert_eq!(
+        s.client("unused").await.unwrap().unwrap().introspection,
+        None
+    );
     assert_eq!(
         s.purge_expired(NOW + UNUSED_CLIENT_TTL - 1).await.unwrap(),
         0,
@@ -776,6 +791,10 @@ pub(crate) async fn unused_clients_expire(s: Arc<dyn Storage>) {
     assert!(
         s.client("approved").await.unwrap().is_some(),
         "an approved client stays"
+    );
+    assert!(
+        s.client("rs-any").await.unwrap().is_some() && s.client("rs-some").await.unwrap().is_some(),
+        "an introspection credential stays"
     );
 }
 

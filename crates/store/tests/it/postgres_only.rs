@@ -29,6 +29,7 @@ async fn seed(s: &dyn Storage, code: &str) {
         secret_hash: None,
         metadata_json: "{}".into(),
         created_at: NOW,
+        introspection: None,
     })
     .await
     .unwrap();
