@@ -27,6 +27,7 @@ use crate::secret::TokenHash;
 use crate::shared::Core;
 use crate::token::refresh;
 use portcullis_proto::introspection::{IntrospectionResponse, OneOrMany};
+use portcullis_proto::registration::ClientMetadata;
 use std::sync::Arc;
 
 /// The audiences a resource server's introspection credential serves.
@@ -63,6 +64,42 @@ impl IntrospectionAudiences {
             Self::Only(resources) => resources.iter().any(|r| aud.contains(r)),
         }
     }
+}
+
+/// The metadata stored for an introspection credential named `name`: HTTP Basic, no redirect URI, no grant or
+/// response type. `name` follows the registration rule for `client_name`; each resource is an absolute http(s)
+/// URL without a fragment (RFC 8707 §2).
+pub fn introspection_metadata(
+    name: &str,
+    audiences: &IntrospectionAudiences,
+) -> Result<ClientMetadata, AuthzError> {
+    let bad = |m: String| AuthzError::InvalidClientMetadata(m);
+    if name.trim().is_empty()
+        || name.chars().count() > crate::registration::MAX_NAME_LEN
+        || name.chars().any(char::is_control)
+    {
+        return Err(bad(format!(
+            "the name must be 1 to {} characters without control characters",
+            crate::registration::MAX_NAME_LEN
+        )));
+    }
+    for r in audiences.to_stored() {
+        let ok = url::Url::parse(&r).is_ok_and(|u| {
+            matches!(u.scheme(), "https" | "http") && u.host().is_some() && u.fragment().is_none()
+        });
+        if !ok {
+            return Err(bad(format!(
+                "resource {r:?} must be an absolute http(s) URL without a fragment"
+            )));
+        }
+    }
+    Ok(ClientMetadata {
+        client_name: Some(name.to_owned()),
+        token_endpoint_auth_method: Some(AuthMethod::ClientSecretBasic.as_str().into()),
+        grant_types: Some(Vec::new()),
+        response_types: Some(Vec::new()),
+        ..ClientMetadata::default()
+    })
 }
 
 /// Who is asking, once authenticated.

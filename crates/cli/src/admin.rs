@@ -5,6 +5,7 @@
 use crate::db::{open_store, DbArgs};
 use anyhow::{bail, Context};
 use clap::Subcommand;
+use portcullis_authz::introspection::IntrospectionAudiences;
 use portcullis_authz::registration::RegisteredClient;
 use portcullis_authz::store::{IdentityRecord, StoreError, UserRecord};
 use portcullis_authz::{Authz, AuthzConfig, OsRandom, SystemClock};
@@ -87,6 +88,21 @@ pub(crate) enum KeysCommand {
 pub(crate) enum ClientsCommand {
     /// List registered clients.
     List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Add a client made by the admin: a resource server's introspection credential (RFC 7662), for
+    /// POST <issuer>/introspect. It authenticates with HTTP Basic and can never obtain a token itself.
+    Add {
+        /// A name for it (shown by `clients list`), e.g. the resource server's.
+        name: String,
+        /// Make an introspection credential (required: the only kind `clients add` makes).
+        #[arg(long, required = true)]
+        introspection: bool,
+        /// A resource (the tokens' audience, e.g. https://mcp.example.com/mcp) whose access tokens it may
+        /// introspect; repeat for several. Without it: the access tokens of every audience of this issuer.
+        #[arg(long = "resource", value_name = "URL", requires = "introspection")]
+        resources: Vec<String>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -313,15 +329,25 @@ pub(crate) async fn clients(cmd: ClientsCommand) -> anyhow::Result<()> {
                 let parsed = RegisteredClient::from_record(&c)
                     .map_err(|e| anyhow::anyhow!(e.description()))?;
                 let uris: Vec<&str> = parsed.redirect_uris.iter().map(|u| u.as_str()).collect();
+                let uris = match &parsed.introspection {
+                    Some(aud) => format!("introspection: {}", audiences_text(aud)),
+                    None => uris.join(" "),
+                };
                 println!(
                     "{}\t{}\t{}\t{}",
                     c.client_id,
                     parsed.name(),
                     parsed.auth_method.as_str(),
-                    uris.join(" ")
+                    uris
                 );
             }
         }
+        ClientsCommand::Add {
+            name,
+            resources,
+            db,
+            ..
+        } => add_introspection_credential(&name, resources, &db).await?,
         ClientsCommand::Remove { id, db } => {
             let a = authz(&db).await?;
             if !a
@@ -333,6 +359,43 @@ pub(crate) async fn clients(cmd: ClientsCommand) -> anyhow::Result<()> {
                 bail!("no client with id {id}");
             }
             println!("removed client {id}; everything issued to it is revoked");
+        }
+    }
+    Ok(())
+}
+
+/// What an introspection credential may see, in words.
+fn audiences_text(aud: &IntrospectionAudiences) -> String {
+    match aud {
+        IntrospectionAudiences::Any => "access tokens of every audience of this issuer".to_owned(),
+        IntrospectionAudiences::Only(r) => format!("access tokens for {}", r.join(" ")),
+    }
+}
+
+/// `clients add NAME --introspection [--resource URL ...]`: prints the client id and the secret (shown once).
+async fn add_introspection_credential(
+    name: &str,
+    resources: Vec<String>,
+    db: &DbArgs,
+) -> anyhow::Result<()> {
+    let aud = IntrospectionAudiences::from_stored(&resources);
+    let a = authz(db).await?;
+    let (client_id, secret) = a
+        .registrations()
+        .add_introspection_credential(name, &aud)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.description()))?;
+    println!("added introspection credential {name}");
+    println!("client_id: {client_id}");
+    println!("client_secret: {}", secret.expose());
+    println!("(the secret is shown only now; authenticate to POST <issuer>/introspect with HTTP Basic)");
+    match aud {
+        IntrospectionAudiences::Any => println!(
+            "it may introspect the access tokens of EVERY audience of this issuer \
+             (limit it with --resource URL, once per audience)"
+        ),
+        IntrospectionAudiences::Only(r) => {
+            println!("it may introspect the access tokens for: {}", r.join(" "))
         }
     }
     Ok(())

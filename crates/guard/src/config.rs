@@ -2,6 +2,7 @@
 //! keys come from, and the timing of the key cache. Every value is checked here, once, at start-up.
 
 use crate::error::ConfigError;
+use crate::introspection::IntrospectionConfig;
 use portcullis_authz::clock::{Clock, SystemClock};
 use portcullis_proto::Scope;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub struct GuardConfig {
     pub(crate) max_age: i64,
     pub(crate) http_timeout: Duration,
     pub(crate) cache_capacity: usize,
+    pub(crate) introspection: Option<IntrospectionConfig>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -48,6 +50,7 @@ impl std::fmt::Debug for GuardConfig {
             .field("leeway", &self.leeway)
             .field("unknown_kid_interval", &self.unknown_kid_interval)
             .field("max_age", &self.max_age)
+            .field("introspection", &self.introspection)
             .finish_non_exhaustive()
     }
 }
@@ -117,6 +120,7 @@ impl GuardConfig {
             max_age: DEFAULT_MAX_AGE,
             http_timeout: DEFAULT_HTTP_TIMEOUT,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            introspection: None,
             clock: Arc::new(SystemClock),
         })
     }
@@ -206,6 +210,15 @@ impl GuardConfig {
     /// Verified tokens kept (0 disables the cache; default 10 000).
     pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
         self.cache_capacity = capacity;
+        self
+    }
+
+    /// Also ask the issuer's introspection endpoint (RFC 7662) whether each JWT-valid token is still active, so
+    /// a revocation at the issuer is seen within the introspection cache's lifetime (default 5 s) instead of
+    /// at the token's `exp` ([`crate::introspection`]). Costs one request to the issuer per token per
+    /// `cache_ttl`; fails closed (503) when the issuer cannot answer.
+    pub fn with_introspection(mut self, introspection: IntrospectionConfig) -> Self {
+        self.introspection = Some(introspection);
         self
     }
 

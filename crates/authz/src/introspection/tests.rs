@@ -187,3 +187,49 @@ fn audiences_round_trip_and_match() {
     assert!(!only.serves(&Audience::One("https://a/mcp/".into())));
     assert!(IntrospectionAudiences::Any.serves(&Audience::One("anything".into())));
 }
+
+#[tokio::test]
+async fn an_introspection_credential_authenticates_but_can_never_obtain_a_token() {
+    use crate::client_auth::ClientCredentials;
+    use portcullis_proto::ClientSecret;
+    let (a, _clock) = authz_with_clock().await;
+    let regs = a.registrations();
+    for (name, resources) in [
+        ("", vec![]),
+        ("bad\nname", vec![]),
+        ("rs", vec!["not a url".to_owned()]),
+        ("rs", vec!["https://a/mcp#frag".to_owned()]),
+        ("rs", vec!["ftp://a/mcp".to_owned()]),
+    ] {
+        let aud = IntrospectionAudiences::from_stored(&resources);
+        assert!(
+            matches!(
+                regs.add_introspection_credential(name, &aud).await,
+                Err(AuthzError::InvalidClientMetadata(_))
+            ),
+            "{name:?} {resources:?}"
+        );
+    }
+    let aud = IntrospectionAudiences::Only(vec![MCP.into()]);
+    let (id, secret) = regs.add_introspection_credential("billing", &aud).await.unwrap();
+    let creds = ClientCredentials::Basic {
+        client_id: id.clone(),
+        secret: ClientSecret::new(secret.expose()),
+    };
+    let rs = regs.authenticate_client(&creds).await.unwrap();
+    assert_eq!(rs.introspection, Some(aud));
+    assert!(rs.redirect_uris.is_empty() && !rs.may_refresh);
+    assert_eq!(rs.name(), "billing");
+    // It sees the tokens of its audience ...
+    let c = confidential(&a).await;
+    let t = tokens_of(&a, &c).await;
+    assert!(ask(&a, &rs, &t.access_token).await.active);
+    // ... and the token endpoint refuses it whatever it presents.
+    let req = TokenRequest::RefreshToken(portcullis_proto::RefreshTokenRequest {
+        refresh_token: portcullis_proto::RefreshToken::new(t.refresh_token.as_deref().unwrap()),
+        scope: None,
+        resource: None,
+    });
+    let err = a.tokens().token(&rs, req).await.unwrap_err();
+    assert_eq!(err.code(), portcullis_proto::ErrorCode::UnauthorizedClient);
+}

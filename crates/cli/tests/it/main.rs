@@ -20,6 +20,7 @@ mod gateway_features;
 mod gateway_routes;
 mod guard_example;
 mod idp;
+mod introspection;
 mod instances;
 mod multi_instance;
 mod negative;
