@@ -182,9 +182,8 @@ impl Introspector {
             return Ok(None);
         };
         let limit = now.saturating_add(access_token::LEEWAY);
-        let in_window = now < claims.exp
-            && claims.iat <= limit
-            && claims.nbf.is_none_or(|nbf| nbf <= limit);
+        let in_window =
+            now < claims.exp && claims.iat <= limit && claims.nbf.is_none_or(|nbf| nbf <= limit);
         let visible = match caller {
             Caller::Client(id) => claims.client_id == id,
             Caller::ResourceServer(audiences) => audiences.serves(&claims.aud),
@@ -196,9 +195,12 @@ impl Introspector {
             return Ok(None);
         }
         if let Some(grant_id) = &claims.grant_id {
-            let live = self.core.store.grant(grant_id).await?.is_some_and(|g| {
-                g.revoked_at.is_none() && g.client_id == claims.client_id
-            });
+            let live = self
+                .core
+                .store
+                .grant(grant_id)
+                .await?
+                .is_some_and(|g| g.revoked_at.is_none() && g.client_id == claims.client_id);
             if !live {
                 return Ok(None);
             }

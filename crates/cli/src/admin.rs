@@ -388,7 +388,9 @@ async fn add_introspection_credential(
     println!("added introspection credential {name}");
     println!("client_id: {client_id}");
     println!("client_secret: {}", secret.expose());
-    println!("(the secret is shown only now; authenticate to POST <issuer>/introspect with HTTP Basic)");
+    println!(
+        "(the secret is shown only now; authenticate to POST <issuer>/introspect with HTTP Basic)"
+    );
     match aud {
         IntrospectionAudiences::Any => println!(
             "it may introspect the access tokens of EVERY audience of this issuer \

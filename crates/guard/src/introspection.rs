@@ -181,7 +181,12 @@ impl Introspector {
 
     /// Whether `token` (already JWT-verified, expiring at `exp`) is active at the issuer, from the cache when
     /// asked within `cache_ttl` seconds.
-    pub async fn active(&self, token: &str, exp: i64, now: i64) -> Result<bool, IntrospectionError> {
+    pub async fn active(
+        &self,
+        token: &str,
+        exp: i64,
+        now: i64,
+    ) -> Result<bool, IntrospectionError> {
         let key = TokenCache::<bool>::key(token);
         if let Some(active) = self.cache.get(&key, now) {
             return Ok(active);

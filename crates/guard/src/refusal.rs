@@ -98,7 +98,10 @@ impl Refusal {
             }
             Self::IntrospectionUnavailable(e) => {
                 tracing::warn!(error = %e, "refusing a request: introspection failed");
-                ("temporarily_unavailable", INTROSPECTION_UNAVAILABLE.to_owned())
+                (
+                    "temporarily_unavailable",
+                    INTROSPECTION_UNAVAILABLE.to_owned(),
+                )
             }
         };
         let body = serde_json::json!({"error": code, "error_description": description});

@@ -79,7 +79,10 @@ async fn a_client_sees_its_own_access_token_and_not_another_clients() {
 async fn a_public_client_is_not_an_authenticated_caller() {
     let (a, _clock) = authz_with_clock().await;
     let p = public_client(&a).await;
-    assert!(matches!(check_caller(&p), Err(AuthzError::InvalidClient(_))));
+    assert!(matches!(
+        check_caller(&p),
+        Err(AuthzError::InvalidClient(_))
+    ));
     assert!(matches!(
         a.introspector().introspect(&p, "x", &never).await,
         Err(AuthzError::InvalidClient(_))
@@ -211,7 +214,10 @@ async fn an_introspection_credential_authenticates_but_can_never_obtain_a_token(
         );
     }
     let aud = IntrospectionAudiences::Only(vec![MCP.into()]);
-    let (id, secret) = regs.add_introspection_credential("billing", &aud).await.unwrap();
+    let (id, secret) = regs
+        .add_introspection_credential("billing", &aud)
+        .await
+        .unwrap();
     let creds = ClientCredentials::Basic {
         client_id: id.clone(),
         secret: ClientSecret::new(secret.expose()),

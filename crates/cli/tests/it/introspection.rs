@@ -43,9 +43,20 @@ async fn register_confidential(s: &Server) -> Credential {
 }
 
 /// `portcullis clients add NAME --introspection [--resource URL ...]`: the credential it prints, and its output.
-fn add_introspection_credential(s: &Server, name: &str, resources: &[&str]) -> (Credential, String) {
+fn add_introspection_credential(
+    s: &Server,
+    name: &str,
+    resources: &[&str],
+) -> (Credential, String) {
     let mut cmd = Command::new(bin());
-    cmd.args(["clients", "add", name, "--introspection", "--database", &s.db]);
+    cmd.args([
+        "clients",
+        "add",
+        name,
+        "--introspection",
+        "--database",
+        &s.db,
+    ]);
     for r in resources {
         cmd.args(["--resource", r]);
     }
@@ -136,7 +147,10 @@ async fn introspection_sees_own_and_served_tokens_only_and_revocation_at_once() 
         .json()
         .await
         .unwrap();
-    assert_eq!(md["introspection_endpoint"], format!("{}/introspect", s.issuer));
+    assert_eq!(
+        md["introspection_endpoint"],
+        format!("{}/introspect", s.issuer)
+    );
     assert_eq!(
         md["introspection_endpoint_auth_methods_supported"],
         json!(["client_secret_basic", "client_secret_post"])
@@ -160,15 +174,26 @@ async fn introspection_sees_own_and_served_tokens_only_and_revocation_at_once() 
     let (status, _, r) = introspect_raw(
         &s.base,
         None,
-        &[("token", &t.access), ("client_id", &c.id), ("client_secret", &c.secret)],
+        &[
+            ("token", &t.access),
+            ("client_id", &c.id),
+            ("client_secret", &c.secret),
+        ],
     )
     .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "registered for Basic: {r}");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "registered for Basic: {r}"
+    );
 
     // Another client's token: exactly the unknown-token answer.
     let other = register_confidential(&s).await;
     for token in [&t.access, &t.refresh, &"no-such-token".to_owned()] {
-        assert_eq!(introspect(&s, &other, token).await, json!({"active": false}));
+        assert_eq!(
+            introspect(&s, &other, token).await,
+            json!({"active": false})
+        );
     }
 
     // Resource-server credentials: the audience they serve, or every audience; never a refresh token.
@@ -184,17 +209,27 @@ async fn introspection_sees_own_and_served_tokens_only_and_revocation_at_once() 
         json!({"active": false}),
         "a token for another audience"
     );
-    assert_eq!(introspect(&s, &any_rs, &t.refresh).await, json!({"active": false}));
+    assert_eq!(
+        introspect(&s, &any_rs, &t.refresh).await,
+        json!({"active": false})
+    );
     let t_other = tokens_of(&s, &c, Some(other_rs)).await;
-    assert_eq!(introspect(&s, &foreign_rs, &t_other.access).await["active"], true);
-    assert_eq!(introspect(&s, &mcp_rs, &t_other.access).await, json!({"active": false}));
+    assert_eq!(
+        introspect(&s, &foreign_rs, &t_other.access).await["active"],
+        true
+    );
+    assert_eq!(
+        introspect(&s, &mcp_rs, &t_other.access).await,
+        json!({"active": false})
+    );
     let list = Command::new(bin())
         .args(["clients", "list", "--database", &s.db])
         .output()
         .unwrap();
     let list = String::from_utf8(list.stdout).unwrap();
     assert!(
-        list.lines().any(|l| l.starts_with(&mcp_rs.id) && l.contains("introspection")),
+        list.lines()
+            .any(|l| l.starts_with(&mcp_rs.id) && l.contains("introspection")),
         "{list}"
     );
 
@@ -202,23 +237,41 @@ async fn introspection_sees_own_and_served_tokens_only_and_revocation_at_once() 
     let resp = http()
         .post(s.url("/token"))
         .header(AUTHORIZATION, mcp_rs.basic())
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", &t.refresh)])
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &t.refresh),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "unauthorized_client");
-    let page = get(&browser(), &authorize_url(&s, &mcp_rs.id, &pkce().challenge, "")).await;
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "unauthorized_client"
+    );
+    let page = get(
+        &browser(),
+        &authorize_url(&s, &mcp_rs.id, &pkce().challenge, ""),
+    )
+    .await;
     assert!(page.location().is_none(), "no redirect for it: {page:?}");
 
     // Revoked (through the refresh token): every view of the grant turns inactive at once.
     let (status, _, _) = post_form(
         &s,
         "/revoke",
-        &[("token", &t.refresh), ("client_id", &c.id), ("client_secret", "x")],
+        &[
+            ("token", &t.refresh),
+            ("client_id", &c.id),
+            ("client_secret", "x"),
+        ],
     )
     .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "a wrong secret revokes nothing");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a wrong secret revokes nothing"
+    );
     assert_eq!(introspect(&s, &c, &t.access).await["active"], true);
     let resp = http()
         .post(s.url("/revoke"))
@@ -241,7 +294,10 @@ async fn introspection_sees_own_and_served_tokens_only_and_revocation_at_once() 
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(introspect(&s, &c, &t_other.access).await, json!({"active": false}));
+    assert_eq!(
+        introspect(&s, &c, &t_other.access).await,
+        json!({"active": false})
+    );
     assert_eq!(introspect(&s, &c, &t_other.refresh).await["active"], true);
 }
 
@@ -264,7 +320,10 @@ async fn unauthenticated_callers_get_401_invalid_client_and_count_toward_the_tok
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
         assert_eq!(body["error"], "invalid_client", "{body}");
         assert!(
-            headers[WWW_AUTHENTICATE].to_str().unwrap().starts_with("Basic"),
+            headers[WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic"),
             "{headers:?}"
         );
         assert_eq!(headers[CACHE_CONTROL], "no-store");
@@ -291,21 +350,34 @@ async fn an_expired_access_token_is_inactive() {
     let issued = Instant::now();
     assert_eq!(introspect(&s, &c, &t.access).await["active"], true);
     tokio::time::sleep(Duration::from_secs(11).saturating_sub(issued.elapsed())).await;
-    assert_eq!(introspect(&s, &c, &t.access).await, json!({"active": false}));
+    assert_eq!(
+        introspect(&s, &c, &t.access).await,
+        json!({"active": false})
+    );
     // The refresh token outlives it.
     assert_eq!(introspect(&s, &c, &t.refresh).await["active"], true);
 }
 
 #[tokio::test]
 async fn a_revocation_on_one_instance_is_seen_by_introspection_on_another() {
-    let a = start();
-    let b = start_on(&a, &[]);
+    // One issuer (as behind a load balancer): A listens on its port, B on another. Background sync is slowed
+    // to a minute, so only the read before each answer can make B see A's revocation.
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{port}");
+    let slow = ["--revocation-sync-ms", "60000"];
+    let a = start_with(&[&["--listen", &listen, "--issuer", &issuer][..], &slow[..]].concat());
+    let b = start_on(&a, &[&["--issuer", &issuer][..], &slow[..]].concat());
     let c = register_confidential(&a).await;
     let t = tokens_of(&a, &c, None).await;
     let on_b = |token: String| {
         let auth = c.basic();
         let base = b.base.clone();
-        async move { introspect_raw(&base, Some(&auth), &[("token", &token)]).await.2 }
+        async move {
+            introspect_raw(&base, Some(&auth), &[("token", &token)])
+                .await
+                .2
+        }
     };
     assert_eq!(on_b(t.access.clone()).await["active"], true);
     let resp = http()
@@ -372,8 +444,14 @@ async fn the_guard_with_introspection_refuses_a_revoked_token_at_once() {
             .unwrap()
             .status()
     };
-    assert_eq!(call(rs_with.clone(), t_with.access.clone()).await, StatusCode::OK);
-    assert_eq!(call(rs_without.clone(), t_without.access.clone()).await, StatusCode::OK);
+    assert_eq!(
+        call(rs_with.clone(), t_with.access.clone()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(rs_without.clone(), t_without.access.clone()).await,
+        StatusCode::OK
+    );
     for t in [&t_with, &t_without] {
         let resp = http()
             .post(s.url("/revoke"))
