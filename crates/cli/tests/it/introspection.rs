@@ -14,6 +14,9 @@ use serde_json::{json, Value};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// An `Authorization` header value (if any) and a form.
+type Attempt<'a> = (Option<String>, Vec<(&'a str, &'a str)>);
+
 /// A client's id and secret.
 struct Credential {
     id: String,
@@ -310,12 +313,13 @@ async fn unauthenticated_callers_get_401_invalid_client_and_count_toward_the_tok
         id: c.id.clone(),
         secret: "wrong".into(),
     };
-    let cases: [(Option<String>, Vec<(&str, &str)>); 3] = [
+    let cases = [
         (None, vec![("token", "t")]),
         (Some(wrong.basic()), vec![("token", "t")]),
         (None, vec![("token", "t"), ("client_id", public.as_str())]),
     ];
-    for (auth, form) in &cases {
+    let cases: &[Attempt<'_>] = &cases;
+    for (auth, form) in cases {
         let (status, headers, body) = introspect_raw(&s.base, auth.as_deref(), form).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
         assert_eq!(body["error"], "invalid_client", "{body}");
