@@ -22,6 +22,7 @@ use crate::access_token::{self, AccessClaims, Audience};
 use crate::error::AuthzError;
 use crate::jwt;
 use crate::keys::Keys;
+pub use crate::registration::IntrospectionAudiences;
 use crate::registration::{AuthMethod, RegisteredClient};
 use crate::secret::TokenHash;
 use crate::shared::Core;
@@ -29,42 +30,6 @@ use crate::token::refresh;
 use portcullis_proto::introspection::{IntrospectionResponse, OneOrMany};
 use portcullis_proto::registration::ClientMetadata;
 use std::sync::Arc;
-
-/// The audiences a resource server's introspection credential serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IntrospectionAudiences {
-    /// Every audience of this issuer (made without `--resource`).
-    Any,
-    /// These resource identifiers (RFC 8707), exactly as the tokens' `aud` carries them.
-    Only(Vec<String>),
-}
-
-impl IntrospectionAudiences {
-    /// From the stored list ([`crate::store::ClientRecord::introspection`]): empty is [`Self::Any`].
-    pub fn from_stored(resources: &[String]) -> Self {
-        if resources.is_empty() {
-            Self::Any
-        } else {
-            Self::Only(resources.to_vec())
-        }
-    }
-
-    /// The list to store: empty for [`Self::Any`].
-    pub fn to_stored(&self) -> Vec<String> {
-        match self {
-            Self::Any => Vec::new(),
-            Self::Only(r) => r.clone(),
-        }
-    }
-
-    /// Whether a token for `aud` is one this resource server serves.
-    pub fn serves(&self, aud: &Audience) -> bool {
-        match self {
-            Self::Any => true,
-            Self::Only(resources) => resources.iter().any(|r| aud.contains(r)),
-        }
-    }
-}
 
 /// The metadata stored for an introspection credential named `name`: HTTP Basic, no redirect URI, no grant or
 /// response type. `name` follows the registration rule for `client_name`; each resource is an absolute http(s)

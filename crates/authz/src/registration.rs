@@ -3,8 +3,8 @@
 //! Only the authorization code grant (with refresh) exists here, so a client must register at least one
 //! redirect URI, `response_types` can only be `code`, and implicit or password grants are refused.
 
+use crate::access_token::Audience;
 use crate::error::AuthzError;
-use crate::introspection::IntrospectionAudiences;
 use crate::secret::TokenHash;
 use crate::store::ClientRecord;
 use portcullis_proto::registration::ClientMetadata;
@@ -36,7 +36,7 @@ pub struct RegisteredClient {
     pub created_at: i64,
     /// The registered metadata.
     pub metadata: ClientMetadata,
-    /// `Some` for a resource server's introspection credential ([`crate::introspection`]): which audiences it
+    /// `Some` for a resource server's introspection credential (`crate::introspection`): which audiences it
     /// serves. Such a client has no redirect URI and no grant type, so it can never obtain a token.
     pub introspection: Option<IntrospectionAudiences>,
 }
@@ -89,6 +89,42 @@ impl RegisteredClient {
     /// The registered redirect URI that `requested` matches (RFC 8252 §7.3 for loopback ports).
     pub fn redirect_uri_matching(&self, requested: &str) -> Option<&RedirectUri> {
         self.redirect_uris.iter().find(|r| r.matches(requested))
+    }
+}
+
+/// The audiences a resource server's introspection credential serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntrospectionAudiences {
+    /// Every audience of this issuer (made without `--resource`).
+    Any,
+    /// These resource identifiers (RFC 8707), exactly as the tokens' `aud` carries them.
+    Only(Vec<String>),
+}
+
+impl IntrospectionAudiences {
+    /// From the stored list ([`crate::store::ClientRecord::introspection`]): empty is [`Self::Any`].
+    pub fn from_stored(resources: &[String]) -> Self {
+        if resources.is_empty() {
+            Self::Any
+        } else {
+            Self::Only(resources.to_vec())
+        }
+    }
+
+    /// The list to store: empty for [`Self::Any`].
+    pub fn to_stored(&self) -> Vec<String> {
+        match self {
+            Self::Any => Vec::new(),
+            Self::Only(r) => r.clone(),
+        }
+    }
+
+    /// Whether a token for `aud` is one this resource server serves.
+    pub fn serves(&self, aud: &Audience) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Only(resources) => resources.iter().any(|r| aud.contains(r)),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::error::ConfigError;
 use crate::introspection::IntrospectionConfig;
+use crate::urls::parse_url;
 use portcullis_authz::clock::{Clock, SystemClock};
 use portcullis_proto::Scope;
 use std::sync::Arc;
@@ -63,40 +64,6 @@ pub const DEFAULT_MAX_AGE: i64 = 300;
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default number of verified tokens kept.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
-/// An absolute https URL, or http on a loopback host; no fragment, no user info (RFC 8707 §2, RFC 8414 §2).
-pub(crate) fn parse_url(
-    what: &'static str,
-    text: &str,
-    query_allowed: bool,
-) -> Result<Url, ConfigError> {
-    let err = || ConfigError::Url {
-        what,
-        value: text.to_owned(),
-        extra: if query_allowed { "" } else { " or query" },
-    };
-    let url = Url::parse(text).map_err(|_| err())?;
-    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && is_loopback(&url));
-    if !scheme_ok
-        || url.host().is_none()
-        || url.fragment().is_some()
-        || (!query_allowed && url.query().is_some())
-        || !url.username().is_empty()
-        || url.password().is_some()
-    {
-        return Err(err());
-    }
-    Ok(url)
-}
 
 impl GuardConfig {
     /// `issuer`: the issuer identifier exactly as the tokens' `iss` carries it (for Portcullis, the `issuer`

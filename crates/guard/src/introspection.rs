@@ -61,7 +61,7 @@ impl IntrospectionConfig {
     /// `endpoint`: the issuer's `introspection_endpoint` (Portcullis: `<issuer>/introspect`); the credential
     /// from `portcullis clients add NAME --introspection`.
     pub fn new(endpoint: &str, client_id: &str, client_secret: &str) -> Result<Self, ConfigError> {
-        let endpoint = crate::config::parse_url("introspection_endpoint", endpoint, true)?;
+        let endpoint = crate::urls::parse_url("introspection_endpoint", endpoint, true)?;
         if client_id.is_empty() || client_secret.is_empty() {
             return Err(ConfigError::Range(
                 "the introspection client id and secret must not be empty",

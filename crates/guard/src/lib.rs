@@ -81,6 +81,7 @@ pub mod keys;
 pub mod layer;
 pub mod metadata;
 pub mod refusal;
+mod urls;
 pub mod verify;
 
 #[cfg(test)]

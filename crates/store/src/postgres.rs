@@ -179,7 +179,9 @@ fn client_row(r: &PgRow) -> Result<ClientRecord, sqlx::Error> {
             .map(TokenHash::from_stored),
         metadata_json: r.try_get("metadata")?,
         created_at: r.try_get("created_at")?,
-        introspection: crate::introspection_from_column(r.try_get("introspection")?),
+        introspection: crate::introspection_column::introspection_from_column(
+            r.try_get("introspection")?,
+        ),
     })
 }
 

@@ -140,7 +140,9 @@ fn client_row(r: &Row<'_>) -> rusqlite::Result<ClientRecord> {
             .map(TokenHash::from_stored),
         metadata_json: r.get("metadata")?,
         created_at: r.get("created_at")?,
-        introspection: crate::introspection_from_column(r.get("introspection")?),
+        introspection: crate::introspection_column::introspection_from_column(
+            r.get("introspection")?,
+        ),
     })
 }
 
@@ -191,7 +193,7 @@ impl ClientStore for SqliteStore {
                 c.secret_hash.as_ref().map(TokenHash::as_str),
                 c.metadata_json,
                 c.created_at,
-                crate::introspection_to_column(&c)
+                crate::introspection_column::introspection_to_column(&c)
             ])
             .map(drop)
         })

@@ -22,7 +22,7 @@ impl ClientStore for PostgresStore {
             .bind(c.secret_hash.as_ref().map(TokenHash::as_str))
             .bind(&c.metadata_json)
             .bind(c.created_at)
-            .bind(crate::introspection_to_column(c))
+            .bind(crate::introspection_column::introspection_to_column(c))
             .execute(pool)
             .await?;
             Ok(())
