@@ -247,6 +247,112 @@ impl Introspector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode};
+    use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+
+    /// A fake introspection endpoint: counts calls, answers `active` (or `status` when not 200), and
+    /// refuses any other `Authorization` than `expected`.
+    #[derive(Default)]
+    struct Fake {
+        calls: AtomicUsize,
+        active: AtomicBool,
+        status: AtomicU16,
+        expected: String,
+        last_form: std::sync::Mutex<String>,
+    }
+
+    async fn handle(
+        State(f): State<Arc<Fake>>,
+        h: HeaderMap,
+        body: String,
+    ) -> (StatusCode, String) {
+        f.calls.fetch_add(1, Ordering::SeqCst);
+        *f.last_form.lock().unwrap() = body;
+        if h.get("authorization").and_then(|v| v.to_str().ok()) != Some(f.expected.as_str()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                r#"{"error":"invalid_client"}"#.into(),
+            );
+        }
+        let status =
+            StatusCode::from_u16(f.status.load(Ordering::SeqCst)).unwrap_or(StatusCode::OK);
+        let active = f.active.load(Ordering::SeqCst);
+        (status, format!(r#"{{"active":{active}}}"#))
+    }
+
+    async fn fake(secret: &str) -> (Arc<Fake>, IntrospectionConfig) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/introspect", listener.local_addr().unwrap());
+        let config = IntrospectionConfig::new(&url, "rs", secret).unwrap();
+        let f = Arc::new(Fake {
+            expected: IntrospectionConfig::new(&url, "rs", "right")
+                .unwrap()
+                .authorization(),
+            status: AtomicU16::new(200),
+            active: AtomicBool::new(true),
+            ..Fake::default()
+        });
+        let app = axum::Router::new()
+            .route("/introspect", axum::routing::post(handle))
+            .with_state(f.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (f, config)
+    }
+
+    #[tokio::test]
+    async fn answers_are_cached_for_the_ttl_and_never_past_exp() {
+        let (f, config) = fake("right").await;
+        let i =
+            Introspector::new(config.with_cache_ttl(10).unwrap(), Duration::from_secs(5)).unwrap();
+        assert_eq!(i.active("t1", 1_000, 100).await, Ok(true));
+        assert!(f.last_form.lock().unwrap().contains("token=t1"));
+        f.active.store(false, Ordering::SeqCst);
+        // Within the TTL: the cached answer, no call.
+        assert_eq!(i.active("t1", 1_000, 109).await, Ok(true));
+        assert_eq!(f.calls.load(Ordering::SeqCst), 1);
+        // At the TTL: asked again, and the revocation is seen.
+        assert_eq!(i.active("t1", 1_000, 110).await, Ok(false));
+        assert_eq!(f.calls.load(Ordering::SeqCst), 2);
+        // Never cached past the token's exp.
+        f.active.store(true, Ordering::SeqCst);
+        assert_eq!(i.active("t2", 102, 100).await, Ok(true));
+        f.active.store(false, Ordering::SeqCst);
+        assert_eq!(i.active("t2", 102, 102).await, Ok(false));
+        assert_eq!(f.calls.load(Ordering::SeqCst), 4);
+        assert_eq!(
+            i.cached_answers(),
+            1,
+            "t1 only: an answer at the token's exp is not kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_are_errors_never_an_answer_and_are_not_cached() {
+        let (f, config) = fake("wrong").await;
+        let i = Introspector::new(config, Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            i.active("t", 1_000, 100).await,
+            Err(IntrospectionError::Status(401))
+        );
+        let (f2, config) = fake("right").await;
+        let i = Introspector::new(config, Duration::from_secs(5)).unwrap();
+        f2.status.store(500, Ordering::SeqCst);
+        assert_eq!(
+            i.active("t", 1_000, 100).await,
+            Err(IntrospectionError::Status(500))
+        );
+        f2.status.store(200, Ordering::SeqCst);
+        assert_eq!(
+            i.active("t", 1_000, 100).await,
+            Ok(true),
+            "the failure was not cached"
+        );
+        assert_eq!(
+            f.calls.load(Ordering::SeqCst) + f2.calls.load(Ordering::SeqCst),
+            3
+        );
+    }
 
     #[test]
     fn settings_are_checked_and_the_secret_is_redacted() {

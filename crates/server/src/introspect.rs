@@ -105,6 +105,11 @@ async fn answer(
         .sync(store.as_ref(), s.authz.core().now())
         .await
         .map_err(|e| OAuthError::from(AuthzError::from(e)))?;
+    // Signed by a key another instance has just created: reload the ring first (rate-limited, the same reload
+    // the MCP endpoint's check uses), so such a token is not answered inactive.
+    if let Some(kid) = portcullis_authz::access_token::kid_of(&token) {
+        let _ = s.bearer.keys().key(&kid).await;
+    }
     let revoked = |jti: &str| s.revocations.is_revoked(jti, None);
     let r = s
         .authz
