@@ -11,13 +11,15 @@
 //!   Considerations"): `client_id` equal to the URL exactly, no `client_secret`, a public client
 //!   (`token_endpoint_auth_method` `none` or absent; shared-secret methods are forbidden by the draft and
 //!   `private_key_jwt` is not supported here), and otherwise the same rules as dynamic registration
-//!   ([`check_metadata`]: exact redirect URIs, `authorization_code` (+ `refresh_token`) only, https display URIs).
+//!   ([`check_metadata`]: exact redirect URIs, private-use schemes reverse-domain or allowed,
+//!   `application_type` inferred or fitting the redirect URIs, `authorization_code` (+ `refresh_token`) only,
+//!   https display URIs).
 
 use crate::error::AuthzError;
-use crate::registration::{check_metadata, AuthMethod, RegisteredClient};
+use crate::registration::{check_metadata, AuthMethod, RegisteredClient, RegistrationPolicy};
 use async_trait::async_trait;
 use portcullis_proto::registration::ClientMetadata;
-use portcullis_proto::{RedirectUri, Scope};
+use portcullis_proto::RedirectUri;
 use url::Url;
 
 /// Longest client identifier URL accepted.
@@ -134,7 +136,7 @@ pub fn is_url_client_id(client_id: &str) -> bool {
 pub fn client_from_document(
     url: &ClientIdUrl,
     doc: &ClientMetadataDocument,
-    supported_scopes: &Scope,
+    policy: &RegistrationPolicy,
     now: i64,
 ) -> Result<RegisteredClient, AuthzError> {
     let bad = |why: String| AuthzError::InvalidClient(format!("client metadata document {why}"));
@@ -166,11 +168,11 @@ pub fn client_from_document(
         )))
         }
     }
-    let meta = check_metadata(meta, supported_scopes).map_err(|e| bad(e.description()))?;
+    let meta = check_metadata(meta, policy).map_err(|e| bad(e.description()))?;
     let redirect_uris = meta
         .redirect_uris
         .iter()
-        .map(|u| RedirectUri::parse(u))
+        .map(|u| RedirectUri::parse_allowing(u, &policy.redirect_schemes))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(e.to_string()))?;
     let may_refresh = meta
@@ -204,6 +206,7 @@ impl From<ResolveError> for AuthzError {
 mod tests {
     use super::*;
     use crate::testing::authz;
+    use portcullis_proto::{PrivateUseSchemes, Scope};
     use std::sync::{Arc, Mutex};
 
     const URL: &str = "https://app.example/client.json";
@@ -228,8 +231,15 @@ mod tests {
         })
     }
 
+    fn policy() -> RegistrationPolicy {
+        RegistrationPolicy {
+            supported_scopes: Scope::parse("mcp:tools").unwrap(),
+            redirect_schemes: PrivateUseSchemes::mcp_clients(),
+        }
+    }
+
     fn check(v: serde_json::Value) -> Result<RegisteredClient, AuthzError> {
-        client_from_document(&url(), &doc(v), &Scope::parse("mcp:tools").unwrap(), 7)
+        client_from_document(&url(), &doc(v), &policy(), 7)
     }
 
     #[test]
@@ -325,12 +335,60 @@ mod tests {
                 &ClientMetadataDocument {
                     body: b"[1]".to_vec()
                 },
-                &Scope::default(),
+                &policy(),
                 0
             )
             .unwrap_err()
         )
         .contains("not a JSON object"));
+    }
+
+    /// Documents follow the same redirect-scheme and `application_type` rules as dynamic registration.
+    #[test]
+    fn documents_follow_the_scheme_and_application_type_rules() {
+        let with = |uris: serde_json::Value, t: Option<&str>| {
+            let mut v = good();
+            v["redirect_uris"] = uris;
+            if let Some(t) = t {
+                v["application_type"] = t.into();
+            }
+            check(v)
+        };
+        let cursor = "cursor://anysphere.cursor-mcp/oauth/callback";
+        let c = with(serde_json::json!([cursor]), None).unwrap();
+        assert!(c.redirect_uri_matching(cursor).is_some());
+        assert_eq!(c.metadata.application_type.as_deref(), Some("native"));
+        let c = with(serde_json::json!(["https://app.example/cb"]), None).unwrap();
+        assert_eq!(c.metadata.application_type.as_deref(), Some("web"));
+        let none = RegistrationPolicy {
+            redirect_schemes: PrivateUseSchemes::none(),
+            ..policy()
+        };
+        let mut v = good();
+        v["redirect_uris"] = serde_json::json!([cursor]);
+        let e = client_from_document(&url(), &doc(v), &none, 7).unwrap_err();
+        assert!(
+            e.description().contains("\"cursor\" is not allowed"),
+            "{e:?}"
+        );
+        let e = with(
+            serde_json::json!(["https://app.example/cb"]),
+            Some("native"),
+        )
+        .unwrap_err();
+        assert!(matches!(e, AuthzError::InvalidClient(_)), "{e:?}");
+        assert!(
+            e.description().contains(
+                "application_type native conflicts with redirect URI https://app.example/cb"
+            ),
+            "{e:?}"
+        );
+        let e = with(serde_json::json!([cursor]), Some("web")).unwrap_err();
+        assert!(
+            e.description()
+                .contains(&format!("conflicts with redirect URI {cursor}")),
+            "{e:?}"
+        );
     }
 
     struct Fixed(Mutex<Result<ClientMetadataDocument, ResolveError>>);

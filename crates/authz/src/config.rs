@@ -1,6 +1,6 @@
 //! What the authorization-server logic needs to know about its deployment.
 
-use portcullis_proto::Scope;
+use portcullis_proto::{PrivateUseSchemes, Scope};
 use std::collections::BTreeMap;
 
 /// The `offline_access` scope: a client asks to stay connected (refresh tokens). It is an authorization-server
@@ -55,11 +55,18 @@ pub struct AuthzConfig {
     pub refresh_idle_ttl: i64,
     /// No refresh token of a grant lives past the grant's start plus this, seconds.
     pub refresh_absolute_ttl: i64,
+    /// Seconds after a rotation during which the token it retired, presented again by its client, gets the
+    /// same successor instead of revoking the family (a lost response, concurrent refreshes); 0: strict
+    /// rotation (RFC 9700 §4.14.2, OAuth 2.1 §4.3.1). See `token::refresh`.
+    pub refresh_grace_period: i64,
     /// Login session lifetime, seconds.
     pub session_ttl: i64,
     /// The `display_name` of each configured identity provider, by `name`: access tokens of users who signed in
     /// through one carry it as `idp_name` beside `idp`.
     pub idp_display_names: BTreeMap<String, String>,
+    /// Private-use redirect schemes accepted at registration (and in Client ID Metadata Documents) besides
+    /// reverse-domain ones (RFC 8252 §7.1); default: those of widely used MCP clients.
+    pub allowed_redirect_schemes: PrivateUseSchemes,
 }
 
 impl AuthzConfig {
@@ -76,7 +83,9 @@ impl AuthzConfig {
             access_token_ttl: 3600,
             refresh_idle_ttl: 30 * 24 * 3600,
             refresh_absolute_ttl: 90 * 24 * 3600,
+            refresh_grace_period: 30,
             session_ttl: 12 * 3600,
+            allowed_redirect_schemes: PrivateUseSchemes::mcp_clients(),
         }
     }
 

@@ -35,9 +35,14 @@ impl Random for ThreadRandom {
 /// 32 random bytes (256 bits), base64url: the shape of every code, refresh token and secret Portcullis issues
 /// (RFC 9700 §4.5.3 asks for at least 128 bits for codes; refresh tokens get the same).
 pub fn token(rng: &dyn Random) -> Secret {
+    Secret::new(b64::encode(token_bytes(rng)))
+}
+
+/// The 32 random bytes of a [`token`], before encoding (a refresh token's successor is sealed in this form).
+pub fn token_bytes(rng: &dyn Random) -> [u8; 32] {
     let mut buf = [0u8; 32];
     rng.fill(&mut buf);
-    Secret::new(b64::encode(buf))
+    buf
 }
 
 /// An identifier that sorts by creation time: the time in milliseconds as 12 hex digits, then [`id`]'s 16

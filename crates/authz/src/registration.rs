@@ -1,14 +1,18 @@
 //! Dynamic Client Registration policy (RFC 7591 §2, §3.2; security notes "Registration").
 //!
 //! Only the authorization code grant (with refresh) exists here, so a client must register at least one
-//! redirect URI, `response_types` can only be `code`, and implicit or password grants are refused.
+//! redirect URI, `response_types` can only be `code`, and implicit or password grants are refused. Private-use
+//! redirect schemes are accepted when reverse-domain (RFC 8252 §7.1) or listed in
+//! [`RegistrationPolicy::redirect_schemes`]; `application_type` (OpenID Connect Registration 1.0 §2) is
+//! inferred when absent and must fit the redirect URIs when present.
 
 use crate::access_token::Audience;
 use crate::error::AuthzError;
 use crate::secret::TokenHash;
 use crate::store::ClientRecord;
+use portcullis_proto::redirect_uri::Kind;
 use portcullis_proto::registration::ClientMetadata;
-use portcullis_proto::{RedirectUri, Scope};
+use portcullis_proto::{PrivateUseSchemes, RedirectUri, Scope};
 
 /// Most redirect URIs one client may register.
 pub const MAX_REDIRECT_URIS: usize = 10;
@@ -18,6 +22,16 @@ pub const MAX_NAME_LEN: usize = 200;
 pub const MAX_URI_LEN: usize = 2000;
 
 pub use portcullis_proto::registration::AuthMethod;
+
+/// What the registration rules depend on in a deployment; the same for dynamic registration and Client ID
+/// Metadata Documents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistrationPolicy {
+    /// The scopes a registration may ask for (the catalogue and `offline_access`).
+    pub supported_scopes: Scope,
+    /// Private-use redirect schemes accepted besides reverse-domain ones (`allowed_redirect_schemes`).
+    pub redirect_schemes: PrivateUseSchemes,
+}
 
 /// A registered client, parsed from storage.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,7 +65,7 @@ impl RegisteredClient {
         let redirect_uris = metadata
             .redirect_uris
             .iter()
-            .map(|u| RedirectUri::parse(u))
+            .map(|u| RedirectUri::parse_registered(u))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| corrupt())?;
         let auth_method = metadata
@@ -158,15 +172,17 @@ fn https_uri(field: &str, value: &Option<String>) -> Result<(), AuthzError> {
 /// Applies the registration rules to submitted metadata, returning the metadata to store and echo.
 pub fn check_metadata(
     mut meta: ClientMetadata,
-    supported_scopes: &Scope,
+    policy: &RegistrationPolicy,
 ) -> Result<ClientMetadata, AuthzError> {
-    check_redirect_uris(&meta.redirect_uris)?;
+    let redirect_uris = check_redirect_uris(&meta.redirect_uris, &policy.redirect_schemes)?;
+    meta.application_type =
+        Some(application_type(meta.application_type.as_deref(), &redirect_uris)?.into());
     meta.token_endpoint_auth_method = Some(auth_method(&meta)?.as_str().into());
     meta.grant_types = Some(grant_types(meta.grant_types.take())?);
     meta.response_types = Some(response_types(meta.response_types.take())?);
     check_display_fields(&meta)?;
     if let Some(scope) = &meta.scope {
-        meta.scope = supported_scope(scope, supported_scopes)?;
+        meta.scope = supported_scope(scope, &policy.supported_scopes)?;
     }
     check_other_fields(&meta)?;
     // RFC 7591 §2: metadata the server does not understand is ignored, and not echoed.
@@ -175,8 +191,11 @@ pub fn check_metadata(
 }
 
 /// At least one and at most [`MAX_REDIRECT_URIS`] redirect URIs, each valid for registration (RFC 7591 §2,
-/// RFC 8252 §7).
-fn check_redirect_uris(uris: &[String]) -> Result<(), AuthzError> {
+/// RFC 8252 §7), private-use schemes reverse-domain or in `schemes`.
+fn check_redirect_uris(
+    uris: &[String],
+    schemes: &PrivateUseSchemes,
+) -> Result<Vec<RedirectUri>, AuthzError> {
     if uris.is_empty() {
         return Err(AuthzError::InvalidRedirectUri(
             "at least one redirect_uri is required".into(),
@@ -187,10 +206,50 @@ fn check_redirect_uris(uris: &[String]) -> Result<(), AuthzError> {
             "at most {MAX_REDIRECT_URIS} redirect_uris are allowed"
         )));
     }
-    for uri in uris {
-        RedirectUri::parse(uri).map_err(|e| AuthzError::InvalidRedirectUri(e.to_string()))?;
+    uris.iter()
+        .map(|uri| {
+            RedirectUri::parse_allowing(uri, schemes)
+                .map_err(|e| AuthzError::InvalidRedirectUri(e.to_string()))
+        })
+        .collect()
+}
+
+/// `application_type` (OpenID Connect Dynamic Client Registration 1.0 §2), `native` or `web`. Absent: inferred
+/// from the redirect URIs (`web` when every one is https on a host that is not loopback, else `native`).
+/// Present: it must fit them. Native clients redirect to a private-use scheme or a loopback host, so an https
+/// URI elsewhere conflicts; web clients redirect to the web, so a private-use scheme conflicts. The refusal
+/// names the first conflicting URI.
+fn application_type(
+    declared: Option<&str>,
+    uris: &[RedirectUri],
+) -> Result<&'static str, AuthzError> {
+    let on_the_web = |u: &&RedirectUri| u.kind() == Kind::Https && !u.is_loopback_host();
+    let conflict = |t: &str, u: &RedirectUri, why: &str| {
+        invalid(format!(
+            "application_type {t} conflicts with redirect URI {u}: {why} (OpenID Connect Registration §2)"
+        ))
+    };
+    match declared {
+        None if uris.iter().all(|u| on_the_web(&u)) => Ok("web"),
+        None => Ok("native"),
+        Some("native") => match uris.iter().find(on_the_web) {
+            Some(u) => Err(conflict(
+                "native",
+                u,
+                "a native client redirects to a private-use scheme or a loopback address, not an https URL",
+            )),
+            None => Ok("native"),
+        },
+        Some("web") => match uris.iter().find(|u| u.kind() == Kind::PrivateUse) {
+            Some(u) => Err(conflict(
+                "web",
+                u,
+                "a web client redirects to https URLs, not a private-use scheme",
+            )),
+            None => Ok("web"),
+        },
+        Some(_) => Err(invalid("application_type must be native or web")),
     }
-    Ok(())
 }
 
 /// The token endpoint authentication method; RFC 7591 §2: the default is `client_secret_basic`.
@@ -258,7 +317,7 @@ fn supported_scope(scope: &str, supported: &Scope) -> Result<Option<String>, Aut
     })
 }
 
-/// Contacts, application type and software fields: bounded, one line each.
+/// Contacts and software fields: bounded, one line each.
 fn check_other_fields(meta: &ClientMetadata) -> Result<(), AuthzError> {
     if let Some(contacts) = &meta.contacts {
         if contacts.len() > 10 {
@@ -266,11 +325,6 @@ fn check_other_fields(meta: &ClientMetadata) -> Result<(), AuthzError> {
         }
         for c in contacts {
             no_controls("contacts", c, 320)?;
-        }
-    }
-    if let Some(t) = &meta.application_type {
-        if t != "native" && t != "web" {
-            return Err(invalid("application_type must be native or web"));
         }
     }
     for (field, v) in [
@@ -332,13 +386,161 @@ mod tests {
         assert_eq!(c.secret_hash, Some(TokenHash::of(&secret)));
     }
 
+    fn policy() -> RegistrationPolicy {
+        RegistrationPolicy {
+            supported_scopes: Scope::parse("mcp:tools").unwrap(),
+            redirect_schemes: PrivateUseSchemes::mcp_clients(),
+        }
+    }
+
+    fn with_uris(
+        uris: &[&str],
+        application_type: Option<&str>,
+    ) -> Result<ClientMetadata, AuthzError> {
+        let mut m = seed_meta();
+        m.redirect_uris = uris.iter().map(|u| (*u).to_owned()).collect();
+        m.application_type = application_type.map(Into::into);
+        check_metadata(m, &policy())
+    }
+
+    const CURSOR: &str = "cursor://anysphere.cursor-mcp/oauth/callback";
+
+    /// Cursor's redirect URI registers with the default list; an unlisted scheme is refused by name; the
+    /// reverse-domain rule holds without any list.
+    #[test]
+    fn private_use_schemes_follow_the_list() {
+        let m = with_uris(&[CURSOR, "http://localhost:8787/callback"], None).unwrap();
+        assert_eq!(m.redirect_uris[0], CURSOR);
+        let e = with_uris(&["windsurf://codeium.windsurf/cb"], None).unwrap_err();
+        assert!(
+            matches!(&e, AuthzError::InvalidRedirectUri(d) if d.contains("\"windsurf\" is not allowed")),
+            "{e:?}"
+        );
+        let none = RegistrationPolicy {
+            redirect_schemes: PrivateUseSchemes::none(),
+            ..policy()
+        };
+        let cursor = ClientMetadata {
+            redirect_uris: vec![CURSOR.into()],
+            ..seed_meta()
+        };
+        assert!(matches!(
+            check_metadata(cursor, &none),
+            Err(AuthzError::InvalidRedirectUri(_))
+        ));
+        let reverse = ClientMetadata {
+            redirect_uris: vec!["com.example.app:/oauth".into()],
+            ..seed_meta()
+        };
+        assert!(check_metadata(reverse, &none).is_ok());
+    }
+
+    /// OpenID Connect Registration §2: absent, `application_type` is inferred and echoed.
+    #[test]
+    fn application_type_is_inferred() {
+        let t = |uris: &[&str]| with_uris(uris, None).unwrap().application_type.unwrap();
+        assert_eq!(t(&["https://app.example.com/cb"]), "web");
+        assert_eq!(
+            t(&["https://app.example.com/cb", "https://www.example.com/cb"]),
+            "web"
+        );
+        assert_eq!(t(&["http://127.0.0.1/cb"]), "native");
+        assert_eq!(t(&["https://localhost:8443/cb"]), "native");
+        assert_eq!(t(&[CURSOR]), "native");
+        assert_eq!(t(&["com.example.app:/cb"]), "native");
+        assert_eq!(
+            t(&[
+                "https://app.example.com/cb",
+                "http://localhost:8080/callback"
+            ]),
+            "native"
+        );
+    }
+
+    /// Declared types that fit are kept; conflicts are `invalid_client_metadata` naming the URI.
+    #[test]
+    fn application_type_conflicts_name_the_uri() {
+        let ok = |uris: &[&str], t: &str| {
+            assert_eq!(
+                with_uris(uris, Some(t))
+                    .unwrap()
+                    .application_type
+                    .as_deref(),
+                Some(t)
+            )
+        };
+        ok(
+            &["http://127.0.0.1/cb", CURSOR, "https://localhost/cb"],
+            "native",
+        );
+        ok(&["https://app.example.com/cb"], "web");
+        ok(
+            &["https://app.example.com/cb", "http://localhost:3000/cb"],
+            "web",
+        );
+
+        let refused = |uris: &[&str], t: &str| match with_uris(uris, Some(t)).unwrap_err() {
+            AuthzError::InvalidClientMetadata(d) => d,
+            e => panic!("{e:?}"),
+        };
+        let d = refused(
+            &[
+                "http://127.0.0.1/cb",
+                "https://www.cursor.com/agents/mcp/oauth/callback",
+            ],
+            "native",
+        );
+        assert!(
+            d.starts_with("application_type native conflicts with redirect URI https://www.cursor.com/agents/mcp/oauth/callback:"),
+            "{d}"
+        );
+        let d = refused(&["https://app.example.com/cb", CURSOR], "web");
+        assert!(
+            d.starts_with(&format!(
+                "application_type web conflicts with redirect URI {CURSOR}:"
+            )),
+            "{d}"
+        );
+        let d = refused(
+            &["https://app.example.com/cb", "com.example.app:/cb"],
+            "web",
+        );
+        assert!(d.contains("com.example.app:/cb"), "{d}");
+        for other in ["Native", "desktop", ""] {
+            assert_eq!(
+                refused(&["https://app.example.com/cb"], other),
+                "application_type must be native or web"
+            );
+        }
+        assert_eq!(
+            AuthzError::InvalidClientMetadata(d).code(),
+            portcullis_proto::ErrorCode::InvalidClientMetadata
+        );
+    }
+
+    #[tokio::test]
+    async fn the_registration_response_echoes_the_type() {
+        let a = authz().await;
+        let mut m = seed_meta();
+        m.redirect_uris = vec![CURSOR.into()];
+        let info = a.registrations().register(m).await.unwrap();
+        assert_eq!(info.metadata.application_type.as_deref(), Some("native"));
+        let c = a
+            .registrations()
+            .client(&info.client_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.redirect_uris[0].as_str(), CURSOR);
+        assert_eq!(c.metadata.application_type.as_deref(), Some("native"));
+    }
+
     #[test]
     fn refusals_carry_the_rfc7591_code() {
-        let scopes = Scope::parse("mcp:tools").unwrap();
         let with = |f: &dyn Fn(&mut ClientMetadata)| {
             let mut m = seed_meta();
             f(&mut m);
-            check_metadata(m, &scopes).unwrap_err()
+            check_metadata(m, &policy()).unwrap_err()
         };
         assert!(matches!(
             with(&|m| m.redirect_uris.clear()),
@@ -395,7 +597,7 @@ mod tests {
         let mut m = seed_meta();
         m.scope = Some("mcp:tools read:jira-work".into());
         m.extra.insert("evil".into(), serde_json::json!(1));
-        let out = check_metadata(m, &Scope::parse("mcp:tools").unwrap()).unwrap();
+        let out = check_metadata(m, &policy()).unwrap();
         assert_eq!(out.scope.as_deref(), Some("mcp:tools"));
         assert!(out.extra.is_empty());
     }

@@ -14,19 +14,18 @@ use crate::client_id_metadata::{
 use crate::error::AuthzError;
 use crate::introspection::{introspection_metadata, IntrospectionAudiences};
 use crate::random;
-use crate::registration::{check_metadata, RegisteredClient};
+use crate::registration::{check_metadata, RegisteredClient, RegistrationPolicy};
 use crate::secret::Secret;
 use crate::shared::Core;
 use crate::store::{ClientRecord, StoreError};
 use portcullis_proto::registration::{ClientInformation, ClientMetadata};
-use portcullis_proto::Scope;
 use std::sync::Arc;
 
 /// The registration service. Built by [`crate::Authz::new`]; reached with [`crate::Authz::registrations`].
 pub struct Registrations {
     core: Arc<Core>,
-    /// The scopes registrations may ask for (the catalogue and `offline_access`), computed once.
-    supported_scopes: Scope,
+    /// The registration rules' parameters (scopes, redirect schemes), computed once.
+    policy: RegistrationPolicy,
     /// Fetches Client ID Metadata Documents; `None`: URL client ids are not supported.
     resolver: Option<Arc<dyn ClientMetadataResolver>>,
     /// Registered clients, for client authentication ([`crate::client_cache`]).
@@ -36,7 +35,7 @@ pub struct Registrations {
 impl std::fmt::Debug for Registrations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registrations")
-            .field("supported_scopes", &self.supported_scopes)
+            .field("policy", &self.policy)
             .field("client_id_metadata", &self.resolver.is_some())
             .finish_non_exhaustive()
     }
@@ -47,7 +46,10 @@ impl Registrations {
     /// URL client ids are unknown).
     pub fn new(core: Arc<Core>, resolver: Option<Arc<dyn ClientMetadataResolver>>) -> Self {
         Self {
-            supported_scopes: core.config.supported_scopes(),
+            policy: RegistrationPolicy {
+                supported_scopes: core.config.supported_scopes(),
+                redirect_schemes: core.config.allowed_redirect_schemes.clone(),
+            },
             core,
             resolver,
             cache: ClientCache::default(),
@@ -63,7 +65,7 @@ impl Registrations {
     /// Registers a client (RFC 7591 §3.1) and returns the client information response (§3.2.1). For a
     /// confidential client the secret appears in this response only; it is stored hashed.
     pub async fn register(&self, meta: ClientMetadata) -> Result<ClientInformation, AuthzError> {
-        let meta = check_metadata(meta, &self.supported_scopes)?;
+        let meta = check_metadata(meta, &self.policy)?;
         let now = self.core.clock.now();
         let client_id = random::ordered_id(self.core.rng.as_ref(), self.core.clock.now_millis());
         let secret: Option<Secret> = match meta.token_endpoint_auth_method.as_deref() {
@@ -196,7 +198,7 @@ impl Registrations {
         let url = ClientIdUrl::parse(client_id, |u| resolver.allows_http(u))?;
         let doc = resolver.fetch(&url).await?;
         let now = self.core.clock.now();
-        let client = client_from_document(&url, &doc, &self.supported_scopes, now)?;
+        let client = client_from_document(&url, &doc, &self.policy, now)?;
         if self.core.store.client(client_id).await?.is_none() {
             let record = ClientRecord {
                 client_id: client.client_id.clone(),

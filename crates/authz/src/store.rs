@@ -190,10 +190,25 @@ pub struct RefreshFamily {
     pub key: TokenHash,
     /// Hash of the live token's secret part.
     pub token_hash: TokenHash,
-    /// When the live token was issued.
+    /// When the live token was issued: the time of the last rotation, where the grace period starts.
     pub issued_at: i64,
     /// Idle expiry of the live token.
     pub expires_at: i64,
+    /// The token the last rotation retired, while a grace period may still honour it (`None` before the first
+    /// rotation, and after rotations made with no grace period; only rotations write it, so a new family given
+    /// to `redeem_code` has none).
+    pub previous: Option<PreviousToken>,
+}
+
+/// The token a rotation retired, kept so a retry within the grace period gets the same successor
+/// (`token::successor`): its hash and the live token sealed under it. Neither is usable without the retired
+/// token itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviousToken {
+    /// Hash of the retired token's secret part.
+    pub hash: TokenHash,
+    /// The live token's secret, sealed under the retired one (32 bytes).
+    pub sealed_successor: Vec<u8>,
 }
 
 /// The next live token of a family, as decided by a [`RotationDecider`].
@@ -205,33 +220,64 @@ pub struct RefreshUpdate {
     pub issued_at: i64,
     /// Idle expiry.
     pub expires_at: i64,
+    /// The token this rotation retires, with the new one sealed under it; `None` with no grace period.
+    pub previous: Option<PreviousToken>,
 }
 
-/// What a [`RotationDecider`] decided when it allows the rotation: the family's next live token and the scope
-/// the new access token carries.
+/// What a refresh does to the family, as a [`RotationDecider`] decided it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RotationStep {
+    /// The presented token is live: store the update (the single-use step).
+    Rotate(RefreshUpdate),
+    /// The presented token is the one the last rotation retired, presented again within the grace period by
+    /// its client: write nothing (and revoke nothing); the answer carries this successor, the family's live
+    /// token, opened from the row (RFC 9700 §4.14.2 rotation with a grace period; see `token::refresh`).
+    Replay(Secret),
+}
+
+/// What a [`RotationDecider`] decided when it allows the refresh: what happens to the family and the scope the
+/// new access token carries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RotationDecision {
-    /// The next live token.
-    pub update: RefreshUpdate,
+    /// Rotate (write) or replay (no write).
+    pub step: RotationStep,
     /// The scope granted by this refresh (RFC 6749 §6: the grant's, or a narrower one asked for).
     pub scope: Scope,
 }
 
 /// Decides a rotation from the family and its grant as they are inside the rotation's storage operation: the
-/// new live token, or why not. A refusal for which [`RefreshError::revokes_family`] holds makes the store revoke
+/// new live token, a replay (no write), or why not. A refusal for which [`RefreshError::revokes_family`] holds makes the store revoke
 /// the grant in that same operation. It must be a pure function of its arguments (and what it captured): a
 /// backend may call it again when it retries.
 pub type RotationDecider = Box<
     dyn Fn(&RefreshFamily, &GrantRecord) -> Result<RotationDecision, RefreshError> + Send + Sync,
 >;
 
-/// A committed rotation: the grant it refreshed and the scope decided.
+/// A committed rotation, or a replay: the grant it refreshed and the scope decided.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rotation {
     /// The grant, as read before the rotation.
     pub grant: GrantRecord,
     /// The scope of the new access token.
     pub scope: Scope,
+    /// For a [`RotationStep::Replay`], the live token's secret to answer with; `None` after a rotation (the
+    /// caller knows the token it chose).
+    pub replayed: Option<Secret>,
+}
+
+impl Rotation {
+    /// The outcome of `decision` on `grant` once the store has carried it out.
+    pub fn of(grant: GrantRecord, decision: RotationDecision) -> Self {
+        let replayed = match decision.step {
+            RotationStep::Rotate(_) => None,
+            RotationStep::Replay(s) => Some(s),
+        };
+        Self {
+            grant,
+            scope: decision.scope,
+            replayed,
+        }
+    }
 }
 
 /// When a reuse detected by a rotation revokes its grant: the time, and how long its revocation entry lives.
@@ -405,11 +451,13 @@ pub trait GrantStore: Send + Sync {
         key: &TokenHash,
     ) -> Result<Option<(RefreshFamily, GrantRecord)>, StoreError>;
     /// In one transaction, the single-use step of a refresh (OAuth 2.1 §4.3.1): reads the family for `key` and
-    /// its grant, asks `decide` once, and stores the update it returns; when it refuses with a reason that
+    /// its grant, asks `decide` once, and stores the update it returns ([`RotationStep::Rotate`]; a
+    /// [`RotationStep::Replay`] writes nothing and revokes nothing); when it refuses with a reason that
     /// [revokes the family](RefreshError::revokes_family), revokes the grant and logs its revocation (as
     /// [`GrantStore::revoke_grant`] with `reuse`) in the same operation. Concurrent rotations of one family run
     /// one after another, each deciding on what the previous one committed, so of many callers presenting the
-    /// same token exactly one sees it live. [`RefreshError::Unknown`] when no family has this key.
+    /// same token exactly one sees it live (and the others see it as the retired token, which the decision
+    /// may replay within the grace period). [`RefreshError::Unknown`] when no family has this key.
     async fn rotate_refresh(
         &self,
         key: &TokenHash,

@@ -62,12 +62,21 @@ struct Inner {
 pub(crate) struct MemStore {
     inner: Mutex<Inner>,
     operations: AtomicU64,
+    /// When set, `code` answers codes as they were before their redemption: what a redemption that loses the
+    /// race read.
+    stale_code_reads: std::sync::atomic::AtomicBool,
 }
 
 impl MemStore {
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
         self.operations.fetch_add(1, Ordering::SeqCst);
         f(&mut self.inner.lock().unwrap())
+    }
+
+    /// From now on, `code` answers every code as unused (a concurrent redemption's view before the winner's
+    /// commit), so the next redemption of a used code loses the race in `redeem_code`.
+    pub(crate) fn read_codes_as_before_redemption(&self) {
+        self.stale_code_reads.store(true, Ordering::SeqCst);
     }
 
     /// How many storage operations ran so far.
@@ -193,7 +202,14 @@ impl GrantStore for MemStore {
         Ok(())
     }
     async fn code(&self, h: &TokenHash) -> Result<Option<CodeRecord>, StoreError> {
-        Ok(self.with(|i| i.codes.get(h.as_str()).cloned()))
+        let mut code = self.with(|i| i.codes.get(h.as_str()).cloned());
+        if self.stale_code_reads.load(Ordering::SeqCst) {
+            if let Some(c) = &mut code {
+                c.used_at = None;
+                c.grant_id = None;
+            }
+        }
+        Ok(code)
     }
     async fn redeem_code(
         &self,
@@ -253,18 +269,19 @@ impl GrantStore for MemStore {
             let grant = i.grants.get(&gid).cloned().ok_or(RefreshError::Unknown)?;
             match decide(&family, &grant) {
                 Ok(d) => {
-                    let live = &mut i
-                        .families
-                        .get_mut(key.as_str())
-                        .ok_or(RefreshError::Unknown)?
-                        .0;
-                    live.token_hash = d.update.token_hash;
-                    live.issued_at = d.update.issued_at;
-                    live.expires_at = d.update.expires_at;
-                    Ok(Rotation {
-                        grant,
-                        scope: d.scope,
-                    })
+                    // A replay writes nothing; a rotation rewrites the family in place.
+                    if let RotationStep::Rotate(u) = &d.step {
+                        let live = &mut i
+                            .families
+                            .get_mut(key.as_str())
+                            .ok_or(RefreshError::Unknown)?
+                            .0;
+                        live.token_hash = u.token_hash.clone();
+                        live.issued_at = u.issued_at;
+                        live.expires_at = u.expires_at;
+                        live.previous.clone_from(&u.previous);
+                    }
+                    Ok(Rotation::of(grant, d))
                 }
                 Err(e) => {
                     if e.revokes_family() {
@@ -643,8 +660,23 @@ pub(crate) async fn authz_with_clock() -> (Authz, Arc<FixedClock>) {
 
 /// An [`Authz`] on `store`, with a fixed clock.
 pub(crate) async fn authz_on(store: Arc<MemStore>) -> (Authz, Arc<FixedClock>) {
+    authz_on_with(store, |_| {}).await
+}
+
+/// An [`Authz`] with a fixed clock and the test configuration as `change` leaves it.
+pub(crate) async fn authz_with_config(
+    change: impl FnOnce(&mut AuthzConfig),
+) -> (Authz, Arc<FixedClock>) {
+    authz_on_with(Arc::new(MemStore::default()), change).await
+}
+
+async fn authz_on_with(
+    store: Arc<MemStore>,
+    change: impl FnOnce(&mut AuthzConfig),
+) -> (Authz, Arc<FixedClock>) {
     let clock = Arc::new(FixedClock::new(1_700_000_000));
-    let config = AuthzConfig::new("http://127.0.0.1:8080", "http://127.0.0.1:8080/mcp");
+    let mut config = AuthzConfig::new("http://127.0.0.1:8080", "http://127.0.0.1:8080/mcp");
+    change(&mut config);
     let a = Authz::new(store, clock.clone(), Arc::new(SeqRandom::default()), config)
         .await
         .unwrap();

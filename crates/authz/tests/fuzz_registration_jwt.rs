@@ -12,10 +12,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use portcullis_authz::access_token::{self, AccessClaims, Audience};
 use portcullis_authz::keys::{self, KeyRing};
-use portcullis_authz::registration::check_metadata;
+use portcullis_authz::registration::{check_metadata, RegistrationPolicy};
 use portcullis_authz::{jwt, OsRandom};
 use portcullis_proto::registration::ClientMetadata;
-use portcullis_proto::{RedirectUri, Scope};
+use portcullis_proto::{PrivateUseSchemes, RedirectUri, Scope};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -84,6 +84,10 @@ fn uri_like() -> impl Strategy<Value = String> {
             "http://evil.com/cb",
             "https://good@evil.com/",
             "com.example.app:/cb",
+            "cursor://anysphere.cursor-mcp/oauth/callback",
+            "myapp://cb",
+            "native",
+            "web",
             "http://127.0.0.1/cb#x",
             " https://a.b/",
             "data:text/html,x",
@@ -111,40 +115,58 @@ fn registration() -> impl Strategy<Value = Value> {
         prop::option::of(uri_like()),
         prop::option::of(uri_like()),
         prop::option::of(json_value()),
+        prop::option::of(uri_like()),
     )
-        .prop_map(|(redirects, grants, responses, method, logo, extra)| {
-            let mut v = json!({"redirect_uris": redirects});
-            if let Some(g) = grants {
-                v["grant_types"] = json!(g);
-            }
-            if let Some(r) = responses {
-                v["response_types"] = json!(r);
-            }
-            if let Some(m) = method {
-                v["token_endpoint_auth_method"] = json!(m);
-            }
-            if let Some(l) = logo {
-                v["logo_uri"] = json!(l);
-            }
-            if let Some(e) = extra {
-                v["x_extra"] = e;
-            }
-            v
-        })
+        .prop_map(
+            |(redirects, grants, responses, method, logo, extra, app_type)| {
+                let mut v = json!({"redirect_uris": redirects});
+                if let Some(g) = grants {
+                    v["grant_types"] = json!(g);
+                }
+                if let Some(r) = responses {
+                    v["response_types"] = json!(r);
+                }
+                if let Some(m) = method {
+                    v["token_endpoint_auth_method"] = json!(m);
+                }
+                if let Some(l) = logo {
+                    v["logo_uri"] = json!(l);
+                }
+                if let Some(e) = extra {
+                    v["x_extra"] = e;
+                }
+                if let Some(t) = app_type {
+                    v["application_type"] = json!(t);
+                }
+                v
+            },
+        )
 }
 
 fn scopes() -> Scope {
     Scope::parse("mcp:tools mcp:admin").unwrap()
 }
 
+fn policy() -> RegistrationPolicy {
+    RegistrationPolicy {
+        supported_scopes: scopes(),
+        redirect_schemes: PrivateUseSchemes::mcp_clients(),
+    }
+}
+
 fn check_accepted(meta: &ClientMetadata) {
     assert!(!meta.redirect_uris.is_empty());
     for uri in &meta.redirect_uris {
         assert!(
-            RedirectUri::parse(uri).is_ok(),
+            RedirectUri::parse_allowing(uri, &PrivateUseSchemes::mcp_clients()).is_ok(),
             "accepted an invalid redirect URI {uri:?}"
         );
     }
+    assert!(
+        matches!(meta.application_type.as_deref(), Some("native" | "web")),
+        "accepted application_type {:?}",
+        meta.application_type
+    );
     for g in meta.grant_types.iter().flatten() {
         assert!(
             g == "authorization_code" || g == "refresh_token",
@@ -194,7 +216,7 @@ proptest! {
     fn registration_json_never_panics(v in prop_oneof![json_value(), registration()]) {
         let text = v.to_string();
         if let Ok(meta) = serde_json::from_str::<ClientMetadata>(&text) {
-            if let Ok(accepted) = check_metadata(meta, &scopes()) {
+            if let Ok(accepted) = check_metadata(meta, &policy()) {
                 check_accepted(&accepted);
             }
         }

@@ -64,6 +64,11 @@ struct ServeArgs {
     /// Refresh token absolute lifetime in seconds (default 90 days).
     #[arg(long, env = "PORTCULLIS_REFRESH_ABSOLUTE_TTL")]
     refresh_absolute_ttl: Option<i64>,
+    /// Seconds after a refresh-token rotation during which the rotated token, presented again by its client
+    /// (a retry after a lost response, a concurrent refresh), gets the same new refresh token instead of
+    /// revoking the grant; 0 = strict rotation (default 30, at most 300). See SECURITY.md.
+    #[arg(long, env = "PORTCULLIS_REFRESH_GRACE_PERIOD", value_name = "SECONDS")]
+    refresh_grace_period: Option<i64>,
     /// Login session lifetime in seconds (default 12 hours).
     #[arg(long, env = "PORTCULLIS_SESSION_TTL")]
     session_ttl: Option<i64>,
@@ -126,6 +131,15 @@ struct ServeArgs {
     /// database, generated on first start). See docs/federation.md.
     #[arg(long, env = "PORTCULLIS_VAULT_KEY_FILE", value_name = "FILE")]
     vault_key_file: Option<std::path::PathBuf>,
+    /// Private-use redirect URI schemes clients may register besides reverse-domain ones (RFC 8252 §7.1),
+    /// comma-separated; replaces the default list (cursor,claude); "" allows none.
+    #[arg(
+        long,
+        env = "PORTCULLIS_ALLOWED_REDIRECT_SCHEMES",
+        value_delimiter = ',',
+        value_name = "SCHEME,..."
+    )]
+    allowed_redirect_schemes: Option<Vec<String>>,
 }
 
 fn init_logging(format: LogFormat) {
@@ -152,6 +166,7 @@ impl ServeArgs {
             access_token_ttl: self.access_token_ttl,
             refresh_idle_ttl: self.refresh_idle_ttl,
             refresh_absolute_ttl: self.refresh_absolute_ttl,
+            refresh_grace_period: self.refresh_grace_period,
             session_ttl: self.session_ttl,
             revocation_sync_ms: self.revocation_sync_ms,
             register_per_ip_per_hour: self.register_per_ip_per_hour,
@@ -168,6 +183,7 @@ impl ServeArgs {
             cimd_allow_hosts: self.cimd_allow_host,
             password_login: self.password_login,
             vault_key_file: self.vault_key_file,
+            allowed_redirect_schemes: self.allowed_redirect_schemes,
         }
     }
 }

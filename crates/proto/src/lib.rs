@@ -5,6 +5,7 @@
 //! - [`pkce`]: `code_verifier` / `code_challenge` (RFC 7636), S256 only.
 //! - [`scope`]: scope strings (RFC 6749 §3.3).
 //! - [`redirect_uri`]: redirect URI parsing, registration rules and exact matching (RFC 8252, RFC 9700 §4.1).
+//! - [`redirect_scheme`]: `PrivateUseSchemes`, the private-use schemes allowed besides reverse-domain ones.
 //! - [`metadata`]: authorization server metadata (RFC 8414) and protected resource metadata (RFC 9728).
 //! - [`registration`]: dynamic client registration request and response (RFC 7591).
 //! - [`secret`]: `AuthorizationCode`, `RefreshToken`, `ClientSecret`, `AccessToken`: secrets with redacted `Debug`.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod introspection;
 pub mod metadata;
 pub mod pkce;
+pub mod redirect_scheme;
 pub mod redirect_uri;
 pub mod registration;
 pub mod scope;
@@ -33,6 +35,7 @@ pub mod www_authenticate;
 
 pub use error::{ErrorCode, ErrorResponse};
 pub use pkce::{CodeChallenge, CodeVerifier};
+pub use redirect_scheme::PrivateUseSchemes;
 pub use redirect_uri::RedirectUri;
 pub use scope::Scope;
 pub use secret::{AccessToken, AuthorizationCode, ClientSecret, RefreshToken};

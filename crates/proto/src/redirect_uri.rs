@@ -2,11 +2,15 @@
 //! `redirect_uri` is matched against the registered ones (OAuth 2.1 §4.1.1: exact string match, except the port
 //! of a loopback redirect URI, RFC 8252 §7.3).
 //!
+//! Which private-use schemes are accepted is the caller's policy: a reverse-domain scheme always (RFC 8252
+//! §7.1), and the schemes of a [`PrivateUseSchemes`] list ([`RedirectUri::parse_allowing`]).
+//!
 //! Parsing is deliberately strict: the text must be printable ASCII with no whitespace or control characters,
 //! and must already be in the canonical form the WHATWG URL parser would print. So there is never a second
 //! reading of the same string (a browser's) that differs from ours: case tricks, backslashes, encoded dots,
 //! default ports and the like are refused instead of normalised.
 
+use crate::redirect_scheme::{is_private_use_candidate, PrivateUseSchemes};
 use std::fmt;
 use url::{Host, Url};
 
@@ -27,7 +31,8 @@ pub enum Kind {
     Https,
     /// `http:` on a loopback host; any port matches (RFC 8252 §7.3).
     Loopback,
-    /// A reverse-domain private-use scheme such as `com.example.app:/cb` (RFC 8252 §7.1).
+    /// A private-use scheme (RFC 8252 §7.1): reverse-domain such as `com.example.app:/cb`, or one the
+    /// operator allows such as `cursor://anysphere.cursor-mcp/oauth/callback`.
     PrivateUse,
 }
 
@@ -56,9 +61,21 @@ pub enum RedirectUriError {
     /// `http:` on a host that is not loopback.
     #[error("http redirect URIs are allowed only on loopback hosts (127.0.0.1, [::1], localhost)")]
     InsecureHttp,
-    /// A scheme that is neither https, loopback http, nor a reverse-domain private-use scheme.
+    /// A scheme that is neither https, loopback http, nor a private-use scheme.
     #[error("redirect URI scheme must be https, http on loopback, or a reverse-domain private-use scheme containing a dot")]
     Scheme,
+    /// A private-use scheme without a dot that is not in the allowed list (`allowed_redirect_schemes`).
+    #[error("redirect URI scheme {0:?} is not allowed: use https, http on loopback, a reverse-domain private-use scheme containing a dot (RFC 8252 §7.1), or a scheme the server allows (allowed_redirect_schemes)")]
+    SchemeNotAllowed(String),
+}
+
+/// Which private-use schemes a parse accepts besides reverse-domain ones.
+#[derive(Clone, Copy)]
+enum PrivateUse<'a> {
+    /// These.
+    Listed(&'a PrivateUseSchemes),
+    /// Any valid one that is not a web or browser scheme: what some earlier registration may have allowed.
+    AnyValid,
 }
 
 fn is_loopback_host(host: Option<Host<&str>>) -> bool {
@@ -91,8 +108,28 @@ fn parse_canonical(text: &str) -> Result<Url, RedirectUriError> {
 }
 
 impl RedirectUri {
-    /// Parses a redirect URI offered for registration.
+    /// Parses a redirect URI offered for registration, accepting only reverse-domain private-use schemes.
     pub fn parse(text: &str) -> Result<Self, RedirectUriError> {
+        Self::parse_allowing(text, &PrivateUseSchemes::none())
+    }
+
+    /// Parses a redirect URI offered for registration, accepting the private-use schemes of `allowed` as well
+    /// as reverse-domain ones (RFC 8252 §7.1).
+    pub fn parse_allowing(
+        text: &str,
+        allowed: &PrivateUseSchemes,
+    ) -> Result<Self, RedirectUriError> {
+        Self::parse_with(text, PrivateUse::Listed(allowed))
+    }
+
+    /// Parses a redirect URI read back from a registration that was accepted then: any private-use scheme a
+    /// list could have allowed is accepted, so narrowing the list later does not make stored clients
+    /// unreadable. Never for URIs offered for registration.
+    pub fn parse_registered(text: &str) -> Result<Self, RedirectUriError> {
+        Self::parse_with(text, PrivateUse::AnyValid)
+    }
+
+    fn parse_with(text: &str, private_use: PrivateUse<'_>) -> Result<Self, RedirectUriError> {
         let url = parse_canonical(text)?;
         let kind = match url.scheme() {
             "https" => {
@@ -108,7 +145,13 @@ impl RedirectUri {
                 Kind::Loopback
             }
             scheme if scheme.contains('.') => Kind::PrivateUse,
-            _ => return Err(RedirectUriError::Scheme),
+            scheme if !is_private_use_candidate(scheme) => return Err(RedirectUriError::Scheme),
+            scheme => match private_use {
+                PrivateUse::Listed(allowed) if !allowed.contains(scheme) => {
+                    return Err(RedirectUriError::SchemeNotAllowed(scheme.to_owned()))
+                }
+                _ => Kind::PrivateUse,
+            },
         };
         Ok(Self {
             text: text.to_owned(),
@@ -126,12 +169,18 @@ impl RedirectUri {
         self.kind
     }
 
-    /// The host to show on the consent page (for a private-use scheme, the scheme).
+    /// Whether the host is a loopback one (`http` loopback URIs, or `https` on a loopback host).
+    pub fn is_loopback_host(&self) -> bool {
+        Url::parse(&self.text).is_ok_and(|u| is_loopback_host(u.host()))
+    }
+
+    /// The host to show on the consent page; for a private-use scheme, the scheme (its "host" names nothing:
+    /// whichever app handles the scheme gets the redirect).
     pub fn display_host(&self) -> String {
         match Url::parse(&self.text) {
-            Ok(u) => match u.host_str() {
-                Some(h) => h.to_owned(),
-                None => format!("{}:", u.scheme()),
+            Ok(u) => match (self.kind, u.host_str()) {
+                (Kind::PrivateUse, _) | (_, None) => format!("{}:", u.scheme()),
+                (_, Some(h)) => h.to_owned(),
             },
             Err(_) => self.text.clone(),
         }
@@ -261,8 +310,71 @@ mod tests {
             RedirectUri::parse(&format!("https://a.com/{}", "a".repeat(2000))),
             Err(E::Length)
         );
-        assert_eq!(RedirectUri::parse("myapp:/cb"), Err(E::Scheme));
+        assert_eq!(
+            RedirectUri::parse("myapp:/cb"),
+            Err(E::SchemeNotAllowed("myapp".into()))
+        );
         assert_eq!(RedirectUri::parse("relative/path"), Err(E::Syntax));
+    }
+
+    const CURSOR: &str = "cursor://anysphere.cursor-mcp/oauth/callback";
+
+    /// A listed scheme is accepted; an unlisted one is refused by name; the reverse-domain rule holds either
+    /// way; web and browser schemes stay refused whatever the list says.
+    #[test]
+    fn allowed_private_use_schemes() {
+        use RedirectUriError as E;
+        let allowed = PrivateUseSchemes::parse(["cursor"]).unwrap();
+        let r = RedirectUri::parse_allowing(CURSOR, &allowed).unwrap();
+        assert_eq!(r.kind(), Kind::PrivateUse);
+        assert_eq!(r.as_str(), CURSOR);
+        assert!(r.matches(CURSOR));
+        assert!(!r.matches("cursor://anysphere.cursor-mcp/oauth/callback/x"));
+        assert!(!r.matches("cursor://evil/oauth/callback"));
+        assert_eq!(
+            RedirectUri::parse(CURSOR),
+            Err(E::SchemeNotAllowed("cursor".into()))
+        );
+        assert_eq!(
+            RedirectUri::parse_allowing("claude://claude.ai/mcp-auth-callback/sdk", &allowed),
+            Err(E::SchemeNotAllowed("claude".into()))
+        );
+        assert!(RedirectUri::parse_allowing(
+            "claude://claude.ai/mcp-auth-callback/sdk",
+            &PrivateUseSchemes::mcp_clients()
+        )
+        .is_ok());
+        assert_eq!(
+            RedirectUri::parse_allowing("com.example.app:/oauth", &PrivateUseSchemes::none())
+                .unwrap()
+                .kind(),
+            Kind::PrivateUse
+        );
+        assert_eq!(
+            RedirectUri::parse_allowing("Cursor://anysphere.cursor-mcp/cb", &allowed),
+            Err(E::NotCanonical("cursor://anysphere.cursor-mcp/cb".into()))
+        );
+        assert_eq!(
+            RedirectUri::parse_allowing("cursor://a/cb#x", &allowed),
+            Err(E::Fragment)
+        );
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "file:///etc/passwd",
+            "vbscript:x",
+        ] {
+            assert_eq!(RedirectUri::parse_allowing(bad, &allowed), Err(E::Scheme));
+            assert_eq!(RedirectUri::parse_registered(bad), Err(E::Scheme));
+        }
+    }
+
+    /// Stored registrations stay readable whatever the list is now; web schemes never pass.
+    #[test]
+    fn registered_uris_parse_without_the_list() {
+        assert!(RedirectUri::parse_registered(CURSOR).is_ok());
+        assert!(RedirectUri::parse_registered("myapp:/cb").is_ok());
+        assert!(RedirectUri::parse_registered("http://evil.com/cb").is_err());
     }
 
     #[test]
@@ -301,6 +413,26 @@ mod tests {
     }
 
     #[test]
+    fn loopback_hosts() {
+        let yes = [
+            "http://127.0.0.1/cb",
+            "https://localhost/cb",
+            "https://[::1]:8443/cb",
+        ];
+        for u in yes {
+            assert!(RedirectUri::parse(u).unwrap().is_loopback_host(), "{u}");
+        }
+        let no = [
+            "https://app.example.com/cb",
+            "com.example.app:/cb",
+            "https://127.0.0.2.nip.io/cb",
+        ];
+        for u in no {
+            assert!(!RedirectUri::parse(u).unwrap().is_loopback_host(), "{u}");
+        }
+    }
+
+    #[test]
     fn display_host() {
         assert_eq!(
             RedirectUri::parse("https://app.example.com/cb")
@@ -313,6 +445,12 @@ mod tests {
                 .unwrap()
                 .display_host(),
             "com.example.app:"
+        );
+        assert_eq!(
+            RedirectUri::parse_registered(CURSOR)
+                .unwrap()
+                .display_host(),
+            "cursor:"
         );
     }
 }

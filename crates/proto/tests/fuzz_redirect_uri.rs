@@ -8,7 +8,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+use portcullis_proto::redirect_scheme::NOT_PRIVATE_USE;
 use portcullis_proto::redirect_uri::{Kind, RedirectUri};
+use portcullis_proto::PrivateUseSchemes;
 use proptest::prelude::*;
 use url::Url;
 
@@ -39,6 +41,11 @@ fn scheme() -> impl Strategy<Value = &'static str> {
         "ftp",
         "ws",
         "x",
+        "cursor",
+        "Cursor",
+        "claude",
+        "vbscript",
+        "blob",
     ])
 }
 
@@ -202,6 +209,28 @@ proptest! {
     fn accepted_uris_round_trip_through_url(text in candidate()) {
         if let Ok(r) = RedirectUri::parse(&text) {
             check_accepted(&text, &r);
+        }
+    }
+
+    /// With the default list of private-use schemes, anything accepted keeps the same promises, and a
+    /// private-use scheme is either reverse-domain or listed, never a web or browser scheme; a URI the strict
+    /// parse accepts is accepted the same way (the list only adds).
+    #[test]
+    fn the_scheme_list_only_adds_listed_schemes(text in candidate()) {
+        let listed = PrivateUseSchemes::mcp_clients();
+        if let Ok(r) = RedirectUri::parse_allowing(&text, &listed) {
+            let scheme = Url::parse(&text).unwrap().scheme().to_owned();
+            if r.kind() == Kind::PrivateUse && !scheme.contains('.') {
+                prop_assert!(listed.contains(&scheme), "unlisted scheme accepted: {}", text);
+                prop_assert!(RedirectUri::parse(&text).is_err());
+            } else {
+                check_accepted(&text, &r);
+            }
+            prop_assert!(!NOT_PRIVATE_USE.contains(&scheme.as_str()) || r.kind() != Kind::PrivateUse);
+        }
+        if let Ok(strict) = RedirectUri::parse(&text) {
+            prop_assert_eq!(RedirectUri::parse_allowing(&text, &listed), Ok(strict.clone()));
+            prop_assert_eq!(RedirectUri::parse_registered(&text), Ok(strict));
         }
     }
 

@@ -4,7 +4,7 @@
 use crate::gateway::config::{check_routes, GatewayConfig, GatewayConfigError, RouteConfig};
 use portcullis_authz::config::{default_scopes, ScopeInfo};
 use portcullis_authz::AuthzConfig;
-use portcullis_proto::Scope;
+use portcullis_proto::{PrivateUseSchemes, Scope};
 use url::Url;
 
 /// Server configuration.
@@ -24,6 +24,9 @@ pub struct ServerConfig {
     pub refresh_idle_ttl: i64,
     /// Refresh token absolute lifetime, seconds.
     pub refresh_absolute_ttl: i64,
+    /// Seconds after a rotation during which the rotated refresh token, presented again by its client, gets
+    /// the same successor (RFC 9700 §4.14.2 relaxed for lost responses and races; see SECURITY.md); 0: strict.
+    pub refresh_grace_period: i64,
     /// Login session lifetime, seconds.
     pub session_ttl: i64,
     /// How often revocations are read from the database, milliseconds: the longest a revoked token keeps
@@ -49,7 +52,13 @@ pub struct ServerConfig {
     pub cimd_allow_hosts: Vec<String>,
     /// What the sign-in page offers: the password form, identity providers (docs/federation.md).
     pub sign_in: crate::pages::SignInOptions,
+    /// Private-use redirect schemes clients may register besides reverse-domain ones (RFC 8252 §7.1).
+    pub allowed_redirect_schemes: PrivateUseSchemes,
 }
+
+/// The longest refresh grace period accepted, seconds: the window only has to cover a retry or a race, and
+/// every second of it is a second in which a stolen, already-rotated token is not detected (SECURITY.md).
+pub const MAX_REFRESH_GRACE_PERIOD: i64 = 300;
 
 /// Why a configuration value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,6 +124,7 @@ impl ServerConfig {
             access_token_ttl: 3600,
             refresh_idle_ttl: 30 * 24 * 3600,
             refresh_absolute_ttl: 90 * 24 * 3600,
+            refresh_grace_period: 30,
             session_ttl: 12 * 3600,
             revocation_sync_ms: 1000,
             key_reload_secs: 60,
@@ -125,6 +135,7 @@ impl ServerConfig {
             token_failures_per_ip: 600,
             cimd_allow_hosts: Vec::new(),
             sign_in: crate::pages::SignInOptions::default(),
+            allowed_redirect_schemes: PrivateUseSchemes::mcp_clients(),
         }
     }
 
@@ -143,6 +154,11 @@ impl ServerConfig {
                 "refresh lifetimes must be at least 60 s, the absolute one at least the idle one"
                     .into(),
             ));
+        }
+        if !(0..=MAX_REFRESH_GRACE_PERIOD).contains(&self.refresh_grace_period) {
+            return Err(ConfigError::Lifetime(format!(
+                "refresh_grace_period must be 0 to {MAX_REFRESH_GRACE_PERIOD} seconds"
+            )));
         }
         let routes = crate::routes::Routes::new(&self.issuer, &self.mcp_path);
         check_routes(
@@ -163,7 +179,10 @@ impl ServerConfig {
         c.access_token_ttl = self.access_token_ttl;
         c.refresh_idle_ttl = self.refresh_idle_ttl;
         c.refresh_absolute_ttl = self.refresh_absolute_ttl;
+        c.refresh_grace_period = self.refresh_grace_period;
         c.session_ttl = self.session_ttl;
+        c.allowed_redirect_schemes
+            .clone_from(&self.allowed_redirect_schemes);
         c.idp_display_names = (self.sign_in.providers.iter())
             .map(|p| (p.name.clone(), p.display_name.clone()))
             .collect();
@@ -183,6 +202,25 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refresh_grace_period_bounds() {
+        let mut c = ServerConfig::new(parse_issuer("http://127.0.0.1:8080").unwrap());
+        assert_eq!(c.refresh_grace_period, 30, "the default");
+        assert_eq!(c.authz_config("i", "r").refresh_grace_period, 30);
+        for ok in [0, 1, MAX_REFRESH_GRACE_PERIOD] {
+            c.refresh_grace_period = ok;
+            assert_eq!(c.check(), Ok(()), "{ok}");
+            assert_eq!(c.authz_config("i", "r").refresh_grace_period, ok);
+        }
+        for bad in [-1, MAX_REFRESH_GRACE_PERIOD + 1] {
+            c.refresh_grace_period = bad;
+            assert!(
+                matches!(c.check(), Err(ConfigError::Lifetime(m)) if m.contains("refresh_grace_period")),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn issuer_rules() {

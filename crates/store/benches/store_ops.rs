@@ -15,8 +15,9 @@
 
 use portcullis_authz::secret::TokenHash;
 use portcullis_authz::store::{
-    ClientRecord, CodeRecord, DisplayIdentity, GrantRecord, RefreshError, RefreshFamily,
-    RefreshUpdate, ReuseRevocation, RotationDecision, Storage, Transition, UserRecord,
+    ClientRecord, CodeRecord, DisplayIdentity, GrantRecord, PreviousToken, RefreshError,
+    RefreshFamily, RefreshUpdate, ReuseRevocation, RotationDecision, RotationStep, Storage,
+    Transition, UserRecord,
 };
 use portcullis_proto::Scope;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,6 +83,7 @@ fn refresh() -> RefreshFamily {
         token_hash: TokenHash::of(&unique("rt")),
         issued_at: NOW,
         expires_at: NOW + 3600,
+        previous: None,
     }
 }
 
@@ -213,12 +215,18 @@ async fn run_task(
                             if g.revoked_at.is_some() {
                                 return Err(RefreshError::Revoked);
                             }
+                            // As with the default grace period: the retired token and the sealed
+                            // successor are written too.
                             Ok(RotationDecision {
-                                update: RefreshUpdate {
+                                step: RotationStep::Rotate(RefreshUpdate {
                                     token_hash: next.clone(),
                                     issued_at: NOW,
                                     expires_at: NOW + 3600,
-                                },
+                                    previous: Some(PreviousToken {
+                                        hash: next.clone(),
+                                        sealed_successor: vec![0x5a; 32],
+                                    }),
+                                }),
                                 scope: Scope::default(),
                             })
                         }),

@@ -60,9 +60,14 @@ pub enum AuthorizationCodeError {
     /// No such code.
     #[error("the authorization code is invalid")]
     Unknown,
-    /// The code was redeemed before: the grant of its first redemption is revoked (RFC 6749 §4.1.2).
+    /// The code was redeemed before and this request proved possession (its client, redirect URI, verifier
+    /// and resource): the grant of its first redemption is revoked (RFC 6749 §4.1.2, RFC 9700 §4.5.1).
     #[error("the authorization code was already used; tokens issued from it are revoked")]
     Reused,
+    /// The code was redeemed before and this request did not prove possession (wrong verifier, client, redirect
+    /// URI or resource): refused, and nothing is revoked.
+    #[error("the authorization code was already used")]
+    AlreadyUsed,
     /// The code's lifetime passed.
     #[error("the authorization code expired")]
     Expired,
@@ -87,6 +92,7 @@ impl AuthorizationCodeError {
             Self::OtherResource => ErrorCode::InvalidTarget,
             Self::Unknown
             | Self::Reused
+            | Self::AlreadyUsed
             | Self::Expired
             | Self::OtherClient
             | Self::RedirectUriMismatch
@@ -149,6 +155,11 @@ mod tests {
                 A::Reused,
                 "invalid_grant",
                 "the authorization code was already used; tokens issued from it are revoked",
+            ),
+            (
+                A::AlreadyUsed,
+                "invalid_grant",
+                "the authorization code was already used",
             ),
             (
                 A::Expired,

@@ -2,11 +2,14 @@
 //! token service over the shared [`Core`] and the [`Keys`] it signs access tokens with.
 //!
 //! - [`authorization_code`]: the code-for-token exchange with PKCE.
-//! - [`refresh`]: refresh with rotation and reuse detection (RFC 9700 §4.14.2).
+//! - [`refresh`]: refresh with rotation and reuse detection (RFC 9700 §4.14.2) and its grace period;
+//!   `rotation`: its pure decision; `successor`: the retired token's sealed successor.
 
 pub mod authorization_code;
 pub mod error;
 pub mod refresh;
+mod rotation;
+mod successor;
 
 use crate::access_token::{self, AccessClaims, Audience};
 use crate::error::AuthzError;

@@ -1,6 +1,6 @@
 //! The `refresh_token` grant (RFC 6749 §6, OAuth 2.1 §4.3) with rotation and reuse detection (RFC 9700
-//! §4.14.2): every use returns a new refresh token and retires the old one in one single-use step; a retired
-//! token presented again revokes the whole family (grant), as does losing a concurrent race for the same token.
+//! §4.14.2, OAuth 2.1 §4.3.1): every use returns a new refresh token and retires the old one in one single-use
+//! step; a retired token presented again revokes the whole family (grant).
 //!
 //! A refresh token is `HANDLE.SECRET`, both random (128 and 256 bits). The handle names the family and stays
 //! the same for its life; the secret is new at every rotation. The store keeps the family on the grant's own
@@ -8,16 +8,28 @@
 //! reads and changes that one row in one transaction (on SQLite, one trip to the storage writer). A
 //! token that carries a family's handle but not its live secret can only be a retired token of that family (the
 //! handle is never shown anywhere else), so the reuse of any earlier token is caught without keeping them.
+//!
+//! **Grace period** (`AuthzConfig::refresh_grace_period`, default 30 s; 0 = strict). Strict rotation punishes
+//! honest clients: a retry after a lost response, or two refreshes racing (two tabs, two egress addresses),
+//! present the just-retired token and would revoke the family. So the row also keeps the token the last
+//! rotation retired (its hash, and the live secret sealed under it: `token::successor`). Presented again by its
+//! client within the grace period after that rotation, it is answered with a fresh access token and *the same*
+//! live refresh token the first answer carried, with no write, so every racer ends holding the one live token.
+//! Older generations, and the retired token after the window, are reuse as before (`token::rotation` decides).
+//! The trade-off against RFC 9700 §4.14.2 is in SECURITY.md: a thief who replays a stolen token inside the
+//! window shares the family with the client instead of revoking it, until the first divergence after the
+//! window, which does.
 
+use super::rotation::RefreshAttempt;
+use super::successor;
 use super::{TokenError, Tokens};
 use crate::random;
 use crate::registration::RegisteredClient;
 use crate::secret::{Secret, TokenHash};
-use crate::store::{
-    GrantRecord, RefreshError, RefreshFamily, RefreshUpdate, ReuseRevocation, RotationDecision,
-};
+use crate::store::{PreviousToken, RefreshError, RefreshFamily, ReuseRevocation};
+use portcullis_proto::b64;
 use portcullis_proto::token::TokenResponse;
-use portcullis_proto::{RefreshTokenRequest, ResourceIndicator, Scope};
+use portcullis_proto::RefreshTokenRequest;
 
 /// The handle and secret parts of a presented refresh token. A token without a dot predates families
 /// (storage migration 0003 keyed each live one by its own hash): it is both its handle and its secret.
@@ -44,59 +56,6 @@ fn family_token(handle: &str, secret: &Secret) -> String {
     t
 }
 
-/// A refresh attempt: everything a rotation is decided on besides the stored family and grant. The decision
-/// ([`RefreshAttempt::decide`]) is a pure function, run once, inside the storage operation
-/// ([`crate::store::RotationDecider`]).
-struct RefreshAttempt {
-    client_id: String,
-    presented: TokenHash,
-    scope: Option<Scope>,
-    resource: Option<ResourceIndicator>,
-    now: i64,
-    idle_ttl: i64,
-    next: TokenHash,
-}
-
-impl RefreshAttempt {
-    fn decide(
-        &self,
-        family: &RefreshFamily,
-        grant: &GrantRecord,
-    ) -> Result<RotationDecision, RefreshError> {
-        if grant.client_id != self.client_id {
-            return Err(RefreshError::OtherClient);
-        }
-        if grant.revoked_at.is_some() {
-            return Err(RefreshError::Revoked);
-        }
-        if !family.token_hash.ct_eq(&self.presented) {
-            return Err(RefreshError::Reused);
-        }
-        if self.now >= family.expires_at || self.now >= grant.expires_at {
-            return Err(RefreshError::Expired);
-        }
-        let granted = Scope::parse(&grant.scope).unwrap_or_default();
-        let scope = match &self.scope {
-            None => granted,
-            Some(asked) if granted.includes(asked) => asked.clone(),
-            Some(_) => return Err(RefreshError::ScopeWidened),
-        };
-        if self
-            .resource
-            .as_ref()
-            .is_some_and(|r| r.as_str() != grant.resource)
-        {
-            return Err(RefreshError::OtherResource);
-        }
-        let update = RefreshUpdate {
-            token_hash: self.next.clone(),
-            issued_at: self.now,
-            expires_at: (self.now + self.idle_ttl).min(grant.expires_at),
-        };
-        Ok(RotationDecision { update, scope })
-    }
-}
-
 impl Tokens {
     /// A new refresh-token family for a grant ending at `grant_expires_at`: its first token and what is stored.
     pub(crate) fn new_refresh_family(
@@ -111,12 +70,14 @@ impl Tokens {
             token_hash: secret.hash(),
             issued_at: now,
             expires_at: (now + self.core.config.refresh_idle_ttl).min(grant_expires_at),
+            previous: None,
         };
         (family_token(&handle, &secret), family)
     }
 
-    /// Refreshes: a new access token and a new refresh token. The store decides once and, on reuse, revokes
-    /// the family in the same operation.
+    /// Refreshes: a new access token and a new refresh token, or (within the grace period, for the token the
+    /// last rotation retired) the family's live one again. The store decides once and, on reuse, revokes the
+    /// family in the same operation.
     pub async fn refresh(
         &self,
         client: &RegisteredClient,
@@ -126,16 +87,29 @@ impl Tokens {
             return Err(RefreshError::NotRegistered.into());
         }
         let (handle, secret) = split(req.refresh_token.expose());
-        let next = random::token(self.core.rng());
+        let key = TokenHash::of(handle);
+        let presented = Secret::new(secret);
+        let presented_hash = presented.hash();
+        let next_bytes = random::token_bytes(self.core.rng());
+        let next = Secret::new(b64::encode(next_bytes));
         let now = self.core.now();
+        let grace_period = self.core.config.refresh_grace_period;
+        // The seal costs one HMAC; made here, not in the store's writer, and only with a grace period.
+        let previous = (grace_period > 0).then(|| PreviousToken {
+            hash: presented_hash.clone(),
+            sealed_successor: successor::seal(&presented, &key, &next_bytes),
+        });
         let attempt = RefreshAttempt {
             client_id: client.client_id.clone(),
-            presented: TokenHash::of(secret),
+            presented,
+            presented_hash,
             scope: req.scope,
             resource: req.resource,
             now,
             idle_ttl: self.core.config.refresh_idle_ttl,
+            grace_period,
             next: next.hash(),
+            previous,
         };
         let reuse = ReuseRevocation {
             now,
@@ -144,15 +118,12 @@ impl Tokens {
         let rotation = self
             .core
             .store
-            .rotate_refresh(
-                &TokenHash::of(handle),
-                Box::new(move |f, g| attempt.decide(f, g)),
-                reuse,
-            )
+            .rotate_refresh(&key, Box::new(move |f, g| attempt.decide(f, g)), reuse)
             .await??;
         let scope = rotation.scope.to_string();
         let access = self.access_token_for(&rotation.grant, &scope);
-        Ok(self.token_response(access, Some(family_token(handle, &next)), &scope))
+        let refresh_secret = rotation.replayed.unwrap_or(next);
+        Ok(self.token_response(access, Some(family_token(handle, &refresh_secret)), &scope))
     }
 }
 
@@ -210,7 +181,7 @@ mod tests {
 
     #[tokio::test]
     async fn rotation_and_reuse_detection() {
-        let (a, _clock) = authz_with_clock().await;
+        let (a, clock) = authz_with_clock().await;
         let c = register_public(&a).await;
         let client = a.registrations().client(&c).await.unwrap().unwrap();
         let code = code_for(&a, &c).await;
@@ -223,7 +194,64 @@ mod tests {
         let second = refresh(&a, &client, &rt1).await.unwrap();
         let rt2 = second.refresh_token.unwrap();
         assert_ne!(rt1, rt2);
-        // Replaying rt1 revokes the family: rt2 dies too.
+        // Replaying rt1 once the grace period is over revokes the family: rt2 dies too.
+        clock.advance(a.core().config().refresh_grace_period);
+        assert_eq!(
+            refresh(&a, &client, &rt1).await.unwrap_err(),
+            TokenError::Refresh(RefreshError::Reused)
+        );
+        assert_eq!(
+            refresh(&a, &client, &rt2).await.unwrap_err(),
+            TokenError::Refresh(RefreshError::Revoked)
+        );
+    }
+
+    /// RFC 9700 §4.14.2 with a grace period: a retry of the rotated token within it (a lost response) gets a
+    /// fresh access token and the same successor, with no write; the successor then rotates as usual.
+    #[tokio::test]
+    async fn a_retry_within_the_grace_period_gets_the_same_successor() {
+        let store = std::sync::Arc::new(crate::testing::MemStore::default());
+        let (a, clock) = crate::testing::authz_on(store.clone()).await;
+        let (client, rt1) = first_refresh_token(&a).await;
+        let first = refresh(&a, &client, &rt1).await.unwrap();
+        clock.advance(a.core().config().refresh_grace_period - 1);
+        let before = store.operations();
+        let retry = refresh(&a, &client, &rt1).await.unwrap();
+        assert_eq!(store.operations() - before, 1, "one storage operation");
+        assert_eq!(
+            retry.refresh_token, first.refresh_token,
+            "the same successor"
+        );
+        assert_ne!(
+            retry.access_token, first.access_token,
+            "a fresh access token"
+        );
+        let (_, grant) = a
+            .core()
+            .store()
+            .refresh_family(&crate::secret::TokenHash::of(
+                rt1.split_once('.').unwrap().0,
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(grant.revoked_at, None);
+        assert!(revocations(&a).await.is_empty(), "nothing revoked");
+        let rt2 = retry.refresh_token.unwrap();
+        let rt3 = refresh(&a, &client, &rt2).await.unwrap().refresh_token;
+        assert!(rt3.is_some_and(|rt3| rt3 != rt2));
+    }
+
+    /// With the grace period off (0), rotation is strict: the first retry is reuse.
+    #[tokio::test]
+    async fn no_grace_period_means_strict_rotation() {
+        let (a, _clock) = crate::testing::authz_with_config(|c| c.refresh_grace_period = 0).await;
+        let (client, rt1) = first_refresh_token(&a).await;
+        let rt2 = refresh(&a, &client, &rt1)
+            .await
+            .unwrap()
+            .refresh_token
+            .unwrap();
         assert_eq!(
             refresh(&a, &client, &rt1).await.unwrap_err(),
             TokenError::Refresh(RefreshError::Reused)
@@ -362,6 +390,7 @@ mod tests {
             token_hash: crate::secret::TokenHash::of(legacy),
             issued_at: now,
             expires_at: now + 600,
+            previous: None,
         };
         a.core()
             .store()
@@ -386,21 +415,33 @@ mod tests {
         );
     }
 
-    /// RFC 9700 §4.14.2: of concurrent refreshes with one token exactly one gets tokens; the losers count as
-    /// reuse and revoke the family, so the winner's new refresh token is dead too.
+    /// Concurrent refreshes with one token: one rotates, the others find it retired within the grace period,
+    /// so every one gets the same successor and the family stays whole.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_refreshes_one_winner_then_family_revoked() {
+    async fn concurrent_refreshes_all_get_the_one_successor() {
         let (a, _clock) = authz_with_clock().await;
         let (client, rt) = first_refresh_token(&a).await;
         let a = std::sync::Arc::new(a);
-        let mut tasks = Vec::new();
-        for _ in 0..16 {
-            let (a, client, rt) = (a.clone(), client.clone(), rt.clone());
-            tasks.push(tokio::spawn(async move { refresh(&a, &client, &rt).await }));
-        }
+        let answers = concurrent_refreshes(a.clone(), &client, &rt).await;
+        let successors: std::collections::BTreeSet<_> = answers
+            .into_iter()
+            .map(|r| r.unwrap().refresh_token.unwrap())
+            .collect();
+        assert_eq!(successors.len(), 1, "one and the same successor");
+        let successor = successors.first().unwrap();
+        assert!(refresh(&a, &client, successor).await.is_ok());
+    }
+
+    /// Strict rotation (RFC 9700 §4.14.2, grace period 0): of concurrent refreshes with one token exactly one
+    /// gets tokens; the losers count as reuse and revoke the family, so the winner's new refresh token is dead.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn strict_concurrent_refreshes_one_winner_then_family_revoked() {
+        let (a, _clock) = crate::testing::authz_with_config(|c| c.refresh_grace_period = 0).await;
+        let (client, rt) = first_refresh_token(&a).await;
+        let a = std::sync::Arc::new(a);
         let mut winners = Vec::new();
-        for t in tasks {
-            match t.await.unwrap() {
+        for answer in concurrent_refreshes(a.clone(), &client, &rt).await {
+            match answer {
                 Ok(resp) => winners.push(resp.refresh_token.unwrap()),
                 // The first loser finds reuse and revokes; the ones after it find the grant revoked.
                 Err(e) => assert!(
@@ -417,6 +458,24 @@ mod tests {
             refresh(&a, &client, &winners[0]).await.unwrap_err(),
             TokenError::Refresh(RefreshError::Revoked)
         );
+    }
+
+    /// 16 refreshes of `rt` at once.
+    async fn concurrent_refreshes(
+        a: std::sync::Arc<crate::service::Authz>,
+        client: &std::sync::Arc<crate::registration::RegisteredClient>,
+        rt: &str,
+    ) -> Vec<Result<portcullis_proto::token::TokenResponse, TokenError>> {
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (a, client, rt) = (a.clone(), client.clone(), rt.to_owned());
+            tasks.push(tokio::spawn(async move { refresh(&a, &client, &rt).await }));
+        }
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        answers
     }
 
     #[tokio::test]
@@ -449,13 +508,14 @@ mod tests {
     #[tokio::test]
     async fn reuse_revokes_the_family_in_one_storage_operation() {
         let store = std::sync::Arc::new(crate::testing::MemStore::default());
-        let (a, _clock) = crate::testing::authz_on(store.clone()).await;
+        let (a, clock) = crate::testing::authz_on(store.clone()).await;
         let (client, rt1) = first_refresh_token(&a).await;
         let rt2 = refresh(&a, &client, &rt1)
             .await
             .unwrap()
             .refresh_token
             .unwrap();
+        clock.advance(a.core().config().refresh_grace_period);
         let logged = revocations(&a).await.len();
         let before = store.operations();
         assert_eq!(

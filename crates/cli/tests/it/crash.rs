@@ -160,7 +160,8 @@ async fn crash_and_check(database: &str) {
             .await
             .unwrap();
         if in_flight {
-            // Rotated by the unanswered request (then it is reuse) or not (then it works): either is right.
+            // Rotated by the unanswered request (then, within the grace period, it gets that rotation's
+            // successor; after it, it is reuse) or not (then it works): either is right.
             assert!(
                 status == 200 || body["error"] == "invalid_grant",
                 "{status} {body}"

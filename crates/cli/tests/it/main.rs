@@ -24,6 +24,8 @@ mod instances;
 mod introspection;
 mod multi_instance;
 mod negative;
+mod refresh_grace;
+mod registration;
 mod scopes;
 mod security;
 mod seed_flow;

@@ -185,9 +185,11 @@ async fn wrong_redirect_uri_at_token_is_invalid_grant() {
     );
 }
 
+/// Strict rotation (`--refresh-grace-period 0`): the first replay of a rotated token revokes the family. With
+/// the grace period (the default) see `refresh_grace.rs`.
 #[tokio::test]
 async fn refresh_replay_revokes_the_whole_family() {
-    let s = start();
+    let s = start_with(&["--refresh-grace-period", "0"]);
     let t = grant(&s, "").await;
     let (status, second) = refresh(&s, &t.client_id, &t.refresh).await;
     assert_eq!(status, StatusCode::OK, "{second}");

@@ -15,6 +15,9 @@ pub enum SettingsError {
     /// `log_format` is neither `text` nor `json`.
     #[error("log format {0:?} is not one of text, json")]
     LogFormat(String),
+    /// An `allowed_redirect_schemes` entry is not a private-use scheme.
+    #[error("allowed_redirect_schemes: {0}")]
+    RedirectScheme(portcullis_proto::redirect_scheme::SchemeError),
     /// An external resource is not an absolute URL.
     #[error("resource {0:?} is not an absolute URL")]
     ResourceNotUrl(String),

@@ -17,7 +17,7 @@ use crate::pages::{SignInOptions, SignInProvider};
 use portcullis_authz::config::{default_scopes, ScopeInfo};
 use portcullis_authz::database_url::redact_url;
 use portcullis_authz::federation::ProviderSettings;
-use portcullis_proto::Scope;
+use portcullis_proto::{PrivateUseSchemes, Scope};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +48,8 @@ pub struct FileSettings {
     pub access_token_ttl: Option<i64>,
     pub refresh_idle_ttl: Option<i64>,
     pub refresh_absolute_ttl: Option<i64>,
+    /// Seconds a rotated refresh token may be presented again for the same successor; 0: strict rotation.
+    pub refresh_grace_period: Option<i64>,
     pub session_ttl: Option<i64>,
     pub revocation_sync_ms: Option<u64>,
     pub register_per_ip_per_hour: Option<u32>,
@@ -68,6 +70,8 @@ pub struct FileSettings {
     pub link_by_verified_email: Option<bool>,
     /// The upstream token vault's key file.
     pub vault_key_file: Option<PathBuf>,
+    /// Private-use redirect schemes accepted besides reverse-domain ones; absent: the MCP clients' ones.
+    pub allowed_redirect_schemes: Option<Vec<String>>,
     /// `[[identity_providers]]`: sign-in through upstream identity providers (docs/federation.md); each table
     /// as written, checked into a `ProviderConfig` at load ([`identity_providers::identity_providers`]).
     #[serde(default)]
@@ -125,6 +129,7 @@ pub struct Overrides {
     pub access_token_ttl: Option<i64>,
     pub refresh_idle_ttl: Option<i64>,
     pub refresh_absolute_ttl: Option<i64>,
+    pub refresh_grace_period: Option<i64>,
     pub session_ttl: Option<i64>,
     pub revocation_sync_ms: Option<u64>,
     pub register_per_ip_per_hour: Option<u32>,
@@ -148,6 +153,9 @@ pub struct Overrides {
     pub password_login: Option<bool>,
     /// `--vault-key-file` / `PORTCULLIS_VAULT_KEY_FILE`.
     pub vault_key_file: Option<PathBuf>,
+    /// `--allowed-redirect-schemes` / `PORTCULLIS_ALLOWED_REDIRECT_SCHEMES` (comma-separated): replaces the
+    /// file's list; empty entries are dropped, so `""` allows none.
+    pub allowed_redirect_schemes: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for Overrides {
@@ -235,6 +243,7 @@ pub struct Tunables {
     pub access_token_ttl: Option<i64>,
     pub refresh_idle_ttl: Option<i64>,
     pub refresh_absolute_ttl: Option<i64>,
+    pub refresh_grace_period: Option<i64>,
     pub session_ttl: Option<i64>,
     pub revocation_sync_ms: Option<u64>,
     pub register_per_ip_per_hour: Option<u32>,
@@ -269,6 +278,8 @@ pub struct Settings {
     pub gateway_upstream_token: Option<UpstreamTokenSettings>,
     /// `[[gateway.routes]] upstream_token_*`, by route path.
     pub route_upstream_tokens: BTreeMap<String, UpstreamTokenSettings>,
+    /// `allowed_redirect_schemes`: private-use redirect schemes accepted besides reverse-domain ones.
+    pub allowed_redirect_schemes: PrivateUseSchemes,
 }
 
 impl Settings {
@@ -321,6 +332,10 @@ impl Settings {
         )?;
         let external_resources =
             gateway::external_resources(&flags.resources, file.resources.as_deref())?;
+        let allowed_redirect_schemes = allowed_redirect_schemes(
+            flags.allowed_redirect_schemes.as_deref(),
+            file.allowed_redirect_schemes.as_deref(),
+        )?;
         let names: Vec<&str> = federation
             .providers
             .iter()
@@ -348,6 +363,7 @@ impl Settings {
                 access_token_ttl: flags.access_token_ttl.or(file.access_token_ttl),
                 refresh_idle_ttl: flags.refresh_idle_ttl.or(file.refresh_idle_ttl),
                 refresh_absolute_ttl: flags.refresh_absolute_ttl.or(file.refresh_absolute_ttl),
+                refresh_grace_period: flags.refresh_grace_period.or(file.refresh_grace_period),
                 session_ttl: flags.session_ttl.or(file.session_ttl),
                 revocation_sync_ms: flags.revocation_sync_ms.or(file.revocation_sync_ms),
                 register_per_ip_per_hour: flags
@@ -363,6 +379,7 @@ impl Settings {
             federation,
             gateway_upstream_token,
             route_upstream_tokens,
+            allowed_redirect_schemes,
         })
     }
 
@@ -377,6 +394,7 @@ impl Settings {
         set(&mut config.access_token_ttl, t.access_token_ttl);
         set(&mut config.refresh_idle_ttl, t.refresh_idle_ttl);
         set(&mut config.refresh_absolute_ttl, t.refresh_absolute_ttl);
+        set(&mut config.refresh_grace_period, t.refresh_grace_period);
         set(&mut config.session_ttl, t.session_ttl);
         config.revocation_sync_ms = t.revocation_sync_ms.unwrap_or(config.revocation_sync_ms);
         config.register_per_ip_per_hour = t
@@ -394,6 +412,9 @@ impl Settings {
         }
         config.sign_in = self.sign_in();
         config
+            .allowed_redirect_schemes
+            .clone_from(&self.allowed_redirect_schemes);
+        config
     }
 
     /// What the sign-in page offers: the password form or not, and one button per identity provider.
@@ -409,6 +430,25 @@ impl Settings {
                 .collect(),
         }
     }
+}
+
+/// `allowed_redirect_schemes`: flags/environment (comma-separated, entries trimmed, empty ones dropped) over the
+/// file over the default ([`PrivateUseSchemes::mcp_clients`]). An invalid or web scheme is refused, naming the
+/// key.
+fn allowed_redirect_schemes(
+    flags: Option<&[String]>,
+    file: Option<&[String]>,
+) -> Result<PrivateUseSchemes, SettingsError> {
+    let listed: Vec<&str> = match (flags, file) {
+        (Some(list), _) => list
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        (None, Some(list)) => list.iter().map(String::as_str).collect(),
+        (None, None) => return Ok(PrivateUseSchemes::mcp_clients()),
+    };
+    PrivateUseSchemes::parse(listed).map_err(SettingsError::RedirectScheme)
 }
 
 /// The federation keys: flags/environment over the file over the defaults; `scope_from_groups` checked against
@@ -490,6 +530,81 @@ mod tests {
             Settings::layered(bad, FileSettings::default()).unwrap_err(),
             SettingsError::LogFormat("xml".into())
         );
+    }
+
+    /// `refresh_grace_period`: TOML key, then flag / `PORTCULLIS_REFRESH_GRACE_PERIOD` (one `Overrides` field),
+    /// then the default 30; 0 (strict rotation) is a value, not "unset".
+    #[test]
+    fn refresh_grace_period_layers() {
+        let issuer = url::Url::parse("http://127.0.0.1:1").unwrap();
+        let config = |flag: Option<i64>, file: &str| {
+            let flags = Overrides {
+                refresh_grace_period: flag,
+                ..Overrides::default()
+            };
+            let file: FileSettings = toml::from_str(file).unwrap();
+            let s = Settings::layered(flags, file).unwrap();
+            s.server_config(issuer.clone()).refresh_grace_period
+        };
+        assert_eq!(config(None, ""), 30);
+        assert_eq!(config(None, "refresh_grace_period = 5"), 5);
+        assert_eq!(config(Some(0), "refresh_grace_period = 5"), 0);
+        assert_eq!(config(Some(12), ""), 12);
+    }
+
+    #[test]
+    fn allowed_redirect_schemes_layers_and_checks() {
+        let load = |flags: Option<Vec<&str>>, file: &str| {
+            let file: FileSettings = toml::from_str(file).unwrap();
+            let flags = Overrides {
+                allowed_redirect_schemes: flags.map(|v| v.into_iter().map(str::to_owned).collect()),
+                ..Overrides::default()
+            };
+            Settings::layered(flags, file).map(|s| s.allowed_redirect_schemes)
+        };
+        assert_eq!(load(None, "").unwrap(), PrivateUseSchemes::mcp_clients());
+        assert_eq!(
+            load(None, "allowed_redirect_schemes = []").unwrap(),
+            PrivateUseSchemes::none()
+        );
+        let file = "allowed_redirect_schemes = [\"cursor\", \"my-app\"]";
+        assert_eq!(
+            load(None, file).unwrap(),
+            PrivateUseSchemes::parse(["cursor", "my-app"]).unwrap()
+        );
+        assert_eq!(
+            load(Some(vec!["zed", " other "]), file).unwrap(),
+            PrivateUseSchemes::parse(["zed", "other"]).unwrap()
+        );
+        assert_eq!(
+            load(Some(vec![""]), file).unwrap(),
+            PrivateUseSchemes::none()
+        );
+        for (flags, file, bad) in [
+            (None, "allowed_redirect_schemes = [\"https\"]", "\"https\""),
+            (
+                None,
+                "allowed_redirect_schemes = [\"javascript\"]",
+                "\"javascript\"",
+            ),
+            (Some(vec!["cursor", "data"]), "", "\"data\""),
+            (Some(vec!["file"]), "", "\"file\""),
+            (
+                None,
+                "allowed_redirect_schemes = [\"cursor://\"]",
+                "\"cursor://\"",
+            ),
+            (
+                None,
+                "allowed_redirect_schemes = [\"Cursor\"]",
+                "\"Cursor\"",
+            ),
+        ] {
+            let e = load(flags, file).unwrap_err().to_string();
+            assert!(e.starts_with("allowed_redirect_schemes: "), "{e}");
+            assert!(e.contains(bad), "{e}");
+        }
+        assert!(toml::from_str::<FileSettings>("allowed_redirect_schemes = \"cursor\"").is_err());
     }
 
     #[test]

@@ -163,7 +163,9 @@ impl GrantStore for PostgresStore {
             // a compare-and-swap in one autocommitted statement. Concurrent rotations of one family queue on
             // the row lock inside that UPDATE; when the first commits, PostgreSQL re-evaluates the others'
             // WHERE against the new row (EvalPlanQual) and they match nothing, so exactly one caller rotates.
-            // A loser reads again and decides on what the winner committed (the token is then retired: reuse).
+            // A loser reads again and decides on what the winner committed: its token is then the one the
+            // winner retired, which the decision replays within the grace period (every racer gets the
+            // winner's successor) or, with no grace period, finds reused.
             // A revocation (`revoke_grant` sets `revoked_at`) that commits first makes the swap miss too, so
             // no token is issued from a grant after its revocation has committed. Every other input of the
             // decision (client, scope, resource, the grant's expiry) never changes. A reuse revokes the grant
@@ -190,14 +192,24 @@ impl GrantStore for PostgresStore {
                         return Ok(Err(e));
                     }
                 };
-                let u = &decision.update;
+                let u = match &decision.step {
+                    RotationStep::Rotate(u) => u,
+                    // Within the grace period: no write. The successor it answers was committed by the
+                    // rotation this read saw; a revocation committing after the read still reaches the access
+                    // token through the revocation feed, and the successor is then dead.
+                    RotationStep::Replay(_) => return Ok(Ok(Rotation::of(grant, decision))),
+                };
+                let previous = u.previous.as_ref();
                 let swapped = sqlx::query(
-                    "UPDATE grants SET refresh_hash = $1, refresh_issued_at = $2, refresh_expires_at = $3 \
-                     WHERE refresh_key = $4 AND refresh_hash = $5 AND revoked_at IS NULL",
+                    "UPDATE grants SET refresh_hash = $1, refresh_issued_at = $2, refresh_expires_at = $3, \
+                     refresh_prev_hash = $4, refresh_prev_sealed = $5 \
+                     WHERE refresh_key = $6 AND refresh_hash = $7 AND revoked_at IS NULL",
                 )
                 .bind(u.token_hash.as_str())
                 .bind(u.issued_at)
                 .bind(u.expires_at)
+                .bind(previous.map(|p| p.hash.as_str()))
+                .bind(previous.map(|p| p.sealed_successor.as_slice()))
                 .bind(key.as_str())
                 .bind(family.token_hash.as_str())
                 .execute(pool)
@@ -205,10 +217,7 @@ impl GrantStore for PostgresStore {
                 .rows_affected()
                     == 1;
                 if swapped {
-                    return Ok(Ok(Rotation {
-                        grant,
-                        scope: decision.scope,
-                    }));
+                    return Ok(Ok(Rotation::of(grant, decision)));
                 }
             }
             // The family kept changing under us (each miss means another rotation or a revocation won): give
@@ -334,7 +343,8 @@ impl GrantStore for PostgresStore {
 const MAX_SWAPS: usize = 3;
 
 /// The refresh-family columns of `grants`.
-const FAMILY_COLUMNS: &str = "refresh_key, refresh_hash, refresh_issued_at, refresh_expires_at";
+const FAMILY_COLUMNS: &str = "refresh_key, refresh_hash, refresh_issued_at, refresh_expires_at, \
+                              refresh_prev_hash, refresh_prev_sealed";
 
 /// A grant row selected by `refresh_key`, with its family.
 fn family_and_grant(r: &PgRow) -> Result<(RefreshFamily, GrantRecord), sqlx::Error> {
@@ -343,8 +353,21 @@ fn family_and_grant(r: &PgRow) -> Result<(RefreshFamily, GrantRecord), sqlx::Err
         token_hash: TokenHash::from_stored(r.try_get("refresh_hash")?),
         issued_at: r.try_get("refresh_issued_at")?,
         expires_at: r.try_get("refresh_expires_at")?,
+        previous: previous_row(r)?,
     };
     Ok((family, grant_row(r)?))
+}
+
+/// The token a family's last rotation retired (columns `refresh_prev_*`), if it keeps one.
+fn previous_row(r: &PgRow) -> Result<Option<PreviousToken>, sqlx::Error> {
+    let hash: Option<String> = r.try_get("refresh_prev_hash")?;
+    let sealed: Option<Vec<u8>> = r.try_get("refresh_prev_sealed")?;
+    Ok(hash
+        .zip(sealed)
+        .map(|(hash, sealed_successor)| PreviousToken {
+            hash: TokenHash::from_stored(hash),
+            sealed_successor,
+        }))
 }
 
 /// Revokes a grant if it is live and adds its revocation entry, in the caller's transaction; returns whether it

@@ -71,7 +71,20 @@ fn family_row(r: &Row<'_>) -> rusqlite::Result<Option<RefreshFamily>> {
         token_hash: TokenHash::from_stored(r.get("refresh_hash")?),
         issued_at: r.get("refresh_issued_at")?,
         expires_at: r.get("refresh_expires_at")?,
+        previous: previous_row(r)?,
     }))
+}
+
+/// The token a family's last rotation retired (columns `refresh_prev_*`), if it keeps one.
+fn previous_row(r: &Row<'_>) -> rusqlite::Result<Option<PreviousToken>> {
+    let hash: Option<String> = r.get("refresh_prev_hash")?;
+    let sealed: Option<Vec<u8>> = r.get("refresh_prev_sealed")?;
+    Ok(hash
+        .zip(sealed)
+        .map(|(hash, sealed_successor)| PreviousToken {
+            hash: TokenHash::from_stored(hash),
+            sealed_successor,
+        }))
 }
 
 /// A grant with its refresh family (rows selected by `refresh_key` always have one).
@@ -240,16 +253,24 @@ impl GrantStore for SqliteStore {
                     return Ok(Err(e));
                 }
             };
-            let u = &decision.update;
-            conn.prepare_cached(
-                "UPDATE grants SET refresh_hash = ?, refresh_issued_at = ?, refresh_expires_at = ? \
-                 WHERE id = ?",
-            )?
-            .execute(params![u.token_hash.as_str(), u.issued_at, u.expires_at, grant.id])?;
-            Ok(Ok(Rotation {
-                grant,
-                scope: decision.scope,
-            }))
+            // A replay within the grace period writes nothing; it is still answered after this batch's
+            // commit, so it never hands out a successor whose rotation could yet be lost.
+            if let RotationStep::Rotate(u) = &decision.step {
+                let previous = u.previous.as_ref();
+                conn.prepare_cached(
+                    "UPDATE grants SET refresh_hash = ?, refresh_issued_at = ?, refresh_expires_at = ?, \
+                     refresh_prev_hash = ?, refresh_prev_sealed = ? WHERE id = ?",
+                )?
+                .execute(params![
+                    u.token_hash.as_str(),
+                    u.issued_at,
+                    u.expires_at,
+                    previous.map(|p| p.hash.as_str()),
+                    previous.map(|p| p.sealed_successor.as_slice()),
+                    grant.id
+                ])?;
+            }
+            Ok(Ok(Rotation::of(grant, decision)))
         })
         .await
     }

@@ -4,9 +4,9 @@ use portcullis_authz::secret::{Secret, TokenHash};
 use portcullis_authz::store::*;
 use std::sync::{Arc, Mutex};
 
-const NOW: i64 = 1_700_000_000;
+pub(crate) const NOW: i64 = 1_700_000_000;
 /// When a reuse found by a rotation revokes its grant.
-const REUSE: ReuseRevocation = ReuseRevocation {
+pub(crate) const REUSE: ReuseRevocation = ReuseRevocation {
     now: NOW,
     expires_at: NOW + 10,
 };
@@ -30,7 +30,7 @@ fn user(id: &str, name: &str) -> UserRecord {
     }
 }
 
-async fn seed_code(s: &dyn Storage, code: &str) {
+pub(crate) async fn seed_code(s: &dyn Storage, code: &str) {
     s.insert_client(&client("c1")).await.ok();
     s.insert_user(&user("u1", "alice")).await.ok();
     s.insert_code(&CodeRecord {
@@ -51,7 +51,7 @@ async fn seed_code(s: &dyn Storage, code: &str) {
     .unwrap();
 }
 
-fn grant(id: &str) -> GrantRecord {
+pub(crate) fn grant(id: &str) -> GrantRecord {
     GrantRecord {
         id: id.into(),
         client_id: "c1".into(),
@@ -66,12 +66,13 @@ fn grant(id: &str) -> GrantRecord {
 }
 
 /// A refresh family whose handle is `handle` and whose live secret is `secret`.
-fn family(handle: &str, secret: &str) -> RefreshFamily {
+pub(crate) fn family(handle: &str, secret: &str) -> RefreshFamily {
     RefreshFamily {
         key: TokenHash::of(handle),
         token_hash: TokenHash::of(secret),
         issued_at: NOW,
         expires_at: NOW + 100,
+        previous: None,
     }
 }
 
@@ -93,11 +94,12 @@ fn rotate_noting(from: &str, to: &str, seen: Arc<Mutex<Option<RefreshFamily>>>) 
             return Err(RefreshError::Unknown);
         }
         Ok(RotationDecision {
-            update: RefreshUpdate {
+            step: RotationStep::Rotate(RefreshUpdate {
                 token_hash: to.clone(),
                 issued_at: NOW + 1,
                 expires_at: NOW + 200,
-            },
+                previous: None,
+            }),
             scope: portcullis_proto::Scope::parse(&g.scope).unwrap(),
         })
     })
@@ -238,11 +240,12 @@ pub(crate) async fn identity_round_trips(s: Arc<dyn Storage>) {
             &TokenHash::of("idh"),
             Box::new(move |_, _| {
                 Ok(RotationDecision {
-                    update: RefreshUpdate {
+                    step: RotationStep::Rotate(RefreshUpdate {
                         token_hash: next.clone(),
                         issued_at: NOW,
                         expires_at: NOW + 100,
-                    },
+                        previous: None,
+                    }),
                     scope: portcullis_proto::Scope::parse("mcp:tools").unwrap(),
                 })
             }),

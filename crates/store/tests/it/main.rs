@@ -7,6 +7,7 @@ mod contract;
 mod federation;
 mod migrations;
 mod postgres_only;
+mod refresh_grace;
 
 use portcullis_authz::store::Storage;
 use portcullis_store::{open, StoreOptions};

@@ -59,6 +59,8 @@ async fn check_migrated(url: &str, options: &StoreOptions) {
     // A legacy token is its own handle and secret (see `portcullis_authz::token::refresh`).
     assert_eq!(family.token_hash, TokenHash::of("legacy-live"));
     assert_eq!((family.issued_at, family.expires_at), (2, 600));
+    // 0006: no retired token is kept for it (a grace period starts with its first rotation).
+    assert_eq!(family.previous, None);
     assert!(s
         .refresh_family(&TokenHash::of("legacy-rotated"))
         .await

@@ -75,8 +75,9 @@ async fn registration_refuses_whitespace_and_control_characters() {
     .await;
 }
 
-/// Rule: refuse `javascript:`, `data:`, `file:` and other non-redirect schemes; only https, loopback http and
-/// reverse-domain private-use schemes (RFC 8252 §7.1; python-sdk `javascript:` incident).
+/// Rule: refuse `javascript:`, `data:`, `file:` and other non-redirect schemes; only https, loopback http,
+/// reverse-domain private-use schemes and the listed ones (`allowed_redirect_schemes`, default `cursor` and
+/// `claude`, so `myapp:` and `x:` are refused) (RFC 8252 §7.1; python-sdk `javascript:` incident).
 #[tokio::test]
 async fn registration_refuses_dangerous_schemes() {
     let s = support::start();

@@ -53,11 +53,181 @@ async fn concurrent_code_redemptions_yield_exactly_one_token() {
     );
 }
 
-/// Rule: exactly one of many concurrent refreshes of the same token succeeds (security notes "/token";
-/// Keycloak CVE-2026-1035).
+/// Rule: a replay of a used code that proves nothing revokes nothing (issue 15; RFC 6749 §4.1.2, RFC 9700
+/// §4.5.1, RFC 7636 §1: a code seen by someone else is useless without the verifier). A wrong verifier or
+/// another client is refused with `invalid_grant`, and the first exchange's tokens keep working (the access
+/// token at the MCP endpoint past a revocation sync, the refresh token); a replay with the right client and
+/// verifier then revokes them.
+#[tokio::test]
+async fn a_code_replay_without_proof_revokes_nothing() {
+    let s = support::start();
+    let client = support::register_public(&s).await;
+    let other = support::register_public(&s).await;
+    let p = pkce();
+    let code = support::code_for(&s, &client, &p, "&state=x").await;
+    let (status, first) = support::exchange(&s, &client, &code, &p.verifier).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let access = first["access_token"].as_str().unwrap().to_owned();
+
+    for (who, verifier) in [(&client, pkce().verifier), (&other, p.verifier.clone())] {
+        let (status, body) = support::exchange(&s, who, &code, &verifier).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "invalid_grant", "{body}");
+        assert!(body.get("access_token").is_none());
+    }
+    // A revocation would reach the endpoint within one sync (1 s): none comes.
+    assert!(
+        !support::refused_within(&s, &access, std::time::Duration::from_millis(1500)).await,
+        "a replay without the verifier revoked the access token"
+    );
+    let (status, refreshed) = refresh(&s, &client, first["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the refresh token was revoked: {refreshed}"
+    );
+    let rt = refreshed["refresh_token"].as_str().unwrap();
+
+    let (status, body) = support::exchange(&s, &client, &code, &p.verifier).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    let (status, body) = refresh(&s, &client, rt).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        support::refused_within(&s, &access, std::time::Duration::from_secs(3)).await,
+        "a replay with proof of possession did not revoke the access token"
+    );
+}
+
+/// Rule: the same for a confidential client — a replay with a wrong secret or none is `invalid_client` (401)
+/// and revokes nothing, as does one with the right secret and a wrong verifier (`invalid_grant`); with the
+/// secret and the verifier it revokes (RFC 6749 §4.1.2, §2.3.1).
+#[tokio::test]
+async fn a_confidential_code_replay_without_the_secret_revokes_nothing() {
+    let s = support::start();
+    let mut meta = support::seed_registration();
+    meta["token_endpoint_auth_method"] = "client_secret_post".into();
+    let (status, body) = support::register_raw(&s, &meta).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["client_id"].as_str().unwrap().to_owned();
+    let secret = body["client_secret"].as_str().unwrap().to_owned();
+    let p = pkce();
+    let code = support::code_for(&s, &id, &p, "&state=x").await;
+    let exchange = |secret: Option<&str>, verifier: &str| {
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code.clone()),
+            ("redirect_uri", SEED_REDIRECT.to_owned()),
+            ("client_id", id.clone()),
+            ("code_verifier", verifier.to_owned()),
+        ];
+        if let Some(sec) = secret {
+            form.push(("client_secret", sec.to_owned()));
+        }
+        let s = &s;
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (status, _, body) = post_form(s, "/token", &form).await;
+            (status, body)
+        }
+    };
+    let (status, first) = exchange(Some(&secret), &p.verifier).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let wrong = pkce().verifier;
+    for (sec, verifier, want) in [
+        (
+            Some("wrong-secret"),
+            p.verifier.as_str(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (None, p.verifier.as_str(), StatusCode::UNAUTHORIZED),
+        (
+            Some(secret.as_str()),
+            wrong.as_str(),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (status, body) = exchange(sec, verifier).await;
+        assert_eq!(status, want, "{body}");
+        let error = if want == StatusCode::UNAUTHORIZED {
+            "invalid_client"
+        } else {
+            "invalid_grant"
+        };
+        assert_eq!(body["error"], error, "{body}");
+    }
+    let refresh_with = |rt: String| {
+        let (s, id, secret) = (&s, id.clone(), secret.clone());
+        async move {
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt.as_str()),
+                ("client_id", id.as_str()),
+                ("client_secret", secret.as_str()),
+            ];
+            let (status, _, body) = post_form(s, "/token", &form).await;
+            (status, body)
+        }
+    };
+    let (status, body) = refresh_with(first["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the replays revoked the grant: {body}"
+    );
+    let rt = body["refresh_token"].as_str().unwrap().to_owned();
+    let (status, body) = exchange(Some(&secret), &p.verifier).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = refresh_with(rt).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+}
+
+/// Rule: the same when redemptions race — one redemption with the verifier among 19 without it gives exactly
+/// one 200, and its tokens keep working (nothing revoked by the losers, which proved nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_redemptions_without_proof_revoke_nothing() {
+    let s = std::sync::Arc::new(support::start());
+    let client = support::register_public(&s).await;
+    let p = pkce();
+    let code = support::code_for(&s, &client, &p, "&state=x").await;
+    let turn = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let won = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let statuses = race(20, || {
+        let i = turn.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let verifier = if i == 7 {
+            p.verifier.clone()
+        } else {
+            pkce().verifier
+        };
+        let (s, client, code, won) = (s.clone(), client.clone(), code.clone(), won.clone());
+        async move {
+            let (status, body) = support::exchange(&s, &client, &code, &verifier).await;
+            if status == StatusCode::OK {
+                *won.lock().unwrap() = Some(body);
+            }
+            status
+        }
+    })
+    .await;
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(ok, 1, "{statuses:?}");
+    let first = won.lock().unwrap().take().unwrap();
+    let access = first["access_token"].as_str().unwrap();
+    assert!(
+        !support::refused_within(&s, access, std::time::Duration::from_millis(1500)).await,
+        "a losing redemption without the verifier revoked the winner's tokens"
+    );
+    let (status, body) = refresh(&s, &client, first["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// Rule: with strict rotation (`--refresh-grace-period 0`), exactly one of many concurrent refreshes of the
+/// same token succeeds (security notes "/token"; Keycloak CVE-2026-1035). With the grace period every one gets
+/// the same single successor: `it/refresh_grace.rs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_refreshes_yield_exactly_one_token() {
-    let s = std::sync::Arc::new(support::start());
+    let s = std::sync::Arc::new(support::start_with(&["--refresh-grace-period", "0"]));
     let t = support::grant(&s, "&state=x").await;
     let statuses = race(20, || {
         let (s, client, rt) = (s.clone(), t.client_id.clone(), t.refresh.clone());
@@ -226,7 +396,8 @@ async fn authorize_with_a_foreign_resource_gets_no_code() {
 /// Rule: codes, refresh tokens (both parts: the family's handle and each secret) and client secrets are stored
 /// only as SHA-256 hashes (security notes "Storage"; RFC 9700 §4.14.2). The database files (main, WAL) are read
 /// byte for byte after a code exchange, a refresh and a confidential registration; the hash of the family's
-/// handle is found there (so these are the right files) and none of the values.
+/// handle is found there (so these are the right files) and none of the values, nor the live secret's raw
+/// bytes (the grace period keeps it only sealed under the rotated token).
 #[tokio::test]
 async fn tokens_and_secrets_are_stored_only_hashed() {
     use base64::Engine as _;
@@ -278,4 +449,12 @@ async fn tokens_and_secrets_are_stored_only_hashed() {
     ] {
         assert!(!contains(value), "the {what} is stored in the clear");
     }
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(secret2)
+        .unwrap();
+    assert_eq!(raw.len(), 32);
+    assert!(
+        !stored.windows(raw.len()).any(|w| w == raw.as_slice()),
+        "the live refresh secret's bytes are stored in the clear"
+    );
 }
