@@ -8,12 +8,12 @@
 //! endpoint is a place to guess client secrets, RFC 7662 §4). Server-to-server only: no CORS.
 
 use crate::client_auth::credentials;
-use crate::error::{json_error, OAuthError};
+use crate::error::{json_error, too_many_token_failures, OAuthError};
 use crate::form::Form;
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use portcullis_authz::introspection::check_caller;
@@ -35,7 +35,7 @@ pub async fn introspect(
     let now = s.authz.core().now();
     if let Some(wait) = s.token_failures_per_ip.blocked(&ip, now) {
         tracing::info!(%ip, "token request limit reached (introspection)");
-        return too_many(wait);
+        return too_many_token_failures(wait);
     }
     match answer(&s, &headers, body).await {
         Ok(r) => r,
@@ -52,19 +52,6 @@ pub async fn introspect(
             e.into_response()
         }
     }
-}
-
-/// 429 with `Retry-After`, as `/token` answers once an address has failed too often.
-fn too_many(wait: i64) -> Response {
-    let mut resp = json_error(
-        StatusCode::TOO_MANY_REQUESTS,
-        "temporarily_unavailable",
-        "too many failed token requests from this address; retry later",
-    );
-    if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    resp
 }
 
 /// Reads the form, authenticates the caller, then introspects.
