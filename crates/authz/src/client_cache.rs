@@ -114,6 +114,7 @@ mod tests {
                 metadata_json: r#"{"redirect_uris":["http://localhost/cb"],"token_endpoint_auth_method":"none"}"#.into(),
                 created_at: 0,
                 origin: crate::store::ClientOrigin::Registered,
+                introspection: None,
             };
             meta.client_id = id.into();
             Arc::new(RegisteredClient::from_record(&meta).unwrap())

@@ -187,6 +187,7 @@ pub fn client_from_document(
         secret_hash: None,
         created_at: now,
         metadata: meta,
+        introspection: None,
     })
 }
 

@@ -133,6 +133,7 @@ mod tests {
                 metadata_json: "{}".into(),
                 created_at: T0,
                 origin,
+                introspection: None,
             },
             last_used_at,
             live_grants,

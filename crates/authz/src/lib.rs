@@ -27,6 +27,7 @@
 //! - [`token`]: [`token::Tokens`], the token service: the grants (`authorization_code`, `refresh_token`) and
 //!   token issuing.
 //! - [`revocation`]: [`revocation::Revoker`], token revocation (RFC 7009).
+//! - [`introspection`]: [`introspection::Introspector`], token introspection (RFC 7662) and who may see what.
 //! - [`identity`]: short-lived signed identity assertions a gateway sends its upstream.
 //! - [`password`], [`users`], [`csrf`]: passwords, account rules, CSRF tokens; [`session`]:
 //!   [`session::Sessions`], the login session and account service.
@@ -49,6 +50,7 @@ pub mod error;
 pub mod federated_users;
 pub mod federation;
 pub mod identity;
+pub mod introspection;
 pub mod jwt;
 pub mod keys;
 pub mod password;

@@ -6,6 +6,7 @@
 //! [`RegistrationPolicy::redirect_schemes`]; `application_type` (OpenID Connect Registration 1.0 §2) is
 //! inferred when absent and must fit the redirect URIs when present.
 
+use crate::access_token::Audience;
 use crate::error::AuthzError;
 use crate::secret::TokenHash;
 use crate::store::ClientRecord;
@@ -49,6 +50,9 @@ pub struct RegisteredClient {
     pub created_at: i64,
     /// The registered metadata.
     pub metadata: ClientMetadata,
+    /// `Some` for a resource server's introspection credential (`crate::introspection`): which audiences it
+    /// serves. Such a client has no redirect URI and no grant type, so it can never obtain a token.
+    pub introspection: Option<IntrospectionAudiences>,
 }
 
 impl RegisteredClient {
@@ -81,6 +85,10 @@ impl RegisteredClient {
             secret_hash: record.secret_hash.clone(),
             created_at: record.created_at,
             metadata,
+            introspection: record
+                .introspection
+                .as_deref()
+                .map(IntrospectionAudiences::from_stored),
         })
     }
 
@@ -95,6 +103,42 @@ impl RegisteredClient {
     /// The registered redirect URI that `requested` matches (RFC 8252 §7.3 for loopback ports).
     pub fn redirect_uri_matching(&self, requested: &str) -> Option<&RedirectUri> {
         self.redirect_uris.iter().find(|r| r.matches(requested))
+    }
+}
+
+/// The audiences a resource server's introspection credential serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntrospectionAudiences {
+    /// Every audience of this issuer (made without `--resource`).
+    Any,
+    /// These resource identifiers (RFC 8707), exactly as the tokens' `aud` carries them.
+    Only(Vec<String>),
+}
+
+impl IntrospectionAudiences {
+    /// From the stored list ([`crate::store::ClientRecord::introspection`]): empty is [`Self::Any`].
+    pub fn from_stored(resources: &[String]) -> Self {
+        if resources.is_empty() {
+            Self::Any
+        } else {
+            Self::Only(resources.to_vec())
+        }
+    }
+
+    /// The list to store: empty for [`Self::Any`].
+    pub fn to_stored(&self) -> Vec<String> {
+        match self {
+            Self::Any => Vec::new(),
+            Self::Only(r) => r.clone(),
+        }
+    }
+
+    /// Whether a token for `aud` is one this resource server serves.
+    pub fn serves(&self, aud: &Audience) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Only(resources) => resources.iter().any(|r| aud.contains(r)),
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use crate::client_id_metadata::{
 };
 use crate::client_reaping::{ReapPolicy, REAP_BATCH};
 use crate::error::AuthzError;
+use crate::introspection::{introspection_metadata, IntrospectionAudiences};
 use crate::random;
 use crate::registration::{check_metadata, RegisteredClient, RegistrationPolicy};
 use crate::secret::Secret;
@@ -80,6 +81,7 @@ impl Registrations {
             metadata_json,
             created_at: now,
             origin: ClientOrigin::Registered,
+            introspection: None,
         };
         self.core.store.insert_client(&record).await?;
         Ok(ClientInformation {
@@ -89,6 +91,32 @@ impl Registrations {
             client_id_issued_at: Some(now),
             metadata: meta,
         })
+    }
+
+    /// Makes a resource server's introspection credential (`portcullis clients add NAME --introspection`,
+    /// [`crate::introspection`]): a confidential client authenticating with HTTP Basic, with no redirect URI, no
+    /// grant type and no response type, so it can never obtain a token; it may only introspect the access tokens
+    /// of `audiences`. Returns its client id and its secret (shown once; stored hashed).
+    pub async fn add_introspection_credential(
+        &self,
+        name: &str,
+        audiences: &IntrospectionAudiences,
+    ) -> Result<(String, Secret), AuthzError> {
+        let meta = introspection_metadata(name, audiences)?;
+        let now = self.core.clock.now();
+        let client_id = random::ordered_id(self.core.rng.as_ref(), self.core.clock.now_millis());
+        let secret = random::token(self.core.rng.as_ref());
+        let record = ClientRecord {
+            client_id: client_id.clone(),
+            secret_hash: Some(secret.hash()),
+            metadata_json: serde_json::to_string(&meta)
+                .map_err(|e| AuthzError::Internal(e.to_string()))?,
+            created_at: now,
+            origin: ClientOrigin::Admin,
+            introspection: Some(audiences.to_stored()),
+        };
+        self.core.store.insert_client(&record).await?;
+        Ok((client_id, secret))
     }
 
     /// Reads a registered client. With a [`ClientMetadataResolver`] installed, a URL `client_id` is resolved
@@ -213,6 +241,7 @@ impl Registrations {
                     .map_err(|e| AuthzError::Internal(e.to_string()))?,
                 created_at: now,
                 origin: ClientOrigin::MetadataDocument,
+                introspection: None,
             };
             match self.core.store.insert_client(&record).await {
                 Ok(()) | Err(StoreError::Conflict(_)) => {}

@@ -1,13 +1,14 @@
 //! [`Authz`]: the bundle of the authorization server's services, built once over the shared [`Core`] (storage,
 //! clock, randomness, configuration) and handed out one by one. It has no capabilities of its own: registering
 //! is [`Authz::registrations`], the authorization endpoint [`Authz::authorizations`], the token endpoint
-//! [`Authz::tokens`], revocation [`Authz::revoker`], logins and accounts [`Authz::sessions`], the signing keys
+//! [`Authz::tokens`], revocation [`Authz::revoker`], introspection [`Authz::introspector`], logins and accounts [`Authz::sessions`], the signing keys
 //! [`Authz::keys`].
 
 use crate::authorizations::Authorizations;
 use crate::client_id_metadata::ClientMetadataResolver;
 use crate::clock::Clock;
 use crate::config::AuthzConfig;
+use crate::introspection::Introspector;
 use crate::keys::{KeyError, Keys};
 use crate::random::Random;
 use crate::registrations::Registrations;
@@ -27,6 +28,7 @@ pub struct Authz {
     authorizations: Arc<Authorizations>,
     tokens: Arc<Tokens>,
     revoker: Arc<Revoker>,
+    introspector: Arc<Introspector>,
     sessions: Arc<Sessions>,
 }
 
@@ -66,6 +68,7 @@ impl Authz {
             authorizations: Arc::new(Authorizations::new(core.clone(), registrations.clone())),
             tokens: Arc::new(Tokens::new(core.clone(), keys.clone())),
             revoker: Arc::new(Revoker::new(core.clone(), keys.clone())),
+            introspector: Arc::new(Introspector::new(core.clone(), keys.clone())),
             sessions: Arc::new(Sessions::new(core.clone())),
             registrations,
             keys,
@@ -101,6 +104,11 @@ impl Authz {
     /// Token revocation (RFC 7009).
     pub fn revoker(&self) -> &Arc<Revoker> {
         &self.revoker
+    }
+
+    /// Token introspection (RFC 7662).
+    pub fn introspector(&self) -> &Arc<Introspector> {
+        &self.introspector
     }
 
     /// Login sessions, users and passwords.

@@ -49,6 +49,10 @@ pub struct ClientRecord {
     /// Who stored it: only clients stored by unauthenticated parties are ever reaped
     /// ([`crate::client_reaping`]).
     pub origin: ClientOrigin,
+    /// For an introspection credential made by the admin (`portcullis clients add NAME --introspection`,
+    /// storage migration 0008): the audiences whose tokens it may introspect, empty for every audience of this
+    /// issuer. `None` for every other client, which may introspect only the tokens issued to it.
+    pub introspection: Option<Vec<String>>,
 }
 
 /// How a client came to be stored (migration 0007; rows stored before it are classified there).

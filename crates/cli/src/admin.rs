@@ -6,6 +6,7 @@ use crate::client_list::{self, ListedClient};
 use crate::db::{open_store, DbArgs};
 use anyhow::{bail, Context};
 use clap::Subcommand;
+use portcullis_authz::introspection::IntrospectionAudiences;
 use portcullis_authz::store::{IdentityRecord, StoreError, UserRecord};
 use portcullis_authz::{Authz, AuthzConfig, OsRandom, SystemClock};
 use portcullis_server::settings::{DatabaseSettings, FileSettings};
@@ -91,6 +92,21 @@ pub(crate) enum ClientsCommand {
         /// One JSON array (unix times; names whole; full redirect URIs) instead of the table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Add a client made by the admin: a resource server's introspection credential (RFC 7662), for
+    /// POST <issuer>/introspect. It authenticates with HTTP Basic and can never obtain a token itself.
+    Add {
+        /// A name for it (shown by `clients list`), e.g. the resource server's.
+        name: String,
+        /// Make an introspection credential (required: the only kind `clients add` makes).
+        #[arg(long, required = true)]
+        introspection: bool,
+        /// A resource (the tokens' audience, e.g. https://mcp.example.com/mcp) whose access tokens it may
+        /// introspect; repeat for several. Without it: the access tokens of every audience of this issuer.
+        #[arg(long = "resource", value_name = "URL", requires = "introspection")]
+        resources: Vec<String>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -319,6 +335,12 @@ pub(crate) async fn clients(cmd: ClientsCommand) -> anyhow::Result<()> {
                 print!("{}", client_list::table(&clients));
             }
         }
+        ClientsCommand::Add {
+            name,
+            resources,
+            db,
+            ..
+        } => add_introspection_credential(&name, resources, &db).await?,
         ClientsCommand::Remove { id, db } => {
             let a = authz(&db).await?;
             if !a
@@ -330,6 +352,37 @@ pub(crate) async fn clients(cmd: ClientsCommand) -> anyhow::Result<()> {
                 bail!("no client with id {id}");
             }
             println!("removed client {id}; everything issued to it is revoked");
+        }
+    }
+    Ok(())
+}
+
+/// `clients add NAME --introspection [--resource URL ...]`: prints the client id and the secret (shown once).
+async fn add_introspection_credential(
+    name: &str,
+    resources: Vec<String>,
+    db: &DbArgs,
+) -> anyhow::Result<()> {
+    let aud = IntrospectionAudiences::from_stored(&resources);
+    let a = authz(db).await?;
+    let (client_id, secret) = a
+        .registrations()
+        .add_introspection_credential(name, &aud)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.description()))?;
+    println!("added introspection credential {name}");
+    println!("client_id: {client_id}");
+    println!("client_secret: {}", secret.expose());
+    println!(
+        "(the secret is shown only now; authenticate to POST <issuer>/introspect with HTTP Basic)"
+    );
+    match aud {
+        IntrospectionAudiences::Any => println!(
+            "it may introspect the access tokens of EVERY audience of this issuer \
+             (limit it with --resource URL, once per audience)"
+        ),
+        IntrospectionAudiences::Only(r) => {
+            println!("it may introspect the access tokens for: {}", r.join(" "))
         }
     }
     Ok(())

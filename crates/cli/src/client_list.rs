@@ -1,6 +1,7 @@
 //! `portcullis clients list`: every stored client with when it was registered, when it was last used, its live
 //! grants, its name and the hosts of its redirect URIs; a table for people, `--json` for scripts.
 
+use portcullis_authz::introspection::IntrospectionAudiences;
 use portcullis_authz::registration::RegisteredClient;
 use portcullis_authz::store::{ClientOrigin, ClientUsage};
 use serde::Serialize;
@@ -45,6 +46,10 @@ impl ListedClient {
                 redirect_hosts.push(h);
             }
         }
+        // An introspection credential has no redirect URI: the column says what it may introspect instead.
+        if let Some(aud) = parsed.as_ref().and_then(|p| p.introspection.as_ref()) {
+            redirect_hosts.push(format!("(introspection: {})", audiences_text(aud)));
+        }
         Self {
             client_id: c.client_id.clone(),
             name: parsed
@@ -67,6 +72,14 @@ impl ListedClient {
                 .map_or("", |p| p.auth_method.as_str())
                 .to_owned(),
         }
+    }
+}
+
+/// What an introspection credential may see, in words.
+pub(crate) fn audiences_text(aud: &IntrospectionAudiences) -> String {
+    match aud {
+        IntrospectionAudiences::Any => "access tokens of every audience of this issuer".to_owned(),
+        IntrospectionAudiences::Only(r) => format!("access tokens for {}", r.join(" ")),
     }
 }
 
@@ -189,6 +202,7 @@ mod tests {
                 ),
                 created_at: 1_700_000_000,
                 origin,
+                introspection: None,
             },
             last_used_at: last,
             live_grants: 2,
@@ -228,5 +242,25 @@ mod tests {
         };
         assert_eq!(col(lines[0]), col(lines[1]));
         assert_eq!(col(lines[0]), col(lines[2]));
+    }
+
+    /// An introspection credential has no redirect URI; its row says what it may introspect instead.
+    #[test]
+    fn an_introspection_credential_is_tagged() {
+        let mut u = usage("rs", "Resource server", ClientOrigin::Admin, None);
+        u.client.metadata_json = r#"{"client_name":"rs","token_endpoint_auth_method":"client_secret_basic","grant_types":[],"response_types":[]}"#.into();
+        u.client.secret_hash = Some(portcullis_authz::secret::TokenHash::of("s"));
+        u.client.introspection = Some(vec!["https://mcp.example/mcp".into()]);
+        let listed = ListedClient::new(&u);
+        assert_eq!(
+            listed.redirect_hosts,
+            ["(introspection: access tokens for https://mcp.example/mcp)"]
+        );
+        u.client.introspection = Some(vec![]);
+        let out = table(&[ListedClient::new(&u)]);
+        assert!(
+            out.contains("(introspection: access tokens of every audience of this issuer)"),
+            "{out}"
+        );
     }
 }

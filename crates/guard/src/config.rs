@@ -2,6 +2,8 @@
 //! keys come from, and the timing of the key cache. Every value is checked here, once, at start-up.
 
 use crate::error::ConfigError;
+use crate::introspection::IntrospectionConfig;
+use crate::urls::parse_url;
 use portcullis_authz::clock::{Clock, SystemClock};
 use portcullis_proto::Scope;
 use std::sync::Arc;
@@ -35,6 +37,7 @@ pub struct GuardConfig {
     pub(crate) max_age: i64,
     pub(crate) http_timeout: Duration,
     pub(crate) cache_capacity: usize,
+    pub(crate) introspection: Option<IntrospectionConfig>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -48,6 +51,7 @@ impl std::fmt::Debug for GuardConfig {
             .field("leeway", &self.leeway)
             .field("unknown_kid_interval", &self.unknown_kid_interval)
             .field("max_age", &self.max_age)
+            .field("introspection", &self.introspection)
             .finish_non_exhaustive()
     }
 }
@@ -60,40 +64,6 @@ pub const DEFAULT_MAX_AGE: i64 = 300;
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default number of verified tokens kept.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
-/// An absolute https URL, or http on a loopback host; no fragment, no user info (RFC 8707 §2, RFC 8414 §2).
-pub(crate) fn parse_url(
-    what: &'static str,
-    text: &str,
-    query_allowed: bool,
-) -> Result<Url, ConfigError> {
-    let err = || ConfigError::Url {
-        what,
-        value: text.to_owned(),
-        extra: if query_allowed { "" } else { " or query" },
-    };
-    let url = Url::parse(text).map_err(|_| err())?;
-    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && is_loopback(&url));
-    if !scheme_ok
-        || url.host().is_none()
-        || url.fragment().is_some()
-        || (!query_allowed && url.query().is_some())
-        || !url.username().is_empty()
-        || url.password().is_some()
-    {
-        return Err(err());
-    }
-    Ok(url)
-}
 
 impl GuardConfig {
     /// `issuer`: the issuer identifier exactly as the tokens' `iss` carries it (for Portcullis, the `issuer`
@@ -117,6 +87,7 @@ impl GuardConfig {
             max_age: DEFAULT_MAX_AGE,
             http_timeout: DEFAULT_HTTP_TIMEOUT,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            introspection: None,
             clock: Arc::new(SystemClock),
         })
     }
@@ -206,6 +177,15 @@ impl GuardConfig {
     /// Verified tokens kept (0 disables the cache; default 10 000).
     pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
         self.cache_capacity = capacity;
+        self
+    }
+
+    /// Also ask the issuer's introspection endpoint (RFC 7662) whether each JWT-valid token is still active, so
+    /// a revocation at the issuer is seen within the introspection cache's lifetime (default 5 s) instead of
+    /// at the token's `exp` ([`crate::introspection`]). Costs one request to the issuer per token per
+    /// `cache_ttl`; fails closed (503) when the issuer cannot answer.
+    pub fn with_introspection(mut self, introspection: IntrospectionConfig) -> Self {
+        self.introspection = Some(introspection);
         self
     }
 

@@ -9,13 +9,14 @@
 pub use crate::check::{bearer_token, BearerCheck, VerifiedToken};
 use crate::config::GuardConfig;
 use crate::error::ConfigError;
+use crate::introspection::Introspector;
 use crate::jwks::JwksClient;
 use crate::metadata;
 use crate::refusal::Refusal;
 use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderMap, Response};
-use portcullis_authz::access_token::Leeway;
+use portcullis_authz::access_token::{Leeway, TokenError};
 use std::sync::Arc;
 
 /// The guard: configuration, the JWKS client, the bearer check and the metadata document. Cheap to clone.
@@ -28,6 +29,7 @@ struct Inner {
     config: GuardConfig,
     jwks: JwksClient,
     check: BearerCheck,
+    introspector: Option<Introspector>,
     metadata_url: String,
     metadata_path: String,
     metadata_doc: Bytes,
@@ -54,11 +56,17 @@ impl Guard {
         );
         let (metadata_url, metadata_path) = metadata::urls(&config.resource_url);
         let metadata_doc = metadata::document(&config);
+        let introspector = config
+            .introspection
+            .clone()
+            .map(|i| Introspector::new(i, config.http_timeout))
+            .transpose()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 jwks,
                 check,
+                introspector,
                 metadata_url,
                 metadata_path,
                 metadata_doc,
@@ -109,15 +117,28 @@ impl Guard {
     /// [`GuardConfig::require_scope`] checked after the token).
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<VerifiedToken>, Refusal> {
         let c = &self.inner.config;
-        let verified = self
-            .inner
-            .check
-            .check(headers, &c.resource, c.clock.now())
-            .await?;
+        let now = c.clock.now();
+        let verified = self.inner.check.check(headers, &c.resource, now).await?;
+        if let Some(introspector) = &self.inner.introspector {
+            let token = bearer_token(headers)?;
+            match introspector.active(token, verified.claims.exp, now).await {
+                Ok(true) => {}
+                Ok(false) => return Err(Refusal::InvalidToken(TokenError::Revoked)),
+                Err(e) => return Err(Refusal::IntrospectionUnavailable(e)),
+            }
+        }
         if !verified.scope.includes(&c.required_scope) {
             return Err(Refusal::InsufficientScope(c.required_scope.clone()));
         }
         Ok(verified)
+    }
+
+    /// Number of cached introspection answers (0 without introspection).
+    pub fn cached_introspections(&self) -> usize {
+        self.inner
+            .introspector
+            .as_ref()
+            .map_or(0, Introspector::cached_answers)
     }
 
     /// Number of cached verified tokens.

@@ -9,8 +9,9 @@
 //! discovered from the issuer's RFC 8414 metadata (whose `issuer` must be the configured one, §3.3) unless
 //! configured. Requests have a timeout, follow no redirects, and read at most 256 KiB.
 
-use crate::config::{parse_url, GuardConfig, JwksSource};
+use crate::config::{GuardConfig, JwksSource};
 use crate::error::{ConfigError, JwksError};
+use crate::urls::parse_url;
 use p256::ecdsa::VerifyingKey;
 use portcullis_authz::clock::Clock;
 use portcullis_proto::b64;

@@ -46,6 +46,12 @@
 //! refused once the guard has refetched the set (at most `max_age` later; cached verifications of tokens signed
 //! with it are dropped at that refetch).
 //!
+//! Where that is not enough, turn on introspection (RFC 7662): [`GuardConfig::with_introspection`] with an
+//! [`IntrospectionConfig`] (the issuer's `introspection_endpoint` and a credential made with `portcullis clients
+//! add NAME --introspection --resource <this resource>`). Each JWT-valid token is then also checked at the
+//! issuer, answers cached for a few seconds (default 5), so a revocation is seen within that time; when the
+//! issuer cannot answer the guard refuses with 503 rather than admit a token that may be revoked.
+//!
 //! # Layout
 //! - [`check`]: [`BearerCheck`], the one bearer check (header, cache, signature, claims, revocation) shared by
 //!   this crate's [`Guard`] and `portcullis serve`; [`VerifiedToken`]; the [`RevocationCheck`] trait.
@@ -56,6 +62,8 @@
 //! - [`jwks`]: [`JwksClient`], fetching, caching and refreshing the issuer's keys.
 //! - [`verify`]: signature and key lookup on top of `portcullis_authz::jwt` and the one claim checker
 //!   `portcullis_authz::access_token::check_claims`.
+//! - [`introspection`]: [`IntrospectionConfig`], [`Introspector`]: optional RFC 7662 introspection for
+//!   immediate revocation (bounded cache, bounded outbound calls, fails closed).
 //! - [`guard`]: [`Guard`], one protected resource: a [`BearerCheck`] over the JWKS plus the required scope.
 //! - [`refusal`]: [`Refusal`], the 401/403/503 answers and their challenges.
 //! - [`layer`]: [`GuardLayer`] / [`GuardService`], the tower middleware.
@@ -67,11 +75,13 @@ pub mod check;
 pub mod config;
 pub mod error;
 pub mod guard;
+pub mod introspection;
 pub mod jwks;
 pub mod keys;
 pub mod layer;
 pub mod metadata;
 pub mod refusal;
+mod urls;
 pub mod verify;
 
 #[cfg(test)]
@@ -82,6 +92,7 @@ pub use check::{BearerCheck, RevocationCheck, VerifiedToken};
 pub use config::{GuardConfig, JwksSource};
 pub use error::{ConfigError, JwksError};
 pub use guard::Guard;
+pub use introspection::{IntrospectionConfig, IntrospectionError, Introspector};
 pub use jwks::JwksClient;
 pub use keys::{KeySource, VerifyingKey};
 pub use layer::{Admit, GuardLayer, GuardService};

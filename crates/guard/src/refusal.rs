@@ -7,10 +7,12 @@
 //! | a bad token, or several `Authorization` headers | 401 | `Bearer error="invalid_token", error_description="…", scope, resource_metadata` |
 //! | a good token without the required scope | 403 | `Bearer error="insufficient_scope", error_description, scope="<needed>", resource_metadata` |
 //! | the issuer's keys cannot be fetched (none held) | 503 | none; `Retry-After: 5` |
+//! | introspection on, and the issuer's endpoint cannot answer | 503 | none; `Retry-After: 5` |
 //!
 //! Bodies are the RFC 6749 §5.2 JSON error object; every refusal is `Cache-Control: no-store`.
 
 use crate::error::JwksError;
+use crate::introspection::IntrospectionError;
 use axum::body::Body;
 use http::{header, HeaderValue, Response, StatusCode};
 use portcullis_authz::access_token::TokenError;
@@ -36,10 +38,16 @@ pub enum Refusal {
     /// No key of the issuer could be obtained, so no token can be checked.
     #[error("the issuer's keys are unavailable: {0}")]
     KeysUnavailable(JwksError),
+    /// Introspection is on and the issuer's endpoint could not say whether the token is active (fails closed).
+    #[error("{0}")]
+    IntrospectionUnavailable(IntrospectionError),
 }
 
 /// The JSON bodies' `error_description` for a 503 (details go to the log, not the client).
 const UNAVAILABLE: &str = "the authorization server's keys are unavailable; try again shortly";
+/// The same when introspection failed.
+const INTROSPECTION_UNAVAILABLE: &str =
+    "the authorization server cannot confirm the token now; try again shortly";
 
 impl Refusal {
     /// The HTTP status.
@@ -49,7 +57,9 @@ impl Refusal {
                 StatusCode::UNAUTHORIZED
             }
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            Self::KeysUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeysUnavailable(_) | Self::IntrospectionUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -70,7 +80,7 @@ impl Refusal {
                 c.scope = Some(needed.to_string());
                 Some(c)
             }
-            Self::KeysUnavailable(_) => None,
+            Self::KeysUnavailable(_) | Self::IntrospectionUnavailable(_) => None,
         }
     }
 
@@ -85,6 +95,13 @@ impl Refusal {
             Self::KeysUnavailable(e) => {
                 tracing::warn!(error = %e, "refusing a request: no JWKS");
                 ("temporarily_unavailable", UNAVAILABLE.to_owned())
+            }
+            Self::IntrospectionUnavailable(e) => {
+                tracing::warn!(error = %e, "refusing a request: introspection failed");
+                (
+                    "temporarily_unavailable",
+                    INTROSPECTION_UNAVAILABLE.to_owned(),
+                )
             }
         };
         let body = serde_json::json!({"error": code, "error_description": description});
@@ -102,7 +119,10 @@ impl Refusal {
                 h.insert(header::WWW_AUTHENTICATE, v);
             }
         }
-        if matches!(self, Self::KeysUnavailable(_)) {
+        if matches!(
+            self,
+            Self::KeysUnavailable(_) | Self::IntrospectionUnavailable(_)
+        ) {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         resp

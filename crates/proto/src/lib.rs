@@ -10,6 +10,7 @@
 //! - [`registration`]: dynamic client registration request and response (RFC 7591).
 //! - [`secret`]: `AuthorizationCode`, `RefreshToken`, `ClientSecret`, `AccessToken`: secrets with redacted `Debug`.
 //! - [`token`]: token endpoint responses (RFC 6749 §5.1).
+//! - [`introspection`]: the token introspection response (RFC 7662 §2.2).
 //! - [`token_request`]: `TokenRequest`, the token endpoint's form parsed into one variant per grant.
 //! - [`www_authenticate`]: `WWW-Authenticate: Bearer` challenges (RFC 6750 §3, RFC 9728 §5.1), built and parsed.
 //! - [`well_known`]: where the well-known documents live for a given issuer or resource (RFC 8414 §3, RFC 9728 §3.1).
@@ -19,6 +20,7 @@
 
 pub mod b64;
 pub mod error;
+pub mod introspection;
 pub mod metadata;
 pub mod pkce;
 pub mod redirect_scheme;

@@ -32,6 +32,20 @@ pub fn json_error(status: StatusCode, code: &str, description: &str) -> Response
     resp
 }
 
+/// 429 `temporarily_unavailable` with `Retry-After: wait` (at least 1): the address failed client
+/// authentication, code or refresh-token guesses too often (`/token` and `/introspect` share the limit).
+pub fn too_many_token_failures(wait: i64) -> Response {
+    let mut resp = json_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "temporarily_unavailable",
+        "too many failed token requests from this address; retry later",
+    );
+    if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
 /// An error of the token, revocation or registration endpoints.
 #[derive(Debug)]
 pub struct OAuthError {

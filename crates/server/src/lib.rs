@@ -17,6 +17,7 @@
 //! - [`authorize`], [`pages`], [`cookies`]: `GET /authorize`, the login and consent pages and their POSTs.
 //! - [`token`], [`client_auth`]: `POST /token` and client authentication.
 //! - [`revoke`]: `POST /revoke` (RFC 7009).
+//! - [`introspect`]: `POST /introspect` (RFC 7662), for resource servers.
 //! - [`guard`], [`revocations`]: the guard layer of the MCP endpoint and each gateway route (the one
 //!   `portcullis_guard::BearerCheck`, answered with each resource's challenge) and the revocation set it honours.
 //! - [`local_keys`]: the local key ring as the guard's `KeySource` (reload on an unknown `kid`, rate-limited).
@@ -44,6 +45,7 @@ pub mod form;
 pub mod gateway;
 pub mod guard;
 pub mod health;
+pub mod introspect;
 pub mod limits;
 pub mod local_keys;
 pub mod mcp;
@@ -108,6 +110,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(&r.idp_callback_route, get(federation::callback::callback))
         .route(&r.token, cors::route(post(token::token)))
         .route(&r.revoke, cors::route(post(revoke::revoke)))
+        .route(&r.introspect, post(introspect::introspect))
         .route(
             &r.mcp,
             cors::route(match &state.config.upstream {

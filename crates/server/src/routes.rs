@@ -41,6 +41,8 @@ pub struct Routes {
     pub token: String,
     /// RFC 7009 revocation endpoint.
     pub revoke: String,
+    /// RFC 7662 introspection endpoint.
+    pub introspect: String,
     /// The MCP endpoint.
     pub mcp: String,
     /// The stylesheet of the pages.
@@ -92,6 +94,7 @@ impl Routes {
             consent: at("/consent"),
             token: at("/token"),
             revoke: at("/revoke"),
+            introspect: at("/introspect"),
             stylesheet: at("/assets/portcullis.css"),
             idp: at("/idp"),
             idp_prefix: at("/idp/"),
@@ -146,6 +149,7 @@ impl Routes {
             &self.consent,
             &self.token,
             &self.revoke,
+            &self.introspect,
             &self.mcp,
             &self.stylesheet,
             LIVEZ,
@@ -202,6 +206,7 @@ mod tests {
             Some("/tenant1/.well-known/openid-configuration")
         );
         assert_eq!(r.token, "/tenant1/token");
+        assert_eq!(r.introspect, "/tenant1/introspect");
         assert_eq!(r.prm, "/.well-known/oauth-protected-resource/v1/mcp/");
         assert_eq!(r.mcp_url, "https://auth.example.com/v1/mcp/");
         assert_eq!(r.idp_start("corp"), "/tenant1/idp/corp/start");

@@ -2,13 +2,13 @@
 //! then the grant. Every response carries `Cache-Control: no-store` (RFC 6749 §5.1).
 
 use crate::client_auth::credentials;
-use crate::error::{json_error, EndpointError, OAuthError};
+use crate::error::{json_error, too_many_token_failures, EndpointError, OAuthError};
 use crate::federation::upstream_tokens::UpstreamTokenError;
 use crate::form::Form;
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use portcullis_authz::registration::RegisteredClient;
@@ -38,15 +38,7 @@ pub async fn token(
     let now = s.authz.core().now();
     if let Some(wait) = s.token_failures_per_ip.blocked(&ip, now) {
         tracing::info!(%ip, "token request limit reached");
-        let mut resp = json_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "temporarily_unavailable",
-            "too many failed token requests from this address; retry later",
-        );
-        if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return resp;
+        return too_many_token_failures(wait);
     }
     let response = issue(&s, &headers, body).await;
     if let Err(e) = &response {

@@ -42,6 +42,7 @@ fn client(id: &str) -> ClientRecord {
         metadata_json: r#"{"client_name":"bench","redirect_uris":["http://localhost:8080/callback"],"grant_types":["authorization_code","refresh_token"],"response_types":["code"],"token_endpoint_auth_method":"none"}"#.to_owned(),
         created_at: NOW,
         origin: ClientOrigin::Registered,
+        introspection: None,
     }
 }
 

@@ -12,6 +12,7 @@
 //! - [`open`]: picks the backend from the database URL.
 
 pub mod error;
+mod introspection_column;
 mod options;
 pub mod postgres;
 pub mod sqlite;

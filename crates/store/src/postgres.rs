@@ -163,7 +163,7 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(5 << attempt.min(4).saturating_sub(1)) + Duration::from_nanos(jitter)
 }
 
-const CLIENT_COLUMNS: &str = "client_id, secret_hash, metadata, created_at, origin";
+const CLIENT_COLUMNS: &str = "client_id, secret_hash, metadata, created_at, origin, introspection";
 const USER_COLUMNS: &str = "id, username, password_hash, created_at";
 const CODE_COLUMNS: &str =
     "code_hash, client_id, user_id, redirect_uri, code_challenge, scope, resource, \
@@ -188,6 +188,9 @@ fn client_row(r: &PgRow) -> Result<ClientRecord, sqlx::Error> {
                 source: format!("unknown client origin {origin:?}").into(),
             })?
         },
+        introspection: crate::introspection_column::introspection_from_column(
+            r.try_get("introspection")?,
+        ),
     })
 }
 

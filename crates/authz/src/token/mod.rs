@@ -95,6 +95,13 @@ impl Tokens {
         client: &RegisteredClient,
         req: TokenRequest,
     ) -> Result<TokenResponse, TokenError> {
+        if client.introspection.is_some() {
+            // It has no grant type and no redirect URI, so no grant could succeed; say why plainly.
+            return Err(AuthzError::UnauthorizedClient(
+                "an introspection credential cannot obtain tokens".into(),
+            )
+            .into());
+        }
         match req {
             TokenRequest::AuthorizationCode(req) => self.exchange_code(client, req).await,
             TokenRequest::RefreshToken(req) => self.refresh(client, req).await,

@@ -42,6 +42,11 @@ pub(crate) fn handle_of(token: &str) -> &str {
     split(token).0
 }
 
+/// The secret part of a refresh token: which of its family's tokens it is.
+pub(crate) fn secret_of(token: &str) -> &str {
+    split(token).1
+}
+
 /// A family's token: its handle and a secret.
 fn family_token(handle: &str, secret: &Secret) -> String {
     let mut t = String::with_capacity(handle.len() + 1 + secret.expose().len());

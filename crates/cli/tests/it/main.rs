@@ -21,6 +21,7 @@ mod gateway_routes;
 mod guard_example;
 mod idp;
 mod instances;
+mod introspection;
 mod multi_instance;
 mod negative;
 mod reaping;

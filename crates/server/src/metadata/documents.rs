@@ -27,6 +27,12 @@ pub fn authorization_server_document(r: &Routes, c: &AuthzConfig, cimd: bool) ->
         token_endpoint_auth_methods_supported: auth_methods.clone(),
         revocation_endpoint: Some(r.url(&r.revoke)),
         revocation_endpoint_auth_methods_supported: auth_methods,
+        // Confidential clients only (RFC 7662 §2.1): no `none`.
+        introspection_endpoint: Some(r.url(&r.introspect)),
+        introspection_endpoint_auth_methods_supported: strings(&[
+            "client_secret_basic",
+            "client_secret_post",
+        ]),
         code_challenge_methods_supported: strings(&["S256"]),
         authorization_response_iss_parameter_supported: Some(true),
         client_id_metadata_document_supported: cimd.then_some(true),

@@ -72,14 +72,15 @@ impl ClientStore for PostgresStore {
         let pool = &self.pool;
         retry(self.deadline, || async move {
             sqlx::query(
-                "INSERT INTO clients (client_id, secret_hash, metadata, created_at, origin) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO clients (client_id, secret_hash, metadata, created_at, origin, introspection) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(&c.client_id)
             .bind(c.secret_hash.as_ref().map(TokenHash::as_str))
             .bind(&c.metadata_json)
             .bind(c.created_at)
             .bind(c.origin.as_str())
+            .bind(crate::introspection_column::introspection_to_column(c))
             .execute(pool)
             .await?;
             Ok(())

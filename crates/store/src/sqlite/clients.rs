@@ -47,6 +47,9 @@ pub(super) fn client_row(r: &Row<'_>) -> rusqlite::Result<ClientRecord> {
                 format!("unknown client origin {origin:?}").into(),
             )
         })?,
+        introspection: crate::introspection_column::introspection_from_column(
+            r.get("introspection")?,
+        ),
     })
 }
 
@@ -56,15 +59,16 @@ impl ClientStore for SqliteStore {
         let c = c.clone();
         self.write(Undo::Statement, move |conn| {
             conn.prepare_cached(
-                "INSERT INTO clients (client_id, secret_hash, metadata, created_at, origin) \
-                 VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO clients (client_id, secret_hash, metadata, created_at, origin, introspection) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![
                 c.client_id,
                 c.secret_hash.as_ref().map(TokenHash::as_str),
                 c.metadata_json,
                 c.created_at,
-                c.origin.as_str()
+                c.origin.as_str(),
+                crate::introspection_column::introspection_to_column(&c)
             ])
             .map(drop)
         })

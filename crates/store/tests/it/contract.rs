@@ -18,6 +18,7 @@ fn client(id: &str) -> ClientRecord {
         metadata_json: "{}".into(),
         created_at: NOW,
         origin: ClientOrigin::Registered,
+        introspection: None,
     }
 }
 
@@ -755,6 +756,44 @@ pub(crate) async fn purge(s: Arc<dyn Storage>) {
     assert_eq!(keys.len(), 1);
     assert_eq!((keys[0].kid.as_str(), keys[0].active), ("k2", true));
     assert_eq!(s.purge_expired(NOW + 60 + 3601).await.unwrap(), 0);
+}
+
+/// Introspection credentials (migration 0008) read back as stored, and, being admin-made, are never reaped
+/// however long they go without a grant: no user ever approves a resource server.
+pub(crate) async fn introspection_credentials_stay(s: Arc<dyn Storage>) {
+    let mut any = client("rs-any");
+    any.origin = ClientOrigin::Admin;
+    any.introspection = Some(vec![]);
+    let mut some = client("rs-some");
+    some.origin = ClientOrigin::Admin;
+    some.introspection = Some(vec!["https://a/mcp".into(), "https://b/mcp".into()]);
+    s.insert_client(&client("unused")).await.unwrap();
+    s.insert_client(&any).await.unwrap();
+    s.insert_client(&some).await.unwrap();
+    assert_eq!(s.client("rs-any").await.unwrap().as_ref(), Some(&any));
+    assert_eq!(s.client("rs-some").await.unwrap().as_ref(), Some(&some));
+    assert_eq!(
+        s.client("unused").await.unwrap().unwrap().introspection,
+        None
+    );
+    let policy = portcullis_authz::client_reaping::ReapPolicy {
+        tokenless_after: 60,
+        idle_after: 60,
+    };
+    let later = NOW + 365 * 24 * 3600;
+    let reaped = s
+        .reap_clients(&policy.cutoffs(later), "", 100, later + 60)
+        .await
+        .unwrap();
+    assert_eq!(
+        reaped,
+        vec!["unused".to_owned()],
+        "only the registered client"
+    );
+    assert!(
+        s.client("rs-any").await.unwrap().is_some() && s.client("rs-some").await.unwrap().is_some(),
+        "an introspection credential stays"
+    );
 }
 
 pub(crate) async fn rate_limits(s: Arc<dyn Storage>) {

@@ -199,5 +199,6 @@ on_every_backend!(
     revocation_feed_misses_nothing,
     keys_first_start_race,
     purge,
+    introspection_credentials_stay,
     rate_limits
 );

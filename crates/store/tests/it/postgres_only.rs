@@ -30,6 +30,7 @@ async fn seed(s: &dyn Storage, code: &str) {
         metadata_json: "{}".into(),
         created_at: NOW,
         origin: ClientOrigin::Registered,
+        introspection: None,
     })
     .await
     .unwrap();

@@ -19,6 +19,7 @@ fn client(id: &str, origin: ClientOrigin) -> ClientRecord {
         metadata_json: "{}".into(),
         created_at: NOW,
         origin,
+        introspection: None,
     }
 }
 
