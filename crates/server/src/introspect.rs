@@ -8,50 +8,36 @@
 //! endpoint is a place to guess client secrets, RFC 7662 §4). Server-to-server only: no CORS.
 
 use crate::client_auth::credentials;
-use crate::error::{json_error, too_many_token_failures, OAuthError};
+use crate::error::{json_error, OAuthError};
 use crate::form::Form;
+use crate::guesses::limited;
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, Extensions, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use portcullis_authz::introspection::check_caller;
 use portcullis_authz::AuthzError;
 use portcullis_proto::ErrorCode;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Introspects a token.
+/// Introspects a token. Only a failed client authentication counts as a guess.
 pub async fn introspect(
     State(s): State<Arc<AppState>>,
     extensions: Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let ip = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
-    let now = s.authz.core().now();
-    if let Some(wait) = s.token_failures_per_ip.blocked(&ip, now) {
-        tracing::info!(%ip, "token request limit reached (introspection)");
-        return too_many_token_failures(wait);
-    }
-    match answer(&s, &headers, body).await {
-        Ok(r) => r,
-        Err(e) => {
-            if e.error.code() == ErrorCode::InvalidClient {
-                if let Err(err) = s
-                    .token_failures_per_ip
-                    .record(s.authz.core().store().as_ref(), &ip, now)
-                    .await
-                {
-                    tracing::warn!(error = %err, "could not count a failed introspection request");
-                }
-            }
-            e.into_response()
-        }
-    }
+    let is_guess = |e: &OAuthError| e.error.code() == ErrorCode::InvalidClient;
+    limited(
+        &s,
+        &extensions,
+        "introspect",
+        is_guess,
+        answer(&s, &headers, body),
+    )
+    .await
 }
 
 /// Reads the form, authenticates the caller, then introspects.

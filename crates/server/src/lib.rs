@@ -44,6 +44,7 @@ pub mod federation;
 pub mod form;
 pub mod gateway;
 pub mod guard;
+mod guesses;
 pub mod health;
 pub mod introspect;
 pub mod limits;

@@ -3,14 +3,14 @@
 
 use crate::error::{json_error, OAuthError};
 use crate::form::content_type_is;
+use crate::guesses::caller_ip;
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use portcullis_proto::registration::ClientMetadata;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Largest registration request.
@@ -25,9 +25,7 @@ pub async fn register(
 ) -> Response {
     // Registrations per client address per hour (security notes, "Registration"; RFC 7591 §5 leaves abuse
     // limits to the server). Only successful registrations count: they are what fills the database.
-    let ip_key = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    let ip_key = caller_ip(&extensions);
     let now = s.authz.core().now();
     let limited = s.register_per_ip.enabled();
     if let Some(wait) = s.register_per_ip.blocked(&ip_key, now) {

@@ -2,12 +2,13 @@
 //! then the grant. Every response carries `Cache-Control: no-store` (RFC 6749 §5.1).
 
 use crate::client_auth::credentials;
-use crate::error::{json_error, too_many_token_failures, EndpointError, OAuthError};
+use crate::error::{json_error, EndpointError, OAuthError};
 use crate::federation::upstream_tokens::UpstreamTokenError;
 use crate::form::Form;
+use crate::guesses::limited;
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, Extensions, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -16,7 +17,6 @@ use portcullis_authz::token::TokenError;
 use portcullis_authz::AuthzError;
 use portcullis_proto::token::TokenResponse;
 use portcullis_proto::{ErrorCode, TokenRequest};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Whether a failure counts against the caller's address: guesses of codes, refresh tokens and client
@@ -32,27 +32,15 @@ pub async fn token(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let ip = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
-    let now = s.authz.core().now();
-    if let Some(wait) = s.token_failures_per_ip.blocked(&ip, now) {
-        tracing::info!(%ip, "token request limit reached");
-        return too_many_token_failures(wait);
-    }
-    let response = issue(&s, &headers, body).await;
-    if let Err(e) = &response {
-        if counts_as_guess(&e.error) {
-            if let Err(err) = s
-                .token_failures_per_ip
-                .record(s.authz.core().store().as_ref(), &ip, now)
-                .await
-            {
-                tracing::warn!(error = %err, "could not count a failed token request");
-            }
-        }
-    }
-    response.unwrap_or_else(IntoResponse::into_response)
+    let is_guess = |e: &OAuthError| counts_as_guess(&e.error);
+    limited(
+        &s,
+        &extensions,
+        "token",
+        is_guess,
+        issue(&s, &headers, body),
+    )
+    .await
 }
 
 /// Reads the form, authenticates the client, parses the request and runs its grant.
