@@ -1,13 +1,16 @@
-//! The per-address limit on guesses at the endpoints where a client authenticates (`/token`, `/introspect`):
-//! while an address is over it, requests are refused with 429 and `Retry-After` before any work; a failure the
-//! endpoint counts as a guess (a wrong code, refresh token or client secret) is recorded against the address
-//! (security notes, "Brute force"; RFC 7662 §4: an introspection endpoint is a place to guess secrets too).
-
+//! The per-address limit on guesses at the endpoints where a client authenticates (`/token`, `/introspect`,
+//! `/revoke`): each request takes a place under the limit before any work, so parallel requests cannot overshoot
+//! it; while an address is over it, requests are refused with 429 and `Retry-After`; a failure the endpoint
+//! counts as a guess (a wrong code, refresh token or client secret) keeps its place, any other outcome gives it
+//! back (security notes, "Brute force"; RFC 7662 §4 and RFC 7009 §5: introspection and revocation endpoints are
+//! places to guess client secrets too).
 use crate::error::{too_many_token_failures, OAuthError};
+use crate::limits::Admission;
 use crate::state::AppState;
 use axum::extract::ConnectInfo;
 use axum::http::Extensions;
 use axum::response::{IntoResponse, Response};
+use portcullis_authz::AuthzError;
 use std::future::Future;
 use std::net::SocketAddr;
 
@@ -19,8 +22,10 @@ pub(crate) fn caller_ip(extensions: &Extensions) -> String {
         .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
 }
 
-/// Runs `answer` for the caller in `extensions` under the limit: refused while the address is blocked; an
-/// error for which `is_guess` holds is counted. `endpoint` names it in the log lines.
+/// Runs `answer` for the caller in `extensions` under the limit. A place is reserved before the work (so
+/// parallel guesses from one address never get more than the limit between them, on any number of instances);
+/// refused with 429 while the address is over the limit; the place is kept when the answer is an error for which
+/// `is_guess` holds, and given back otherwise. `endpoint` names it in the log lines.
 pub(crate) async fn limited(
     s: &AppState,
     extensions: &Extensions,
@@ -30,21 +35,29 @@ pub(crate) async fn limited(
 ) -> Response {
     let ip = caller_ip(extensions);
     let now = s.authz.core().now();
-    if let Some(wait) = s.token_failures_per_ip.blocked(&ip, now) {
-        tracing::info!(%ip, endpoint, "token request limit reached");
-        return too_many_token_failures(wait);
-    }
+    let store = s.authz.core().store();
+    let reservation = match s
+        .token_failures_per_ip
+        .reserve(store.as_ref(), &ip, now)
+        .await
+    {
+        Ok(Admission::Admitted(r)) => r,
+        Ok(Admission::Refused(wait)) => {
+            tracing::info!(%ip, endpoint, "token request limit reached");
+            return too_many_token_failures(wait);
+        }
+        // Without the count the limit cannot hold: refuse rather than answer unlimited.
+        Err(e) => return OAuthError::from(AuthzError::from(e)).into_response(),
+    };
     let response = answer.await;
-    if let Err(e) = &response {
-        if is_guess(e) {
-            let store = s.authz.core().store();
-            if let Err(err) = s
-                .token_failures_per_ip
-                .record(store.as_ref(), &ip, now)
-                .await
-            {
-                tracing::warn!(error = %err, endpoint, "could not count a failed request");
-            }
+    let counts = matches!(&response, Err(e) if is_guess(e));
+    if !counts {
+        if let Err(err) = s
+            .token_failures_per_ip
+            .release(store.as_ref(), reservation)
+            .await
+        {
+            tracing::warn!(error = %err, endpoint, "could not release a request's place under the limit");
         }
     }
     response.unwrap_or_else(IntoResponse::into_response)
