@@ -1,9 +1,10 @@
 //! The per-address limit on guesses at the endpoints where a client authenticates (`/token`, `/introspect`,
-//! `/revoke`): each request takes a place under the limit before any work, so parallel requests cannot overshoot
-//! it; while an address is over it, requests are refused with 429 and `Retry-After`; a failure the endpoint
-//! counts as a guess (a wrong code, refresh token or client secret) keeps its place, any other outcome gives it
-//! back (security notes, "Brute force"; RFC 7662 §4 and RFC 7009 §5: introspection and revocation endpoints are
-//! places to guess client secrets too).
+//! `/revoke`): while an address is known to be over it, requests are refused with 429 and `Retry-After` before
+//! any work; a failure the endpoint counts as a guess (a wrong code, refresh token or client secret) must take a
+//! place under the limit before it is answered, so parallel guesses cannot overshoot it (security notes, "Brute
+//! force"; RFC 7662 §4 and RFC 7009 §5: introspection and revocation endpoints are places to guess client
+//! secrets too).
+
 use crate::error::{too_many_token_failures, OAuthError};
 use crate::limits::Admission;
 use crate::state::AppState;
@@ -22,10 +23,12 @@ pub(crate) fn caller_ip(extensions: &Extensions) -> String {
         .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
 }
 
-/// Runs `answer` for the caller in `extensions` under the limit. A place is reserved before the work (so
-/// parallel guesses from one address never get more than the limit between them, on any number of instances);
-/// refused with 429 while the address is over the limit; the place is kept when the answer is an error for which
-/// `is_guess` holds, and given back otherwise. `endpoint` names it in the log lines.
+/// Runs `answer` for the caller in `extensions` under the limit: refused with 429 while the address is known to
+/// be over it (no I/O); a failure for which `is_guess` holds is answered only if it takes a place under the
+/// limit (one conditional upsert, so parallel guesses on any number of instances get at most the limit's number
+/// of answers between them); a guess beyond it gets 429 instead of its answer, so it tells the caller nothing.
+/// Successful requests write nothing and never wait on each other (many legitimate clients share one address
+/// behind a NAT). `endpoint` names it in the log lines.
 pub(crate) async fn limited(
     s: &AppState,
     extensions: &Extensions,
@@ -35,29 +38,26 @@ pub(crate) async fn limited(
 ) -> Response {
     let ip = caller_ip(extensions);
     let now = s.authz.core().now();
-    let store = s.authz.core().store();
-    let reservation = match s
-        .token_failures_per_ip
-        .reserve(store.as_ref(), &ip, now)
-        .await
-    {
-        Ok(Admission::Admitted(r)) => r,
-        Ok(Admission::Refused(wait)) => {
-            tracing::info!(%ip, endpoint, "token request limit reached");
-            return too_many_token_failures(wait);
-        }
-        // Without the count the limit cannot hold: refuse rather than answer unlimited.
-        Err(e) => return OAuthError::from(AuthzError::from(e)).into_response(),
-    };
+    if let Some(wait) = s.token_failures_per_ip.blocked(&ip, now) {
+        tracing::info!(%ip, endpoint, "token request limit reached");
+        return too_many_token_failures(wait);
+    }
     let response = answer.await;
-    let counts = matches!(&response, Err(e) if is_guess(e));
-    if !counts {
-        if let Err(err) = s
+    if matches!(&response, Err(e) if is_guess(e)) {
+        let store = s.authz.core().store();
+        match s
             .token_failures_per_ip
-            .release(store.as_ref(), reservation)
+            .reserve(store.as_ref(), &ip, now)
             .await
         {
-            tracing::warn!(error = %err, endpoint, "could not release a request's place under the limit");
+            // Counted: the failure is answered, and the place is kept.
+            Ok(Admission::Admitted(_counted)) => {}
+            Ok(Admission::Refused(wait)) => {
+                tracing::info!(%ip, endpoint, "token request limit reached");
+                return too_many_token_failures(wait);
+            }
+            // Without the count the limit cannot hold: refuse rather than answer a guess uncounted.
+            Err(e) => return OAuthError::from(AuthzError::from(e)).into_response(),
         }
     }
     response.unwrap_or_else(IntoResponse::into_response)
