@@ -182,11 +182,17 @@ impl CountedLimiter {
             .reserve_hit(&stored, window_start, until, self.limit)
             .await?
         {
-            Some(_) => Ok(Admission::Admitted(Reservation(Some(Place {
-                key: key.to_owned(),
-                stored,
-                window_start,
-            })))),
+            Some(count) => {
+                // The place just taken was the last one: later requests are refused without a round trip.
+                if count >= self.limit {
+                    self.remember_blocked(key, until, now);
+                }
+                Ok(Admission::Admitted(Reservation(Some(Place {
+                    key: key.to_owned(),
+                    stored,
+                    window_start,
+                }))))
+            }
             None => {
                 self.remember_blocked(key, until, now);
                 Ok(Admission::Refused((until - now).max(1)))
