@@ -329,6 +329,15 @@ mod tests {
             &|v| v["redirect_uris"] = serde_json::json!("https://a.example/cb")
         ))
         .contains("wrong type"));
+        // Unicode TR36, CVE-2021-42574: a name that reorders or hides text is refused, by code point.
+        for (name, named) in [
+            ("Example\u{202E}tneilC", "U+202E"),
+            ("\u{2066}Example", "U+2066"),
+            ("Exa\u{200B}mple", "U+200B"),
+        ] {
+            let d = desc(with(&|v| v["client_name"] = name.into()));
+            assert!(d.contains("client_name") && d.contains(named), "{d}");
+        }
         assert!(desc(
             client_from_document(
                 &url(),

@@ -41,10 +41,10 @@ pub fn introspection_metadata(
     let bad = |m: String| AuthzError::InvalidClientMetadata(m);
     if name.trim().is_empty()
         || name.chars().count() > crate::registration::MAX_NAME_LEN
-        || name.chars().any(char::is_control)
+        || crate::display_text::first_hidden(name).is_some()
     {
         return Err(bad(format!(
-            "the name must be 1 to {} characters without control characters",
+            "the name must be 1 to {} characters without control, invisible or bidirectional formatting characters",
             crate::registration::MAX_NAME_LEN
         )));
     }

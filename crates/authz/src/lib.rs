@@ -14,6 +14,8 @@
 //! - [`federated_users`]: [`federated_users::FederatedUsers`], the local user of a sign-in through a provider
 //!   (known identity, optional link by verified email, or a new user).
 //! - [`registration`]: dynamic client registration policy (RFC 7591).
+//! - [`display_text`]: which characters text shown to people may hold (no controls, bidirectional or invisible
+//!   formatting characters; Unicode TR36).
 //! - [`client_id_metadata`]: Client ID Metadata Documents (URL `client_id`s); the fetching is injected.
 //! - [`client_auth`]: token-endpoint client authentication (RFC 6749 §2.3, OAuth 2.1 §2.4): credentials, check.
 //! - [`client_cache`]: the short-lived cache of registered clients that client authentication reads.
@@ -46,6 +48,7 @@ pub mod clock;
 pub mod config;
 pub mod csrf;
 pub mod database_url;
+pub mod display_text;
 pub mod error;
 pub mod federated_users;
 pub mod federation;

@@ -7,6 +7,7 @@
 //! inferred when absent and must fit the redirect URIs when present.
 
 use crate::access_token::Audience;
+use crate::display_text;
 use crate::error::AuthzError;
 use crate::secret::TokenHash;
 use crate::store::ClientRecord;
@@ -146,10 +147,17 @@ fn invalid(msg: impl Into<String>) -> AuthzError {
     AuthzError::InvalidClientMetadata(msg.into())
 }
 
+/// Text shown to people: 1 to `max` characters, none of them a control, an invisible or a bidirectional
+/// formatting character ([`display_text`]; Unicode TR36, CVE-2021-42574).
 fn no_controls(field: &str, value: &str, max: usize) -> Result<(), AuthzError> {
-    if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
+    if value.is_empty() || value.chars().count() > max {
+        return Err(invalid(format!("{field} must be 1 to {max} characters")));
+    }
+    if let Some(c) = display_text::first_hidden(value) {
         return Err(invalid(format!(
-            "{field} must be 1 to {max} characters without control characters"
+            "{field} contains {}: control characters and invisible or bidirectional formatting characters \
+             (Unicode general categories Cc and Cf) are not allowed",
+            display_text::code_point(c)
         )));
     }
     Ok(())
@@ -590,6 +598,36 @@ mod tests {
             with(&|m| m.client_name = Some("x".repeat(201))),
             AuthzError::InvalidClientMetadata(_)
         ));
+    }
+
+    #[test]
+    fn hidden_characters_in_shown_fields_are_refused_by_code_point() {
+        let refusal = |f: &dyn Fn(&mut ClientMetadata)| {
+            let mut m = seed_meta();
+            f(&mut m);
+            match check_metadata(m, &policy()) {
+                Err(AuthzError::InvalidClientMetadata(d)) => d,
+                other => panic!("{other:?}"),
+            }
+        };
+        for (c, named) in [
+            ('\u{202E}', "U+202E"),
+            ('\u{2066}', "U+2066"),
+            ('\u{200B}', "U+200B"),
+            ('\u{FEFF}', "U+FEFF"),
+            ('\u{AD}', "U+00AD"),
+        ] {
+            let d = refusal(&|m| m.client_name = Some(format!("Safe{c} client")));
+            assert!(d.contains("client_name") && d.contains(named), "{d}");
+        }
+        let d = refusal(&|m| m.contacts = Some(vec!["a\u{202E}@example.com".into()]));
+        assert!(d.contains("contacts"), "{d}");
+        let d = refusal(&|m| m.software_version = Some("1.0\u{200F}".into()));
+        assert!(d.contains("software_version"), "{d}");
+        // Names in other scripts stay accepted.
+        let mut m = seed_meta();
+        m.client_name = Some("عميل MCP 客户端".into());
+        assert!(check_metadata(m, &policy()).is_ok());
     }
 
     #[test]

@@ -586,6 +586,18 @@ pub trait RateLimitStore: Send + Sync {
     async fn hits(&self, key: &str, window_start: i64) -> Result<u32, StoreError>;
     /// Forgets every window of `key`.
     async fn clear_hits(&self, key: &str) -> Result<(), StoreError>;
+    /// Adds one event to `key`'s window only if the window holds fewer than `limit`, in one atomic conditional
+    /// upsert: the count including it, or `None` (nothing added) when the window is full. Parallel callers on
+    /// any instance never get more than `limit` places between them (a reservation taken before the work).
+    async fn reserve_hit(
+        &self,
+        key: &str,
+        window_start: i64,
+        expires_at: i64,
+        limit: u32,
+    ) -> Result<Option<u32>, StoreError>;
+    /// Takes back one event of `key`'s window (a reservation whose outcome does not count); never below 0.
+    async fn release_hit(&self, key: &str, window_start: i64) -> Result<(), StoreError>;
 }
 
 /// Everything the server needs from storage.

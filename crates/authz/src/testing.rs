@@ -462,6 +462,32 @@ impl RateLimitStore for MemStore {
         self.with(|i| i.rate_limits.retain(|(k, _), _| k != key));
         Ok(())
     }
+    async fn reserve_hit(
+        &self,
+        key: &str,
+        window_start: i64,
+        expires_at: i64,
+        limit: u32,
+    ) -> Result<Option<u32>, StoreError> {
+        Ok(self.with(|i| {
+            let e = i
+                .rate_limits
+                .entry((key.to_owned(), window_start))
+                .or_insert((0, expires_at));
+            (e.0 < limit).then(|| {
+                e.0 += 1;
+                e.0
+            })
+        }))
+    }
+    async fn release_hit(&self, key: &str, window_start: i64) -> Result<(), StoreError> {
+        self.with(|i| {
+            if let Some(e) = i.rate_limits.get_mut(&(key.to_owned(), window_start)) {
+                e.0 = e.0.saturating_sub(1);
+            }
+        });
+        Ok(())
+    }
 }
 
 /// Whether `user_id` may take `identity` (not linked elsewhere, no other identity of the user at the provider).

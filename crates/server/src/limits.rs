@@ -115,10 +115,14 @@ impl SharedRateLimiter {
     }
 }
 
-/// A limit counted in the database (so it holds across instances) whose check costs no round trip: each
-/// instance remembers, in memory, the keys whose count reached the limit when it recorded an event. Another
-/// instance learns a key is over the limit at its own next recorded event for that key (the database returns
-/// the global count), so across N instances at most N − 1 events pass beyond the limit.
+/// A limit counted in the database (so it holds across instances) whose refusals cost no round trip: each
+/// instance remembers, in memory, the keys the database refused.
+///
+/// [`CountedLimiter::reserve`] takes a place before the work it limits, in one conditional upsert
+/// ([`RateLimitStore::reserve_hit`]), so parallel requests on any number of instances never get more than the
+/// limit between them; [`CountedLimiter::release`] gives the place back when the outcome does not count (a
+/// registration that failed, a token request that was not a guess). A request cancelled mid-way keeps its
+/// place: the count errs on the side of refusing.
 #[derive(Debug)]
 pub struct CountedLimiter {
     /// Keeps this limiter's counters apart from every other limiter's in the shared table (the same client
@@ -157,35 +161,98 @@ impl CountedLimiter {
             .map(|until| until - now)
     }
 
-    /// Records one event for `key` at `now` in the database; remembers the key as blocked when the global count
-    /// reached the limit.
-    pub async fn record(
+    /// Takes a place for one event of `key` at `now` before the work, or the seconds to wait when the window is
+    /// full (known in memory, or refused by the database, which this instance then remembers).
+    pub async fn reserve(
         &self,
         store: &dyn RateLimitStore,
         key: &str,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Admission, StoreError> {
         if !self.enabled() {
-            return Ok(());
+            return Ok(Admission::Admitted(Reservation(None)));
         }
-        let start = self.shared.window_start(now);
-        let until = start + self.shared.window_secs;
-        let count = store
-            .hit(
-                &SharedRateLimiter::stored_key(&format!("{}:{key}", self.namespace)),
-                start,
-                until,
-            )
-            .await?;
-        if count >= self.limit {
-            let mut map = self.blocked_until.lock().unwrap_or_else(|e| e.into_inner());
-            if map.len() > 100_000 {
-                map.retain(|_, t| *t > now);
+        if let Some(wait) = self.blocked(key, now) {
+            return Ok(Admission::Refused(wait));
+        }
+        let window_start = self.shared.window_start(now);
+        let until = window_start + self.shared.window_secs;
+        let stored = self.stored_key(key);
+        match store
+            .reserve_hit(&stored, window_start, until, self.limit)
+            .await?
+        {
+            Some(count) => {
+                // The place just taken was the last one: later requests are refused without a round trip.
+                if count >= self.limit {
+                    self.remember_blocked(key, until, now);
+                }
+                Ok(Admission::Admitted(Reservation(Some(Place {
+                    key: key.to_owned(),
+                    stored,
+                    window_start,
+                }))))
             }
-            map.insert(key.to_owned(), until);
+            None => {
+                self.remember_blocked(key, until, now);
+                Ok(Admission::Refused((until - now).max(1)))
+            }
         }
+    }
+
+    /// Gives back a place whose outcome does not count. This instance forgets its refusal of the key (the
+    /// window has room again); another instance that refused it meanwhile keeps refusing until the window ends.
+    pub async fn release(
+        &self,
+        store: &dyn RateLimitStore,
+        reservation: Reservation,
+    ) -> Result<(), StoreError> {
+        let Some(place) = reservation.0 else {
+            return Ok(());
+        };
+        store.release_hit(&place.stored, place.window_start).await?;
+        self.blocked_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&place.key);
         Ok(())
     }
+
+    /// The database key of `key` in this limiter's namespace.
+    fn stored_key(&self, key: &str) -> String {
+        SharedRateLimiter::stored_key(&format!("{}:{key}", self.namespace))
+    }
+
+    /// Remembers that `key` is refused until `until`.
+    fn remember_blocked(&self, key: &str, until: i64, now: i64) {
+        let mut map = self.blocked_until.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, t| *t > now);
+        }
+        map.insert(key.to_owned(), until);
+    }
+}
+
+/// The answer of [`CountedLimiter::reserve`].
+#[derive(Debug)]
+#[must_use]
+pub enum Admission {
+    /// A place is taken: do the work, then keep the place or [`CountedLimiter::release`] it.
+    Admitted(Reservation),
+    /// The window is full: the seconds until it ends (`Retry-After`).
+    Refused(i64),
+}
+
+/// A place taken under a [`CountedLimiter`]; dropping it keeps the place (the event counts).
+#[derive(Debug)]
+pub struct Reservation(Option<Place>);
+
+/// Where a reservation was counted (`None` in [`Reservation`] when the limit is off).
+#[derive(Debug)]
+struct Place {
+    key: String,
+    stored: String,
+    window_start: i64,
 }
 
 #[cfg(test)]
@@ -201,16 +268,26 @@ mod tests {
         let now: i64 = 500_000 * 3600; // a whole hour
         let a = CountedLimiter::new("a", 2, 300);
         let b = CountedLimiter::new("b", 2, 3600);
-        a.record(store.as_ref(), "127.0.0.1", now).await.unwrap();
-        b.record(store.as_ref(), "127.0.0.1", now).await.unwrap();
-        assert_eq!(a.blocked("127.0.0.1", now), None);
-        assert_eq!(b.blocked("127.0.0.1", now), None);
-        a.record(store.as_ref(), "127.0.0.1", now).await.unwrap();
+        let store = store.as_ref();
+        let _ = a.reserve(store, "127.0.0.1", now).await.unwrap();
+        let _ = b.reserve(store, "127.0.0.1", now).await.unwrap();
+        let _ = a.reserve(store, "127.0.0.1", now).await.unwrap();
+        assert!(matches!(
+            a.reserve(store, "127.0.0.1", now).await.unwrap(),
+            Admission::Refused(300)
+        ));
         assert_eq!(a.blocked("127.0.0.1", now), Some(300));
         assert_eq!(
             b.blocked("127.0.0.1", now),
             None,
             "b counted only its own event"
+        );
+        assert!(
+            matches!(
+                b.reserve(store, "127.0.0.1", now).await.unwrap(),
+                Admission::Admitted(_)
+            ),
+            "b has room for its second event"
         );
         assert_eq!(
             CountedLimiter::new("c", 0, 60).blocked("x", now),
@@ -220,6 +297,55 @@ mod tests {
     }
 
     use super::*;
+
+    fn admitted(a: Admission) -> Reservation {
+        match a {
+            Admission::Admitted(r) => r,
+            Admission::Refused(wait) => panic!("refused for {wait} s"),
+        }
+    }
+
+    #[tokio::test]
+    async fn reservations_hold_the_limit_and_releases_free_a_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let store = portcullis_store::open(&url, &portcullis_store::StoreOptions::default())
+            .await
+            .unwrap();
+        let store = store.as_ref();
+        let now: i64 = 500_000 * 3600;
+        let l = CountedLimiter::new("r", 2, 300);
+        let first = admitted(l.reserve(store, "ip", now).await.unwrap());
+        let _second = admitted(l.reserve(store, "ip", now).await.unwrap());
+        assert!(matches!(
+            l.reserve(store, "ip", now + 10).await.unwrap(),
+            Admission::Refused(290)
+        ));
+        assert_eq!(l.blocked("ip", now + 10), Some(290), "remembered");
+        l.release(store, first).await.unwrap();
+        assert_eq!(
+            l.blocked("ip", now + 10),
+            None,
+            "a released place is free again"
+        );
+        let _third = admitted(l.reserve(store, "ip", now + 10).await.unwrap());
+        assert!(matches!(
+            l.reserve(store, "ip", now + 10).await.unwrap(),
+            Admission::Refused(_)
+        ));
+        assert!(
+            matches!(
+                l.reserve(store, "other", now).await.unwrap(),
+                Admission::Admitted(_)
+            ),
+            "keys count apart"
+        );
+        let off = CountedLimiter::new("off", 0, 300);
+        for _ in 0..5 {
+            let r = admitted(off.reserve(store, "ip", now).await.unwrap());
+            off.release(store, r).await.unwrap();
+        }
+    }
 
     #[test]
     fn blocks_after_limit_until_window_ends() {

@@ -4,12 +4,14 @@
 use crate::error::{json_error, OAuthError};
 use crate::form::content_type_is;
 use crate::guesses::caller_ip;
+use crate::limits::Admission;
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use portcullis_authz::AuthzError;
 use portcullis_proto::registration::ClientMetadata;
 use std::sync::Arc;
 
@@ -24,21 +26,11 @@ pub async fn register(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     // Registrations per client address per hour (security notes, "Registration"; RFC 7591 §5 leaves abuse
-    // limits to the server). Only successful registrations count: they are what fills the database.
+    // limits to the server). A known-blocked address is refused before anything is read.
     let ip_key = caller_ip(&extensions);
     let now = s.authz.core().now();
-    let limited = s.register_per_ip.enabled();
     if let Some(wait) = s.register_per_ip.blocked(&ip_key, now) {
-        tracing::info!(ip = %ip_key, "registration rate limit reached");
-        let mut resp = json_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "temporarily_unavailable",
-            "too many client registrations from this address; retry later",
-        );
-        if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return resp;
+        return too_many_registrations(&ip_key, wait);
     }
     let body = match body {
         Ok(b) => b,
@@ -68,23 +60,45 @@ pub async fn register(
             return json_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", what);
         }
     };
+    // A place under the limit is taken before the registration (one conditional upsert), so parallel
+    // requests cannot overshoot it; only successful registrations keep theirs: they are what fills the database.
+    let store = s.authz.core().store();
+    let reservation = match s
+        .register_per_ip
+        .reserve(store.as_ref(), &ip_key, now)
+        .await
+    {
+        Ok(Admission::Admitted(r)) => r,
+        Ok(Admission::Refused(wait)) => return too_many_registrations(&ip_key, wait),
+        Err(e) => return OAuthError::from(AuthzError::from(e)).into_response(),
+    };
     match s.authz.registrations().register(meta).await {
         Ok(info) => {
-            if limited {
-                if let Err(e) = s
-                    .register_per_ip
-                    .record(s.authz.core().store().as_ref(), &ip_key, now)
-                    .await
-                {
-                    tracing::warn!(error = %e, "could not count the registration against its address's limit");
-                }
-            }
             tracing::info!(client_id = %info.client_id, "client registered");
             let mut resp = (StatusCode::CREATED, axum::Json(info)).into_response();
             resp.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             resp
         }
-        Err(e) => OAuthError::from(e).into_response(),
+        Err(e) => {
+            if let Err(err) = s.register_per_ip.release(store.as_ref(), reservation).await {
+                tracing::warn!(error = %err, "could not release a refused registration's place under the limit");
+            }
+            OAuthError::from(e).into_response()
+        }
     }
+}
+
+/// 429 with `Retry-After`: the address registered its limit in this window.
+fn too_many_registrations(ip: &str, wait: i64) -> Response {
+    tracing::info!(%ip, "registration rate limit reached");
+    let mut resp = json_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "temporarily_unavailable",
+        "too many client registrations from this address; retry later",
+    );
+    if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
 }

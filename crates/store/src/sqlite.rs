@@ -427,6 +427,41 @@ impl RateLimitStore for SqliteStore {
         })
         .await
     }
+
+    async fn reserve_hit(
+        &self,
+        key: &str,
+        window_start: i64,
+        expires_at: i64,
+        limit: u32,
+    ) -> Result<Option<u32>, StoreError> {
+        let key = key.to_owned();
+        // A full window is left as it is: the upsert's `WHERE` fails, so no row is updated or returned.
+        let hits: Option<i64> = self
+            .write(Undo::Statement, move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO rate_limits (limit_key, window_start, hits, expires_at) VALUES (?, ?, 1, ?) \
+                     ON CONFLICT (limit_key, window_start) DO UPDATE SET hits = hits + 1 WHERE hits < ? \
+                     RETURNING hits",
+                )?
+                .query_row(params![key, window_start, expires_at, limit], |r| r.get(0))
+                .optional()
+            })
+            .await?;
+        Ok(hits.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
+    async fn release_hit(&self, key: &str, window_start: i64) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.write(Undo::Statement, move |conn| {
+            conn.prepare_cached(
+                "UPDATE rate_limits SET hits = hits - 1 WHERE limit_key = ? AND window_start = ? AND hits > 0",
+            )?
+            .execute(params![key, window_start])
+            .map(drop)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use super::Runtime;
 use crate::authorize::see_other;
 use crate::cookies;
 use crate::error::page_error;
+use crate::limits::Admission;
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -90,7 +91,8 @@ pub async fn start(
     resp
 }
 
-/// Counts a start against the client address ([`Runtime::start_limiter`]); a 429 page when over the limit.
+/// Counts a start against the client address ([`Runtime::start_limiter`]), a place taken before the work so
+/// parallel starts cannot overshoot the limit; a 429 page when over it.
 async fn count_start(
     s: &AppState,
     rt: &Runtime,
@@ -98,27 +100,33 @@ async fn count_start(
     ip: &str,
 ) -> Result<(), Box<Response>> {
     let now = s.authz.core().now();
-    let limiter = rt.start_limiter();
-    if let Some(wait) = limiter.blocked(ip, now) {
-        let f = Failure::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_sign_ins",
-            "Too many sign-ins",
-            "Too many sign-ins were started from this address. Wait a few minutes and try again.",
-        );
-        let mut resp = f.render(s, name, &[]);
-        if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Err(Box::new(resp));
-    }
-    if let Err(e) = limiter
-        .record(s.authz.core().store().as_ref(), ip, now)
+    let wait = match rt
+        .start_limiter()
+        .reserve(s.authz.core().store().as_ref(), ip, now)
         .await
     {
-        tracing::warn!(error = %e, "could not count the sign-in against its address's limit");
+        // Every start counts: the place is kept.
+        Ok(Admission::Admitted(_kept)) => return Ok(()),
+        Ok(Admission::Refused(wait)) => wait,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not count the sign-in against its address's limit");
+            return Err(Box::new(page_error(
+                &AuthzError::from(e),
+                &s.routes.stylesheet,
+            )));
+        }
+    };
+    let f = Failure::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_sign_ins",
+        "Too many sign-ins",
+        "Too many sign-ins were started from this address. Wait a few minutes and try again.",
+    );
+    let mut resp = f.render(s, name, &[]);
+    if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
-    Ok(())
+    Err(Box::new(resp))
 }
 
 /// The runtime and the provider called `name`, if federation is on and it exists.

@@ -289,7 +289,8 @@ fn is_json_content_type(value: &str) -> bool {
 /// `fe80::/10`), CGNAT (`100.64/10`, RFC 6598), multicast, broadcast and reserved (`240/4`), `0/8`, IETF
 /// protocol assignments (`192.0.0/24`), documentation and benchmarking ranges, site-local `fec0::/10`, and
 /// IPv6 addresses that embed an IPv4 address (mapped, compatible, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`,
-/// Teredo `2001::/32`) unless the embedded address is itself public.
+/// Teredo `2001::/32`) unless the embedded address is itself public, and the local-use translation prefix
+/// `64:ff9b:1::/48` (RFC 8215) whatever it embeds.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
@@ -326,7 +327,12 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         return s[6] != 0 && is_public_v4(embedded(s[6], s[7])) && !ip.is_loopback();
     }
     if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        return is_public_v4(embedded(s[6], s[7])); // NAT64
+        return is_public_v4(embedded(s[6], s[7])); // NAT64 well-known prefix (RFC 6052 §2.1)
+    }
+    if s[..3] == [0x64, 0xff9b, 1] {
+        // Local-use IPv4/IPv6 translation 64:ff9b:1::/48 (RFC 8215): never global, and where the IPv4 address
+        // sits depends on the operator's prefix length (RFC 6052 §2.2), so no embedded address is trusted.
+        return false;
     }
     if s[0] == 0x2002 {
         return is_public_v4(embedded(s[1], s[2])); // 6to4
@@ -338,6 +344,8 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated)
         || (s[0] & 0xff00) == 0xff00 // multicast
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || (s[0] == 0x3fff && s[1] & 0xf000 == 0) // documentation 3fff::/20 (RFC 9637)
+        || (s[0] == 0x2001 && s[1] == 0x0002 && s[2] == 0) // benchmarking 2001:2::/48 (RFC 5180)
         || (s[0] == 0x2001 && s[1] == 0) // Teredo (embeds an address)
         || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]); // discard-only 100::/64
     !refused
@@ -476,6 +484,20 @@ mod tests {
             "2002:a00:1::",
             "2001:0:4136:e378::1",
             "100::1",
+            // NAT64: the well-known prefix embeds private, loopback and metadata addresses (checked as IPv4);
+            // the local-use prefix (RFC 8215) is refused whatever it embeds, at any prefix length.
+            "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "64:ff9b::c0a8:101",
+            "64:ff9b::0.0.0.0",
+            "64:ff9b:1::808:808",
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1:ffff:ffff:ffff:ffff:ffff",
+            "64:ff9b:1:808:8:800::",
+            "3fff::1",
+            "3fff:fff::1",
+            "2001:2::1",
+            "2001:2:0:ffff::1",
         ] {
             assert!(!is_public(ip(refused)), "{refused} must be refused");
         }
@@ -495,6 +517,10 @@ mod tests {
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
             "2002:808:808::1",
+            "64:ff9b:2::808:808",
+            "2001:3::1",
+            "3ffe:ffff::1",
+            "3fff:1000::1",
         ] {
             assert!(is_public(ip(public)), "{public} must be allowed");
         }

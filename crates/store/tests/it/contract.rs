@@ -827,3 +827,38 @@ pub(crate) async fn rate_limits(s: Arc<dyn Storage>) {
     assert_eq!(s.purge_expired(NOW + 61).await.unwrap(), 2);
     assert_eq!(s.hits("busy", NOW).await.unwrap(), 0);
 }
+
+/// A reservation is one conditional upsert: however many callers race, exactly `limit` get a place; a full
+/// window is left as it is; a released place can be taken again.
+pub(crate) async fn rate_limit_reservations(s: Arc<dyn Storage>) {
+    assert_eq!(s.reserve_hit("r", NOW, NOW + 60, 2).await.unwrap(), Some(1));
+    assert_eq!(s.reserve_hit("r", NOW, NOW + 60, 2).await.unwrap(), Some(2));
+    assert_eq!(s.reserve_hit("r", NOW, NOW + 60, 2).await.unwrap(), None);
+    assert_eq!(s.hits("r", NOW).await.unwrap(), 2, "a refusal adds nothing");
+    s.release_hit("r", NOW).await.unwrap();
+    assert_eq!(s.hits("r", NOW).await.unwrap(), 1);
+    assert_eq!(s.reserve_hit("r", NOW, NOW + 60, 2).await.unwrap(), Some(2));
+    // Another window of the same key is counted apart; releasing an absent window is harmless.
+    assert_eq!(
+        s.reserve_hit("r", NOW + 60, NOW + 120, 2).await.unwrap(),
+        Some(1)
+    );
+    s.release_hit("absent", NOW).await.unwrap();
+    s.release_hit("r", NOW + 60).await.unwrap();
+    s.release_hit("r", NOW + 60).await.unwrap();
+    assert_eq!(s.hits("r", NOW + 60).await.unwrap(), 0, "never below zero");
+    // Concurrent reservations: exactly the limit succeed.
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.reserve_hit("race", NOW, NOW + 60, 5).await.unwrap() })
+        })
+        .collect();
+    let mut granted = Vec::new();
+    for t in tasks {
+        granted.extend(t.await.unwrap());
+    }
+    granted.sort_unstable();
+    assert_eq!(granted, vec![1, 2, 3, 4, 5]);
+    assert_eq!(s.hits("race", NOW).await.unwrap(), 5);
+}

@@ -200,5 +200,6 @@ on_every_backend!(
     keys_first_start_race,
     purge,
     introspection_credentials_stay,
-    rate_limits
+    rate_limits,
+    rate_limit_reservations
 );

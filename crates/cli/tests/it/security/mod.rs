@@ -7,7 +7,8 @@
 //! refresh tokens: replays, races, cross-client use, widening), [`jwt`] (forged access tokens at /mcp),
 //! [`csrf`] (CSRF, consent replay across browsers, framing), [`input`] (oversized and malformed input, SQL
 //! metacharacters, NUL bytes), [`enumeration`] (user enumeration, brute force, password hashing off the runtime),
-//! [`abuse`] (registration rate limit).
+//! [`abuse`] (registration rate limit), [`limits_races`] (limits under parallel requests, guesses at /revoke,
+//! hidden characters in client names).
 
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
@@ -16,6 +17,7 @@ mod csrf;
 mod enumeration;
 mod input;
 mod jwt;
+mod limits_races;
 mod pkce;
 mod redirect_uri;
 mod replay;
