@@ -7,18 +7,21 @@
 //! refresh tokens: replays, races, cross-client use, widening), [`jwt`] (forged access tokens at /mcp),
 //! [`csrf`] (CSRF, consent replay across browsers, framing), [`input`] (oversized and malformed input, SQL
 //! metacharacters, NUL bytes), [`enumeration`] (user enumeration, brute force, password hashing off the runtime),
-//! [`abuse`] (registration rate limit).
+//! [`abuse`] (registration rate limit), [`slow_clients`] (header read timeout, connection cap),
+//! [`gateway_streams`] (event streams per caller at the gateway).
 
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
 mod abuse;
 mod csrf;
 mod enumeration;
+mod gateway_streams;
 mod input;
 mod jwt;
 mod pkce;
 mod redirect_uri;
 mod replay;
+mod slow_clients;
 
 use crate::support::{self, Page, Server};
 use reqwest::header::CONTENT_TYPE;
