@@ -129,6 +129,19 @@ struct ServeArgs {
     /// milliseconds, then close what is left (default 30000).
     #[arg(long, env = "PORTCULLIS_DRAIN_TIMEOUT_MS")]
     drain_timeout_ms: Option<u64>,
+    /// Most client connections open at once; one more is accepted and closed at once (default: half the open-file
+    /// limit less 128, at most 4096; 448 under the common 1024). See SECURITY.md.
+    #[arg(long, env = "PORTCULLIS_MAX_CONNECTIONS")]
+    max_connections: Option<u32>,
+    /// Milliseconds a client has to send a request's whole header section, counted from the connection's start
+    /// or the end of the previous response (so also the longest idle keep-alive); then the connection is closed
+    /// (default 10000).
+    #[arg(long, env = "PORTCULLIS_HEADER_READ_TIMEOUT_MS")]
+    header_read_timeout_ms: Option<u64>,
+    /// Gateway mode: event streams (GET streams, POST answers streamed as events) one user may hold open at once
+    /// through one client, per gateway; one more gets 429 (default 8; 0: no limit).
+    #[arg(long, env = "PORTCULLIS_GATEWAY_STREAMS_PER_CALLER")]
+    gateway_streams_per_caller: Option<u32>,
     /// For testing only: fetch Client ID Metadata Documents from HOST:PORT without the SSRF address check and
     /// over plain http (repeatable; e.g. a loopback document server in a test). Never use in production.
     #[arg(long = "cimd-allow-host", value_name = "HOST:PORT")]
@@ -185,6 +198,9 @@ impl ServeArgs {
             idle_client_ttl: self.idle_client_ttl,
             log_format: self.log_format,
             drain_timeout_ms: self.drain_timeout_ms,
+            max_connections: self.max_connections,
+            header_read_timeout_ms: self.header_read_timeout_ms,
+            gateway_streams_per_caller: self.gateway_streams_per_caller,
             upstream: self.upstream,
             upstream_timeout_ms: self.upstream_timeout_ms,
             upstream_stream_idle_timeout_ms: self.upstream_stream_idle_timeout_ms,

@@ -1,11 +1,13 @@
 //! The server's typed configuration. The binary builds it from the TOML file, `PORTCULLIS_*` environment
 //! variables and flags; everything here is already checked.
 
+use crate::connections::{ConnectionLimits, MAX_CONNECTIONS_LIMIT};
 use crate::gateway::config::{check_routes, GatewayConfig, GatewayConfigError, RouteConfig};
 use portcullis_authz::client_reaping::ReapPolicy;
 use portcullis_authz::config::{default_scopes, ScopeInfo};
 use portcullis_authz::AuthzConfig;
 use portcullis_proto::{PrivateUseSchemes, Scope};
+use std::time::Duration;
 use url::Url;
 
 /// Server configuration.
@@ -58,6 +60,8 @@ pub struct ServerConfig {
     pub sign_in: crate::pages::SignInOptions,
     /// Private-use redirect schemes clients may register besides reverse-domain ones (RFC 8252 §7.1).
     pub allowed_redirect_schemes: PrivateUseSchemes,
+    /// The connection cap and the header read timeout (`max_connections`, `header_read_timeout_ms`).
+    pub connections: ConnectionLimits,
 }
 
 /// The longest refresh grace period accepted, seconds: the window only has to cover a retry or a race, and
@@ -77,6 +81,9 @@ pub enum ConfigError {
     /// A lifetime is out of range.
     #[error("{0}")]
     Lifetime(String),
+    /// A connection limit is out of range.
+    #[error("{0}")]
+    Limit(String),
     /// A gateway setting (routes, per-tool scopes) is inconsistent.
     #[error(transparent)]
     Gateway(#[from] GatewayConfigError),
@@ -141,6 +148,7 @@ impl ServerConfig {
             cimd_allow_hosts: Vec::new(),
             sign_in: crate::pages::SignInOptions::default(),
             allowed_redirect_schemes: PrivateUseSchemes::mcp_clients(),
+            connections: ConnectionLimits::default(),
         }
     }
 
@@ -170,6 +178,7 @@ impl ServerConfig {
                 "refresh_grace_period must be 0 to {MAX_REFRESH_GRACE_PERIOD} seconds"
             )));
         }
+        self.check_connections()?;
         let routes = crate::routes::Routes::new(&self.issuer, &self.mcp_path);
         check_routes(
             &self.gateway_routes,
@@ -178,6 +187,23 @@ impl ServerConfig {
             &routes.reserved(),
             &self.scopes,
         )?;
+        Ok(())
+    }
+
+    /// `max_connections` 1 to [`MAX_CONNECTIONS_LIMIT`], `header_read_timeout_ms` 100 ms to 10 minutes.
+    fn check_connections(&self) -> Result<(), ConfigError> {
+        let c = &self.connections;
+        if !(1..=MAX_CONNECTIONS_LIMIT).contains(&c.max_connections) {
+            return Err(ConfigError::Limit(format!(
+                "max_connections must be 1 to {MAX_CONNECTIONS_LIMIT}"
+            )));
+        }
+        let timeout = Duration::from_millis(100)..=Duration::from_secs(600);
+        if !timeout.contains(&c.header_read_timeout) {
+            return Err(ConfigError::Limit(
+                "header_read_timeout_ms must be 100 to 600000 milliseconds".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -230,6 +256,21 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn connection_limits_bounds() {
+        let mut c = ServerConfig::new(parse_issuer("http://127.0.0.1:8080").unwrap());
+        assert_eq!(c.check(), Ok(()), "the defaults");
+        c.connections.max_connections = 0;
+        assert!(matches!(c.check(), Err(ConfigError::Limit(m)) if m.contains("max_connections")));
+        c.connections.max_connections = 20;
+        c.connections.header_read_timeout = Duration::from_millis(99);
+        assert!(
+            matches!(c.check(), Err(ConfigError::Limit(m)) if m.contains("header_read_timeout_ms"))
+        );
+        c.connections.header_read_timeout = Duration::from_secs(1);
+        assert_eq!(c.check(), Ok(()));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`settings`]: the layered settings of `serve` (TOML file → `PORTCULLIS_*` environment → flags).
 //! - [`assembly`]: settings → listener, configuration → `Authz` → [`AppState`] → serving until shutdown.
 //! - [`config`]: the typed server configuration (issuer, paths, lifetimes, limits).
+//! - [`connections`]: the accept loop under the router: the connection cap and the header read timeout.
 //! - [`routes`]: every route path, built once from the issuer; the metadata documents use the same values.
 //! - [`state`]: [`AppState`], shared by every handler.
 //! - [`error`]: the one place errors become HTTP responses (status, RFC JSON body, headers).
@@ -37,6 +38,7 @@ pub mod authorize;
 pub mod background;
 pub mod client_auth;
 pub mod config;
+pub mod connections;
 pub mod cookies;
 pub mod cors;
 pub mod error;
@@ -236,7 +238,8 @@ async fn limit_and_trace(req: Request<axum::body::Body>, next: Next) -> Response
     resp
 }
 
-/// Serves `state` on `listener` until `shutdown` completes, then drains in-flight requests.
+/// Serves `state` on `listener` until `shutdown` completes, then drains in-flight requests (within the
+/// [`connections::ConnectionLimits`] of its configuration).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
@@ -255,15 +258,12 @@ pub async fn serve(
     }
     let jobs = background::spawn(state.clone());
     let closing = state.clone();
-    let result = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let limits = state.config.connections;
+    connections::serve(listener, app(state), limits, async move {
         shutdown.await;
         closing.stream_closer.close_streams();
     })
     .await;
     jobs.abort();
-    result
+    Ok(())
 }

@@ -14,6 +14,8 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_STREAM_IDLE_TIMEOUT_MS: u64 = 300_000;
 /// Default largest non-streaming (JSON) upstream response body, bytes.
 pub const DEFAULT_MAX_RESPONSE: usize = 16 * 1024 * 1024;
+/// Default most event streams one caller (user and client) holds open at once through one gateway.
+pub const DEFAULT_STREAMS_PER_CALLER: u32 = 8;
 
 /// Gateway configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,9 @@ pub struct GatewayConfig {
     /// Send the caller's token at an identity provider upstream (`upstream_token_from`,
     /// [`super::upstream_token`]); `None`: no upstream credential, as before.
     pub upstream_token: Option<UpstreamTokenConfig>,
+    /// Most event streams one caller (the token's `sub` and `client_id`) holds open at once through this
+    /// gateway, each an upstream connection ([`super::streams`]); 0: no limit.
+    pub streams_per_caller: u32,
 }
 
 /// `upstream_token_from` and its companions: which of the caller's upstream tokens the gateway sends, and how.
@@ -242,6 +247,7 @@ impl GatewayConfig {
             identity_jwt: false,
             hide_unauthorized_tools: false,
             upstream_token: None,
+            streams_per_caller: DEFAULT_STREAMS_PER_CALLER,
         }
     }
 

@@ -14,8 +14,9 @@
 //! to the log only.
 
 use super::identity::IDENTITY_HEADER;
+use super::streams::StreamSlot;
 use super::tool_filter::ToolFilter;
-use super::upstream::{rpc_error, until_closing, Gateway};
+use super::upstream::{rpc_error, too_many_streams, until_closing, Gateway};
 use crate::mcp::{SESSION_HEADER, VERSION_HEADER};
 use crate::state::AppState;
 use axum::body::Body;
@@ -88,12 +89,20 @@ pub(crate) struct Extras {
     closing: Option<tokio::sync::watch::Receiver<u64>>,
     /// The caller's upstream token and its header (`upstream_token_from`, [`super::upstream_token`]).
     upstream_credential: Option<(HeaderName, HeaderValue)>,
+    /// The caller's stream slot, taken before the request (a `GET`); else one is taken if the answer is an
+    /// event stream ([`super::streams`]).
+    stream_slot: Option<StreamSlot>,
 }
 
 impl Extras {
     /// Sends the caller's upstream token in `header`.
     pub(crate) fn set_upstream_credential(&mut self, header: (HeaderName, HeaderValue)) {
         self.upstream_credential = Some(header);
+    }
+
+    /// Holds `slot` for the stream this request opens (released with the response if it is not one).
+    pub(crate) fn set_stream_slot(&mut self, slot: StreamSlot) {
+        self.stream_slot = Some(slot);
     }
 }
 
@@ -115,6 +124,7 @@ pub(crate) fn extras(g: &Gateway, s: &AppState, p: &VerifiedToken, body: Option<
         tool_filter,
         closing: body.is_none().then(|| s.stream_closer.subscribe()),
         upstream_credential: None,
+        stream_slot: None,
     }
 }
 
@@ -214,7 +224,7 @@ pub(crate) async fn forward(
     p: &VerifiedToken,
     body: Option<bytes::Bytes>,
     id: Value,
-    extras: Extras,
+    mut extras: Extras,
 ) -> Response {
     let deadline = tokio::time::Instant::now() + g.config.timeout;
     let resp = match send(g, &method, headers, p, body, &extras, deadline).await {
@@ -234,7 +244,16 @@ pub(crate) async fn forward(
         }
     }
     let built = if is_event_stream(resp.headers()) {
-        stream_through(g, &method, builder, resp, extras)
+        // Checked before the request too (`is_full`); this is the count, which parallel requests cannot pass.
+        let slot = extras
+            .stream_slot
+            .take()
+            .or_else(|| g.streams.acquire(p, g.config.streams_per_caller));
+        let Some(slot) = slot else {
+            tracing::info!(sub = %p.claims.sub, client_id = %p.claims.client_id, "gateway stream limit reached");
+            return too_many_streams(id);
+        };
+        stream_through(g, &method, builder, resp, extras, slot)
     } else {
         match read_whole(g, resp, deadline, extras).await {
             Ok(buf) => builder.body(Body::from(buf)),
@@ -301,25 +320,42 @@ fn is_error_status(status: StatusCode) -> bool {
         || status == StatusCode::PROXY_AUTHENTICATION_REQUIRED
 }
 
+/// `stream` holding `slot` until it is dropped (ended by either side, or at shutdown).
+fn holding<S, T>(stream: S, slot: StreamSlot) -> impl futures_util::Stream<Item = T> + Send
+where
+    S: futures_util::Stream<Item = T> + Send + 'static,
+    T: Send + 'static,
+{
+    use futures_util::StreamExt;
+    stream.map(move |item| {
+        let _held = &slot;
+        item
+    })
+}
+
 /// Server-sent events: every chunk is passed on as it arrives; the stream may outlive the timeout. A reverse
-/// proxy in front of Portcullis is asked not to buffer either.
+/// proxy in front of Portcullis is asked not to buffer either. The stream holds the caller's `slot`.
 fn stream_through(
     g: &Gateway,
     method: &Method,
     builder: axum::http::response::Builder,
     resp: reqwest::Response,
     extras: Extras,
+    slot: StreamSlot,
 ) -> Result<Response, axum::http::Error> {
     let builder = builder.header("x-accel-buffering", "no");
     if method == Method::GET {
         // The standalone server-to-client stream never ends by itself: end it when the server shuts down.
         if let Some(closing) = extras.closing {
-            let stream = until_closing(resp.bytes_stream(), closing);
+            let stream = until_closing(holding(resp.bytes_stream(), slot), closing);
             return builder.body(Body::from_stream(stream));
         }
     }
     // The answer to a request: an upstream that stops sending must not hold the client forever.
-    let upstream = until_idle(resp.bytes_stream(), g.config.stream_idle_timeout);
+    let upstream = until_idle(
+        holding(resp.bytes_stream(), slot),
+        g.config.stream_idle_timeout,
+    );
     match extras.tool_filter {
         Some(filter) => builder.body(Body::from_stream(
             filter.rewrite_sse(upstream, g.config.max_response),

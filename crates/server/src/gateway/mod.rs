@@ -8,6 +8,8 @@
 //! - [`forward`]: the upstream request (allow-listed headers plus identity headers) and the response (streamed
 //!   for `text/event-stream`, size-limited for JSON; 502/504 with a JSON-RPC error body on failure).
 //! - [`identity`]: the optional signed identity header (`X-Portcullis-Identity`), cached per caller and upstream.
+//! - [`streams`]: the cap on event streams open at once per caller (user and client), each an upstream
+//!   connection; beyond it 429.
 //! - [`tool_filter`]: the optional removal of uncallable tools from `tools/list` answers (JSON and SSE).
 //! - [`upstream_token`]: the optional caller's token at an identity provider on the forwarded request
 //!   (`upstream_token_from`), or the 401 challenge sending the user through sign-in again.
@@ -22,13 +24,14 @@ pub mod forward;
 pub mod identity;
 pub mod mount;
 pub mod sessions;
+pub mod streams;
 pub mod tool_filter;
 pub mod upstream;
 pub mod upstream_token;
 
 pub use config::{GatewayConfig, GatewayConfigError, RouteConfig};
 pub(crate) use upstream::rpc_error;
-use upstream::Gateway;
+use upstream::{too_many_streams, Gateway};
 
 use crate::guard;
 use crate::mcp::SESSION_HEADER;
@@ -273,6 +276,11 @@ async fn handle_post(
             Err(_) => return rpc_error(StatusCode::BAD_REQUEST, id, -32700, "parse error"),
         }
     };
+    // A caller at its stream cap: refused before the upstream sees the request, since its answer may be a
+    // stream (the count itself is taken when it is one, in `forward`).
+    if g.streams.is_full(&p, g.config.streams_per_caller) {
+        return too_many_streams(id);
+    }
     let extras = match with_upstream_token(&s, &g, &p, extras, &id).await {
         Ok(e) => e,
         Err(resp) => return resp,
@@ -290,7 +298,8 @@ async fn handle_post(
     seal_session(&s, &g, &p, id, resp).await
 }
 
-/// `GET` on the MCP endpoint: the server-to-client SSE stream, streamed through unbuffered.
+/// `GET` on the MCP endpoint: the server-to-client SSE stream, streamed through unbuffered; one of the caller's
+/// [`streams`] (429 beyond the cap).
 async fn handle_get(
     State(s): State<Arc<AppState>>,
     Extension(g): Extension<Arc<Gateway>>,
@@ -301,7 +310,12 @@ async fn handle_get(
         Ok(h) => h,
         Err(resp) => return resp,
     };
-    let extras = forward::extras(&g, &s, &p, None);
+    // The GET stream is counted before the upstream is asked for it.
+    let Some(slot) = g.streams.acquire(&p, g.config.streams_per_caller) else {
+        return too_many_streams(Value::Null);
+    };
+    let mut extras = forward::extras(&g, &s, &p, None);
+    extras.set_stream_slot(slot);
     let extras = match with_upstream_token(&s, &g, &p, extras, &Value::Null).await {
         Ok(e) => e,
         Err(resp) => return resp,

@@ -6,12 +6,14 @@
 use super::config::GatewayConfig;
 use super::identity::IdentitySigner;
 use super::sessions::SessionIds;
+use super::streams::StreamCounts;
 use crate::guard;
 use crate::state::AppState;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use portcullis_proto::Scope;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// A route's protected resource, computed once at start-up.
 #[derive(Debug, Clone)]
@@ -48,6 +50,8 @@ pub struct Gateway {
     pub(super) route: Option<RouteResource>,
     /// Cached identity assertions (`[gateway] identity_jwt`).
     pub(super) identity: IdentitySigner,
+    /// Open event streams per caller (`gateway_streams_per_caller`).
+    pub(super) streams: Arc<StreamCounts>,
 }
 
 impl Gateway {
@@ -66,6 +70,7 @@ impl Gateway {
             sessions: SessionIds::default(),
             route: None,
             identity: IdentitySigner::default(),
+            streams: Arc::default(),
         }
     }
 
@@ -109,4 +114,20 @@ pub(crate) fn rpc_error(status: StatusCode, id: Value, code: i64, message: &str)
         axum::Json(body),
     )
         .into_response()
+}
+
+/// 429 with `Retry-After` and a JSON-RPC error body (the gateway's error format): the caller holds as many
+/// streams as allowed.
+pub(crate) fn too_many_streams(id: Value) -> Response {
+    let mut resp = rpc_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        id,
+        -32000,
+        "too many open streams for this user and client; close one and retry",
+    );
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(crate::error::RETRY_AFTER_SECS),
+    );
+    resp
 }

@@ -63,6 +63,12 @@ pub struct FileSettings {
     pub db_statement_timeout_ms: Option<u64>,
     pub log_format: Option<String>,
     pub drain_timeout_ms: Option<u64>,
+    /// Most client connections open at once (default from the descriptor limit, at most 4096).
+    pub max_connections: Option<u32>,
+    /// Longest wait for a request's header section, and longest idle keep-alive (default 10000).
+    pub header_read_timeout_ms: Option<u64>,
+    /// Most gateway event streams open at once per user and client (default 8; 0: no limit).
+    pub gateway_streams_per_caller: Option<u32>,
     pub gateway: Option<GatewaySettings>,
     /// `[[scopes]]`: the scope catalogue (replaces the built-in one when present).
     pub scopes: Option<Vec<ScopeSetting>>,
@@ -142,6 +148,9 @@ pub struct Overrides {
     pub idle_client_ttl: Option<i64>,
     pub log_format: Option<String>,
     pub drain_timeout_ms: Option<u64>,
+    pub max_connections: Option<u32>,
+    pub header_read_timeout_ms: Option<u64>,
+    pub gateway_streams_per_caller: Option<u32>,
     pub upstream: Option<String>,
     pub upstream_timeout_ms: Option<u64>,
     pub upstream_stream_idle_timeout_ms: Option<u64>,
@@ -256,6 +265,9 @@ pub struct Tunables {
     pub token_failures_per_ip: Option<u32>,
     pub tokenless_client_ttl: Option<i64>,
     pub idle_client_ttl: Option<i64>,
+    pub max_connections: Option<u32>,
+    pub header_read_timeout_ms: Option<u64>,
+    pub gateway_streams_per_caller: Option<u32>,
 }
 
 /// Every setting of `serve`, layered and parsed. Only the issuer's default waits for the bound address.
@@ -380,6 +392,13 @@ impl Settings {
                 token_failures_per_ip: flags.token_failures_per_ip.or(file.token_failures_per_ip),
                 tokenless_client_ttl: flags.tokenless_client_ttl.or(file.tokenless_client_ttl),
                 idle_client_ttl: flags.idle_client_ttl.or(file.idle_client_ttl),
+                max_connections: flags.max_connections.or(file.max_connections),
+                header_read_timeout_ms: flags
+                    .header_read_timeout_ms
+                    .or(file.header_read_timeout_ms),
+                gateway_streams_per_caller: flags
+                    .gateway_streams_per_caller
+                    .or(file.gateway_streams_per_caller),
             },
             upstream,
             gateway_routes,
@@ -416,8 +435,20 @@ impl Settings {
         let reap = &mut config.client_reaping;
         set(&mut reap.tokenless_after, t.tokenless_client_ttl);
         set(&mut reap.idle_after, t.idle_client_ttl);
+        if let Some(n) = t.max_connections {
+            config.connections.max_connections = n;
+        }
+        if let Some(ms) = t.header_read_timeout_ms {
+            config.connections.header_read_timeout = Duration::from_millis(ms);
+        }
         config.upstream.clone_from(&self.upstream);
         config.gateway_routes.clone_from(&self.gateway_routes);
+        if let Some(n) = t.gateway_streams_per_caller {
+            let routes = config.gateway_routes.iter_mut().map(|r| &mut r.gateway);
+            for g in config.upstream.iter_mut().chain(routes) {
+                g.streams_per_caller = n;
+            }
+        }
         config.cimd_allow_hosts.clone_from(&self.cimd_allow_hosts);
         if let Some((catalogue, default_scope)) = &self.scopes {
             config.scopes.clone_from(catalogue);
@@ -654,6 +685,40 @@ mod tests {
             .unwrap()
             .server_config(issuer());
         assert!(c.check().is_err(), "a negative lifetime is refused");
+    }
+
+    /// `max_connections`, `header_read_timeout_ms`, `gateway_streams_per_caller`: flag over file over default;
+    /// the stream cap reaches the MCP endpoint's gateway and every route.
+    #[test]
+    fn connection_and_stream_limits_layer() {
+        let issuer = || url::Url::parse("http://127.0.0.1:1").unwrap();
+        let d = Settings::layered(Overrides::default(), FileSettings::default())
+            .unwrap()
+            .server_config(issuer());
+        assert_eq!(
+            d.connections,
+            crate::connections::ConnectionLimits::default()
+        );
+        let file: FileSettings = toml::from_str(
+            "max_connections = 50\nheader_read_timeout_ms = 3000\ngateway_streams_per_caller = 2\n\
+             [gateway]\nupstream = \"http://127.0.0.1:9/mcp\"\n\
+             [[gateway.routes]]\npath = \"/r/mcp\"\nupstream = \"http://127.0.0.1:9/r\"",
+        )
+        .unwrap();
+        let flags = Overrides {
+            max_connections: Some(20),
+            ..Overrides::default()
+        };
+        let c = Settings::layered(flags, file)
+            .unwrap()
+            .server_config(issuer());
+        assert_eq!(c.connections.max_connections, 20, "the flag wins");
+        assert_eq!(
+            c.connections.header_read_timeout,
+            Duration::from_millis(3000)
+        );
+        assert_eq!(c.upstream.as_ref().unwrap().streams_per_caller, 2);
+        assert_eq!(c.gateway_routes[0].gateway.streams_per_caller, 2);
     }
 
     #[test]

@@ -8,19 +8,22 @@
 //! [`csrf`] (CSRF, consent replay across browsers, framing), [`input`] (oversized and malformed input, SQL
 //! metacharacters, NUL bytes), [`enumeration`] (user enumeration, brute force, password hashing off the runtime),
 //! [`abuse`] (registration rate limit), [`limits_races`] (limits under parallel requests, guesses at /revoke,
-//! hidden characters in client names).
+//! hidden characters in client names), [`slow_clients`] (header read timeout, connection cap),
+//! [`gateway_streams`] (event streams per caller at the gateway).
 
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
 mod abuse;
 mod csrf;
 mod enumeration;
+mod gateway_streams;
 mod input;
 mod jwt;
 mod limits_races;
 mod pkce;
 mod redirect_uri;
 mod replay;
+mod slow_clients;
 
 use crate::support::{self, Page, Server};
 use reqwest::header::CONTENT_TYPE;
