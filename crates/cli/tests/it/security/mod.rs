@@ -14,6 +14,7 @@
 mod abuse;
 mod csrf;
 mod enumeration;
+mod gateway_rpc;
 mod input;
 mod jwt;
 mod pkce;
