@@ -247,14 +247,22 @@ async fn handle_post(
             Ok(i) => i,
             Err(e) => {
                 tracing::info!(reason = %e, "gateway request refused before the upstream");
-                return rpc_error(StatusCode::BAD_REQUEST, Value::Null, e.code(), &e.to_string());
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    Value::Null,
+                    e.code(),
+                    &e.to_string(),
+                );
             }
         };
         if let Some(needed) = missing_tool_scope(&g.config, &p, &inspected) {
             let refusal = portcullis_guard::Refusal::InsufficientScope(needed);
             return guard::refusal_for(&s, g.resource(&s), &refusal);
         }
-        (inspected.id(), forward::extras(&g, &s, &p, Some(&inspected)))
+        (
+            inspected.id(),
+            forward::extras(&g, &s, &p, Some(&inspected)),
+        )
     };
     let extras = match with_upstream_token(&s, &g, &p, extras, &id).await {
         Ok(e) => e,
@@ -334,12 +342,18 @@ mod tests {
             let inspected = rpc::inspect(text.as_bytes(), &c.tool_scopes).expect("well-formed");
             missing_tool_scope(&c, p, &inspected).map(|s| s.to_string())
         };
-        assert_eq!(missing(&p, &call("admin_tool")), Some("mcp:admin".to_owned()));
+        assert_eq!(
+            missing(&p, &call("admin_tool")),
+            Some("mcp:admin".to_owned())
+        );
         assert_eq!(missing(&p, &call("echo")), None);
         let batch = json!([call("echo"), call("admin_tool")]);
         assert!(missing(&p, &batch).is_some());
         let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"name": "admin_tool"}});
         assert_eq!(missing(&p, &list), None);
-        assert_eq!(missing(&principal("mcp:tools mcp:admin"), &call("admin_tool")), None);
+        assert_eq!(
+            missing(&principal("mcp:tools mcp:admin"), &call("admin_tool")),
+            None
+        );
     }
 }

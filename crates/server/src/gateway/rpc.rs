@@ -141,14 +141,17 @@ pub fn inspect<'a>(
             messages: vec![message(text, scoped)?],
             batch: false,
         }),
-        _ if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => Err(RpcRefusal::NotObject),
+        _ if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
+            Err(RpcRefusal::NotObject)
+        }
         _ => Err(RpcRefusal::Parse),
     }
 }
 
 /// The first byte of a JSON text after white space.
 fn first_byte(text: &str) -> Option<u8> {
-    text.bytes().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    text.bytes()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
 /// The members of a JSON object in order, names decoded, values raw; `None` if `text` is not one object.
@@ -166,7 +169,9 @@ pub(super) fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
     if first_byte(raw.get()) != Some(b'"') {
         return None;
     }
-    serde_json::from_str::<Text<'_>>(raw.get()).ok().map(|t| t.0)
+    serde_json::from_str::<Text<'_>>(raw.get())
+        .ok()
+        .map(|t| t.0)
 }
 
 struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
@@ -321,7 +326,10 @@ fn tool_name<'a>(
     }
     let name = name.and_then(string).ok_or(RpcRefusal::ToolName)?;
     let invisible = name.chars().any(invisible);
-    if name.is_empty() || invisible || (!scoped.contains_key(name.as_ref()) && imitates_any(&name, scoped)) {
+    if name.is_empty()
+        || invisible
+        || (!scoped.contains_key(name.as_ref()) && imitates_any(&name, scoped))
+    {
         return Err(RpcRefusal::ToolName);
     }
     Ok(name)
@@ -334,7 +342,10 @@ pub(crate) fn invisible(c: char) -> bool {
 
 /// `s` folded for look-alike comparison: NFKC, invisible characters dropped, lower case.
 fn fold(s: &str) -> String {
-    s.nfkc().filter(|c| !invisible(*c)).flat_map(char::to_lowercase).collect()
+    s.nfkc()
+        .filter(|c| !invisible(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// Whether `name` is not one of `names` but folds to one of them.
@@ -376,7 +387,10 @@ mod tests {
         )])
     }
 
-    fn check(body: &str) -> Result<Vec<(Option<String>, Option<String>)>, RpcRefusal> {
+    /// Method and tool of each message.
+    type Checked = Vec<(Option<String>, Option<String>)>;
+
+    fn check(body: &str) -> Result<Checked, RpcRefusal> {
         inspect(body.as_bytes(), &scoped()).map(|i| {
             i.messages
                 .into_iter()
@@ -386,29 +400,44 @@ mod tests {
     }
 
     fn call(name: &str) -> String {
-        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name}}).to_string()
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name}})
+            .to_string()
     }
 
     #[test]
     fn well_formed_messages_pass() {
         let one = |m: &str, t: Option<&str>| vec![(Some(m.to_owned()), t.map(str::to_owned))];
-        assert_eq!(check(&call("admin_tool")), Ok(one("tools/call", Some("admin_tool"))));
-        assert_eq!(check(&call("ｅｃｈｏ")), Ok(one("tools/call", Some("ｅｃｈｏ"))), "not a scoped name");
+        assert_eq!(
+            check(&call("admin_tool")),
+            Ok(one("tools/call", Some("admin_tool")))
+        );
+        assert_eq!(
+            check(&call("ｅｃｈｏ")),
+            Ok(one("tools/call", Some("ｅｃｈｏ"))),
+            "not a scoped name"
+        );
         assert_eq!(
             check(r#" {"jsonrpc":"2.0","method":"notifications/initialized"} "#),
             Ok(one("notifications/initialized", None))
         );
         assert_eq!(
-            check(r#"{"jsonrpc":"2.0","id":"a","method":"tools\/call","params":{"name":"echo","arguments":{"Name":1}}}"#),
+            check(
+                r#"{"jsonrpc":"2.0","id":"a","method":"tools\/call","params":{"name":"echo","arguments":{"Name":1}}}"#
+            ),
             Ok(one("tools/call", Some("echo")))
         );
         assert_eq!(
-            check(r#"[{"jsonrpc":"2.0","id":null,"result":{}},{"jsonrpc":"2.0","id":2,"error":{"code":1,"message":"x"}}]"#),
+            check(
+                r#"[{"jsonrpc":"2.0","id":null,"result":{}},{"jsonrpc":"2.0","id":2,"error":{"code":1,"message":"x"}}]"#
+            ),
             Ok(vec![(None, None), (None, None)])
         );
         let big = r#"{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"ping"}"#;
         let i = inspect(big.as_bytes(), &scoped()).expect("big id");
-        assert_eq!(i.messages[0].id.map(RawValue::get), Some("123456789012345678901234567890"));
+        assert_eq!(
+            i.messages[0].id.map(RawValue::get),
+            Some("123456789012345678901234567890")
+        );
     }
 
     #[test]
@@ -426,33 +455,78 @@ mod tests {
             (r#"{"method":"ping"}"#, Version),
             (r#"{"jsonrpc":2.0,"method":"ping"}"#, Version),
             (r#"{"jsonrpc":"2.0","method":1}"#, Method),
-            (r#"{"jsonrpc":"2.0","method":"Tools/Call","params":{"name":"admin_tool"}}"#, Method),
-            (r#"{"jsonrpc":"2.0","method":"tools/call ","params":{"name":"admin_tool"}}"#, Method),
-            (r#"{"jsonrpc":"2.0","method":"tools.call","params":{"name":"admin_tool"}}"#, Method),
+            (
+                r#"{"jsonrpc":"2.0","method":"Tools/Call","params":{"name":"admin_tool"}}"#,
+                Method,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"tools/call ","params":{"name":"admin_tool"}}"#,
+                Method,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"tools.call","params":{"name":"admin_tool"}}"#,
+                Method,
+            ),
             (r#"{"jsonrpc":"2.0","method":"TOOLS/LIST"}"#, Method),
             (r#"{"jsonrpc":"2.0","method":"ｔools/call"}"#, Method),
             (r#"{"jsonrpc":"2.0","method":""}"#, Method),
-            (r#"{"jsonrpc":"2.0","method":"ping","Method":"tools/call"}"#, LookAlike),
-            (r#"{"jsonrpc":"2.0","method":"ping","paramſ":{}}"#, LookAlike),
-            (r#"{"jsonrpc":"2.0","method":"ping","ｍethod":"x"}"#, LookAlike),
-            (r#"{"jsonrpc":"2.0","method":"ping","method":"tools/call"}"#, Duplicate),
-            (r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{}}"#, Duplicate),
+            (
+                r#"{"jsonrpc":"2.0","method":"ping","Method":"tools/call"}"#,
+                LookAlike,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"ping","paramſ":{}}"#,
+                LookAlike,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"ping","ｍethod":"x"}"#,
+                LookAlike,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"ping","method":"tools/call"}"#,
+                Duplicate,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{}}"#,
+                Duplicate,
+            ),
             (r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#, Id),
             (r#"{"jsonrpc":"2.0","id":true,"method":"ping"}"#, Id),
             (r#"{"jsonrpc":"2.0","method":"ping","params":"x"}"#, Params),
             (r#"{"jsonrpc":"2.0","id":1}"#, Kind),
             (r#"{"jsonrpc":"2.0","result":{}}"#, Kind),
-            (r#"{"jsonrpc":"2.0","id":1,"method":"ping","result":{}}"#, Kind),
-            (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#, ToolName),
-            (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["admin_tool"]}"#, ToolName),
-            (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":["admin_tool"]}}"#, ToolName),
-            (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"admin_tool"}}"#, Duplicate),
-            (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Name":"admin_tool"}}"#, LookAlike),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"ping","result":{}}"#,
+                Kind,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+                ToolName,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["admin_tool"]}"#,
+                ToolName,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":["admin_tool"]}}"#,
+                ToolName,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"admin_tool"}}"#,
+                Duplicate,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Name":"admin_tool"}}"#,
+                LookAlike,
+            ),
         ];
         for (body, want) in cases {
             assert_eq!(check(body), Err(*want), "{body}");
         }
-        assert_eq!(inspect(b"{\"jsonrpc\":\"2.0\",\"method\":\"\xff\"}", &scoped()).err(), Some(Parse));
+        assert_eq!(
+            inspect(b"{\"jsonrpc\":\"2.0\",\"method\":\"\xff\"}", &scoped()).err(),
+            Some(Parse)
+        );
     }
 
     #[test]
@@ -471,7 +545,9 @@ mod tests {
         ] {
             assert_eq!(check(&call(name)), Err(RpcRefusal::ToolName), "{name:?}");
         }
-        assert!(imitates("paramſ", MEMBERS) && imitates("ID", MEMBERS) && !imitates("idx", MEMBERS));
+        assert!(
+            imitates("paramſ", MEMBERS) && imitates("ID", MEMBERS) && !imitates("idx", MEMBERS)
+        );
         assert_eq!(RpcRefusal::Parse.code(), -32700);
         assert_eq!(RpcRefusal::Method.code(), -32600);
     }

@@ -8,11 +8,11 @@
 //! stream passes through without being looked at. Hiding is a convenience, not the boundary: a `tools/call` of a
 //! hidden tool is still refused by the per-tool scope check.
 
+use super::rpc::{self, Inspected, TOOLS_LIST};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use portcullis_guard::VerifiedToken;
 use portcullis_proto::Scope;
-use super::rpc::{self, Inspected, TOOLS_LIST};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -440,17 +440,25 @@ mod tests {
         let big = "123456789012345678901234567890";
         let text = format!(r#"{{"jsonrpc":"2.0","id":{big},"method":"tools/list"}}"#);
         let inspected = rpc::inspect(text.as_bytes(), &scopes()).expect("well-formed");
-        let f = ToolFilter::for_request(&scopes(), &principal("mcp:tools"), &inspected).expect("filter");
+        let f = ToolFilter::for_request(&scopes(), &principal("mcp:tools"), &inspected)
+            .expect("filter");
         let answer = format!(
             r#"{{"jsonrpc":"2.0", "id":{big},"result":{{"tools":[{{"name":"echo","x":1.50}},{{"name":"admin_tool"}}],"nextCursor":"c"}}}}"#
         );
-        let out = String::from_utf8(f.rewrite_json(answer.as_bytes()).expect("json")).expect("utf-8");
+        let out =
+            String::from_utf8(f.rewrite_json(answer.as_bytes()).expect("json")).expect("utf-8");
         assert_eq!(
             out,
-            format!(r#"{{"jsonrpc":"2.0","id":{big},"result":{{"tools":[{{"name":"echo","x":1.50}}],"nextCursor":"c"}}}}"#)
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{big},"result":{{"tools":[{{"name":"echo","x":1.50}}],"nextCursor":"c"}}}}"#
+            )
         );
-        let untouched = format!(r#"{{"jsonrpc":"2.0","id":{big},"result":{{"tools":[{{"name":"echo"}}]}}}}"#);
-        assert_eq!(f.rewrite_json(untouched.as_bytes()).expect("json"), untouched.as_bytes());
+        let untouched =
+            format!(r#"{{"jsonrpc":"2.0","id":{big},"result":{{"tools":[{{"name":"echo"}}]}}}}"#);
+        assert_eq!(
+            f.rewrite_json(untouched.as_bytes()).expect("json"),
+            untouched.as_bytes()
+        );
     }
 
     fn chunks(

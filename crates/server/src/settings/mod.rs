@@ -573,7 +573,8 @@ mod tests {
         let in_file = format!("{scopes}[gateway]\nupstream = \"http://127.0.0.1:3000/mcp\"\n");
         assert!(load(&in_file, None).is_err());
         assert!(load(scopes, None).is_ok(), "the built-in server uses them");
-        let no_tools = "[[scopes]]\nname = \"files:read\"\ndescription = \"Read\"\ndefault = true\n";
+        let no_tools =
+            "[[scopes]]\nname = \"files:read\"\ndescription = \"Read\"\ndefault = true\n";
         assert!(load(no_tools, Some("http://127.0.0.1:3000/mcp")).is_ok());
     }
 

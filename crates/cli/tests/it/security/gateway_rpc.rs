@@ -70,7 +70,11 @@ async fn gateway_refuses_json_rpc_it_did_not_check() {
     ];
     for (what, body) in &bypasses {
         let r = post_raw(&s, &token, body).await;
-        assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST, "{what}: {body}");
+        assert_eq!(
+            r.status(),
+            reqwest::StatusCode::BAD_REQUEST,
+            "{what}: {body}"
+        );
         let text = r.text().await.unwrap();
         let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: {text}"));
         assert_eq!(v["jsonrpc"], "2.0", "{what}: {text}");
