@@ -24,15 +24,15 @@ use tokio::sync::Notify;
 
 /// One request the upstream received.
 #[derive(Debug, Clone)]
-struct Seen {
+pub(crate) struct Seen {
     method: Method,
     headers: HeaderMap,
-    body: String,
+    pub(crate) body: String,
 }
 
 #[derive(Debug, Default)]
-struct Upstream {
-    seen: Mutex<Vec<Seen>>,
+pub(crate) struct Upstream {
+    pub(crate) seen: Mutex<Vec<Seen>>,
     sessions: AtomicUsize,
     /// Released by the test once it has read the first event of a stream.
     gate: Notify,
@@ -43,7 +43,7 @@ struct Upstream {
 }
 
 impl Upstream {
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.seen.lock().unwrap().len()
     }
 
@@ -53,7 +53,7 @@ impl Upstream {
 }
 
 /// The upstream MCP server: `POST /mcp` (JSON, or SSE for the `stream` tool), `GET /mcp` (SSE), `DELETE /mcp`.
-async fn start_upstream() -> (Arc<Upstream>, String) {
+pub(crate) async fn start_upstream() -> (Arc<Upstream>, String) {
     let state = Arc::new(Upstream::default());
     let app = axum::Router::new()
         .route("/mcp", post(up_post).get(up_get).delete(up_delete))

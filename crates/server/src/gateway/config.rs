@@ -283,7 +283,8 @@ impl GatewayConfig {
         let err = || GatewayConfigError::ToolScope(format!("{name}={scope}"));
         let name = name.trim();
         let scope = Scope::parse(scope.trim()).map_err(|_| err())?;
-        if name.is_empty() || scope.is_empty() {
+        // A name a request may not carry (super::rpc) could never be called.
+        if name.is_empty() || scope.is_empty() || name.chars().any(super::rpc::invisible) {
             return Err(err());
         }
         self.tool_scopes.insert(name.to_owned(), scope);

@@ -106,8 +106,13 @@ impl Extras {
     }
 }
 
-/// The [`Extras`] of a request by `p` with JSON `body` (if any), as configured.
-pub(crate) fn extras(g: &Gateway, s: &AppState, p: &VerifiedToken, body: Option<&Value>) -> Extras {
+/// The [`Extras`] of a request by `p` with the checked JSON-RPC `body` (if any), as configured.
+pub(crate) fn extras(
+    g: &Gateway,
+    s: &AppState,
+    p: &VerifiedToken,
+    body: Option<&super::rpc::Inspected<'_>>,
+) -> Extras {
     let config = &g.config;
     let identity = config.identity_jwt.then(|| {
         g.identity

@@ -10,6 +10,8 @@
 //! - [`identity`]: the optional signed identity header (`X-Portcullis-Identity`), cached per caller and upstream.
 //! - [`streams`]: the cap on event streams open at once per caller (user and client), each an upstream
 //!   connection; beyond it 429.
+//! - [`rpc`]: the JSON-RPC inspection of `POST` bodies: malformed or ambiguous messages are refused (400), the
+//!   rest is forwarded byte for byte.
 //! - [`tool_filter`]: the optional removal of uncallable tools from `tools/list` answers (JSON and SSE).
 //! - [`upstream_token`]: the optional caller's token at an identity provider on the forwarded request
 //!   (`upstream_token_from`), or the 401 challenge sending the user through sign-in again.
@@ -23,6 +25,7 @@ pub mod config;
 pub mod forward;
 pub mod identity;
 pub mod mount;
+pub mod rpc;
 pub mod sessions;
 pub mod streams;
 pub mod tool_filter;
@@ -201,41 +204,25 @@ async fn with_upstream_token(
     Ok(extras)
 }
 
-/// The messages of a JSON-RPC body: one object or a batch.
-fn messages(body: &Value) -> Vec<&Value> {
-    match body {
-        Value::Array(batch) => batch.iter().collect(),
-        one => vec![one],
-    }
-}
-
-/// The request id when the body is a single request (for error bodies), else null.
-fn request_id(body: Option<&Value>) -> Value {
-    body.and_then(|v| v.get("id"))
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
-/// Per-tool scopes: the first `tools/call` in `body` whose tool needs a scope `p` lacks, and that scope.
+/// Per-tool scopes: the first `tools/call` in `body` whose tool needs a scope `p` lacks, and that scope. The
+/// name is the exact one [`rpc::inspect`] checked (look-alikes of scoped names are refused there).
 fn missing_tool_scope(
     config: &GatewayConfig,
     p: &VerifiedToken,
-    body: &Value,
+    body: &rpc::Inspected<'_>,
 ) -> Option<portcullis_proto::Scope> {
-    messages(body).into_iter().find_map(|m| {
-        if m.get("method").and_then(Value::as_str) != Some("tools/call") {
-            return None;
-        }
-        let name = m.get("params")?.get("name")?.as_str()?;
-        let needed = config.tool_scopes.get(name)?;
+    body.messages.iter().find_map(|m| {
+        let needed = config.tool_scopes.get(m.tool.as_deref()?)?;
         (!p.scope.includes(needed)).then(|| needed.clone())
     })
 }
 
-/// `POST` on the MCP endpoint: authenticate, check the session and per-tool scopes, forward.
+/// `POST` on the MCP endpoint: authenticate, check the session, the JSON-RPC body ([`rpc`]) and per-tool
+/// scopes, forward.
 ///
-/// When per-tool scopes are configured the body must be JSON, and the upstream receives it re-serialized from
-/// the parsed value, so what was checked is exactly what is sent (no duplicate-key or parser-differential tricks).
+/// The upstream receives the body byte for byte (ids included), and only a body [`rpc::inspect`] accepted:
+/// nothing another parser could read differently (duplicate or look-alike members, disguised methods or tool
+/// names) gets past the check.
 async fn handle_post(
     State(s): State<Arc<AppState>>,
     Extension(g): Extension<Arc<Gateway>>,
@@ -258,23 +245,27 @@ async fn handle_post(
         Ok(h) => h,
         Err(resp) => return resp,
     };
-    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-    let id = request_id(parsed.as_ref());
-    let extras = forward::extras(&g, &s, &p, parsed.as_ref());
-    let body = if g.config.tool_scopes.is_empty() {
-        body
-    } else {
-        let Some(value) = parsed else {
-            return rpc_error(StatusCode::BAD_REQUEST, Value::Null, -32700, "parse error");
+    let (id, extras) = {
+        let inspected = match rpc::inspect(&body, &g.config.tool_scopes) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::info!(reason = %e, "gateway request refused before the upstream");
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    Value::Null,
+                    e.code(),
+                    &e.to_string(),
+                );
+            }
         };
-        if let Some(needed) = missing_tool_scope(&g.config, &p, &value) {
+        if let Some(needed) = missing_tool_scope(&g.config, &p, &inspected) {
             let refusal = portcullis_guard::Refusal::InsufficientScope(needed);
             return guard::refusal_for(&s, g.resource(&s), &refusal);
         }
-        match serde_json::to_vec(&value) {
-            Ok(v) => Bytes::from(v),
-            Err(_) => return rpc_error(StatusCode::BAD_REQUEST, id, -32700, "parse error"),
-        }
+        (
+            inspected.id(),
+            forward::extras(&g, &s, &p, Some(&inspected)),
+        )
     };
     // A caller at its stream cap: refused before the upstream sees the request, since its answer may be a
     // stream (the count itself is taken when it is one, in `forward`).
@@ -360,17 +351,22 @@ mod tests {
             .expect("tool scope");
         let p = principal("mcp:tools");
         let call = |name: &str| json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name}});
+        let missing = |p: &VerifiedToken, body: &Value| {
+            let text = body.to_string();
+            let inspected = rpc::inspect(text.as_bytes(), &c.tool_scopes).expect("well-formed");
+            missing_tool_scope(&c, p, &inspected).map(|s| s.to_string())
+        };
         assert_eq!(
-            missing_tool_scope(&c, &p, &call("admin_tool")).map(|s| s.to_string()),
+            missing(&p, &call("admin_tool")),
             Some("mcp:admin".to_owned())
         );
-        assert_eq!(missing_tool_scope(&c, &p, &call("echo")), None);
+        assert_eq!(missing(&p, &call("echo")), None);
         let batch = json!([call("echo"), call("admin_tool")]);
-        assert!(missing_tool_scope(&c, &p, &batch).is_some());
+        assert!(missing(&p, &batch).is_some());
         let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"name": "admin_tool"}});
-        assert_eq!(missing_tool_scope(&c, &p, &list), None);
+        assert_eq!(missing(&p, &list), None);
         assert_eq!(
-            missing_tool_scope(&c, &principal("mcp:tools mcp:admin"), &call("admin_tool")),
+            missing(&principal("mcp:tools mcp:admin"), &call("admin_tool")),
             None
         );
     }

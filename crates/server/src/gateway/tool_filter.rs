@@ -8,11 +8,14 @@
 //! stream passes through without being looked at. Hiding is a convenience, not the boundary: a `tools/call` of a
 //! hidden tool is still refused by the per-tool scope check.
 
+use super::rpc::{self, Inspected, TOOLS_LIST};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use portcullis_guard::VerifiedToken;
 use portcullis_proto::Scope;
+use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// What to hide from which responses of one request.
@@ -30,7 +33,7 @@ impl ToolFilter {
     pub fn for_request(
         tool_scopes: &BTreeMap<String, Scope>,
         p: &VerifiedToken,
-        body: &Value,
+        body: &Inspected<'_>,
     ) -> Option<Self> {
         let hidden: Vec<String> = tool_scopes
             .iter()
@@ -40,54 +43,96 @@ impl ToolFilter {
         if hidden.is_empty() {
             return None;
         }
-        let one = std::slice::from_ref(body);
-        let messages = body.as_array().map_or(one, Vec::as_slice);
-        let ids: Vec<Value> = messages
-            .iter()
-            .filter(|m| m.get("method").and_then(Value::as_str) == Some("tools/list"))
-            .filter_map(|m| m.get("id").filter(|id| !id.is_null()).cloned())
+        // Ids are compared as values (so `1` matches `1.0` as before); the answer keeps its own bytes.
+        let ids: Vec<Value> = (body.messages.iter())
+            .filter(|m| m.method.as_deref() == Some(TOOLS_LIST))
+            .filter_map(|m| serde_json::from_str::<Value>(m.id?.get()).ok())
+            .filter(|id| !id.is_null())
             .collect();
         (!ids.is_empty()).then_some(Self { ids, hidden })
     }
 
-    /// Removes hidden tools from `msg` (one JSON-RPC message or a batch) if it answers an awaited request;
-    /// returns how many awaited responses it contained.
-    fn apply(&self, msg: &mut Value) -> usize {
-        match msg {
-            Value::Array(batch) => batch.iter_mut().map(|m| self.apply_one(m)).sum(),
-            one => self.apply_one(one),
+    /// `json` (one JSON-RPC message or a batch) without the hidden tools of awaited responses, and how many
+    /// awaited responses it contained; the text is `None` when nothing changed. Everything but the removed
+    /// tools keeps its bytes (ids above `u64` included): members are copied raw, never re-serialized.
+    fn apply(&self, json: &str) -> (Option<String>, usize) {
+        if !json.trim_start().starts_with('[') {
+            return self.apply_one(json);
         }
+        let Ok(batch) = serde_json::from_str::<Vec<&RawValue>>(json) else {
+            return (None, 0);
+        };
+        let mut answered = 0;
+        let mut changed = false;
+        let parts: Vec<Cow<'_, str>> = batch
+            .iter()
+            .map(|m| {
+                let (out, n) = self.apply_one(m.get());
+                answered += n;
+                changed |= out.is_some();
+                out.map_or(Cow::Borrowed(m.get()), Cow::Owned)
+            })
+            .collect();
+        (changed.then(|| format!("[{}]", parts.join(","))), answered)
     }
 
-    fn apply_one(&self, msg: &mut Value) -> usize {
-        let is_response = msg.get("result").is_some() || msg.get("error").is_some();
-        if !is_response || msg.get("method").is_some() {
-            return 0;
+    fn apply_one(&self, json: &str) -> (Option<String>, usize) {
+        let Some(members) = rpc::members(json) else {
+            return (None, 0);
+        };
+        let has = |name: &str| members.iter().any(|(k, _)| k == name);
+        if !(has("result") || has("error")) || has("method") {
+            return (None, 0);
         }
-        if !msg.get("id").is_some_and(|id| self.ids.contains(id)) {
-            return 0;
+        let id = members.iter().find(|(k, _)| k == "id").map(|(_, v)| v);
+        let awaited = id
+            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+            .is_some_and(|id| self.ids.contains(&id));
+        if !awaited {
+            return (None, 0);
         }
-        if let Some(tools) = msg
-            .get_mut("result")
-            .and_then(|r| r.get_mut("tools"))
-            .and_then(Value::as_array_mut)
-        {
-            tools.retain(|t| {
-                !t.get("name")
-                    .and_then(Value::as_str)
-                    .is_some_and(|name| self.hidden.iter().any(|h| h == name))
-            });
+        let result = members.iter().find(|(k, _)| k == "result").map(|(_, v)| v);
+        let Some(new_result) = result.and_then(|r| self.without_hidden(r.get())) else {
+            return (None, 1);
+        };
+        (Some(object(&members, "result", &new_result)), 1)
+    }
+
+    /// A `tools/list` result without the hidden tools; `None` if it has none of them.
+    fn without_hidden(&self, result: &str) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Tool<'a> {
+            #[serde(borrow)]
+            name: Option<Cow<'a, str>>,
         }
-        1
+        let members = rpc::members(result)?;
+        let tools = members.iter().find(|(k, _)| k == "tools")?.1;
+        let tools: Vec<&RawValue> = serde_json::from_str(tools.get()).ok()?;
+        let hidden = |t: &&RawValue| {
+            serde_json::from_str::<Tool<'_>>(t.get())
+                .ok()
+                .and_then(|t| t.name)
+                .is_some_and(|name| self.hidden.iter().any(|h| *h == name))
+        };
+        if !tools.iter().any(hidden) {
+            return None;
+        }
+        let kept: Vec<&str> = tools
+            .iter()
+            .filter(|t| !hidden(t))
+            .map(|t| t.get())
+            .collect();
+        Some(object(&members, "tools", &format!("[{}]", kept.join(","))))
     }
 
     /// Rewrites a whole JSON body; `None` if it is not JSON (left to the caller's checks).
     pub fn rewrite_json(&self, body: &[u8]) -> Option<Vec<u8>> {
-        let mut msg: Value = serde_json::from_slice(body).ok()?;
-        if self.apply(&mut msg) == 0 {
-            return Some(body.to_vec());
-        }
-        serde_json::to_vec(&msg).ok()
+        let text = std::str::from_utf8(body).ok()?;
+        serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+        Some(match self.apply(text).0 {
+            Some(changed) => changed.into_bytes(),
+            None => body.to_vec(),
+        })
     }
 
     /// Rewrites an event stream as it flows (see the module documentation). An event larger than `max_event`
@@ -115,6 +160,23 @@ impl ToolFilter {
             Some((item, st))
         })
     }
+}
+
+/// The JSON object of `members` (raw values) with the value of `name` replaced by `value` (raw JSON).
+fn object(members: &[(Cow<'_, str>, &RawValue)], name: &str, value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 64);
+    out.push('{');
+    for (i, (k, v)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // A string always serializes.
+        out.push_str(&serde_json::to_string(k.as_ref()).unwrap_or_default());
+        out.push(':');
+        out.push_str(if k == name { value } else { v.get() });
+    }
+    out.push('}');
+    out
 }
 
 /// Why a rewritten event stream ended early.
@@ -202,15 +264,13 @@ where
         if data.is_empty() {
             return event.freeze();
         }
-        let Ok(mut msg) = serde_json::from_slice::<Value>(&data.join(&b'\n')) else {
+        let joined = data.join(&b'\n');
+        let Ok(text) = std::str::from_utf8(&joined) else {
             return event.freeze();
         };
-        let answered = self.filter.apply(&mut msg);
-        if answered == 0 {
-            return event.freeze();
-        }
+        let (rewritten, answered) = self.filter.apply(text);
         self.awaiting = self.awaiting.saturating_sub(answered);
-        let Ok(json) = serde_json::to_vec(&msg) else {
+        let Some(json) = rewritten else {
             return event.freeze();
         };
         // The event's other fields (id, event, retry, comments) in their order, then the rewritten data.
@@ -220,7 +280,7 @@ where
             out.extend_from_slice(b"\n");
         }
         out.extend_from_slice(b"data: ");
-        out.extend_from_slice(&json);
+        out.extend_from_slice(json.as_bytes());
         out.extend_from_slice(b"\n\n");
         out.freeze()
     }
@@ -325,24 +385,28 @@ mod tests {
             .collect()
     }
 
+    fn for_request(scope: &str, body: &Value) -> Option<ToolFilter> {
+        let text = body.to_string();
+        let inspected = rpc::inspect(text.as_bytes(), &scopes()).expect("well-formed");
+        ToolFilter::for_request(&scopes(), &principal(scope), &inspected)
+    }
+
     fn filter() -> ToolFilter {
         let list = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"});
-        ToolFilter::for_request(&scopes(), &principal("mcp:tools"), &list).expect("filter")
+        for_request("mcp:tools", &list).expect("filter")
     }
 
     #[test]
     fn filter_only_when_something_is_hidden_from_a_tools_list() {
         let list = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"});
-        assert!(
-            ToolFilter::for_request(&scopes(), &principal("mcp:tools mcp:admin"), &list).is_none()
-        );
+        assert!(for_request("mcp:tools mcp:admin", &list).is_none());
         let call =
             json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "echo"}});
-        assert!(ToolFilter::for_request(&scopes(), &principal("mcp:tools"), &call).is_none());
+        assert!(for_request("mcp:tools", &call).is_none());
         let note = json!({"jsonrpc": "2.0", "method": "tools/list"});
-        assert!(ToolFilter::for_request(&scopes(), &principal("mcp:tools"), &note).is_none());
+        assert!(for_request("mcp:tools", &note).is_none());
         let batch = json!([call, list]);
-        let f = ToolFilter::for_request(&scopes(), &principal("mcp:tools"), &batch).expect("batch");
+        let f = for_request("mcp:tools", &batch).expect("batch");
         assert_eq!(f.ids, vec![json!(7)]);
     }
 
@@ -368,6 +432,33 @@ mod tests {
         assert_eq!(names(&out[0]), ["echo", "admin_tool"]);
         assert_eq!(names(&out[1]), ["echo"]);
         assert!(f.rewrite_json(b"not json").is_none());
+    }
+
+    /// Ids above `u64` keep their digits, and every other byte of the answer but the hidden tool stays.
+    #[test]
+    fn big_ids_and_other_members_keep_their_bytes() {
+        let big = "123456789012345678901234567890";
+        let text = format!(r#"{{"jsonrpc":"2.0","id":{big},"method":"tools/list"}}"#);
+        let inspected = rpc::inspect(text.as_bytes(), &scopes()).expect("well-formed");
+        let f = ToolFilter::for_request(&scopes(), &principal("mcp:tools"), &inspected)
+            .expect("filter");
+        let answer = format!(
+            r#"{{"jsonrpc":"2.0", "id":{big},"result":{{"tools":[{{"name":"echo","x":1.50}},{{"name":"admin_tool"}}],"nextCursor":"c"}}}}"#
+        );
+        let out =
+            String::from_utf8(f.rewrite_json(answer.as_bytes()).expect("json")).expect("utf-8");
+        assert_eq!(
+            out,
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{big},"result":{{"tools":[{{"name":"echo","x":1.50}}],"nextCursor":"c"}}}}"#
+            )
+        );
+        let untouched =
+            format!(r#"{{"jsonrpc":"2.0","id":{big},"result":{{"tools":[{{"name":"echo"}}]}}}}"#);
+        assert_eq!(
+            f.rewrite_json(untouched.as_bytes()).expect("json"),
+            untouched.as_bytes()
+        );
     }
 
     fn chunks(

@@ -64,6 +64,9 @@ pub enum SettingsError {
     /// A gateway flag was given without gateway mode.
     #[error("--tool-scope, --upstream-timeout-ms and --upstream-stream-idle-timeout-ms need --upstream (gateway mode)")]
     GatewayFlagsWithoutUpstream,
+    /// `[[scopes]] tools` in gateway mode, where the built-in MCP server they describe does not run.
+    #[error("[[scopes]] {0}: `tools` names tools of the built-in MCP server, which does not run in gateway mode (--upstream); give the upstream's tools their scope in [gateway.tool_scopes] (or --tool-scope NAME=SCOPE) instead")]
+    CatalogueToolsInGateway(String),
     /// A gateway feature flag was given without any gateway.
     #[error(
         "--upstream-identity-jwt and --hide-unauthorized-tools need --upstream (gateway mode)"

@@ -342,6 +342,13 @@ impl Settings {
             &flags.tool_scopes,
             gw,
         )?;
+        if upstream.is_some() {
+            // Never silently ignored: per-tool scopes at a gateway come from [gateway.tool_scopes] only.
+            let with_tools = file.scopes.iter().flatten().find(|e| !e.tools.is_empty());
+            if let Some(e) = with_tools {
+                return Err(SettingsError::CatalogueToolsInGateway(e.name.clone()));
+            }
+        }
         let mut gateway_routes = gateway::gateway_routes(gw)?;
         gateway::gateway_options(
             upstream.as_mut(),
@@ -574,6 +581,32 @@ mod tests {
             Settings::layered(bad, FileSettings::default()).unwrap_err(),
             SettingsError::LogFormat("xml".into())
         );
+    }
+
+    /// `[[scopes]] tools` describes the built-in MCP server: refused at start in gateway mode rather than ignored;
+    /// accepted without an upstream, and a scope without tools is fine either way.
+    #[test]
+    fn catalogue_tools_are_refused_in_gateway_mode() {
+        let scopes = "[[scopes]]\nname = \"files:read\"\ndescription = \"Read\"\ndefault = true\n\
+                      [[scopes]]\nname = \"files:admin\"\ndescription = \"Admin\"\ntools = [\"drop\"]\n";
+        let load = |text: &str, upstream: Option<&str>| {
+            let file: FileSettings = toml::from_str(text).unwrap();
+            let flags = Overrides {
+                upstream: upstream.map(str::to_owned),
+                ..Overrides::default()
+            };
+            Settings::layered(flags, file)
+        };
+        assert_eq!(
+            load(scopes, Some("http://127.0.0.1:3000/mcp")).unwrap_err(),
+            SettingsError::CatalogueToolsInGateway("files:admin".into())
+        );
+        let in_file = format!("{scopes}[gateway]\nupstream = \"http://127.0.0.1:3000/mcp\"\n");
+        assert!(load(&in_file, None).is_err());
+        assert!(load(scopes, None).is_ok(), "the built-in server uses them");
+        let no_tools =
+            "[[scopes]]\nname = \"files:read\"\ndescription = \"Read\"\ndefault = true\n";
+        assert!(load(no_tools, Some("http://127.0.0.1:3000/mcp")).is_ok());
     }
 
     /// `refresh_grace_period`: TOML key, then flag / `PORTCULLIS_REFRESH_GRACE_PERIOD` (one `Overrides` field),

@@ -17,6 +17,7 @@ mod abuse;
 mod csrf;
 mod enumeration;
 mod gateway_streams;
+mod gateway_rpc;
 mod input;
 mod jwt;
 mod limits_races;
