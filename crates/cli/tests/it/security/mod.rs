@@ -7,7 +7,8 @@
 //! refresh tokens: replays, races, cross-client use, widening), [`jwt`] (forged access tokens at /mcp),
 //! [`csrf`] (CSRF, consent replay across browsers, framing), [`input`] (oversized and malformed input, SQL
 //! metacharacters, NUL bytes), [`enumeration`] (user enumeration, brute force, password hashing off the runtime),
-//! [`abuse`] (registration rate limit).
+//! [`abuse`] (registration rate limit), [`logins`] (sign-in floods: the password-check cap, race-safe
+//! throttling per account and address).
 
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
@@ -16,6 +17,7 @@ mod csrf;
 mod enumeration;
 mod input;
 mod jwt;
+mod logins;
 mod pkce;
 mod redirect_uri;
 mod replay;
