@@ -248,6 +248,26 @@ mod tests {
     }
 
     #[test]
+    fn password_hash_concurrency_bounds() {
+        let mut c = ServerConfig::new(parse_issuer("http://127.0.0.1:8080").unwrap());
+        assert!(
+            c.password_hash_concurrency >= 2,
+            "the default: the cores, at least 2"
+        );
+        for ok in [1, MAX_PASSWORD_HASH_CONCURRENCY] {
+            c.password_hash_concurrency = ok;
+            assert_eq!(c.check(), Ok(()), "{ok}");
+        }
+        for bad in [0, MAX_PASSWORD_HASH_CONCURRENCY + 1] {
+            c.password_hash_concurrency = bad;
+            assert!(
+                matches!(c.check(), Err(ConfigError::Limit(m)) if m.contains("password_hash_concurrency")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn issuer_rules() {
         assert!(parse_issuer("http://127.0.0.1:8080").is_ok());
         assert!(parse_issuer("https://auth.example.com/tenant").is_ok());
