@@ -3,7 +3,7 @@
 //! blocking thread.
 
 use crate::random::Random;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 /// Longest password accepted, in bytes (bounds the hashing cost an attacker can cause).
@@ -47,16 +47,65 @@ pub fn hash(password: &str, rng: &dyn Random) -> Result<String, PasswordError> {
 /// (a user without a password, created through an identity provider) or unparsable never verifies, and costs
 /// a full verification against [`dummy_hash`] first, so such accounts cannot be told apart by timing.
 pub fn verify(password: &str, phc: &str) -> bool {
+    verify_with(password, phc, &mut Workspace::default())
+}
+
+/// The working memory of a verification (19 MiB at these parameters), kept by a caller that checks many
+/// passwords in turn (the server's checking threads), so each holds exactly one instead of allocating and
+/// freeing 19 MiB per check, which allocators retain.
+#[derive(Default)]
+pub struct Workspace(Vec<argon2::Block>);
+
+impl std::fmt::Debug for Workspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Workspace({} blocks)", self.0.len())
+    }
+}
+
+/// [`verify`] in `memory`.
+pub fn verify_with(password: &str, phc: &str, memory: &mut Workspace) -> bool {
     if password.len() > MAX_LEN {
         return false;
     }
     let Some((checked, can_pass)) = hash_to_check(phc) else {
         return false;
     };
-    let matched = argon2()
-        .verify_password(password.as_bytes(), &checked)
-        .is_ok();
+    let matched = recompute(password, &checked, &mut memory.0).unwrap_or(false);
     matched && can_pass
+}
+
+/// Largest working memory a stored hash may ask for, in 1 KiB blocks (64 MiB).
+const MAX_BLOCKS: usize = 64 * 1024;
+
+/// Whether argon2 of `password` with `hash`'s algorithm, version, parameters and salt gives `hash`'s output
+/// (compared in constant time by `Output`'s `PartialEq`), as `PasswordVerifier::verify_password` does, but in
+/// `memory`. `None` for a hash it cannot recompute.
+fn recompute(
+    password: &str,
+    hash: &PasswordHash<'_>,
+    memory: &mut Vec<argon2::Block>,
+) -> Option<bool> {
+    let expected = hash.hash?;
+    let params = Params::try_from(hash).ok()?;
+    let algorithm = Algorithm::try_from(hash.algorithm).ok()?;
+    let version = match hash.version {
+        Some(v) => Version::try_from(v).ok()?,
+        None => Version::default(),
+    };
+    let blocks = params.block_count();
+    if blocks > MAX_BLOCKS {
+        return None;
+    }
+    if memory.len() < blocks {
+        memory.resize(blocks, argon2::Block::default());
+    }
+    let mut salt = [0u8; 64];
+    let salt = hash.salt?.decode_b64(&mut salt).ok()?;
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..blocks])
+        .ok()?;
+    Some(argon2::password_hash::Output::new(&out).ok()? == expected)
 }
 
 /// The hash a verification runs against, and whether a match may pass: the stored one, or — for an empty or
@@ -78,6 +127,21 @@ pub fn dummy_hash() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_workspace_checks_many_passwords() {
+        let h = hash("correct horse", &crate::random::OsRandom).unwrap();
+        let mut memory = Workspace::default();
+        for _ in 0..2 {
+            assert!(verify_with("correct horse", &h, &mut memory));
+            assert!(!verify_with("correct horsf", &h, &mut memory));
+            assert!(
+                !verify_with("correct horse", "", &mut memory),
+                "no hash never passes"
+            );
+        }
+        assert_eq!(memory.0.len(), 19 * 1024, "one 19 MiB area, reused");
+    }
     use crate::random::OsRandom;
 
     #[test]

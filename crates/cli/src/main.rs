@@ -83,6 +83,10 @@ struct ServeArgs {
     /// 0 = unlimited (default 600).
     #[arg(long, env = "PORTCULLIS_TOKEN_FAILURES_PER_IP")]
     token_failures_per_ip: Option<u32>,
+    /// Password checks (argon2id, 19 MiB of memory each) run at once at most; beyond them and a short queue,
+    /// sign-ins get 503 with Retry-After (default: the CPU cores, at least 2; 1 to 256).
+    #[arg(long, env = "PORTCULLIS_PASSWORD_HASH_CONCURRENCY", value_name = "N")]
+    password_hash_concurrency: Option<u32>,
     /// Delete a client registered by anyone (open registration, or a Client ID Metadata Document's row) that
     /// obtained no token within this many seconds of registering; 0 = never (default 86400, a day). Clients
     /// made by an administrator are never deleted.
@@ -194,6 +198,7 @@ impl ServeArgs {
             revocation_sync_ms: self.revocation_sync_ms,
             register_per_ip_per_hour: self.register_per_ip_per_hour,
             token_failures_per_ip: self.token_failures_per_ip,
+            password_hash_concurrency: self.password_hash_concurrency,
             tokenless_client_ttl: self.tokenless_client_ttl,
             idle_client_ttl: self.idle_client_ttl,
             log_format: self.log_format,

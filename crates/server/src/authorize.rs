@@ -12,7 +12,9 @@ use crate::error::page_error;
 use crate::federation;
 use crate::form::Form;
 use crate::gateway::upstream_token;
+use crate::login_throttle::LoginKeys;
 use crate::pages::{self, ConsentPage, LoginPage, ProviderLink};
+use crate::password_checks::{self, Busy};
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, RawQuery, State};
@@ -359,10 +361,12 @@ pub async fn login(
         let expired = "This sign-in form expired. Please sign in again.";
         return render_login(&s, &headers, view(StatusCode::FORBIDDEN, expired));
     }
-    let keys = LoginKeys::new(username, peer);
+    let keys = LoginKeys::new(username, peer.ip());
+    let store = s.authz.core().store();
+    let throttle = &s.login_throttle;
     let now = s.authz.core().now();
-    match login_blocked(&s, &keys, now).await {
-        Err(e) => return page_error(&e, css),
+    match throttle.reserve(store.as_ref(), &keys, now).await {
+        Err(e) => return page_error(&AuthzError::from(e), css),
         Ok(Some(wait)) => {
             let too_many = "Too many failed sign-in attempts. Wait a few minutes and try again.";
             let resp = render_login(&s, &headers, view(StatusCode::TOO_MANY_REQUESTS, too_many));
@@ -370,20 +374,32 @@ pub async fn login(
         }
         Ok(None) => {}
     }
-    let user = match check_password(&s, username, password).await {
-        Ok(Some(user)) => user,
-        Ok(None) => {
-            if let Err(e) = record_failed_login(&s, &keys, now).await {
-                return page_error(&e, css);
-            }
+    let checked = check_password(&s, username, password).await;
+    let matched = match &checked {
+        Ok(Ok(user)) => Some(user.is_some()),
+        Ok(Err(Busy)) | Err(_) => None,
+    };
+    if let Err(e) = throttle.settle(store.as_ref(), &keys, now, matched).await {
+        return page_error(&AuthzError::from(e), css);
+    }
+    match checked {
+        Ok(Ok(Some(user))) => {
+            let identity = DisplayIdentity::password_user(&user.username);
+            resume_signed_in(&s, &headers, &user, identity, request)
+                .await
+                .unwrap_or_else(|e| page_error(&e, css))
+        }
+        Ok(Ok(None)) => {
             tracing::info!(ip = %peer.ip(), "failed sign-in");
             let invalid = "Invalid username or password.";
-            return render_login(&s, &headers, view(StatusCode::UNAUTHORIZED, invalid));
+            render_login(&s, &headers, view(StatusCode::UNAUTHORIZED, invalid))
         }
-        Err(e) => return page_error(&e, css),
-    };
-    match start_session(&s, &headers, &keys, &user, request).await {
-        Ok(resp) => resp,
+        Ok(Err(Busy)) => {
+            tracing::warn!(ip = %peer.ip(), "sign-in refused: every password check is busy");
+            let busy = "The server is busy. Please try again in a moment.";
+            let resp = render_login(&s, &headers, view(StatusCode::SERVICE_UNAVAILABLE, busy));
+            with_retry_after(resp, password_checks::RETRY_AFTER_SECS)
+        }
         Err(e) => page_error(&e, css),
     }
 }
@@ -397,40 +413,6 @@ fn login_csrf_matches(s: &AppState, headers: &HeaderMap, form: &Form) -> bool {
     matches!((&csrf_cookie, form.get("csrf_token")), (Some(c), Some(f)) if csrf::equal(c, f))
 }
 
-/// The rate-limit keys of one sign-in attempt: the account and the client address.
-struct LoginKeys {
-    account: String,
-    ip: String,
-}
-
-impl LoginKeys {
-    fn new(username: &str, peer: SocketAddr) -> Self {
-        Self {
-            account: format!("u:{username}"),
-            ip: format!("ip:{}", peer.ip()),
-        }
-    }
-}
-
-/// Seconds to wait if failed sign-ins for the account, else for the address, reached their limit. Counted in the
-/// database, so the limits hold across instances behind a load balancer.
-async fn login_blocked(
-    s: &AppState,
-    keys: &LoginKeys,
-    now: i64,
-) -> Result<Option<i64>, AuthzError> {
-    let limits = s.authz.core().store();
-    let blocked = match s
-        .login_per_account
-        .blocked(limits.as_ref(), &keys.account, now)
-        .await
-    {
-        Ok(None) => s.login_per_ip.blocked(limits.as_ref(), &keys.ip, now).await,
-        other => other,
-    };
-    blocked.map_err(AuthzError::from)
-}
-
 /// `resp` with `Retry-After: wait` (RFC 9110 §10.2.3).
 fn with_retry_after(mut resp: Response, wait: i64) -> Response {
     if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
@@ -440,47 +422,18 @@ fn with_retry_after(mut resp: Response, wait: i64) -> Response {
 }
 
 /// The account if `password` is its password; `None` for an unknown account or a wrong password (the hash is
-/// checked either way, so both take as long).
+/// checked either way, so both take as long); [`Busy`] when the checking pool had no room
+/// ([`crate::password_checks`]).
 async fn check_password(
     s: &AppState,
     username: &str,
     password: String,
-) -> Result<Option<UserRecord>, AuthzError> {
+) -> Result<Result<Option<UserRecord>, Busy>, AuthzError> {
     let (user, hash) = s.authz.sessions().login_candidate(username).await?;
-    // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-    let verified =
-        tokio::task::spawn_blocking(move || portcullis_authz::password::verify(&password, &hash))
-            .await
-            .unwrap_or(false);
-    Ok(user.filter(|_| verified))
-}
-
-/// Counts a failed sign-in against the account and the address.
-async fn record_failed_login(s: &AppState, keys: &LoginKeys, now: i64) -> Result<(), AuthzError> {
-    let limits = s.authz.core().store();
-    for (limiter, key) in [
-        (&s.login_per_account, &keys.account),
-        (&s.login_per_ip, &keys.ip),
-    ] {
-        limiter.record(limits.as_ref(), key, now).await?;
-    }
-    Ok(())
-}
-
-/// After a good password: clears the account's failures, then [`resume_signed_in`].
-async fn start_session(
-    s: &AppState,
-    headers: &HeaderMap,
-    keys: &LoginKeys,
-    user: &UserRecord,
-    request: &str,
-) -> Result<Response, AuthzError> {
-    let limits = s.authz.core().store();
-    s.login_per_account
-        .clear(limits.as_ref(), &keys.account)
-        .await?;
-    let identity = DisplayIdentity::password_user(&user.username);
-    resume_signed_in(s, headers, user, identity, request).await
+    Ok(s.password_checks
+        .verify(password, hash)
+        .await
+        .map(|verified| user.filter(|_| verified)))
 }
 
 /// Once a user is authenticated (password, or an identity provider's callback): replaces any current session by

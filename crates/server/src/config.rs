@@ -53,6 +53,9 @@ pub struct ServerConfig {
     /// Failed token requests (`invalid_grant`, `invalid_client`) accepted per client address per 5 minutes
     /// before `POST /token` answers 429; 0 = unlimited. Counted in the database, so it holds across instances.
     pub token_failures_per_ip: u32,
+    /// Password checks (argon2id, 19 MiB each) run at once at most; beyond them and a short queue, a sign-in
+    /// gets 503 with `Retry-After` ([`crate::password_checks`]). Default: the CPU cores, at least 2.
+    pub password_hash_concurrency: u32,
     /// For tests only: `host:port` values whose Client ID Metadata Documents are fetched without the SSRF
     /// address check and may use plain http ([`crate::outbound::cimd`]). Empty by default.
     pub cimd_allow_hosts: Vec<String>,
@@ -68,6 +71,9 @@ pub struct ServerConfig {
 /// every second of it is a second in which a stolen, already-rotated token is not detected (SECURITY.md).
 pub const MAX_REFRESH_GRACE_PERIOD: i64 = 300;
 
+/// The most concurrent password checks accepted (each holds 19 MiB while it runs).
+pub const MAX_PASSWORD_HASH_CONCURRENCY: u32 = 256;
+
 /// Why a configuration value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -81,7 +87,7 @@ pub enum ConfigError {
     /// A lifetime is out of range.
     #[error("{0}")]
     Lifetime(String),
-    /// A connection limit is out of range.
+    /// A limit is out of range.
     #[error("{0}")]
     Limit(String),
     /// A gateway setting (routes, per-tool scopes) is inconsistent.
@@ -145,6 +151,7 @@ impl ServerConfig {
             gateway_routes: Vec::new(),
             register_per_ip_per_hour: 100,
             token_failures_per_ip: 600,
+            password_hash_concurrency: crate::password_checks::default_concurrency(),
             cimd_allow_hosts: Vec::new(),
             sign_in: crate::pages::SignInOptions::default(),
             allowed_redirect_schemes: PrivateUseSchemes::mcp_clients(),
@@ -172,6 +179,11 @@ impl ServerConfig {
             return Err(ConfigError::Lifetime(
                 "tokenless_client_ttl and idle_client_ttl must be 0 (never) or more seconds".into(),
             ));
+        }
+        if !(1..=MAX_PASSWORD_HASH_CONCURRENCY).contains(&self.password_hash_concurrency) {
+            return Err(ConfigError::Limit(format!(
+                "password_hash_concurrency must be 1 to {MAX_PASSWORD_HASH_CONCURRENCY}"
+            )));
         }
         if !(0..=MAX_REFRESH_GRACE_PERIOD).contains(&self.refresh_grace_period) {
             return Err(ConfigError::Lifetime(format!(
@@ -271,6 +283,26 @@ mod tests {
         );
         c.connections.header_read_timeout = Duration::from_secs(1);
         assert_eq!(c.check(), Ok(()));
+    }
+
+    #[test]
+    fn password_hash_concurrency_bounds() {
+        let mut c = ServerConfig::new(parse_issuer("http://127.0.0.1:8080").unwrap());
+        assert!(
+            c.password_hash_concurrency >= 2,
+            "the default: the cores, at least 2"
+        );
+        for ok in [1, MAX_PASSWORD_HASH_CONCURRENCY] {
+            c.password_hash_concurrency = ok;
+            assert_eq!(c.check(), Ok(()), "{ok}");
+        }
+        for bad in [0, MAX_PASSWORD_HASH_CONCURRENCY + 1] {
+            c.password_hash_concurrency = bad;
+            assert!(
+                matches!(c.check(), Err(ConfigError::Limit(m)) if m.contains("password_hash_concurrency")),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

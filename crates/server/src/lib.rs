@@ -16,6 +16,8 @@
 //! - [`outbound`]: the server's network clients: [`outbound::cimd`] fetches Client ID Metadata Documents (URL
 //!   `client_id`s) with an SSRF guard, limits and a cache.
 //! - [`authorize`], [`pages`], [`cookies`]: `GET /authorize`, the login and consent pages and their POSTs.
+//! - [`login_throttle`]: failed sign-ins per (account, address) and per address, reserved before each check;
+//!   [`password_checks`]: the bounded pool of threads that run argon2id (503 beyond it).
 //! - [`token`], [`client_auth`]: `POST /token` and client authentication.
 //! - [`revoke`]: `POST /revoke` (RFC 7009).
 //! - [`introspect`]: `POST /introspect` (RFC 7662), for resource servers.
@@ -51,10 +53,12 @@ pub mod health;
 pub mod introspect;
 pub mod limits;
 pub mod local_keys;
+pub mod login_throttle;
 pub mod mcp;
 pub mod metadata;
 pub mod outbound;
 pub mod pages;
+pub mod password_checks;
 pub mod register;
 pub mod respond;
 pub mod revocations;

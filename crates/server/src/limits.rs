@@ -113,6 +113,34 @@ impl SharedRateLimiter {
     pub async fn clear(&self, store: &dyn RateLimitStore, key: &str) -> Result<(), StoreError> {
         store.clear_hits(&Self::stored_key(key)).await
     }
+
+    /// Reserves one event for `key` at `now` before the work it limits: counted first, in one atomic upsert,
+    /// so of any number of concurrent callers at most `limit` per window get `None`; the others get the
+    /// seconds until the window ends (their event is counted too, and stays counted).
+    pub async fn take(
+        &self,
+        store: &dyn RateLimitStore,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let start = self.window_start(now);
+        let until = start + self.window_secs;
+        let n = store.hit(&Self::stored_key(key), start, until).await?;
+        Ok((n > self.limit).then(|| (until - now).max(1)))
+    }
+
+    /// Gives back an event [`SharedRateLimiter::take`] reserved at `now` (the same `now`, so the same window)
+    /// when the work was not done.
+    pub async fn refund(
+        &self,
+        store: &dyn RateLimitStore,
+        key: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        store
+            .unhit(&Self::stored_key(key), self.window_start(now))
+            .await
+    }
 }
 
 /// A limit counted in the database (so it holds across instances) whose refusals cost no round trip: each

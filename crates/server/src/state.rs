@@ -4,9 +4,11 @@ use crate::config::ServerConfig;
 use crate::federation::upstream_tokens::UpstreamTokenSource;
 use crate::federation::Runtime;
 use crate::gateway::closing::StreamCloser;
-use crate::limits::{CountedLimiter, SharedRateLimiter};
+use crate::limits::CountedLimiter;
 use crate::local_keys::LocalKeys;
+use crate::login_throttle::LoginThrottle;
 use crate::metadata::documents;
+use crate::password_checks::PasswordChecks;
 use crate::revocations::Revocations;
 use crate::routes::Routes;
 use bytes::Bytes;
@@ -36,10 +38,11 @@ pub struct AppState {
     pub stream_closer: StreamCloser,
     /// Whether cookies get `Secure` and the `__Host-` prefix (https issuer).
     pub secure_cookies: bool,
-    /// Failed logins per account, counted in the database (shared by every instance).
-    pub login_per_account: SharedRateLimiter,
-    /// Failed logins per client address, counted in the database (shared by every instance).
-    pub login_per_ip: SharedRateLimiter,
+    /// Failed sign-ins per (account, address) and per address, counted in the database (shared by every
+    /// instance), each attempt reserved before its password is checked.
+    pub login_throttle: LoginThrottle,
+    /// The bounded pool that checks passwords ([`ServerConfig::password_hash_concurrency`]).
+    pub password_checks: PasswordChecks,
     /// Registrations per client address per hour ([`ServerConfig::register_per_ip_per_hour`]).
     pub register_per_ip: CountedLimiter,
     /// Failed token requests per client address per 5 minutes ([`ServerConfig::token_failures_per_ip`]).
@@ -104,14 +107,14 @@ impl AppState {
                 config.token_failures_per_ip,
                 300,
             ),
+            password_checks: PasswordChecks::new(config.password_hash_concurrency),
             config,
             as_metadata,
             prm,
             revocations,
             bearer,
             stream_closer: StreamCloser::default(),
-            login_per_account: SharedRateLimiter::new(10, 15 * 60),
-            login_per_ip: SharedRateLimiter::new(50, 15 * 60),
+            login_throttle: LoginThrottle::default(),
             upstream_tokens,
             federation,
         })

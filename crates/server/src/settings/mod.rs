@@ -54,6 +54,7 @@ pub struct FileSettings {
     pub revocation_sync_ms: Option<u64>,
     pub register_per_ip_per_hour: Option<u32>,
     pub token_failures_per_ip: Option<u32>,
+    pub password_hash_concurrency: Option<u32>,
     /// Seconds after which a client that never obtained a token is deleted (0: never).
     pub tokenless_client_ttl: Option<i64>,
     /// Seconds after which a client with no live grant, unused that long, is deleted (0: never).
@@ -144,6 +145,7 @@ pub struct Overrides {
     pub revocation_sync_ms: Option<u64>,
     pub register_per_ip_per_hour: Option<u32>,
     pub token_failures_per_ip: Option<u32>,
+    pub password_hash_concurrency: Option<u32>,
     pub tokenless_client_ttl: Option<i64>,
     pub idle_client_ttl: Option<i64>,
     pub log_format: Option<String>,
@@ -263,6 +265,7 @@ pub struct Tunables {
     pub revocation_sync_ms: Option<u64>,
     pub register_per_ip_per_hour: Option<u32>,
     pub token_failures_per_ip: Option<u32>,
+    pub password_hash_concurrency: Option<u32>,
     pub tokenless_client_ttl: Option<i64>,
     pub idle_client_ttl: Option<i64>,
     pub max_connections: Option<u32>,
@@ -397,6 +400,9 @@ impl Settings {
                     .register_per_ip_per_hour
                     .or(file.register_per_ip_per_hour),
                 token_failures_per_ip: flags.token_failures_per_ip.or(file.token_failures_per_ip),
+                password_hash_concurrency: flags
+                    .password_hash_concurrency
+                    .or(file.password_hash_concurrency),
                 tokenless_client_ttl: flags.tokenless_client_ttl.or(file.tokenless_client_ttl),
                 idle_client_ttl: flags.idle_client_ttl.or(file.idle_client_ttl),
                 max_connections: flags.max_connections.or(file.max_connections),
@@ -439,6 +445,9 @@ impl Settings {
         config.token_failures_per_ip = t
             .token_failures_per_ip
             .unwrap_or(config.token_failures_per_ip);
+        config.password_hash_concurrency = t
+            .password_hash_concurrency
+            .unwrap_or(config.password_hash_concurrency);
         let reap = &mut config.client_reaping;
         set(&mut reap.tokenless_after, t.tokenless_client_ttl);
         set(&mut reap.idle_after, t.idle_client_ttl);

@@ -9,7 +9,9 @@
 //! metacharacters, NUL bytes), [`enumeration`] (user enumeration, brute force, password hashing off the runtime),
 //! [`abuse`] (registration rate limit), [`limits_races`] (limits under parallel requests, guesses at /revoke,
 //! hidden characters in client names), [`slow_clients`] (header read timeout, connection cap),
-//! [`gateway_streams`] (event streams per caller at the gateway).
+//! [`gateway_streams`] (event streams per caller at the gateway), [`gateway_rpc`] (JSON-RPC the gateway did not
+//! check never reaches the upstream), [`logins`] (sign-in floods: the password-check cap, race-safe throttling
+//! per account and address).
 
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
@@ -21,6 +23,7 @@ mod gateway_rpc;
 mod input;
 mod jwt;
 mod limits_races;
+mod logins;
 mod pkce;
 mod redirect_uri;
 mod replay;
