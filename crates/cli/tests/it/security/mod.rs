@@ -18,8 +18,8 @@
 mod abuse;
 mod csrf;
 mod enumeration;
-mod gateway_streams;
 mod gateway_rpc;
+mod gateway_streams;
 mod input;
 mod jwt;
 mod limits_races;
