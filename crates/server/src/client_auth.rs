@@ -1,13 +1,64 @@
-//! Reading client credentials from a token or revocation request (RFC 6749 §2.3.1): HTTP Basic with
-//! form-urlencoded id and secret, or `client_id`/`client_secret` form parameters, never both (RFC 6749 §2.3).
+//! Client authentication at `/token`, `/revoke` and `/introspect` (RFC 6749 §2.3.1): HTTP Basic with
+//! form-urlencoded id and secret, or `client_id`/`client_secret` form parameters, never both (RFC 6749 §2.3);
+//! [`authenticated`] reads the form and authenticates the client for all three.
 
+use crate::error::{json_error, OAuthError};
 use crate::form::Form;
+use crate::state::AppState;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderMap};
+use axum::response::Response;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use bytes::Bytes;
 use portcullis_authz::client_auth::ClientCredentials;
+use portcullis_authz::registration::RegisteredClient;
 use portcullis_authz::AuthzError;
 use portcullis_proto::ClientSecret;
+use std::sync::Arc;
+
+/// A request from an authenticated client: the rest of its form, the client, and whether the endpoint's 401s
+/// carry the Basic challenge (RFC 6749 §5.2).
+pub(crate) struct ClientRequest {
+    pub(crate) form: Form,
+    pub(crate) client: Arc<RegisteredClient>,
+    pub(crate) basic: bool,
+}
+
+/// The end of a request before its endpoint's work: a response as it is (an unreadable body) or an error.
+pub(crate) type Early = Result<Response, OAuthError>;
+
+/// Reads the form body and authenticates the client. `always_challenge`: every 401 carries the Basic challenge
+/// (RFC 7662 §2.3), not only when the client tried Basic.
+pub(crate) async fn authenticated(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    always_challenge: bool,
+) -> Result<ClientRequest, Early> {
+    let body = body.map_err(|e| {
+        Ok(json_error(
+            e.status(),
+            "invalid_request",
+            "request body too large or unreadable",
+        ))
+    })?;
+    let mut form = Form::parse(headers, &body)
+        .map_err(|e| Err(OAuthError::from(AuthzError::InvalidRequest(e.to_string()))))?;
+    let creds = credentials(headers, &mut form).map_err(|e| Err(OAuthError::new(e, true)))?;
+    let basic = always_challenge || creds.used_basic();
+    let client = s
+        .authz
+        .registrations()
+        .authenticate_client(&creds)
+        .await
+        .map_err(|e| Err(OAuthError::new(e, basic)))?;
+    Ok(ClientRequest {
+        form,
+        client,
+        basic,
+    })
+}
 
 fn decode_component(text: &str) -> Option<String> {
     let decoded: String = form_urlencoded::parse(format!("x={text}").as_bytes())

@@ -7,9 +7,8 @@
 //! Failed client authentication counts toward the same per-address limit as `/token` (an introspection
 //! endpoint is a place to guess client secrets, RFC 7662 §4). Server-to-server only: no CORS.
 
-use crate::client_auth::credentials;
-use crate::error::{json_error, OAuthError};
-use crate::form::Form;
+use crate::client_auth::{authenticated, ClientRequest};
+use crate::error::OAuthError;
 use crate::guesses::limited;
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
@@ -46,27 +45,14 @@ async fn answer(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => {
-            return Ok(json_error(
-                e.status(),
-                "invalid_request",
-                "request body too large or unreadable",
-            ))
-        }
-    };
-    let mut form = Form::parse(headers, &body)
-        .map_err(|e| OAuthError::from(AuthzError::InvalidRequest(e.to_string())))?;
-    let creds = credentials(headers, &mut form).map_err(|e| OAuthError::new(e, true))?;
     // Every 401 here carries the Basic challenge (RFC 7662 §2.3, RFC 6749 §5.2): a resource server is told how
     // to authenticate, however it tried; a public client's `client_id` alone is not authentication.
-    let client = s
-        .authz
-        .registrations()
-        .authenticate_client(&creds)
-        .await
-        .map_err(|e| OAuthError::new(e, true))?;
+    let ClientRequest {
+        mut form, client, ..
+    } = match authenticated(s, headers, body, true).await {
+        Ok(r) => r,
+        Err(early) => return early,
+    };
     check_caller(&client).map_err(|e| OAuthError::new(e, true))?;
     // §2.1: `token` is REQUIRED; the hint is optional and not needed (the token's form tells its type).
     let token = form

@@ -5,9 +5,8 @@
 //! ([`crate::guesses`]; RFC 7009 §5: revocation requests are a place to guess credentials). A wrong or unknown
 //! token is no error here (§2.2: 200), so only `invalid_client` counts.
 
-use crate::client_auth::credentials;
-use crate::error::{json_error, OAuthError};
-use crate::form::Form;
+use crate::client_auth::{authenticated, ClientRequest};
+use crate::error::OAuthError;
 use crate::guesses::limited;
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
@@ -44,26 +43,14 @@ async fn answer(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => {
-            return Ok(json_error(
-                e.status(),
-                "invalid_request",
-                "request body too large or unreadable",
-            ))
-        }
+    let ClientRequest {
+        mut form,
+        client,
+        basic,
+    } = match authenticated(s, headers, body, false).await {
+        Ok(r) => r,
+        Err(early) => return early,
     };
-    let mut form = Form::parse(headers, &body)
-        .map_err(|e| OAuthError::from(AuthzError::InvalidRequest(e.to_string())))?;
-    let creds = credentials(headers, &mut form).map_err(|e| OAuthError::new(e, true))?;
-    let basic = creds.used_basic();
-    let client = s
-        .authz
-        .registrations()
-        .authenticate_client(&creds)
-        .await
-        .map_err(|e| OAuthError::new(e, basic))?;
     let token = form
         .take("token")
         .ok_or_else(|| OAuthError::from(AuthzError::InvalidRequest("token is required".into())))?;

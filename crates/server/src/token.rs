@@ -1,10 +1,9 @@
 //! `POST /token` (RFC 6749 §3.2, §4.1.3, §6; OAuth 2.1 §3.2): form-encoded POST only, client authentication,
 //! then the grant. Every response carries `Cache-Control: no-store` (RFC 6749 §5.1).
 
-use crate::client_auth::credentials;
-use crate::error::{json_error, EndpointError, OAuthError};
+use crate::client_auth::{authenticated, ClientRequest};
+use crate::error::{EndpointError, OAuthError};
 use crate::federation::upstream_tokens::UpstreamTokenError;
-use crate::form::Form;
 use crate::guesses::limited;
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
@@ -49,28 +48,13 @@ async fn issue(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => {
-            return Ok(json_error(
-                e.status(),
-                "invalid_request",
-                "request body too large or unreadable",
-            ))
-        }
-    };
-    let mut form = match Form::parse(headers, &body) {
-        Ok(f) => f,
-        Err(e) => return Err(OAuthError::from(AuthzError::InvalidRequest(e.to_string()))),
-    };
-    let creds = match credentials(headers, &mut form) {
-        Ok(c) => c,
-        Err(e) => return Err(OAuthError::new(e, true)),
-    };
-    let basic = creds.used_basic();
-    let client = match s.authz.registrations().authenticate_client(&creds).await {
-        Ok(c) => c,
-        Err(error) => return Err(OAuthError::new(error, basic)),
+    let ClientRequest {
+        form,
+        client,
+        basic,
+    } = match authenticated(s, headers, body, false).await {
+        Ok(r) => r,
+        Err(early) => return early,
     };
     // Parsed after client authentication, so an unauthenticated caller learns nothing about its request.
     let mut refresh = false;
