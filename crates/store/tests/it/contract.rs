@@ -871,3 +871,22 @@ pub(crate) async fn rate_limit_reservations(s: Arc<dyn Storage>) {
     assert_eq!(granted, vec![1, 2, 3, 4, 5]);
     assert_eq!(s.hits("race", NOW).await.unwrap(), 5);
 }
+
+on_every_backend!(
+    clients,
+    users_and_sessions,
+    identity_round_trips,
+    consent,
+    code_single_use_under_concurrency,
+    refresh_rotation_under_concurrency,
+    reuse_revokes_the_family_in_the_rotation,
+    failed_transitions_change_nothing,
+    concurrent_writes_all_commit,
+    revocations,
+    revocation_feed_misses_nothing,
+    keys_first_start_race,
+    purge,
+    introspection_credentials_stay,
+    rate_limits,
+    rate_limit_reservations
+);

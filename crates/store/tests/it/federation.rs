@@ -442,38 +442,7 @@ async fn sqlite_files_never_hold_an_upstream_token_in_the_clear() {
     assert_eq!(opened.as_slice(), payload.as_bytes());
 }
 
-macro_rules! federation_on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let (store, _dir) = crate::sqlite().await;
-                    super::$name(store).await;
-                }
-            )*
-        }
-        mod postgres_backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(base) = crate::postgres_url() else {
-                        eprintln!(
-                            "note: TEST_POSTGRES_URL is not set; {} not run on PostgreSQL",
-                            stringify!($name)
-                        );
-                        return;
-                    };
-                    let (store, schema) = crate::postgres(&base).await;
-                    super::$name(store).await;
-                    drop(schema);
-                }
-            )*
-        }
-    };
-}
-
-federation_on_every_backend!(
+on_every_backend!(
     identities,
     deleting_a_user_deletes_identities_and_tokens,
     upstream_state_single_use_under_concurrency,

@@ -3,6 +3,39 @@
 
 #![allow(clippy::unwrap_used)]
 
+/// Each named check of the calling module on SQLite, and on PostgreSQL when `TEST_POSTGRES_URL` is set: the
+/// tests `<module>::sqlite_backend::<check>` and `<module>::postgres_backend::<check>`.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (store, _dir) = crate::sqlite().await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+        mod postgres_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(base) = crate::postgres_url() else {
+                        eprintln!(
+                            "note: TEST_POSTGRES_URL is not set; {} not run on PostgreSQL",
+                            stringify!($name)
+                        );
+                        return;
+                    };
+                    let (store, schema) = crate::postgres(&base).await;
+                    super::$name(store).await;
+                    drop(schema);
+                }
+            )*
+        }
+    };
+}
+
 mod contract;
 mod federation;
 mod migrations;
@@ -140,66 +173,3 @@ pub(crate) async fn postgres(base: &str) -> (Arc<dyn Storage>, PgSchema) {
     let store = open(&schema.url(), &pg_options()).await.unwrap();
     (store, schema)
 }
-
-macro_rules! on_sqlite {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let (store, _dir) = super::sqlite().await;
-                    super::contract::$name(store).await;
-                }
-            )*
-        }
-    };
-}
-
-macro_rules! on_postgres {
-    ($($name:ident),* $(,)?) => {
-        mod postgres_backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(base) = super::postgres_url() else {
-                        eprintln!(
-                            "note: TEST_POSTGRES_URL is not set; {} not run on PostgreSQL",
-                            stringify!($name)
-                        );
-                        return;
-                    };
-                    let (store, schema) = super::postgres(&base).await;
-                    super::contract::$name(store).await;
-                    drop(schema);
-                }
-            )*
-        }
-    };
-}
-
-/// Every contract check, on every backend.
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        on_sqlite!($($name),*);
-        on_postgres!($($name),*);
-    };
-}
-
-on_every_backend!(
-    clients,
-    users_and_sessions,
-    identity_round_trips,
-    consent,
-    code_single_use_under_concurrency,
-    refresh_rotation_under_concurrency,
-    reuse_revokes_the_family_in_the_rotation,
-    failed_transitions_change_nothing,
-    concurrent_writes_all_commit,
-    revocations,
-    revocation_feed_misses_nothing,
-    keys_first_start_race,
-    purge,
-    introspection_credentials_stay,
-    rate_limits,
-    rate_limit_reservations
-);

@@ -415,38 +415,7 @@ pub(crate) async fn reaping_races_a_first_token(s: Arc<dyn Storage>) {
     }
 }
 
-macro_rules! reaping_on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let (store, _dir) = crate::sqlite().await;
-                    super::$name(store).await;
-                }
-            )*
-        }
-        mod postgres_backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(base) = crate::postgres_url() else {
-                        eprintln!(
-                            "note: TEST_POSTGRES_URL is not set; {} not run on PostgreSQL",
-                            stringify!($name)
-                        );
-                        return;
-                    };
-                    let (store, schema) = crate::postgres(&base).await;
-                    super::$name(store).await;
-                    drop(schema);
-                }
-            )*
-        }
-    };
-}
-
-reaping_on_every_backend!(
+on_every_backend!(
     usage_is_derived_from_grants,
     reaping_follows_the_rule,
     reaping_zero_is_off_and_batches_resume,

@@ -201,33 +201,7 @@ pub(crate) async fn concurrent_refreshes_share_one_successor(s: Arc<dyn Storage>
     assert_eq!(g.revoked_at, None, "the family is alive");
 }
 
-/// Each check on SQLite, and on PostgreSQL when `TEST_POSTGRES_URL` is set.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    let (store, _dir) = crate::sqlite().await;
-                    super::$name(store).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    let Some(base) = crate::postgres_url() else {
-                        eprintln!("note: TEST_POSTGRES_URL is not set; not run on PostgreSQL");
-                        return;
-                    };
-                    let (store, schema) = crate::postgres(&base).await;
-                    super::$name(store).await;
-                    drop(schema);
-                }
-            }
-        )*
-    };
-}
-
-on_both_backends!(
+on_every_backend!(
     rotation_keeps_the_retired_token,
     replay_writes_and_revokes_nothing,
     concurrent_refreshes_share_one_successor,
