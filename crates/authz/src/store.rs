@@ -584,9 +584,6 @@ pub trait RateLimitStore: Send + Sync {
     async fn hit(&self, key: &str, window_start: i64, expires_at: i64) -> Result<u32, StoreError>;
     /// The count of `key`'s window that starts at `window_start` (0 when there is none).
     async fn hits(&self, key: &str, window_start: i64) -> Result<u32, StoreError>;
-    /// Takes back one event of `key`'s window that starts at `window_start` (an attempt reserved with
-    /// [`RateLimitStore::hit`] that was not made); never below zero, nothing when the window is gone.
-    async fn unhit(&self, key: &str, window_start: i64) -> Result<(), StoreError>;
     /// Forgets every window of `key`.
     async fn clear_hits(&self, key: &str) -> Result<(), StoreError>;
     /// Adds one event to `key`'s window only if the window holds fewer than `limit`, in one atomic conditional
@@ -599,7 +596,9 @@ pub trait RateLimitStore: Send + Sync {
         expires_at: i64,
         limit: u32,
     ) -> Result<Option<u32>, StoreError>;
-    /// Takes back one event of `key`'s window (a reservation whose outcome does not count); never below 0.
+    /// Takes back one event of `key`'s window that starts at `window_start` (counted by
+    /// [`RateLimitStore::hit`] or [`RateLimitStore::reserve_hit`] for an attempt that was not made or whose
+    /// outcome does not count); never below zero, nothing when the window is gone.
     async fn release_hit(&self, key: &str, window_start: i64) -> Result<(), StoreError>;
 }
 

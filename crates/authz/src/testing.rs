@@ -458,14 +458,6 @@ impl RateLimitStore for MemStore {
                 .map_or(0, |e| e.0)
         }))
     }
-    async fn unhit(&self, key: &str, window_start: i64) -> Result<(), StoreError> {
-        self.with(|i| {
-            if let Some(e) = i.rate_limits.get_mut(&(key.to_owned(), window_start)) {
-                e.0 = e.0.saturating_sub(1);
-            }
-        });
-        Ok(())
-    }
     async fn clear_hits(&self, key: &str) -> Result<(), StoreError> {
         self.with(|i| i.rate_limits.retain(|(k, _), _| k != key));
         Ok(())

@@ -1,60 +1,11 @@
 //! Rate limits in fixed windows (OWASP Authentication Cheat Sheet: throttle per account and per IP, answer with
-//! `Retry-After`). [`SharedRateLimiter`] counts in the database, so login limits hold across instances;
-//! [`RateLimiter`] counts in process memory.
+//! `Retry-After`), counted in the database so they hold across instances: [`SharedRateLimiter`] (sign-in
+//! attempts, [`crate::login_throttle`]) and [`CountedLimiter`] (registrations, guesses, sign-in starts).
 
 use portcullis_authz::secret::TokenHash;
 use portcullis_authz::store::{RateLimitStore, StoreError};
 use std::collections::HashMap;
 use std::sync::Mutex;
-
-/// Counts events per key in fixed windows.
-#[derive(Debug)]
-pub struct RateLimiter {
-    limit: u32,
-    window_secs: i64,
-    counts: Mutex<HashMap<String, (i64, u32)>>,
-}
-
-impl RateLimiter {
-    /// At most `limit` events per key per `window_secs`.
-    pub fn new(limit: u32, window_secs: i64) -> Self {
-        Self {
-            limit,
-            window_secs,
-            counts: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// If `key` is over its limit at `now`, the seconds until it may try again.
-    pub fn blocked(&self, key: &str, now: i64) -> Option<i64> {
-        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let (start, n) = *counts.get(key)?;
-        let reset = start + self.window_secs;
-        (n >= self.limit && now < reset).then_some(reset - now)
-    }
-
-    /// Records one event for `key` at `now`.
-    pub fn record(&self, key: &str, now: i64) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if counts.len() > 100_000 {
-            let window = self.window_secs;
-            counts.retain(|_, (start, _)| now < *start + window);
-        }
-        let entry = counts.entry(key.to_owned()).or_insert((now, 0));
-        if now >= entry.0 + self.window_secs {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-    }
-
-    /// Forgets `key` (after a successful login).
-    pub fn clear(&self, key: &str) {
-        self.counts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
-    }
-}
 
 /// Fixed-window limits counted in the database ([`RateLimitStore`]), so they hold across every instance that
 /// shares it: a browser whose attempts land on different instances behind a load balancer meets one limit.
@@ -81,32 +32,6 @@ impl SharedRateLimiter {
 
     fn stored_key(key: &str) -> String {
         TokenHash::of(key).as_str().to_owned()
-    }
-
-    /// If `key` is over its limit at `now`, the seconds until it may try again.
-    pub async fn blocked(
-        &self,
-        store: &dyn RateLimitStore,
-        key: &str,
-        now: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let start = self.window_start(now);
-        let n = store.hits(&Self::stored_key(key), start).await?;
-        Ok((n >= self.limit).then(|| (start + self.window_secs - now).max(1)))
-    }
-
-    /// Records one event for `key` at `now`.
-    pub async fn record(
-        &self,
-        store: &dyn RateLimitStore,
-        key: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let start = self.window_start(now);
-        store
-            .hit(&Self::stored_key(key), start, start + self.window_secs)
-            .await
-            .map(drop)
     }
 
     /// Forgets `key` (after a successful login).
@@ -138,7 +63,7 @@ impl SharedRateLimiter {
         now: i64,
     ) -> Result<(), StoreError> {
         store
-            .unhit(&Self::stored_key(key), self.window_start(now))
+            .release_hit(&Self::stored_key(key), self.window_start(now))
             .await
     }
 }
@@ -373,42 +298,5 @@ mod tests {
             let r = admitted(off.reserve(store, "ip", now).await.unwrap());
             off.release(store, r).await.unwrap();
         }
-    }
-
-    #[test]
-    fn blocks_after_limit_until_window_ends() {
-        let l = RateLimiter::new(3, 60);
-        for _ in 0..3 {
-            assert_eq!(l.blocked("a", 100), None);
-            l.record("a", 100);
-        }
-        assert_eq!(l.blocked("a", 110), Some(50));
-        assert_eq!(l.blocked("b", 110), None);
-        assert_eq!(l.blocked("a", 160), None);
-        l.record("a", 160);
-        assert_eq!(l.blocked("a", 161), None);
-        l.clear("a");
-        assert_eq!(l.blocked("a", 161), None);
-    }
-
-    #[tokio::test]
-    async fn shared_limits_count_in_the_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = portcullis_store::open(&url, &portcullis_store::StoreOptions::default())
-            .await
-            .unwrap();
-        let l = SharedRateLimiter::new(3, 60);
-        for _ in 0..3 {
-            assert_eq!(l.blocked(store.as_ref(), "a", 120).await, Ok(None));
-            l.record(store.as_ref(), "a", 120).await.unwrap();
-        }
-        // Window [120, 180): blocked until 180.
-        assert_eq!(l.blocked(store.as_ref(), "a", 130).await, Ok(Some(50)));
-        assert_eq!(l.blocked(store.as_ref(), "b", 130).await, Ok(None));
-        assert_eq!(l.blocked(store.as_ref(), "a", 180).await, Ok(None));
-        l.record(store.as_ref(), "a", 125).await.unwrap();
-        l.clear(store.as_ref(), "a").await.unwrap();
-        assert_eq!(l.blocked(store.as_ref(), "a", 130).await, Ok(None));
     }
 }

@@ -418,18 +418,6 @@ impl RateLimitStore for SqliteStore {
         Ok(hits.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
     }
 
-    async fn unhit(&self, key: &str, window_start: i64) -> Result<(), StoreError> {
-        let key = key.to_owned();
-        self.write(Undo::Statement, move |conn| {
-            conn.prepare_cached(
-                "UPDATE rate_limits SET hits = hits - 1 WHERE limit_key = ? AND window_start = ? AND hits > 0",
-            )?
-            .execute(params![key, window_start])
-            .map(drop)
-        })
-        .await
-    }
-
     async fn clear_hits(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_owned();
         self.write(Undo::Statement, move |conn| {

@@ -42,22 +42,6 @@ impl RateLimitStore for PostgresStore {
         Ok(hits.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
     }
 
-    async fn unhit(&self, key: &str, window_start: i64) -> Result<(), StoreError> {
-        let pool = &self.pool;
-        retry(self.deadline, || async move {
-            sqlx::query(
-                "UPDATE rate_limits SET hits = hits - 1 \
-                 WHERE limit_key = $1 AND window_start = $2 AND hits > 0",
-            )
-            .bind(key)
-            .bind(window_start)
-            .execute(pool)
-            .await
-        })
-        .await?;
-        Ok(())
-    }
-
     async fn clear_hits(&self, key: &str) -> Result<(), StoreError> {
         let pool = &self.pool;
         retry(self.deadline, || async move {

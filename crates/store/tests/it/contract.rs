@@ -819,13 +819,13 @@ pub(crate) async fn rate_limits(s: Arc<dyn Storage>) {
     assert_eq!(seen, (1..=20).collect::<Vec<u32>>());
     assert_eq!(s.hits("busy", NOW).await.unwrap(), 20);
     // A refund takes one event back from that window only, never below zero.
-    s.unhit("busy", NOW).await.unwrap();
+    s.release_hit("busy", NOW).await.unwrap();
     assert_eq!(s.hits("busy", NOW).await.unwrap(), 19);
-    s.unhit("k", NOW + 60).await.unwrap();
-    s.unhit("k", NOW + 60).await.unwrap();
+    s.release_hit("k", NOW + 60).await.unwrap();
+    s.release_hit("k", NOW + 60).await.unwrap();
     assert_eq!(s.hits("k", NOW + 60).await.unwrap(), 0);
     assert_eq!(s.hits("k", NOW).await.unwrap(), 2);
-    s.unhit("nothing", NOW).await.unwrap();
+    s.release_hit("nothing", NOW).await.unwrap();
     assert_eq!(s.hits("nothing", NOW).await.unwrap(), 0);
     s.clear_hits("k").await.unwrap();
     assert_eq!(s.hits("k", NOW).await.unwrap(), 0);
