@@ -21,7 +21,6 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use unicode_normalization::UnicodeNormalization;
-use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// The method whose tool the per-tool scope rule checks.
 pub const TOOLS_CALL: &str = "tools/call";
@@ -335,9 +334,10 @@ fn tool_name<'a>(
     Ok(name)
 }
 
-/// Whitespace, control and format characters (Unicode TR36 §3: invisible or reordering).
+/// Whitespace, and the characters never shown to a person (controls, format characters, invisible letters:
+/// Unicode TR36 §3, [`portcullis_authz::display_text::is_hidden`]).
 pub(crate) fn invisible(c: char) -> bool {
-    c.is_whitespace() || c.is_control() || c.general_category() == GeneralCategory::Format
+    c.is_whitespace() || portcullis_authz::display_text::is_hidden(c)
 }
 
 /// `s` folded for look-alike comparison: NFKC, invisible characters dropped, lower case.
