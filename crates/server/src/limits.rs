@@ -71,11 +71,12 @@ impl SharedRateLimiter {
 /// A limit counted in the database (so it holds across instances) whose refusals cost no round trip: each
 /// instance remembers, in memory, the keys the database refused.
 ///
-/// [`CountedLimiter::reserve`] takes a place before the work it limits, in one conditional upsert
-/// ([`RateLimitStore::reserve_hit`]), so parallel requests on any number of instances never get more than the
-/// limit between them; [`CountedLimiter::release`] gives the place back when the outcome does not count (a
-/// registration that failed, a token request that was not a guess). A request cancelled mid-way keeps its
-/// place: the count errs on the side of refusing.
+/// [`CountedLimiter::reserve`] takes a place in one conditional upsert ([`RateLimitStore::reserve_hit`]), so
+/// parallel callers on any number of instances never get more than the limit between them. Registrations
+/// reserve before the work and [`CountedLimiter::release`] the place when the registration fails (a request
+/// cancelled mid-way keeps its place: the count errs on the side of refusing); guesses at `/token`,
+/// `/introspect` and `/revoke` reserve only once they failed, and a failure without a place is answered 429
+/// ([`crate::guesses`]).
 #[derive(Debug)]
 pub struct CountedLimiter {
     /// Keeps this limiter's counters apart from every other limiter's in the shared table (the same client
