@@ -12,6 +12,8 @@ use crate::registration::RegisteredClient;
 use crate::registrations::Registrations;
 use crate::shared::Core;
 use crate::store::{CodeRecord, DisplayIdentity};
+use portcullis_proto::redirect_uri::Kind;
+use portcullis_proto::registration::AuthMethod;
 use portcullis_proto::Scope;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -41,6 +43,7 @@ impl Authorizations {
         let (client, redirect_uri, redirect_uri_sent) = self.client_and_redirect(&params).await?;
         let state = get(&params, "state").map(str::to_owned);
         let fail = |error: AuthzError| AuthorizeError::Redirect {
+            client_id: client.client_id.clone(),
             redirect_uri: redirect_uri.clone(),
             state: state.clone(),
             error,
@@ -91,8 +94,9 @@ impl Authorizations {
                         .map(|(k, v)| (k.into_owned(), v.into_owned()))
                         .collect()
                 };
-                let (_, redirect_uri, _) = self.client_and_redirect(&first).await?;
+                let (client, redirect_uri, _) = self.client_and_redirect(&first).await?;
                 Err(AuthorizeError::Redirect {
+                    client_id: client.client_id,
                     redirect_uri,
                     state: None,
                     error: AuthzError::InvalidRequest(format!("the {name} parameter is repeated")),
@@ -142,22 +146,38 @@ impl Authorizations {
         Ok((client, redirect_uri, sent))
     }
 
-    /// Whether the user must be asked: no remembered consent covering this request's scope.
+    /// Whether the user must be asked: the client's identity cannot be proven ([`identity_assured`]), or no
+    /// remembered consent for this client at this resource (RFC 8707 §2) covers the request's scope.
     pub async fn needs_consent(
         &self,
         user_id: &str,
         req: &AuthorizationRequest,
     ) -> Result<bool, AuthzError> {
+        if !identity_assured(req) {
+            return Ok(true);
+        }
         let Some(stored) = self
             .core
             .store
-            .consent(user_id, &req.client.client_id)
+            .consent(user_id, &req.client.client_id, &req.resource)
             .await?
         else {
             return Ok(true);
         };
         let stored = Scope::parse(&stored).unwrap_or_default();
         Ok(!stored.includes(&req.scope))
+    }
+
+    /// Whether an error of an authorization request may be sent to the client's redirect URI: only when the
+    /// signed-in user has approved this client before (for any resource). Otherwise anyone could register a
+    /// client with their own redirect URI and use `/authorize` as an open redirector for signed-in users
+    /// (RFC 9700 §4.11.2; RFC 6749 §4.1.2.1 leaves the choice of an error page to the server).
+    pub async fn may_redirect_error(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<bool, AuthzError> {
+        Ok(self.core.store.has_consented(user_id, client_id).await?)
     }
 
     /// The user approved: remembers the consent, issues a code (RFC 6749 §4.1.2) and returns the redirect
@@ -170,17 +190,19 @@ impl Authorizations {
         req: &AuthorizationRequest,
     ) -> Result<String, AuthzError> {
         let now = self.core.now();
-        let previous = self
-            .core
-            .store
-            .consent(user_id, &req.client.client_id)
-            .await?;
+        let (store, client_id) = (&self.core.store, &req.client.client_id);
+        let previous = store.consent(user_id, client_id, &req.resource).await?;
         let remembered = Scope::parse(previous.as_deref().unwrap_or(""))
             .unwrap_or_default()
             .union(&req.scope);
-        self.core
-            .store
-            .save_consent(user_id, &req.client.client_id, &remembered.to_string(), now)
+        store
+            .save_consent(
+                user_id,
+                client_id,
+                &req.resource,
+                &remembered.to_string(),
+                now,
+            )
             .await?;
         self.issue_code(user_id, identity, req).await
     }
@@ -245,6 +267,7 @@ impl Authorizations {
     /// The user denied: the redirect location with `error=access_denied` (RFC 6749 §4.1.2.1).
     pub fn deny(&self, req: &AuthorizationRequest) -> String {
         AuthorizeError::Redirect {
+            client_id: req.client.client_id.clone(),
             redirect_uri: req.redirect_uri.clone(),
             state: req.state.clone(),
             error: AuthzError::AccessDenied("the user denied the request".into()),
@@ -252,6 +275,20 @@ impl Authorizations {
         .location(&self.core.config.issuer)
         .unwrap_or_default()
     }
+}
+
+/// Whether remembered consent may stand in for asking the user (RFC 8252 §8.6): only when the client's identity
+/// is assured, that is it authenticates at the token endpoint (a confidential client) or the code goes to an
+/// `https` redirect URI on a real host, which only that origin's holder receives. A public client redirecting to
+/// a loopback address or a private-use scheme cannot be told apart from another local program reusing its
+/// `client_id` with its own port or scheme handler and PKCE pair, so it is asked every time.
+pub fn identity_assured(req: &AuthorizationRequest) -> bool {
+    if req.client.auth_method != AuthMethod::None {
+        return true;
+    }
+    req.client
+        .redirect_uri_matching(&req.redirect_uri)
+        .is_some_and(|r| r.kind() == Kind::Https && !r.is_loopback_host())
 }
 
 #[cfg(test)]
@@ -401,8 +438,30 @@ mod tests {
         ));
     }
 
+    async fn register(a: &Authz, auth: &str, redirect: &str) -> String {
+        let meta = serde_json::json!({"client_name": "Test", "redirect_uris": [redirect],
+            "grant_types": ["authorization_code", "refresh_token"], "token_endpoint_auth_method": auth});
+        let meta = serde_json::from_value(meta).unwrap();
+        a.registrations().register(meta).await.unwrap().client_id
+    }
+
+    async fn asks(a: &Authz, user: &str, query: &str) -> bool {
+        let r = a.authorizations().authorization_request(query).await;
+        a.authorizations()
+            .needs_consent(user, &r.unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn approve(a: &Authz, query: &str) {
+        let r = a.authorizations().authorization_request(query).await;
+        let r = r.unwrap();
+        let carol = crate::testing::carol();
+        a.authorizations().approve("u1", &carol, &r).await.unwrap();
+    }
+
     #[tokio::test]
-    async fn loopback_port_may_differ_and_consent_is_remembered() {
+    async fn loopback_port_may_differ_and_a_public_loopback_client_is_asked_every_time() {
         let a = authz().await;
         let c = register_public(&a).await;
         let other_port = q(&c, "").replace("8080", "9999");
@@ -412,27 +471,83 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.redirect_uri, "http://localhost:9999/callback");
-        assert!(a.authorizations().needs_consent("u1", &r).await.unwrap());
-        a.authorizations()
-            .approve("u1", &crate::testing::carol(), &r)
-            .await
-            .unwrap();
-        assert!(!a.authorizations().needs_consent("u1", &r).await.unwrap());
-        assert!(
-            a.authorizations().needs_consent("u2", &r).await.unwrap(),
-            "consent is per user"
+        assert!(asks(&a, "u1", &other_port).await);
+        approve(&a, &other_port).await;
+        // RFC 8252 §8.6: any local program can reuse this client_id with its own port and PKCE pair.
+        assert!(asks(&a, "u1", &other_port).await, "asked again");
+        assert!(asks(&a, "u1", &q(&c, "")).await);
+        let private_use = register(&a, "none", "com.example.app:/cb").await;
+        let pq = format!(
+            "response_type=code&client_id={private_use}&code_challenge={CHALLENGE}&code_challenge_method=S256"
         );
-        let wider = a
-            .authorizations()
-            .authorization_request(&q(&c, "&scope=mcp:tools%20mcp:admin"))
-            .await
-            .unwrap();
+        approve(&a, &pq).await;
         assert!(
-            a.authorizations()
-                .needs_consent("u1", &wider)
-                .await
-                .unwrap(),
-            "wider scope asks again"
+            asks(&a, "u1", &pq).await,
+            "a private-use scheme proves nothing either"
+        );
+    }
+
+    #[tokio::test]
+    async fn consent_is_remembered_for_a_proven_client_per_user_resource_and_scope() {
+        use crate::config::AuthzConfig;
+        use crate::testing::{MemStore, SeqRandom};
+        let mut config = AuthzConfig::new("http://127.0.0.1:8080", "http://127.0.0.1:8080/mcp");
+        config
+            .resources
+            .push("http://127.0.0.1:8080/github/mcp".into());
+        let a = Authz::new(
+            std::sync::Arc::new(MemStore::default()),
+            std::sync::Arc::new(crate::clock::FixedClock::new(1_700_000_000)),
+            std::sync::Arc::new(SeqRandom::default()),
+            config,
+        )
+        .await
+        .unwrap();
+        let confidential =
+            register(&a, "client_secret_basic", "http://localhost:8080/callback").await;
+        let web = register(&a, "none", "https://app.example/cb").await;
+        for (c, redirect) in [
+            (confidential, "http%3A%2F%2Flocalhost%3A8080%2Fcallback"),
+            (web, "https%3A%2F%2Fapp.example%2Fcb"),
+        ] {
+            let at = |extra: &str| {
+                format!(
+                    "response_type=code&client_id={c}&redirect_uri={redirect}\
+                     &code_challenge={CHALLENGE}&code_challenge_method=S256{extra}"
+                )
+            };
+            assert!(asks(&a, "u1", &at("")).await);
+            approve(&a, &at("")).await;
+            assert!(!asks(&a, "u1", &at("")).await, "remembered");
+            assert!(asks(&a, "u2", &at("")).await, "consent is per user");
+            let wider = at("&scope=mcp:tools%20mcp:admin");
+            assert!(asks(&a, "u1", &wider).await, "wider scope asks again");
+            // RFC 8707: approving one resource approves nothing at another.
+            let github = at("&resource=http%3A%2F%2F127.0.0.1%3A8080%2Fgithub%2Fmcp");
+            assert!(asks(&a, "u1", &github).await, "another resource asks again");
+            approve(&a, &github).await;
+            assert!(!asks(&a, "u1", &github).await);
+        }
+    }
+
+    #[tokio::test]
+    async fn errors_are_redirected_only_to_clients_the_user_approved() {
+        let a = authz().await;
+        let c = register_public(&a).await;
+        let auth = a.authorizations();
+        assert!(!auth.may_redirect_error("u1", &c).await.unwrap());
+        let bad = q(&c, "").replace("response_type=code", "response_type=token");
+        let Err(AuthorizeError::Redirect { client_id, .. }) =
+            auth.authorization_request(&bad).await
+        else {
+            panic!("a bad response_type is a redirect error");
+        };
+        assert_eq!(client_id, c);
+        approve(&a, &q(&c, "")).await;
+        assert!(auth.may_redirect_error("u1", &c).await.unwrap());
+        assert!(
+            !auth.may_redirect_error("u2", &c).await.unwrap(),
+            "per user"
         );
     }
 

@@ -46,8 +46,11 @@ pub struct AuthorizationRequest {
 pub enum AuthorizeError {
     /// Show an error page; never redirect.
     Page(AuthzError),
-    /// Tell the client through its redirect URI (once the user is authenticated).
+    /// Tell the client through its redirect URI (once the user is authenticated, and only if that user has
+    /// approved the client before: [`crate::authorizations::Authorizations::may_redirect_error`]).
     Redirect {
+        /// The client the request names.
+        client_id: String,
         /// Where to.
         redirect_uri: String,
         /// `state` to echo.
@@ -89,6 +92,7 @@ impl AuthorizeError {
                 redirect_uri,
                 state,
                 error,
+                ..
             } => {
                 let desc = error.description();
                 let mut p = vec![

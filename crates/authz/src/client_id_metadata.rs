@@ -235,6 +235,7 @@ mod tests {
         RegistrationPolicy {
             supported_scopes: Scope::parse("mcp:tools").unwrap(),
             redirect_schemes: PrivateUseSchemes::mcp_clients(),
+            localhost: crate::config::LocalhostRedirects::Warn,
         }
     }
 

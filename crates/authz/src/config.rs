@@ -67,6 +67,35 @@ pub struct AuthzConfig {
     /// Private-use redirect schemes accepted at registration (and in Client ID Metadata Documents) besides
     /// reverse-domain ones (RFC 8252 §7.1); default: those of widely used MCP clients.
     pub allowed_redirect_schemes: PrivateUseSchemes,
+    /// `localhost_redirect_uris`: what registration does with `http://localhost` redirect URIs.
+    pub localhost_redirect_uris: LocalhostRedirects,
+}
+
+/// `localhost_redirect_uris`: what registration (and a Client ID Metadata Document) may do with redirect URIs on
+/// the host name `localhost`. RFC 8252 §8.3 recommends loopback IP literals (`http://127.0.0.1:PORT/…`,
+/// `http://[::1]:PORT/…`): the name may resolve to another address or family, where another program can listen.
+/// Widely used MCP clients still register `localhost`, hence the default [`LocalhostRedirects::Warn`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LocalhostRedirects {
+    /// Accepted silently.
+    Allow,
+    /// Accepted; the server logs a warning naming the client.
+    #[default]
+    Warn,
+    /// Refused with `invalid_redirect_uri` (RFC 7591 §3.2.2).
+    Refuse,
+}
+
+impl std::str::FromStr for LocalhostRedirects {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "allow" => Ok(Self::Allow),
+            "warn" => Ok(Self::Warn),
+            "refuse" => Ok(Self::Refuse),
+            other => Err(format!("{other:?} is not one of allow, warn, refuse")),
+        }
+    }
 }
 
 impl AuthzConfig {
@@ -86,6 +115,7 @@ impl AuthzConfig {
             refresh_grace_period: 30,
             session_ttl: 12 * 3600,
             allowed_redirect_schemes: PrivateUseSchemes::mcp_clients(),
+            localhost_redirect_uris: LocalhostRedirects::Warn,
         }
     }
 

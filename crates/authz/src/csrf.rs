@@ -26,6 +26,17 @@ pub fn verify_consent_token(session_key: &Secret, request: &str, token: &str) ->
     equal(&consent_token(session_key, request), token)
 }
 
+/// The sign-out form's token: an HMAC of a fixed label under the session's own secret, so another site cannot
+/// sign a user out (login CSRF's twin) and a token from one session is worthless in another.
+pub fn logout_token(session_key: &Secret) -> String {
+    consent_token(session_key, "\u{0}portcullis logout v1")
+}
+
+/// Whether `token` is the sign-out token of this session.
+pub fn verify_logout_token(session_key: &Secret, token: &str) -> bool {
+    equal(&logout_token(session_key), token)
+}
+
 /// Constant-time string equality (for double-submit tokens).
 pub fn equal(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))

@@ -7,6 +7,7 @@
 //! inferred when absent and must fit the redirect URIs when present.
 
 use crate::access_token::Audience;
+use crate::config::LocalhostRedirects;
 use crate::display_text;
 use crate::error::AuthzError;
 use crate::secret::TokenHash;
@@ -32,6 +33,8 @@ pub struct RegistrationPolicy {
     pub supported_scopes: Scope,
     /// Private-use redirect schemes accepted besides reverse-domain ones (`allowed_redirect_schemes`).
     pub redirect_schemes: PrivateUseSchemes,
+    /// What to do with `http://localhost` redirect URIs (`localhost_redirect_uris`; RFC 8252 §8.3).
+    pub localhost: LocalhostRedirects,
 }
 
 /// A registered client, parsed from storage.
@@ -183,6 +186,14 @@ pub fn check_metadata(
     policy: &RegistrationPolicy,
 ) -> Result<ClientMetadata, AuthzError> {
     let redirect_uris = check_redirect_uris(&meta.redirect_uris, &policy.redirect_schemes)?;
+    if policy.localhost == LocalhostRedirects::Refuse {
+        if let Some(u) = redirect_uris.iter().find(|u| u.names_localhost()) {
+            return Err(AuthzError::InvalidRedirectUri(format!(
+                "{u}: use a loopback IP literal such as http://127.0.0.1:PORT/ or http://[::1]:PORT/ instead of \
+                 localhost (RFC 8252 §8.3); this server refuses localhost redirect URIs"
+            )));
+        }
+    }
     meta.application_type =
         Some(application_type(meta.application_type.as_deref(), &redirect_uris)?.into());
     meta.token_endpoint_auth_method = Some(auth_method(&meta)?.as_str().into());
@@ -398,6 +409,7 @@ mod tests {
         RegistrationPolicy {
             supported_scopes: Scope::parse("mcp:tools").unwrap(),
             redirect_schemes: PrivateUseSchemes::mcp_clients(),
+            localhost: crate::config::LocalhostRedirects::Warn,
         }
     }
 
@@ -412,6 +424,39 @@ mod tests {
     }
 
     const CURSOR: &str = "cursor://anysphere.cursor-mcp/oauth/callback";
+
+    /// `localhost_redirect_uris`: the name `localhost` is accepted under allow and warn, refused under refuse
+    /// (RFC 8252 §8.3); loopback IP literals always pass.
+    #[test]
+    fn localhost_redirect_uris_follow_the_policy() {
+        let with = |localhost, uri: &str| {
+            let mut m = seed_meta();
+            m.redirect_uris = vec![uri.to_owned()];
+            let p = RegistrationPolicy {
+                localhost,
+                ..policy()
+            };
+            check_metadata(m, &p)
+        };
+        let name = "http://localhost:8787/callback";
+        for ok in [LocalhostRedirects::Allow, LocalhostRedirects::Warn] {
+            assert!(with(ok, name).is_ok());
+        }
+        let e = with(LocalhostRedirects::Refuse, name).unwrap_err();
+        assert!(
+            matches!(&e, AuthzError::InvalidRedirectUri(d) if d.contains("127.0.0.1") && d.contains("8252")),
+            "{e:?}"
+        );
+        for literal in [
+            "http://127.0.0.1:8787/callback",
+            "http://[::1]:8787/callback",
+        ] {
+            assert!(
+                with(LocalhostRedirects::Refuse, literal).is_ok(),
+                "{literal}"
+            );
+        }
+    }
 
     /// Cursor's redirect URI registers with the default list; an unlisted scheme is refused by name; the
     /// reverse-domain rule holds without any list.

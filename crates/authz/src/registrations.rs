@@ -50,6 +50,7 @@ impl Registrations {
             policy: RegistrationPolicy {
                 supported_scopes: core.config.supported_scopes(),
                 redirect_schemes: core.config.allowed_redirect_schemes.clone(),
+                localhost: core.config.localhost_redirect_uris,
             },
             core,
             resolver,

@@ -472,13 +472,22 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Option<SessionRecord>, StoreError>;
     /// Ends a session.
     async fn delete_session(&self, id_hash: &TokenHash) -> Result<(), StoreError>;
-    /// The scope a user has approved for a client, if any.
-    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError>;
-    /// Records (replaces) a user's approval of a scope for a client.
+    /// The scope a user has approved for a client at a protected resource (RFC 8707 §2), if any.
+    async fn consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        resource: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Whether the user has ever approved the client, for any resource (the authorization endpoint redirects
+    /// errors only to such clients; RFC 9700 §4.11.2).
+    async fn has_consented(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError>;
+    /// Records (replaces) a user's approval of a scope for a client at a resource.
     async fn save_consent(
         &self,
         user_id: &str,
         client_id: &str,
+        resource: &str,
         scope: &str,
         now: i64,
     ) -> Result<(), StoreError>;

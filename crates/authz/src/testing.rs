@@ -39,7 +39,7 @@ struct Inner {
     clients: HashMap<String, ClientRecord>,
     users: HashMap<String, UserRecord>,
     sessions: HashMap<String, SessionRecord>,
-    consents: HashMap<(String, String), String>,
+    consents: HashMap<(String, String, String), String>,
     codes: HashMap<String, CodeRecord>,
     grants: HashMap<String, GrantRecord>,
     /// family key -> (family, grant id)
@@ -156,7 +156,7 @@ impl ClientStore for MemStore {
                 }
                 i.families.retain(|_, (_, g)| !grants.contains(g));
                 i.codes.retain(|_, c| c.client_id != *id);
-                i.consents.retain(|(_, c), _| c != id);
+                i.consents.retain(|(_, c, _), _| c != id);
                 i.clients.remove(id);
             }
             ids
@@ -247,17 +247,24 @@ impl SessionStore for MemStore {
         self.with(|i| i.sessions.remove(h.as_str()));
         Ok(())
     }
-    async fn consent(&self, u: &str, c: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.with(|i| i.consents.get(&(u.into(), c.into())).cloned()))
+    async fn consent(&self, u: &str, c: &str, r: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.with(|i| i.consents.get(&(u.into(), c.into(), r.into())).cloned()))
+    }
+    async fn has_consented(&self, u: &str, c: &str) -> Result<bool, StoreError> {
+        Ok(self.with(|i| i.consents.keys().any(|(cu, cc, _)| cu == u && cc == c)))
     }
     async fn save_consent(
         &self,
         u: &str,
         c: &str,
+        r: &str,
         scope: &str,
         _now: i64,
     ) -> Result<(), StoreError> {
-        self.with(|i| i.consents.insert((u.into(), c.into()), scope.into()));
+        self.with(|i| {
+            i.consents
+                .insert((u.into(), c.into(), r.into()), scope.into())
+        });
         Ok(())
     }
 }

@@ -151,6 +151,7 @@ fn policy() -> RegistrationPolicy {
     RegistrationPolicy {
         supported_scopes: scopes(),
         redirect_schemes: PrivateUseSchemes::mcp_clients(),
+        localhost: portcullis_authz::config::LocalhostRedirects::Refuse,
     }
 }
 
@@ -160,6 +161,11 @@ fn check_accepted(meta: &ClientMetadata) {
         assert!(
             RedirectUri::parse_allowing(uri, &PrivateUseSchemes::mcp_clients()).is_ok(),
             "accepted an invalid redirect URI {uri:?}"
+        );
+        assert!(
+            !RedirectUri::parse_allowing(uri, &PrivateUseSchemes::mcp_clients())
+                .is_ok_and(|u| u.names_localhost()),
+            "accepted localhost under localhost_redirect_uris = refuse: {uri:?}"
         );
     }
     assert!(

@@ -167,6 +167,14 @@ struct ServeArgs {
         value_name = "SCHEME,..."
     )]
     allowed_redirect_schemes: Option<Vec<String>>,
+    /// What registration does with http://localhost redirect URIs: allow, warn (log a warning; the default) or
+    /// refuse (RFC 8252 §8.3 recommends http://127.0.0.1 or http://[::1]).
+    #[arg(
+        long,
+        env = "PORTCULLIS_LOCALHOST_REDIRECT_URIS",
+        value_name = "allow|warn|refuse"
+    )]
+    localhost_redirect_uris: Option<String>,
 }
 
 fn init_logging(format: LogFormat) {
@@ -217,6 +225,7 @@ impl ServeArgs {
             password_login: self.password_login,
             vault_key_file: self.vault_key_file,
             allowed_redirect_schemes: self.allowed_redirect_schemes,
+            localhost_redirect_uris: self.localhost_redirect_uris,
         }
     }
 }

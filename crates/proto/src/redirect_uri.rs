@@ -174,6 +174,12 @@ impl RedirectUri {
         Url::parse(&self.text).is_ok_and(|u| is_loopback_host(u.host()))
     }
 
+    /// Whether the host is the name `localhost` (not a loopback IP literal). RFC 8252 §8.3 recommends the
+    /// literals: the name may resolve to another address or family, where another program may listen.
+    pub fn names_localhost(&self) -> bool {
+        Url::parse(&self.text).is_ok_and(|u| u.host() == Some(Host::Domain("localhost")))
+    }
+
     /// The host to show on the consent page; for a private-use scheme, the scheme (its "host" names nothing:
     /// whichever app handles the scheme gets the redirect).
     pub fn display_host(&self) -> String {

@@ -59,7 +59,7 @@ fn form_action(redirect_uri: Option<&str>) -> String {
     }
 }
 
-async fn current_session(
+pub(crate) async fn current_session(
     s: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<(String, SessionRecord)>, AuthzError> {
@@ -152,11 +152,15 @@ fn render_consent(
         .map(|r| r.display_host())
         .unwrap_or_default();
     let token = csrf::consent_token(&session.csrf_key, query);
+    let logout_token = csrf::logout_token(&session.csrf_key);
     let fa = form_action(Some(&req.redirect_uri));
     pages::consent_page(&ConsentPage {
         action: &s.routes.consent,
         request: query,
         csrf: &token,
+        resource: &req.resource,
+        logout: &s.routes.logout,
+        logout_csrf: &logout_token,
         username: &session.username,
         client_name: req.client.name(),
         client_id: &req.client.client_id,
@@ -179,8 +183,8 @@ async fn proceed(
     let authorizations = s.authz.authorizations();
     match (authorizations.authorization_request(query).await, session) {
         (Err(AuthorizeError::Page(e)), _) => page_error(&e, css),
-        (Err(e @ AuthorizeError::Redirect { .. }), Some(_)) => {
-            see_other(&e.location(&s.routes.issuer).unwrap_or_default())
+        (Err(e @ AuthorizeError::Redirect { .. }), Some(session)) => {
+            redirect_or_page(s, &session.user_id, e).await
         }
         (Err(AuthorizeError::Redirect { redirect_uri, .. }), None) => render_login(
             s,
@@ -239,6 +243,29 @@ async fn proceed(
     }
 }
 
+/// An error of an authorization request for a signed-in user: sent to the client's redirect URI only if the user
+/// has approved that client before, else shown as a page (RFC 9700 §4.11.2: no open redirector;
+/// [`portcullis_authz::authorizations::Authorizations::may_redirect_error`]).
+async fn redirect_or_page(s: &AppState, user_id: &str, e: AuthorizeError) -> Response {
+    let css = &s.routes.stylesheet;
+    let (client_id, error) = match &e {
+        AuthorizeError::Page(error) => return page_error(error, css),
+        AuthorizeError::Redirect {
+            client_id, error, ..
+        } => (client_id, error),
+    };
+    match s
+        .authz
+        .authorizations()
+        .may_redirect_error(user_id, client_id)
+        .await
+    {
+        Ok(true) => see_other(&e.location(&s.routes.issuer).unwrap_or_default()),
+        Ok(false) => page_error(error, css),
+        Err(store) => page_error(&store, css),
+    }
+}
+
 /// [`proceed`] with a session that may be used: scope entitlements, then consent or a code.
 async fn proceed_signed_in(
     s: &AppState,
@@ -278,7 +305,7 @@ pub async fn authorize(
     }
 }
 
-fn forbidden(s: &AppState, msg: &str) -> Response {
+pub(crate) fn forbidden(s: &AppState, msg: &str) -> Response {
     pages::error_page(
         StatusCode::FORBIDDEN,
         "invalid_request",
@@ -289,7 +316,7 @@ fn forbidden(s: &AppState, msg: &str) -> Response {
 
 /// The checks every page form POST starts with: `Origin` must be ours (or absent), the body a form of
 /// acceptable size (413 when oversized, RFC 9110 §15.5.14; security notes "Robustness").
-fn posted_form(
+pub(crate) fn posted_form(
     s: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -501,7 +528,7 @@ pub async fn consent(
     let req = match authorizations.authorization_request(request).await {
         Ok(r) => r,
         Err(AuthorizeError::Page(e)) => return page_error(&e, css),
-        Err(e) => return see_other(&e.location(&s.routes.issuer).unwrap_or_default()),
+        Err(e) => return redirect_or_page(&s, &session.user_id, e).await,
     };
     let req = match federation::scopes::entitled(&s, &session, req).await {
         Ok(r) => r,

@@ -63,6 +63,8 @@ pub struct ServerConfig {
     pub sign_in: crate::pages::SignInOptions,
     /// Private-use redirect schemes clients may register besides reverse-domain ones (RFC 8252 §7.1).
     pub allowed_redirect_schemes: PrivateUseSchemes,
+    /// `localhost_redirect_uris`: what registration does with `http://localhost` redirect URIs (RFC 8252 §8.3).
+    pub localhost_redirect_uris: portcullis_authz::config::LocalhostRedirects,
     /// The connection cap and the header read timeout (`max_connections`, `header_read_timeout_ms`).
     pub connections: ConnectionLimits,
 }
@@ -155,6 +157,7 @@ impl ServerConfig {
             cimd_allow_hosts: Vec::new(),
             sign_in: crate::pages::SignInOptions::default(),
             allowed_redirect_schemes: PrivateUseSchemes::mcp_clients(),
+            localhost_redirect_uris: Default::default(),
             connections: ConnectionLimits::default(),
         }
     }
@@ -231,6 +234,7 @@ impl ServerConfig {
         c.session_ttl = self.session_ttl;
         c.allowed_redirect_schemes
             .clone_from(&self.allowed_redirect_schemes);
+        c.localhost_redirect_uris = self.localhost_redirect_uris;
         c.idp_display_names = (self.sign_in.providers.iter())
             .map(|p| (p.name.clone(), p.display_name.clone()))
             .collect();

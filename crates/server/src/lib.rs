@@ -15,7 +15,8 @@
 //! - [`register`]: `POST /register` (RFC 7591).
 //! - [`outbound`]: the server's network clients: [`outbound::cimd`] fetches Client ID Metadata Documents (URL
 //!   `client_id`s) with an SSRF guard, limits and a cache.
-//! - [`authorize`], [`pages`], [`cookies`]: `GET /authorize`, the login and consent pages and their POSTs.
+//! - [`authorize`], [`pages`], [`cookies`], [`logout`]: `GET /authorize`, the login and consent pages and their POSTs,
+//!   signing out.
 //! - [`login_throttle`]: failed sign-ins per (account, address) and per address, reserved before each check;
 //!   [`password_checks`]: the bounded pool of threads that run argon2id (503 beyond it).
 //! - [`token`], [`client_auth`]: `POST /token` and client authentication.
@@ -54,6 +55,7 @@ pub mod introspect;
 pub mod limits;
 pub mod local_keys;
 pub mod login_throttle;
+pub mod logout;
 pub mod mcp;
 pub mod metadata;
 pub mod outbound;
@@ -113,6 +115,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(&r.authorize, get(authorize::authorize))
         .route(&r.login, post(authorize::login))
         .route(&r.consent, post(authorize::consent))
+        .route(&r.logout, get(logout::page).post(logout::logout))
         .route(&r.idp_start_route, get(federation::start::start))
         .route(&r.idp_callback_route, get(federation::callback::callback))
         .route(&r.token, cors::route(post(token::token)))

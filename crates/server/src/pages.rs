@@ -41,6 +41,7 @@ label{display:block;font-weight:600;margin:.75rem 0 .25rem}
 input[type=text],input[type=password]{width:100%;padding:.65rem;border:1px solid #c4c9d4;border-radius:8px;font-size:1rem}
 button{font-size:1rem;padding:.7rem 1.2rem;border-radius:8px;border:1px solid #1d4ed8;background:#1d4ed8;color:#fff;cursor:pointer}
 button.secondary{background:#fff;color:#1d2330;border-color:#c4c9d4}
+button.link{background:none;border:none;padding:0;color:#1d4ed8;text-decoration:underline;font-size:inherit}
 .actions{display:flex;gap:.75rem;margin-top:1.25rem;flex-wrap:wrap}
 .actions button{flex:1}
 .error{background:#fdecec;color:#8a1c1c;border-radius:8px;padding:.6rem .8rem;margin-bottom:1rem}
@@ -304,6 +305,12 @@ pub struct ConsentPage<'a> {
     pub request: &'a str,
     /// CSRF token bound to the session and the request.
     pub csrf: &'a str,
+    /// The protected resource the access is for (RFC 8707; consent is remembered per resource).
+    pub resource: &'a str,
+    /// The sign-out form's target (`<base>/logout`).
+    pub logout: &'a str,
+    /// The sign-out form's CSRF token.
+    pub logout_csrf: &'a str,
     /// Signed-in user.
     pub username: &'a str,
     /// The client's (unverified) name.
@@ -330,10 +337,11 @@ pub fn consent_page(p: &ConsentPage<'_>) -> Response {
         "<h1>Allow access?</h1><p><strong>{}</strong> <span class=\"tag\">unverified</span> wants to access your \
          account <strong>{}</strong>.</p><p class=\"muted\">The name was chosen by whoever registered this application; \
          Portcullis has not verified it. After you decide, your browser goes to <strong>{}</strong>.</p>\
-         <p>It will be able to:</p><ul class=\"scopes\">",
+         <p>At <strong id=\"resource\">{}</strong> it will be able to:</p><ul class=\"scopes\">",
         escape(p.client_name),
         escape(p.username),
-        escape(p.redirect_host)
+        escape(p.redirect_host),
+        escape(p.resource)
     );
     for (name, desc) in &p.scopes {
         let _ = write!(
@@ -370,11 +378,18 @@ pub fn consent_page(p: &ConsentPage<'_>) -> Response {
          <input type=\"hidden\" name=\"csrf_token\" value=\"{}\">\
          <div class=\"actions\"><button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\" id=\"deny\">Deny</button>\
          <button type=\"submit\" name=\"decision\" value=\"approve\" id=\"approve\">Approve</button></div></form>\
-         <p class=\"muted\">Client ID: <code>{}</code></p>",
+         <p class=\"muted\">Client ID: <code>{}</code></p>\
+         <form method=\"post\" action=\"{}\" class=\"muted\"><input type=\"hidden\" name=\"request\" value=\"{}\">\
+         <input type=\"hidden\" name=\"csrf_token\" value=\"{}\">Not <strong>{}</strong>? \
+         <button type=\"submit\" class=\"link\" id=\"sign-out\">Sign out</button></form>",
         escape(p.action),
         escape(p.request),
         escape(p.csrf),
-        escape(p.client_id)
+        escape(p.client_id),
+        escape(p.logout),
+        escape(p.request),
+        escape(p.logout_csrf),
+        escape(p.username)
     );
     page(
         StatusCode::OK,

@@ -11,9 +11,27 @@ use axum::extract::State;
 use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use portcullis_authz::config::LocalhostRedirects;
 use portcullis_authz::AuthzError;
 use portcullis_proto::registration::ClientMetadata;
 use std::sync::Arc;
+
+/// `localhost_redirect_uris = "warn"`: a registration with an `http://localhost` redirect URI is logged (RFC 8252
+/// §8.3 recommends loopback IP literals; `refuse` makes it a 400).
+fn warn_of_localhost(s: &AppState, client_id: &str, redirect_uris: &[String]) {
+    if s.authz.core().config().localhost_redirect_uris != LocalhostRedirects::Warn {
+        return;
+    }
+    let named = redirect_uris
+        .iter()
+        .filter_map(|u| portcullis_proto::RedirectUri::parse_registered(u).ok())
+        .find(|u| u.names_localhost());
+    if let Some(uri) = named {
+        tracing::warn!(%client_id, redirect_uri = %uri,
+            "client registered a localhost redirect URI; RFC 8252 §8.3 recommends http://127.0.0.1 or http://[::1] \
+             (set localhost_redirect_uris = \"refuse\" to refuse them, \"allow\" to silence this)");
+    }
+}
 
 /// Largest registration request.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -75,6 +93,7 @@ pub async fn register(
     match s.authz.registrations().register(meta).await {
         Ok(info) => {
             tracing::info!(client_id = %info.client_id, "client registered");
+            warn_of_localhost(&s, &info.client_id, &info.metadata.redirect_uris);
             let mut resp = (StatusCode::CREATED, axum::Json(info)).into_response();
             resp.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -37,6 +37,8 @@ pub struct Routes {
     pub login: String,
     /// Consent form target.
     pub consent: String,
+    /// Sign-out page and form target.
+    pub logout: String,
     /// Token endpoint.
     pub token: String,
     /// RFC 7009 revocation endpoint.
@@ -92,6 +94,7 @@ impl Routes {
             authorize: at("/authorize"),
             login: at("/login"),
             consent: at("/consent"),
+            logout: at("/logout"),
             token: at("/token"),
             revoke: at("/revoke"),
             introspect: at("/introspect"),
@@ -147,6 +150,7 @@ impl Routes {
             &self.authorize,
             &self.login,
             &self.consent,
+            &self.logout,
             &self.token,
             &self.revoke,
             &self.introspect,

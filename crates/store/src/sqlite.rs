@@ -297,11 +297,29 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError> {
+    async fn consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        resource: &str,
+    ) -> Result<Option<String>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached("SELECT scope FROM consents WHERE user_id = ? AND client_id = ?")?
-                .query_row([user_id, client_id], |r| r.get(0))
-                .optional()
+            conn.prepare_cached(
+                "SELECT scope FROM consents WHERE user_id = ? AND client_id = ? AND resource = ?",
+            )?
+            .query_row([user_id, client_id, resource], |r| r.get(0))
+            .optional()
+        })
+    }
+
+    async fn has_consented(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT 1 FROM consents WHERE user_id = ? AND client_id = ? LIMIT 1",
+            )?
+            .query_row([user_id, client_id], |_| Ok(()))
+            .optional()
+            .map(|r| r.is_some())
         })
     }
 
@@ -309,17 +327,22 @@ impl SessionStore for SqliteStore {
         &self,
         user_id: &str,
         client_id: &str,
+        resource: &str,
         scope: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let (user_id, client_id, scope) =
-            (user_id.to_owned(), client_id.to_owned(), scope.to_owned());
+        let (user_id, client_id, resource, scope) = (
+            user_id.to_owned(),
+            client_id.to_owned(),
+            resource.to_owned(),
+            scope.to_owned(),
+        );
         self.write(Undo::Statement, move |conn| {
             conn.prepare_cached(
-                "INSERT INTO consents (user_id, client_id, scope, updated_at) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at",
+                "INSERT INTO consents (user_id, client_id, resource, scope, updated_at) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (user_id, client_id, resource) DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at",
             )?
-            .execute(params![user_id, client_id, scope, now])
+            .execute(params![user_id, client_id, resource, scope, now])
             .map(drop)
         })
         .await

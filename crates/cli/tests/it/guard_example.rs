@@ -280,11 +280,15 @@ async fn seed_flow_against_an_rmcp_server_behind_the_guard() {
         &pkce().challenge,
         &format!("&resource={}", enc("http://127.0.0.1:1/mcp")),
     );
-    let out = authorize_in(&browser(), &s, &url, "approve").await;
-    assert_eq!(
-        param(&out.location, "error").as_deref(),
-        Some("invalid_target")
-    );
+    // (An error page: this signed-in user never approved this client, so nothing is redirected to it.)
+    let b = browser();
+    let login = get(&b, &url).await;
+    assert!(login.is_login(), "{:?} {}", login.status, login.body);
+    let fields = [("username", USER), ("password", PASSWORD)];
+    let signed_in = submit(&b, &s, &login, "/login", &fields).await;
+    let page = get(&b, &resolve(&s, signed_in.location().unwrap())).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(page.body.contains("invalid_target"), "{}", page.body);
 
     // 8. Refresh: the new access token keeps the example as its audience and works there.
     let (status, body) = refresh(&s, &tokens.client_id, &tokens.refresh).await;

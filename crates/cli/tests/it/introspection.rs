@@ -35,14 +35,8 @@ impl Credential {
 
 /// Registers a confidential client (HTTP Basic) with the seed's redirect URI.
 async fn register_confidential(s: &Server) -> Credential {
-    let mut meta = seed_registration();
-    meta["token_endpoint_auth_method"] = json!("client_secret_basic");
-    let (status, body) = register_raw(s, &meta).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    Credential {
-        id: body["client_id"].as_str().unwrap().to_owned(),
-        secret: body["client_secret"].as_str().unwrap().to_owned(),
-    }
+    let (id, secret) = crate::support::register_confidential(s, "client_secret_basic").await;
+    Credential { id, secret }
 }
 
 /// `portcullis clients add NAME --introspection [--resource URL ...]`: the credential it prints, and its output.

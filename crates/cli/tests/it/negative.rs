@@ -85,6 +85,27 @@ async fn pkce_missing_or_plain_at_authorize_is_refused_after_sign_in() {
     // Before the user has signed in there is no error redirect: the login page.
     let page = get(&b, &no_pkce).await;
     assert!(page.is_login(), "{:?} {}", page.status, page.body);
+    // Signed in, but this client was never approved: an error page, no redirect (RFC 9700 §4.11.2).
+    let signed_in = submit(
+        &b,
+        &s,
+        &page,
+        "/login",
+        &[("username", USER), ("password", PASSWORD)],
+    )
+    .await;
+    let page = get(&b, &resolve(&s, signed_in.location().unwrap())).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(page.location().is_none());
+    assert!(page.body.contains("invalid_request"), "{}", page.body);
+    // Once the user has approved the client, the error goes to its redirect URI.
+    authorize_in(
+        &b,
+        &s,
+        &authorize_url(&s, &client_id, &pkce().challenge, ""),
+        "approve",
+    )
+    .await;
     let out = authorize_in(&b, &s, &no_pkce, "approve").await;
     assert!(out.consent.is_none());
     assert_client_redirect(&s, &out.location);
@@ -366,21 +387,6 @@ async fn tool_needing_a_missing_scope_is_403_insufficient_scope() {
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let v: Value = serde_json::from_str(&page.body).unwrap();
     assert_eq!(v["result"]["structuredContent"]["users"], 1, "{v}");
-}
-
-async fn register_confidential(s: &Server, method: &str) -> (String, String) {
-    let mut meta = seed_registration();
-    meta["token_endpoint_auth_method"] = json!(method);
-    let (status, body) = register_raw(s, &meta).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["token_endpoint_auth_method"], method);
-    (
-        body["client_id"].as_str().unwrap().to_owned(),
-        body["client_secret"]
-            .as_str()
-            .expect("a client_secret")
-            .to_owned(),
-    )
 }
 
 fn basic(id: &str, secret: &str) -> String {

@@ -230,11 +230,14 @@ async fn seed_steps_1_to_8() {
     );
 }
 
+/// Remembered consent (for a client whose identity is proven: a confidential one here) skips the page; a new
+/// client never does; a public client with a loopback redirect is asked every time (RFC 8252 §8.6; the
+/// per-resource rule and the rest of issue 19's consent rules are in `security::consent`).
 #[tokio::test]
 async fn remembered_consent_skips_the_page_but_never_for_a_new_client() {
     let s = start();
     let b = browser();
-    let client_a = register_public(&s).await;
+    let (client_a, secret) = register_confidential(&s, "client_secret_post").await;
     let p = pkce();
     let first = authorize_in(
         &b,
@@ -260,7 +263,19 @@ async fn remembered_consent_skips_the_page_but_never_for_a_new_client() {
     assert_client_redirect(&s, &loc);
     assert_eq!(param(&loc, "state").as_deref(), Some("again"));
     let code = param(&loc, "code").expect("a code");
-    let (status, body) = exchange(&s, &client_a, &code, &p2.verifier).await;
+    let (status, _, body) = post_form(
+        &s,
+        "/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", SEED_REDIRECT),
+            ("client_id", &client_a),
+            ("client_secret", &secret),
+            ("code_verifier", &p2.verifier),
+        ],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // A new client in the same session is never silently approved.
@@ -272,6 +287,11 @@ async fn remembered_consent_skips_the_page_but_never_for_a_new_client() {
         page.status,
         page.body
     );
+    // Nor, even once approved, a public client redirecting to a loopback address.
+    let approved = submit(&b, &s, &page, "/consent", &[("decision", "approve")]).await;
+    assert_eq!(approved.status, StatusCode::SEE_OTHER, "{}", approved.body);
+    let again = get(&b, &authorize_url(&s, &client_b, &pkce().challenge, "")).await;
+    assert!(again.is_consent(), "{:?} {}", again.status, again.body);
 }
 
 #[tokio::test]
@@ -281,7 +301,7 @@ async fn state_is_echoed_byte_for_byte_and_iss_is_in_every_redirect() {
     let state = "a b&c=d+e%20f/é☃?#x";
     let extra = format!("&state={}", enc(state));
 
-    // Deny first (consent is remembered per user and client, so the page shows only until an approval).
+    // Deny first (this public loopback client is asked every time, so the page shows each time).
     let b = browser();
     let out = authorize_in(
         &b,
@@ -313,20 +333,19 @@ async fn state_is_echoed_byte_for_byte_and_iss_is_in_every_redirect() {
     assert_eq!(param(&out.location, "state").as_deref(), Some(state));
     assert!(param(&out.location, "code").is_some());
 
-    // Remembered consent.
+    // The consent page again (a public loopback client, RFC 8252 §8.6), carrying the request and its state.
     let page = get(
         &b,
         &authorize_url(&s, &client_id, &pkce().challenge, &extra),
     )
     .await;
-    let loc = page
-        .location()
-        .expect("remembered consent redirects")
-        .to_owned();
+    assert!(page.is_consent(), "{:?} {}", page.status, page.body);
+    let approved = submit(&b, &s, &page, "/consent", &[("decision", "approve")]).await;
+    let loc = approved.location().expect("approval redirects").to_owned();
     assert_client_redirect(&s, &loc);
     assert_eq!(param(&loc, "state").as_deref(), Some(state));
 
-    // An error redirect after sign-in (no PKCE).
+    // An error redirect after sign-in (no PKCE): the user has approved this client.
     let url = s.url(&format!(
         "/authorize?response_type=code&client_id={client_id}&redirect_uri={SEED_REDIRECT}{extra}"
     ));

@@ -269,6 +269,23 @@ pub async fn register_public(s: &Server) -> String {
     body["client_id"].as_str().unwrap().to_owned()
 }
 
+/// Registers the seed's client as a confidential one with `method` (`client_secret_basic` or
+/// `client_secret_post`); its id and secret.
+pub async fn register_confidential(s: &Server, method: &str) -> (String, String) {
+    let mut meta = seed_registration();
+    meta["token_endpoint_auth_method"] = json!(method);
+    let (status, body) = register_raw(s, &meta).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["token_endpoint_auth_method"], method);
+    (
+        body["client_id"].as_str().unwrap().to_owned(),
+        body["client_secret"]
+            .as_str()
+            .expect("a client_secret")
+            .to_owned(),
+    )
+}
+
 /// An authorization URL for `client_id` with the seed's redirect URI, S256 and `extra` appended verbatim
 /// (e.g. `&state=…&scope=…`).
 pub fn authorize_url(s: &Server, client_id: &str, challenge: &str, extra: &str) -> String {
@@ -288,8 +305,23 @@ pub fn html_unescape(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// The `name`/`value` pairs of the `<input type="hidden">` fields of a page.
+/// The `name`/`value` pairs of the `<input type="hidden">` fields of a page's first form (what a browser submits
+/// with that form's button; the consent page's second form is the sign-out one: [`form_inputs`]).
 pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    all_hidden_inputs(html.split("</form>").next().unwrap_or(html))
+}
+
+/// The hidden fields of the form posting to `action` (e.g. `/logout`).
+pub fn form_inputs(html: &str, action: &str) -> Vec<(String, String)> {
+    let marker = format!("action=\"{action}\"");
+    let form = html
+        .split("<form")
+        .find(|f| f.split('>').next().is_some_and(|tag| tag.contains(&marker)))
+        .unwrap_or_else(|| panic!("no form posting to {action}: {html}"));
+    all_hidden_inputs(form.split("</form>").next().unwrap_or(form))
+}
+
+fn all_hidden_inputs(html: &str) -> Vec<(String, String)> {
     let attr = |tag: &str, name: &str| {
         let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
         let len = tag[start..].find('"')?;

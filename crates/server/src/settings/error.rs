@@ -18,6 +18,9 @@ pub enum SettingsError {
     /// An `allowed_redirect_schemes` entry is not a private-use scheme.
     #[error("allowed_redirect_schemes: {0}")]
     RedirectScheme(portcullis_proto::redirect_scheme::SchemeError),
+    /// `localhost_redirect_uris` is not allow, warn or refuse.
+    #[error("localhost_redirect_uris: {0}")]
+    LocalhostRedirects(String),
     /// An external resource is not an absolute URL.
     #[error("resource {0:?} is not an absolute URL")]
     ResourceNotUrl(String),

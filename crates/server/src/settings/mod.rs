@@ -14,7 +14,7 @@ pub mod identity_providers;
 use crate::config::ServerConfig;
 use crate::gateway::config::{GatewayConfig, RouteConfig};
 use crate::pages::{SignInOptions, SignInProvider};
-use portcullis_authz::config::{default_scopes, ScopeInfo};
+use portcullis_authz::config::{default_scopes, LocalhostRedirects, ScopeInfo};
 use portcullis_authz::database_url::redact_url;
 use portcullis_authz::federation::ProviderSettings;
 use portcullis_proto::{PrivateUseSchemes, Scope};
@@ -83,6 +83,8 @@ pub struct FileSettings {
     pub vault_key_file: Option<PathBuf>,
     /// Private-use redirect schemes accepted besides reverse-domain ones; absent: the MCP clients' ones.
     pub allowed_redirect_schemes: Option<Vec<String>>,
+    /// `http://localhost` redirect URIs: `allow`, `warn` (default) or `refuse` (RFC 8252 §8.3).
+    pub localhost_redirect_uris: Option<String>,
     /// `[[identity_providers]]`: sign-in through upstream identity providers (docs/federation.md); each table
     /// as written, checked into a `ProviderConfig` at load ([`identity_providers::identity_providers`]).
     #[serde(default)]
@@ -173,6 +175,8 @@ pub struct Overrides {
     /// `--allowed-redirect-schemes` / `PORTCULLIS_ALLOWED_REDIRECT_SCHEMES` (comma-separated): replaces the
     /// file's list; empty entries are dropped, so `""` allows none.
     pub allowed_redirect_schemes: Option<Vec<String>>,
+    /// `--localhost-redirect-uris` / `PORTCULLIS_LOCALHOST_REDIRECT_URIS`.
+    pub localhost_redirect_uris: Option<String>,
 }
 
 impl std::fmt::Debug for Overrides {
@@ -303,6 +307,8 @@ pub struct Settings {
     pub route_upstream_tokens: BTreeMap<String, UpstreamTokenSettings>,
     /// `allowed_redirect_schemes`: private-use redirect schemes accepted besides reverse-domain ones.
     pub allowed_redirect_schemes: PrivateUseSchemes,
+    /// `localhost_redirect_uris`: what registration does with `http://localhost` redirect URIs.
+    pub localhost_redirect_uris: LocalhostRedirects,
 }
 
 impl Settings {
@@ -366,6 +372,10 @@ impl Settings {
             flags.allowed_redirect_schemes.as_deref(),
             file.allowed_redirect_schemes.as_deref(),
         )?;
+        let localhost_redirect_uris = (flags.localhost_redirect_uris.as_deref())
+            .or(file.localhost_redirect_uris.as_deref())
+            .map_or(Ok(LocalhostRedirects::default()), str::parse)
+            .map_err(SettingsError::LocalhostRedirects)?;
         let names: Vec<&str> = federation
             .providers
             .iter()
@@ -422,6 +432,7 @@ impl Settings {
             gateway_upstream_token,
             route_upstream_tokens,
             allowed_redirect_schemes,
+            localhost_redirect_uris,
         })
     }
 
@@ -474,6 +485,7 @@ impl Settings {
         config
             .allowed_redirect_schemes
             .clone_from(&self.allowed_redirect_schemes);
+        config.localhost_redirect_uris = self.localhost_redirect_uris;
         config
     }
 
@@ -636,6 +648,26 @@ mod tests {
         assert_eq!(config(None, "refresh_grace_period = 5"), 5);
         assert_eq!(config(Some(0), "refresh_grace_period = 5"), 0);
         assert_eq!(config(Some(12), ""), 12);
+    }
+
+    #[test]
+    fn localhost_redirect_uris_layers_and_checks() {
+        let load = |flag: Option<&str>, file: &str| {
+            let file: FileSettings = toml::from_str(file).unwrap();
+            let flags = Overrides {
+                localhost_redirect_uris: flag.map(str::to_owned),
+                ..Overrides::default()
+            };
+            Settings::layered(flags, file).map(|s| s.localhost_redirect_uris)
+        };
+        assert_eq!(load(None, ""), Ok(LocalhostRedirects::Warn));
+        let refuse = "localhost_redirect_uris = \"refuse\"";
+        assert_eq!(load(None, refuse), Ok(LocalhostRedirects::Refuse));
+        assert_eq!(load(Some("allow"), refuse), Ok(LocalhostRedirects::Allow));
+        assert!(matches!(
+            load(Some("deny"), ""),
+            Err(SettingsError::LocalhostRedirects(m)) if m.contains("\"deny\"")
+        ));
     }
 
     #[test]

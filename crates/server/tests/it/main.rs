@@ -480,10 +480,17 @@ async fn login_consent_and_token_flow_in_process() {
     assert_eq!(event["id"], 2);
     assert_eq!(event["result"]["tools"][0]["name"], "whoami");
 
-    // Remembered consent: the same session is sent straight back with a new code.
+    // The same session meets the consent page again, not the sign-in page: a public client with a loopback
+    // redirect is asked every time (RFC 8252 §8.6); the page names the resource (RFC 8707).
     let r = h.get(&uri, &session).await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    assert!(r.header(header::LOCATION).starts_with(REDIRECT));
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("action=\"/consent\""), "{}", r.body);
+    assert!(
+        r.body
+            .contains("<strong id=\"resource\">http://127.0.0.1:8080/mcp</strong>"),
+        "{}",
+        r.body
+    );
 }
 
 #[tokio::test]

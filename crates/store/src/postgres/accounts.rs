@@ -182,14 +182,37 @@ impl SessionStore for PostgresStore {
         .await
     }
 
-    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError> {
+    async fn consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        resource: &str,
+    ) -> Result<Option<String>, StoreError> {
         let pool = &self.pool;
         retry(self.deadline, || async move {
-            sqlx::query_scalar("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
-                .bind(user_id)
-                .bind(client_id)
-                .fetch_optional(pool)
-                .await
+            sqlx::query_scalar(
+                "SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2 AND resource = $3",
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .bind(resource)
+            .fetch_optional(pool)
+            .await
+        })
+        .await
+    }
+
+    async fn has_consented(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
+        let pool = &self.pool;
+        retry(self.deadline, || async move {
+            sqlx::query_scalar::<_, i32>(
+                "SELECT 1 FROM consents WHERE user_id = $1 AND client_id = $2 LIMIT 1",
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await
+            .map(|r| r.is_some())
         })
         .await
     }
@@ -198,17 +221,19 @@ impl SessionStore for PostgresStore {
         &self,
         user_id: &str,
         client_id: &str,
+        resource: &str,
         scope: &str,
         now: i64,
     ) -> Result<(), StoreError> {
         let pool = &self.pool;
         retry(self.deadline, || async move {
             sqlx::query(
-                "INSERT INTO consents (user_id, client_id, scope, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at",
+                "INSERT INTO consents (user_id, client_id, resource, scope, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (user_id, client_id, resource) DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at",
             )
             .bind(user_id)
             .bind(client_id)
+            .bind(resource)
             .bind(scope)
             .bind(now)
             .execute(pool)

@@ -274,10 +274,29 @@ pub(crate) async fn identity_round_trips(s: Arc<dyn Storage>) {
 pub(crate) async fn consent(s: Arc<dyn Storage>) {
     s.insert_client(&client("c1")).await.unwrap();
     s.insert_user(&user("u1", "alice")).await.unwrap();
-    assert_eq!(s.consent("u1", "c1").await.unwrap(), None);
-    s.save_consent("u1", "c1", "a", NOW).await.unwrap();
-    s.save_consent("u1", "c1", "a b", NOW).await.unwrap();
-    assert_eq!(s.consent("u1", "c1").await.unwrap().as_deref(), Some("a b"));
+    let (r1, r2) = ("https://mcp.example/one", "https://mcp.example/two");
+    assert_eq!(s.consent("u1", "c1", r1).await.unwrap(), None);
+    assert!(!s.has_consented("u1", "c1").await.unwrap());
+    s.save_consent("u1", "c1", r1, "a", NOW).await.unwrap();
+    s.save_consent("u1", "c1", r1, "a b", NOW).await.unwrap();
+    assert_eq!(
+        s.consent("u1", "c1", r1).await.unwrap().as_deref(),
+        Some("a b")
+    );
+    // Keyed by resource (RFC 8707): approving one resource approves nothing at another.
+    assert_eq!(s.consent("u1", "c1", r2).await.unwrap(), None);
+    s.save_consent("u1", "c1", r2, "c", NOW).await.unwrap();
+    assert_eq!(
+        s.consent("u1", "c1", r2).await.unwrap().as_deref(),
+        Some("c")
+    );
+    assert_eq!(
+        s.consent("u1", "c1", r1).await.unwrap().as_deref(),
+        Some("a b")
+    );
+    assert!(s.has_consented("u1", "c1").await.unwrap());
+    s.insert_user(&user("u2", "bob")).await.unwrap();
+    assert!(!s.has_consented("u2", "c1").await.unwrap(), "per user");
 }
 
 pub(crate) async fn code_single_use_under_concurrency(s: Arc<dyn Storage>) {

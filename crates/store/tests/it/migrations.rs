@@ -1,7 +1,8 @@
 //! Upgrades: a database written by an older Portcullis, migrated by `open`, keeps what it promised. Migration
 //! 0003 (refresh families on the grant row) must keep every live refresh token working; after 0005 (identity
 //! claims) the rows of password logins written before it name their user; 0007 (client reaping) classifies the
-//! clients stored before it.
+//! clients stored before it; after 0009 (consent per resource) an earlier approval is for no resource but still
+//! counts as the user having approved the client.
 
 use portcullis_authz::secret::TokenHash;
 use portcullis_authz::store::{ClientOrigin, DisplayIdentity};
@@ -107,6 +108,9 @@ async fn check_migrated(url: &str, options: &StoreOptions) {
             ),
         ]
     );
+    // 0009: the approval stored before it names no resource, so the user is asked again for each one.
+    assert!(s.has_consented("u1", "c2").await.unwrap());
+    assert_eq!(s.consent("u1", "c2", "http://x/mcp").await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -144,7 +144,7 @@ async fn fixture(s: &dyn Storage) {
     )
     .await;
     // A code nobody redeemed, and a consent.
-    s.save_consent("u1", "f-code-only", "mcp:tools", NOW)
+    s.save_consent("u1", "f-code-only", "https://mcp.example", "mcp:tools", NOW)
         .await
         .unwrap();
     s.insert_code(&CodeRecord {
@@ -255,9 +255,8 @@ pub(crate) async fn reaping_follows_the_rule(s: Arc<dyn Storage>) {
             .is_none(),
         "its code went with it"
     );
-    assert_eq!(
-        s.consent("u1", "f-code-only").await.unwrap(),
-        None,
+    assert!(
+        !s.has_consented("u1", "f-code-only").await.unwrap(),
         "and its consent"
     );
     // 90 days after its last use, the client whose only grant was revoked goes; the one with a live grant and

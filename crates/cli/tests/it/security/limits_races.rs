@@ -25,16 +25,8 @@ where
     counts
 }
 
-/// Registers a confidential client (`client_secret_basic`); its id and secret.
 async fn confidential(s: &Server) -> (String, String) {
-    let mut meta = seed_registration();
-    meta["token_endpoint_auth_method"] = json!("client_secret_basic");
-    let (status, body) = register_raw(s, &meta).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    (
-        body["client_id"].as_str().unwrap().to_owned(),
-        body["client_secret"].as_str().unwrap().to_owned(),
-    )
+    support::register_confidential(s, "client_secret_basic").await
 }
 
 /// POSTs `token` to `/revoke` as `client_id` with `secret` (HTTP Basic); the status.

@@ -11,11 +11,13 @@
 //! hidden characters in client names), [`slow_clients`] (header read timeout, connection cap),
 //! [`gateway_streams`] (event streams per caller at the gateway), [`gateway_rpc`] (JSON-RPC the gateway did not
 //! check never reaches the upstream), [`logins`] (sign-in floods: the password-check cap, race-safe throttling
-//! per account and address).
+//! per account and address), [`consent`] (remembered consent per resource and never for an unprovable client,
+//! no error redirects to unapproved clients, signing out, localhost redirect URIs).
 
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
 mod abuse;
+mod consent;
 mod csrf;
 mod enumeration;
 mod gateway_rpc;
