@@ -11,13 +11,16 @@
 //! hidden characters in client names), [`slow_clients`] (header read timeout, connection cap),
 //! [`gateway_streams`] (event streams per caller at the gateway), [`gateway_rpc`] (JSON-RPC the gateway did not
 //! check never reaches the upstream), [`logins`] (sign-in floods: the password-check cap, race-safe throttling
-//! per account and address).
+//! per account and address), [`floods`] (floods of registration, the token endpoint and Client ID Metadata
+//! Document fetches: memory and `/livez` stay bounded), [`probe`] (what the flood tests share: clients from
+//! other loopback addresses, `/livez` probing, peak memory).
 
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
 mod abuse;
 mod csrf;
 mod enumeration;
+mod floods;
 mod gateway_rpc;
 mod gateway_streams;
 mod input;
@@ -25,6 +28,7 @@ mod jwt;
 mod limits_races;
 mod logins;
 mod pkce;
+mod probe;
 mod redirect_uri;
 mod replay;
 mod slow_clients;
