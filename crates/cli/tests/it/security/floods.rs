@@ -312,11 +312,7 @@ fn check_authorize(a: &Answer) {
     match a.status {
         StatusCode::OK => assert!(a.body.contains("action=\"/login\""), "{what}: {}", a.body),
         StatusCode::BAD_REQUEST => {
-            assert!(
-                a.body.contains("larger than 5120 bytes"),
-                "{what}: {}",
-                a.body
-            )
+            assert!(a.body.contains("larger than"), "{what}: {}", a.body)
         }
         StatusCode::SERVICE_UNAVAILABLE => {
             assert!(
@@ -334,8 +330,9 @@ fn check_authorize(a: &Answer) {
 /// each naming its own document URL on a loopback host whose documents never come, come after 300 ms, or
 /// never end: the document host sees at most 32 fetches at once, every request is answered within the 5 s
 /// fetch timeout plus slack (login page, 400 for the endless document, 503 with `Retry-After` for the rest,
-/// never a 500), the peak memory grows by less than 48 MiB, `/livez` answers within 2 s throughout, and
-/// afterwards a document is fetched again (every fetch's place was given back).
+/// never a 500), the peak memory grows by less than 24 MiB (it grew by ~4 MiB; with a 4 MiB document limit
+/// instead of 5 KiB, by ~51 MiB), `/livez` answers within 2 s throughout, and afterwards a document is fetched
+/// again (every fetch's place was given back).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_metadata_flood_is_bounded_and_livez_stays_fast() {
     let doc = DocServer::start().await;
@@ -375,7 +372,7 @@ async fn a_client_metadata_flood_is_bounded_and_livez_stays_fast() {
         counts.get(&503).copied().unwrap_or(0) > 0,
         "150 fetches, none refused: {counts:?}"
     );
-    peak.assert_grown_below(48 * MIB, "metadata flood");
+    peak.assert_grown_below(24 * MIB, "metadata flood");
     let after = flood(1, &[7], |c, _| c.get(authorize(&doc.url("/after.json"))));
     let counts = answers(&s, "metadata after the flood", after, check_authorize).await;
     assert_eq!(counts.get(&200), Some(&1), "no fetch after the flood");
