@@ -33,7 +33,8 @@ pub(crate) enum Reply {
 }
 
 /// A tiny HTTP/1.1 server on 127.0.0.1 serving canned replies by path, counting requests per path and the
-/// requests it is answering at once (the peak in `max_open`).
+/// requests it is answering at once (the peak in `max_open`; an endless body counts only until its head is sent:
+/// that the fetcher hung up is noticed only at a later write, after the fetcher has moved on).
 pub(crate) struct DocServer {
     pub(crate) port: u16,
     routes: Arc<Mutex<HashMap<String, Reply>>>,
@@ -106,7 +107,7 @@ impl DocServer {
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
         }
-        let _open = Open::new(&self.open, &self.max_open);
+        let mut open = Some(Open::new(&self.open, &self.max_open));
         let head = String::from_utf8_lossy(&buf).into_owned();
         let path = head.split(' ').nth(1).unwrap_or("").to_owned();
         self.total.fetch_add(1, Ordering::SeqCst);
@@ -156,7 +157,9 @@ impl DocServer {
                 let head =
                     "HTTP/1.1 200 X\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n";
                 let padding = [b' '; 16 * 1024];
-                if sock.write_all(head.as_bytes()).await.is_ok() {
+                let sent = sock.write_all(head.as_bytes()).await.is_ok();
+                open.take();
+                if sent {
                     while sock.write_all(&padding).await.is_ok() {}
                 }
             }
