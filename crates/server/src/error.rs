@@ -146,7 +146,9 @@ pub fn status_of(e: &AuthzError) -> StatusCode {
 pub fn log(e: &AuthzError) {
     match e {
         AuthzError::Internal(detail) => tracing::error!(%detail, "internal error"),
-        AuthzError::TemporarilyUnavailable => tracing::warn!("storage unavailable; answering 503"),
+        AuthzError::TemporarilyUnavailable => {
+            tracing::warn!("storage or a client metadata document fetch unavailable; answering 503")
+        }
         _ => {}
     }
 }

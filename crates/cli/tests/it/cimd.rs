@@ -18,123 +18,185 @@ use tokio::net::TcpListener;
 
 /// One canned answer of the document server.
 #[derive(Clone)]
-enum Reply {
+pub(crate) enum Reply {
     /// Status, extra header lines, body.
     Answer(u16, Vec<String>, String),
     /// Status 200 with extra header lines and a body delimited by closing the connection (no
     /// `Content-Length`).
     Unsized(Vec<String>, String),
-    /// Accept the request and never answer.
+    /// Accept the request and never answer (until the peer closes, or 120 s).
     Hang,
+    /// The inner reply after a pause.
+    Delayed(Duration, Box<Reply>),
+    /// Status 200, `application/json`, no `Content-Length`, and a body that never ends (until the peer closes).
+    Endless,
 }
 
-/// A tiny HTTP/1.1 server on 127.0.0.1 serving canned replies by path, counting requests per path.
-struct DocServer {
-    port: u16,
+/// A tiny HTTP/1.1 server on 127.0.0.1 serving canned replies by path, counting requests per path and the
+/// requests it is answering at once (the peak in `max_open`; an endless body counts only until its head is sent:
+/// that the fetcher hung up is noticed only at a later write, after the fetcher has moved on).
+pub(crate) struct DocServer {
+    pub(crate) port: u16,
     routes: Arc<Mutex<HashMap<String, Reply>>>,
     hits: Arc<Mutex<HashMap<String, usize>>>,
-    total: Arc<AtomicUsize>,
+    pub(crate) total: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
+    pub(crate) max_open: Arc<AtomicUsize>,
+}
+
+/// Counts a request as open from its creation to its drop (the end of its answer), keeping the peak.
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    fn new(open: &Arc<AtomicUsize>, max_open: &AtomicUsize) -> Self {
+        let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+        max_open.fetch_max(now, Ordering::SeqCst);
+        Self(open.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl DocServer {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let routes = Arc::new(Mutex::new(HashMap::<String, Reply>::new()));
-        let hits = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
-        let total = Arc::new(AtomicUsize::new(0));
-        let (r, h, t) = (routes.clone(), hits.clone(), total.clone());
+        let doc = Self {
+            port,
+            routes: Arc::default(),
+            hits: Arc::default(),
+            total: Arc::default(),
+            open: Arc::default(),
+            max_open: Arc::default(),
+        };
+        let shared = doc.handles();
         tokio::spawn(async move {
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else {
+                let Ok((sock, _)) = listener.accept().await else {
                     return;
                 };
-                let (routes, hits, total) = (r.clone(), h.clone(), t.clone());
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 1024];
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match sock.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let head = String::from_utf8_lossy(&buf).into_owned();
-                    let path = head.split(' ').nth(1).unwrap_or("").to_owned();
-                    total.fetch_add(1, Ordering::SeqCst);
-                    *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
-                    let reply = routes.lock().unwrap().get(&path).cloned();
-                    match reply {
-                        Some(Reply::Hang) => {
-                            tokio::time::sleep(Duration::from_secs(120)).await;
-                        }
-                        Some(Reply::Answer(status, headers, body)) => {
-                            let mut resp = format!(
-                                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-                                body.len()
-                            );
-                            for h in headers {
-                                resp.push_str(&h);
-                                resp.push_str("\r\n");
-                            }
-                            resp.push_str("\r\n");
-                            resp.push_str(&body);
-                            let _ = sock.write_all(resp.as_bytes()).await;
-                        }
-                        Some(Reply::Unsized(headers, body)) => {
-                            let mut resp = "HTTP/1.1 200 X\r\nConnection: close\r\n".to_owned();
-                            for h in headers {
-                                resp.push_str(&h);
-                                resp.push_str("\r\n");
-                            }
-                            resp.push_str("\r\n");
-                            let _ = sock.write_all(resp.as_bytes()).await;
-                            for part in body.as_bytes().chunks(1000) {
-                                let _ = sock.write_all(part).await;
-                            }
-                        }
-                        None => {
-                            let _ = sock
-                                .write_all(b"HTTP/1.1 404 X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                                .await;
-                        }
-                    }
-                });
+                tokio::spawn(shared.handles().serve(sock));
             }
         });
+        doc
+    }
+
+    /// Another handle on the same routes and counters.
+    fn handles(&self) -> Self {
         Self {
-            port,
-            routes,
-            hits,
-            total,
+            port: self.port,
+            routes: self.routes.clone(),
+            hits: self.hits.clone(),
+            total: self.total.clone(),
+            open: self.open.clone(),
+            max_open: self.max_open.clone(),
         }
     }
 
-    fn set(&self, path: &str, reply: Reply) {
+    /// Reads one request head from `sock` and answers it with its path's reply.
+    async fn serve(self, mut sock: tokio::net::TcpStream) {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            match sock.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let mut open = Some(Open::new(&self.open, &self.max_open));
+        let head = String::from_utf8_lossy(&buf).into_owned();
+        let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+        self.total.fetch_add(1, Ordering::SeqCst);
+        *self.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+        let mut reply = self.routes.lock().unwrap().get(&path).cloned();
+        while let Some(Reply::Delayed(pause, inner)) = reply {
+            tokio::time::sleep(pause).await;
+            reply = Some(*inner);
+        }
+        match reply {
+            Some(Reply::Hang) => {
+                let _ = tokio::time::timeout(Duration::from_secs(120), async {
+                    while let Ok(n) = sock.read(&mut chunk).await {
+                        if n == 0 {
+                            return;
+                        }
+                    }
+                })
+                .await;
+            }
+            Some(Reply::Answer(status, headers, body)) => {
+                let mut resp = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                    body.len()
+                );
+                for h in headers {
+                    resp.push_str(&h);
+                    resp.push_str("\r\n");
+                }
+                resp.push_str("\r\n");
+                resp.push_str(&body);
+                let _ = sock.write_all(resp.as_bytes()).await;
+            }
+            Some(Reply::Unsized(headers, body)) => {
+                let mut resp = "HTTP/1.1 200 X\r\nConnection: close\r\n".to_owned();
+                for h in headers {
+                    resp.push_str(&h);
+                    resp.push_str("\r\n");
+                }
+                resp.push_str("\r\n");
+                let _ = sock.write_all(resp.as_bytes()).await;
+                for part in body.as_bytes().chunks(1000) {
+                    let _ = sock.write_all(part).await;
+                }
+            }
+            Some(Reply::Endless) => {
+                let head =
+                    "HTTP/1.1 200 X\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n";
+                let padding = [b' '; 16 * 1024];
+                let sent = sock.write_all(head.as_bytes()).await.is_ok();
+                open.take();
+                if sent {
+                    while sock.write_all(&padding).await.is_ok() {}
+                }
+            }
+            Some(Reply::Delayed(..)) => unreachable!("delays are taken off above"),
+            None => {
+                let _ = sock
+                    .write_all(b"HTTP/1.1 404 X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+            }
+        }
+    }
+
+    pub(crate) fn set(&self, path: &str, reply: Reply) {
         self.routes.lock().unwrap().insert(path.to_owned(), reply);
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn hits(&self, path: &str) -> usize {
+    pub(crate) fn hits(&self, path: &str) -> usize {
         self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
     }
 }
 
-fn json_reply(doc: &Value, extra_headers: &[&str]) -> Reply {
+pub(crate) fn json_reply(doc: &Value, extra_headers: &[&str]) -> Reply {
     let mut headers = vec!["Content-Type: application/json".to_owned()];
     headers.extend(extra_headers.iter().map(|h| (*h).to_owned()));
     Reply::Answer(200, headers, doc.to_string())
 }
 
 /// The document of a public client with the seed's redirect URI.
-fn document(client_id: &str) -> Value {
+pub(crate) fn document(client_id: &str) -> Value {
     json!({
         "client_id": client_id,
         "client_name": "Doc Client",
@@ -146,7 +208,7 @@ fn document(client_id: &str) -> Value {
 }
 
 /// Starts `portcullis serve` allowing `doc`'s host (testing flag).
-fn serve_allowing(doc: &DocServer) -> Server {
+pub(crate) fn serve_allowing(doc: &DocServer) -> Server {
     start_with(&["--cimd-allow-host", &doc.host()])
 }
 

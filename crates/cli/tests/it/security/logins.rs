@@ -7,22 +7,10 @@
 //! the server keys its limits by the connection's address and trusts no forwarding header.
 
 use super::assert_no_leak;
+use super::probe::{client_from, livez_while, PeakRss, MIB};
 use crate::support::{self, get, pkce, Page, Server, PASSWORD, USER};
 use reqwest::StatusCode;
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// A browser whose connections come from 127.0.0.`last`.
-fn browser_from(last: u8) -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
 
 /// `n` browsers, the i-th from 127.0.0.`addresses[i % len]`, each on the login page of a new request.
 async fn login_pages(
@@ -33,7 +21,7 @@ async fn login_pages(
 ) -> Vec<(reqwest::Client, Page)> {
     let mut pages = Vec::new();
     for i in 0..n {
-        let b = browser_from(addresses[i % addresses.len()]);
+        let b = client_from(addresses[i % addresses.len()], true);
         let page = get(
             &b,
             &support::authorize_url(s, client, &pkce().challenge, ""),
@@ -68,16 +56,6 @@ async fn submit_all(
     tasks
 }
 
-/// The peak resident set of process `pid` (`VmHWM`), bytes; `None` where `/proc` does not exist.
-fn peak_rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
-const MIB: u64 = 1024 * 1024;
-
 /// Rule: password checks are bounded (issue 19 item 1) — 100 sign-ins at once from five addresses, with
 /// `--password-hash-concurrency 2`: every answer is 401 or a readable 503 sign-in page with `Retry-After` (some
 /// must be 503; never a 500), the server's peak memory grows by less than 2 × 19 MiB plus slack (unbounded, it
@@ -91,18 +69,10 @@ async fn a_sign_in_flood_is_bounded_and_livez_stays_fast() {
     for t in submit_all(&s, warm, |_| ("nobody".into(), "warm up".into())).await {
         assert_eq!(t.await.unwrap().status, StatusCode::UNAUTHORIZED);
     }
-    let baseline = peak_rss(s.pid());
+    let peak = PeakRss::before(&s);
     let pages = login_pages(&s, &client, 100, &[2, 3, 4, 5, 6]).await;
     let logins = submit_all(&s, pages, |i| (format!("user{i}"), format!("guess {i}"))).await;
-    let (http, livez) = (support::http(), s.url("/livez"));
-    let mut worst = Duration::ZERO;
-    while !logins.iter().all(|t| t.is_finished()) {
-        let t = Instant::now();
-        let r = http.get(&livez).send().await.unwrap();
-        assert!(r.status().is_success(), "/livez: {}", r.status());
-        worst = worst.max(t.elapsed());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let worst = livez_while(&s, &logins).await;
     let (mut failed, mut busy) = (0, 0);
     for t in logins {
         let p = t.await.unwrap();
@@ -130,22 +100,7 @@ async fn a_sign_in_flood_is_bounded_and_livez_stays_fast() {
         "100 sign-ins at once, none refused: the checks are not bounded"
     );
     assert!(failed >= 2, "only {failed} sign-ins were checked");
-    assert!(
-        worst < Duration::from_secs(2),
-        "/livez took {worst:?} during the flood"
-    );
-    match (baseline, peak_rss(s.pid())) {
-        (Some(before), Some(after)) => {
-            let grown = after.saturating_sub(before);
-            eprintln!("peak RSS {} MiB → {} MiB", before / MIB, after / MIB);
-            assert!(
-                grown < 2 * 19 * MIB + 48 * MIB,
-                "peak memory grew by {} MiB during the flood",
-                grown / MIB
-            );
-        }
-        _ => eprintln!("no /proc here: the memory bound is not checked"),
-    }
+    peak.assert_grown_below(2 * 19 * MIB + 48 * MIB, "sign-in flood");
 }
 
 /// Rule: the sign-in throttle holds under parallel requests and cannot lock the owner out (issue 19 item 2) —

@@ -12,7 +12,9 @@
 //! [`gateway_streams`] (event streams per caller at the gateway), [`gateway_rpc`] (JSON-RPC the gateway did not
 //! check never reaches the upstream), [`logins`] (sign-in floods: the password-check cap, race-safe throttling
 //! per account and address), [`consent`] (remembered consent per resource and never for an unprovable client,
-//! no error redirects to unapproved clients, signing out, localhost redirect URIs).
+//! no error redirects to unapproved clients, signing out, localhost redirect URIs), [`floods`] (floods of
+//! registration, the token endpoint and Client ID Metadata Document fetches: memory and `/livez` stay bounded),
+//! [`probe`] (what the flood tests share: clients from other loopback addresses, `/livez` probing, peak memory).
 
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
@@ -20,6 +22,7 @@ mod abuse;
 mod consent;
 mod csrf;
 mod enumeration;
+mod floods;
 mod gateway_rpc;
 mod gateway_streams;
 mod input;
@@ -27,6 +30,7 @@ mod jwt;
 mod limits_races;
 mod logins;
 mod pkce;
+mod probe;
 mod redirect_uri;
 mod replay;
 mod slow_clients;
