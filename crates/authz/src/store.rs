@@ -394,6 +394,16 @@ pub struct RevocationRecord {
     pub expires_at: i64,
 }
 
+/// A push channel for the revocation feed ([`GrantStore::listen_revocations`]): one connection per instance.
+#[async_trait]
+pub trait RevocationListener: Send {
+    /// Waits for the next notice that the feed has grown: `Some(seq)` when the writer named the newest sequence
+    /// number it appended (a hint only, never trusted beyond skipping a read that `seq` shows is not needed),
+    /// `None` when it did not. Notices that arrived together are coalesced into one. An error means the
+    /// channel is lost (notices may have been missed): drop the listener, read the feed, listen again.
+    async fn next(&mut self) -> Result<Option<i64>, StoreError>;
+}
+
 /// Outcome of a conditional single-use transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
@@ -551,6 +561,13 @@ pub trait GrantStore: Send + Sync {
         after: i64,
         now: i64,
     ) -> Result<Vec<RevocationRecord>, StoreError>;
+    /// Opens a push channel for the revocation feed: a listener told when another writer (any instance) has
+    /// appended to it, so followers need not wait for their next [`GrantStore::revocations_since`] poll. `None`
+    /// when the backend has nothing to push (the default; SQLite serves one instance, whose own revocations
+    /// sync at once). The feed stays the source of truth: a notice only says when to read it again.
+    async fn listen_revocations(&self) -> Result<Option<Box<dyn RevocationListener>>, StoreError> {
+        Ok(None)
+    }
     /// Reads a grant.
     async fn grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError>;
     /// Deletes expired codes, refresh tokens, grants, sessions, revocation entries, rate-limit windows and

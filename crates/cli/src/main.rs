@@ -73,7 +73,8 @@ struct ServeArgs {
     /// Login session lifetime in seconds (default 12 hours).
     #[arg(long, env = "PORTCULLIS_SESSION_TTL")]
     session_ttl: Option<i64>,
-    /// How often revocations are read from the database, in milliseconds (default 1000).
+    /// How often revocations are read from the database, in milliseconds (default 1000). On PostgreSQL other
+    /// instances' revocations are pushed too (LISTEN/NOTIFY); this is the bound while that connection is down.
     #[arg(long, env = "PORTCULLIS_REVOCATION_SYNC_MS")]
     revocation_sync_ms: Option<u64>,
     /// Client registrations accepted per client address per hour; 0 = unlimited (default 100).

@@ -1,5 +1,5 @@
-//! Background jobs of a running server: revocation sync, signing-key reload, purge of expired rows, reaping of
-//! dead registrations (`portcullis_authz::client_reaping`).
+//! Background jobs of a running server: revocation sync (polled, and pushed by other instances), signing-key
+//! reload, purge of expired rows, reaping of dead registrations (`portcullis_authz::client_reaping`).
 
 use crate::state::AppState;
 use std::sync::Arc;
@@ -34,6 +34,13 @@ pub fn spawn(s: Arc<AppState>) -> Jobs {
             a.revocations.wait(period).await;
         }
     });
+    // Other instances' revocations, pushed (PostgreSQL); ends at once on SQLite. The polls above stay the
+    // fallback: they run whether or not the push channel is up.
+    let push = tokio::spawn(crate::revocation_push::follow(
+        s.authz.core().store().clone(),
+        s.revocations.clone(),
+        Duration::from_millis(s.config.revocation_sync_ms.max(50)),
+    ));
     let b = s.clone();
     let keys = tokio::spawn(async move {
         let period = Duration::from_secs(b.config.key_reload_secs.max(1));
@@ -44,7 +51,7 @@ pub fn spawn(s: Arc<AppState>) -> Jobs {
             }
         }
     });
-    let mut jobs = vec![revocations, keys];
+    let mut jobs = vec![revocations, push, keys];
     if let Some(period) = (s.config.client_reaping).period(s.config.purge_interval_secs) {
         jobs.push(tokio::spawn(reap(s.clone(), Duration::from_secs(period))));
     }
@@ -77,6 +84,8 @@ async fn reap(s: Arc<AppState>, period: Duration) {
         tokio::time::sleep(period).await;
         match s.authz.registrations().reap(&s.config.client_reaping).await {
             Ok(ids) if !ids.is_empty() => {
+                // Their grants were revoked: this instance's MCP endpoint refuses their tokens at once.
+                s.revocations.sync_soon();
                 tracing::info!(clients = ids.len(), "reaped dead client registrations");
                 for id in &ids {
                     tracing::debug!(client_id = %id, "reaped client");

@@ -23,7 +23,8 @@
 //! - [`revoke`]: `POST /revoke` (RFC 7009).
 //! - [`introspect`]: `POST /introspect` (RFC 7662), for resource servers.
 //! - [`guard`], [`revocations`]: the guard layer of the MCP endpoint and each gateway route (the one
-//!   `portcullis_guard::BearerCheck`, answered with each resource's challenge) and the revocation set it honours.
+//!   `portcullis_guard::BearerCheck`, answered with each resource's challenge) and the revocation set it honours;
+//!   [`revocation_push`]: other instances' revocations pushed to that set (PostgreSQL `LISTEN`/`NOTIFY`).
 //! - [`local_keys`]: the local key ring as the guard's `KeySource` (reload on an unknown `kid`, rate-limited).
 //! - [`mcp`]: the built-in MCP server (Streamable HTTP, JSON-RPC 2.0).
 //! - [`gateway`]: gateway mode: the MCP endpoint forwards to an upstream MCP server after the bearer check.
@@ -63,6 +64,7 @@ pub mod pages;
 pub mod password_checks;
 pub mod register;
 pub mod respond;
+pub mod revocation_push;
 pub mod revocations;
 pub mod revoke;
 pub mod routes;

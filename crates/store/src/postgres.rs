@@ -7,7 +7,8 @@
 //! - [`grants`]: codes, grants, refresh tokens, revocations, purging;
 //! - [`federation`]: identities at upstream providers, pending upstream sign-ins, sealed upstream tokens;
 //! - [`keys`]: signing keys and the health check;
-//! - [`rate_limits`]: login throttling counters.
+//! - [`rate_limits`]: login throttling counters;
+//! - [`notify`]: revocations pushed to every instance (`LISTEN`/`NOTIFY`), the feed still the source of truth.
 //!
 //! # Concurrency
 //! Transactions run at PostgreSQL's default READ COMMITTED isolation. That is enough for the single-use
@@ -31,7 +32,8 @@
 //! is `unique_rowid()`, neither in commit order), no advisory locks of our own, no `LOCK TABLE`, no triggers or
 //! PL/pgSQL, no deferred constraints, no `FOR SHARE`/`NOWAIT` variations; it uses `FOR UPDATE`, partial unique
 //! indexes, `ON CONFLICT DO NOTHING`/`DO UPDATE`, `RETURNING` and `UNNEST … WITH ORDINALITY`, which all three
-//! document. Checked against their documentation, not run against them. One known gap: CockroachDB has no
+//! document. `pg_notify`/`LISTEN` (the revocation push, [`notify`]), which neither has, are probed at start and
+//! left off where missing. Checked against their documentation, not run against them. One known gap: CockroachDB has no
 //! advisory locks, so its migrations would need sqlx's `set_locking(false)` and start-ups one at a time.
 
 mod accounts;
@@ -39,10 +41,12 @@ mod clients;
 mod federation;
 mod grants;
 mod keys;
+mod notify;
 mod rate_limits;
 
 use crate::error::{is_retryable, map};
 use crate::options::StoreOptions;
+use notify::{ListenOptions, Notices};
 use portcullis_authz::secret::TokenHash;
 use portcullis_authz::store::*;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
@@ -57,6 +61,10 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The longest one attempt of a transaction may take ([`retry`]).
     deadline: Duration,
+    /// Whether revocation writes notify the other instances ([`notify`]).
+    notices: Notices,
+    /// How to open the listening connection; `None` when notices are off.
+    listen: Option<ListenOptions>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -85,6 +93,11 @@ impl PostgresStore {
             .await
             .map_err(map)?;
         let migrated = MIGRATOR.run(&migrations).await;
+        let notices = if migrated.is_ok() {
+            notify::probe(&migrations).await
+        } else {
+            Notices::Off
+        };
         migrations.close().await;
         migrated.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => map(e),
@@ -94,6 +107,7 @@ impl PostgresStore {
             // Sent in the startup packet, so every pooled connection has it without an extra round trip.
             connect = connect.options([("statement_timeout", options.statement_timeout_ms)]);
         }
+        let listen = (notices == Notices::On).then(|| ListenOptions::new(&connect, timeout));
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(timeout)
@@ -113,7 +127,12 @@ impl PostgresStore {
             30_000
         });
         let deadline = timeout + statement + Duration::from_secs(1);
-        Ok(Self { pool, deadline })
+        Ok(Self {
+            pool,
+            deadline,
+            notices,
+            listen,
+        })
     }
 
     /// Closes the pool.
@@ -277,9 +296,28 @@ async fn reserve_seqs(tx: &mut PgConnection, n: i64) -> Result<i64, sqlx::Error>
     Ok(last - n + 1)
 }
 
-/// Adds one revocation entry per value, in one statement.
+/// The feed's `INSERT`: one entry per value, numbered from `$1`.
+macro_rules! insert_revocations_sql {
+    () => {
+        "INSERT INTO revocations (seq, kind, value, expires_at) \
+         SELECT $1 + t.ord - 1, $2, t.value, $3 FROM UNNEST($4::TEXT[]) WITH ORDINALITY AS t(value, ord)"
+    };
+}
+
+/// The same, notifying [`notify::CHANNEL`] (`$5`) with a payload (`$6`). A data-modifying `WITH` runs exactly
+/// once whether or not the query reads it, so this is still one statement and one round trip.
+const INSERT_REVOCATIONS_NOTIFYING: &str = concat!(
+    "WITH added AS (",
+    insert_revocations_sql!(),
+    ") SELECT pg_notify($5, $6)"
+);
+
+/// Adds one revocation entry per value, in one statement. With notices on, the same statement notifies the
+/// other instances with the newest sequence number: PostgreSQL delivers the notice when the caller's
+/// transaction commits, and never if it rolls back.
 async fn insert_revocations(
     tx: &mut PgConnection,
+    notices: Notices,
     kind: &str,
     values: &[String],
     expires_at: i64,
@@ -289,16 +327,21 @@ async fn insert_revocations(
     }
     let n = i64::try_from(values.len()).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     let first = reserve_seqs(&mut *tx, n).await?;
-    sqlx::query(
-        "INSERT INTO revocations (seq, kind, value, expires_at) \
-         SELECT $1 + t.ord - 1, $2, t.value, $3 FROM UNNEST($4::TEXT[]) WITH ORDINALITY AS t(value, ord)",
-    )
-    .bind(first)
-    .bind(kind)
-    .bind(expires_at)
-    .bind(values)
-    .execute(tx)
-    .await?;
+    let sql = match notices {
+        Notices::On => INSERT_REVOCATIONS_NOTIFYING,
+        Notices::Off => insert_revocations_sql!(),
+    };
+    let mut query = sqlx::query(sql)
+        .bind(first)
+        .bind(kind)
+        .bind(expires_at)
+        .bind(values);
+    if notices == Notices::On {
+        query = query
+            .bind(notify::CHANNEL)
+            .bind((first + n - 1).to_string());
+    }
+    query.execute(tx).await?;
     Ok(())
 }
 
@@ -312,6 +355,7 @@ enum GrantOwner<'a> {
 /// Revokes every live grant of a client or user and adds their revocation entries.
 async fn revoke_grants_of(
     tx: &mut PgConnection,
+    notices: Notices,
     owner: GrantOwner<'_>,
     now: i64,
     exp: i64,
@@ -331,5 +375,5 @@ async fn revoke_grants_of(
         .bind(value)
         .fetch_all(&mut *tx)
         .await?;
-    insert_revocations(tx, GRANT_REVOCATION, &ids, exp).await
+    insert_revocations(tx, notices, GRANT_REVOCATION, &ids, exp).await
 }

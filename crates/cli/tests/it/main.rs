@@ -27,6 +27,7 @@ mod negative;
 mod reaping;
 mod refresh_grace;
 mod registration;
+mod revocation_push;
 mod scopes;
 mod security;
 mod seed_flow;

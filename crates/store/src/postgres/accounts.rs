@@ -60,6 +60,7 @@ impl UserStore for PostgresStore {
 
     async fn delete_user(&self, username: &str, now: i64, exp: i64) -> Result<bool, StoreError> {
         let pool = &self.pool;
+        let notices = self.notices;
         retry(self.deadline, || async move {
             let mut tx = pool.begin().await?;
             // Locks the user first, so a concurrent delete of the same user waits instead of revoking twice.
@@ -69,7 +70,7 @@ impl UserStore for PostgresStore {
                     .fetch_optional(&mut *tx)
                     .await?;
             let Some(id) = id else { return Ok(false) };
-            revoke_grants_of(&mut tx, GrantOwner::User(&id), now, exp).await?;
+            revoke_grants_of(&mut tx, notices, GrantOwner::User(&id), now, exp).await?;
             keep_last_use(&mut tx, Deleting::OfUser(&id)).await?;
             sqlx::query("DELETE FROM users WHERE id = $1")
                 .bind(&id)

@@ -121,9 +121,10 @@ impl ClientStore for PostgresStore {
 
     async fn delete_client(&self, client_id: &str, now: i64, exp: i64) -> Result<bool, StoreError> {
         let pool = &self.pool;
+        let notices = self.notices;
         retry(self.deadline, || async move {
             let mut tx = pool.begin().await?;
-            revoke_grants_of(&mut tx, GrantOwner::Client(client_id), now, exp).await?;
+            revoke_grants_of(&mut tx, notices, GrantOwner::Client(client_id), now, exp).await?;
             let n = sqlx::query("DELETE FROM clients WHERE client_id = $1")
                 .bind(client_id)
                 .execute(&mut *tx)
@@ -176,6 +177,7 @@ impl ClientStore for PostgresStore {
         exp: i64,
     ) -> Result<Vec<String>, StoreError> {
         let pool = &self.pool;
+        let notices = self.notices;
         let c = *cutoffs;
         let choose = format!(
             "SELECT c.client_id FROM clients c WHERE c.client_id > $4 AND {} \
@@ -218,7 +220,7 @@ impl ClientStore for PostgresStore {
             .bind(&ids)
             .fetch_all(&mut *tx)
             .await?;
-            insert_revocations(&mut tx, GRANT_REVOCATION, &revoked, exp).await?;
+            insert_revocations(&mut tx, notices, GRANT_REVOCATION, &revoked, exp).await?;
             sqlx::query("DELETE FROM clients WHERE client_id = ANY($1)")
                 .bind(&ids)
                 .execute(&mut *tx)

@@ -2,6 +2,7 @@
 //! the revocation feed the MCP endpoints follow, and purging of expired rows.
 
 use super::clients::{keep_last_use, Deleting};
+use super::notify::Notices;
 use super::{code_row, grant_row, insert_revocations, retry, PostgresStore};
 use super::{ACCESS_REVOCATION, CODE_COLUMNS, GRANT_COLUMNS, GRANT_REVOCATION};
 use async_trait::async_trait;
@@ -157,6 +158,7 @@ impl GrantStore for PostgresStore {
         reuse: ReuseRevocation,
     ) -> Result<Result<Rotation, RefreshError>, StoreError> {
         let pool = &self.pool;
+        let notices = self.notices;
         let decide = &decide;
         retry(self.deadline, || async move {
             // Optimistic, two round trips and no lock held across them: read the family, decide, then store the
@@ -187,7 +189,8 @@ impl GrantStore for PostgresStore {
                     Err(e) => {
                         if e.revokes_family() {
                             let mut tx = pool.begin().await?;
-                            revoke_in(&mut tx, &grant.id, reuse.now, reuse.expires_at).await?;
+                            revoke_in(&mut tx, notices, &grant.id, reuse.now, reuse.expires_at)
+                                .await?;
                             tx.commit().await?;
                         }
                         return Ok(Err(e));
@@ -230,9 +233,10 @@ impl GrantStore for PostgresStore {
 
     async fn revoke_grant(&self, grant_id: &str, now: i64, exp: i64) -> Result<bool, StoreError> {
         let pool = &self.pool;
+        let notices = self.notices;
         retry(self.deadline, || async move {
             let mut tx = pool.begin().await?;
-            let revoked = revoke_in(&mut tx, grant_id, now, exp).await?;
+            let revoked = revoke_in(&mut tx, notices, grant_id, now, exp).await?;
             tx.commit().await?;
             Ok(revoked)
         })
@@ -241,9 +245,11 @@ impl GrantStore for PostgresStore {
 
     async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
         let pool = &self.pool;
+        let notices = self.notices;
         retry(self.deadline, || async move {
             let mut tx = pool.begin().await?;
-            insert_revocations(&mut tx, ACCESS_REVOCATION, &[jti.to_owned()], expires_at).await?;
+            let jti = [jti.to_owned()];
+            insert_revocations(&mut tx, notices, ACCESS_REVOCATION, &jti, expires_at).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -281,6 +287,13 @@ impl GrantStore for PostgresStore {
                 .collect()
         })
         .await
+    }
+
+    async fn listen_revocations(&self) -> Result<Option<Box<dyn RevocationListener>>, StoreError> {
+        match &self.listen {
+            Some(options) => Ok(Some(Box::new(options.listen().await?))),
+            None => Ok(None),
+        }
     }
 
     async fn grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError> {
@@ -370,6 +383,7 @@ fn previous_row(r: &PgRow) -> Result<Option<PreviousToken>, sqlx::Error> {
 /// was live.
 async fn revoke_in(
     tx: &mut sqlx::PgConnection,
+    notices: Notices,
     grant_id: &str,
     now: i64,
     exp: i64,
@@ -381,7 +395,7 @@ async fn revoke_in(
         .await?
         .rows_affected();
     if n == 1 {
-        insert_revocations(tx, GRANT_REVOCATION, &[grant_id.to_owned()], exp).await?;
+        insert_revocations(tx, notices, GRANT_REVOCATION, &[grant_id.to_owned()], exp).await?;
     }
     Ok(n == 1)
 }

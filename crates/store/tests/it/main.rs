@@ -39,6 +39,7 @@ macro_rules! on_every_backend {
 mod contract;
 mod federation;
 mod migrations;
+mod notify;
 mod postgres_only;
 mod reaping;
 mod refresh_grace;
