@@ -184,7 +184,8 @@ async fn header_and_envelope_refusals() {
     );
     assert_eq!(r["id"], 8);
 
-    // UnsupportedProtocolVersion (-32022) with the supported versions, modern first.
+    // UnsupportedProtocolVersion (-32022): for an envelope, the versions server/discover lists; for a legacy
+    // request with an unknown version header, every version (modern first; older ones through initialize).
     let mut future = list.clone();
     future["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2099-01-01");
     let h = [
@@ -192,15 +193,18 @@ async fn header_and_envelope_refusals() {
         ("Mcp-Method", "tools/list"),
     ];
     let r = refused(-32022)(post(&s, a, &h, &future).await);
-    assert_eq!(r["error"]["data"]["requested"], "2099-01-01");
+    assert_eq!(
+        r["error"]["data"],
+        json!({"requested": "2099-01-01", "supported": [V]})
+    );
+    assert_eq!(r["id"], 8);
+    let bare = json!({"jsonrpc": "2.0", "method": "tools/list", "id": 1});
+    let r = refused(-32022)(post(&s, a, &[("MCP-Protocol-Version", "1900-01-01")], &bare).await);
     assert_eq!(r["error"]["data"]["supported"][0], V);
     assert!(r["error"]["data"]["supported"]
         .as_array()
         .unwrap()
         .contains(&json!("2025-11-25")));
-    // Also for an unknown version header on a legacy request.
-    let bare = json!({"jsonrpc": "2.0", "method": "tools/list", "id": 1});
-    refused(-32022)(post(&s, a, &[("MCP-Protocol-Version", "1900-01-01")], &bare).await);
 
     // Invalid params (-32602): a claimed envelope without capabilities; a modern header without an envelope.
     let mut no_caps = list.clone();

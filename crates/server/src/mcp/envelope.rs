@@ -22,7 +22,8 @@ use serde_json::{json, Map, Value};
 pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
 /// The legacy revisions this server serves (after `initialize`), newest first.
 pub const LEGACY_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
-/// Every revision this server serves, newest first: the `supported` list of `UnsupportedProtocolVersion`.
+/// Every revision this server serves, newest first: the `supported` list of `UnsupportedProtocolVersion` for a
+/// legacy request (one without an envelope) naming an unknown version: it may retry with `initialize`.
 pub const ALL_VERSIONS: &[&str] = &[
     "2026-07-28",
     "2025-11-25",
@@ -134,9 +135,14 @@ pub enum EnvelopeError {
     /// `-32602`: a claimed envelope that is malformed, or a modern version header without an envelope.
     #[error("Invalid params: _meta {key}: {problem}")]
     InvalidEnvelope { key: String, problem: &'static str },
-    /// `-32022`: a version this server does not serve, in the envelope or the header.
+    /// `-32022`: a version this server does not serve, in the envelope or the header; `supported` is what
+    /// the client may retry with on the same path: [`MODERN_VERSIONS`] (the `server/discover` list) for an
+    /// envelope, [`ALL_VERSIONS`] for a legacy request.
     #[error("Unsupported protocol version")]
-    UnsupportedProtocolVersion { requested: String },
+    UnsupportedProtocolVersion {
+        requested: String,
+        supported: &'static [&'static str],
+    },
     /// `-32600`: a batch holding a modern message (modern messages are one per `POST`).
     #[error("Invalid request: a JSON-RPC batch may not hold 2026-07-28 messages")]
     ModernBatch,
@@ -157,9 +163,10 @@ impl EnvelopeError {
     /// §Protocol Version Negotiation), the offending key for an invalid envelope.
     pub fn data(&self) -> Option<Value> {
         match self {
-            Self::UnsupportedProtocolVersion { requested } => {
-                Some(json!({"supported": ALL_VERSIONS, "requested": requested}))
-            }
+            Self::UnsupportedProtocolVersion {
+                requested,
+                supported,
+            } => Some(json!({"supported": supported, "requested": requested})),
             Self::InvalidEnvelope { key, problem } => {
                 Some(json!({"envelope": {"key": key, "problem": problem}}))
             }
@@ -199,6 +206,7 @@ pub fn classify(headers: &McpHeaders<'_>, body: &Value) -> Result<Era, EnvelopeE
         Some(v) if !LEGACY_VERSIONS.contains(&v) => {
             Err(EnvelopeError::UnsupportedProtocolVersion {
                 requested: v.to_owned(),
+                supported: ALL_VERSIONS,
             })
         }
         _ => Ok(Era::Legacy),
@@ -280,6 +288,7 @@ fn modern(
     if !MODERN_VERSIONS.contains(&envelope.version) {
         return Err(EnvelopeError::UnsupportedProtocolVersion {
             requested: envelope.version.to_owned(),
+            supported: MODERN_VERSIONS,
         });
     }
     if !notification {

@@ -333,7 +333,8 @@ fn unsupported_versions() {
         assert_eq!(
             classify(&h, &body),
             Err(EnvelopeError::UnsupportedProtocolVersion {
-                requested: version.into()
+                requested: version.into(),
+                supported: MODERN_VERSIONS,
             })
         );
     }
@@ -346,7 +347,8 @@ fn unsupported_versions() {
     assert_eq!(
         classify(&h, &bare),
         Err(EnvelopeError::UnsupportedProtocolVersion {
-            requested: "1900-01-01".into()
+            requested: "1900-01-01".into(),
+            supported: ALL_VERSIONS,
         })
     );
     for legacy in LEGACY_VERSIONS {
@@ -408,6 +410,7 @@ fn every_error_code_and_its_data() {
         (
             EnvelopeError::UnsupportedProtocolVersion {
                 requested: "1900-01-01".into(),
+                supported: ALL_VERSIONS,
             },
             -32022,
         ),
@@ -419,7 +422,8 @@ fn every_error_code_and_its_data() {
     assert_eq!(HEADER_MISMATCH, -32020);
     assert_eq!(MISSING_REQUIRED_CLIENT_CAPABILITY, -32021);
     assert_eq!(UNSUPPORTED_PROTOCOL_VERSION, -32022);
-    // schema example UnsupportedProtocolVersionError/unsupported-version.json: supported + requested.
+    // schema example UnsupportedProtocolVersionError/unsupported-version.json: supported + requested (a legacy
+    // request's list names both eras, as the example does; an envelope's names the server/discover list).
     assert_eq!(
         cases[2].0.data(),
         Some(
