@@ -3,7 +3,7 @@
 # tests/support/auto_browser.py, which submits the HTML login and consent forms), then tools/list, a tool call,
 # and — after the access token's lifetime — another call that the client must make work by refreshing itself.
 #
-#   interop/run.sh [CLIENT ...]      clients: sdk mcp-remote python portcullis oauth4webapi conformance
+#   interop/run.sh [CLIENT ...]      clients: sdk sdk-v2 mcp-remote python portcullis oauth4webapi conformance
 #
 # Prints `PASS <client>` or `FAIL <client>: <reason>` per client and exits non-zero if any failed. Installs what
 # it needs at pinned versions: npm packages (exact versions in interop/package.json + package-lock.json, Node 22
@@ -17,7 +17,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$ROOT/interop"
 VENV="$ROOT/target/interop-venv"
 LOGS="$ROOT/target/interop"
-ALL=(sdk mcp-remote python portcullis oauth4webapi conformance)
+ALL=(sdk sdk-v2 mcp-remote python portcullis oauth4webapi conformance)
 CLIENTS=("$@")
 [ ${#CLIENTS[@]} -eq 0 ] && CLIENTS=("${ALL[@]}")
 
@@ -74,6 +74,7 @@ start_server() {
 
 # --- the clients: each runs with ISSUER and MCP_URL set and writes its log to stdout/stderr -------------------
 client_sdk() { "$NODE" "$HERE/clients/sdk.mjs" "$MCP_URL"; }
+client_sdk_v2() { "$NODE" "$HERE/clients/sdk_v2.mjs" "$MCP_URL"; }
 client_mcp_remote() { "$NODE" "$HERE/clients/mcp_remote.mjs" "$MCP_URL"; }
 client_python() { "$VENV/bin/python" "$HERE/clients/python_sdk.py" "$MCP_URL"; }
 client_oauth4webapi() { "$NODE" "$HERE/clients/oauth4webapi.mjs" "$ISSUER" "$MCP_URL"; }
@@ -81,7 +82,7 @@ client_portcullis() { PORTCULLIS="$PORTCULLIS" bash "$HERE/clients/portcullis.sh
 client_conformance() { NODE="$NODE" PORTCULLIS="$PORTCULLIS" bash "$HERE/clients/conformance.sh" "$ISSUER" "$MCP_URL"; }
 
 export NODE HERE VENV PORTCULLIS
-export -f client_sdk client_mcp_remote client_python client_oauth4webapi client_portcullis client_conformance
+export -f client_sdk client_sdk_v2 client_mcp_remote client_python client_oauth4webapi client_portcullis client_conformance
 
 run_one() {
   local name="$1" log="$LOGS/$1.log" fn="client_${1//-/_}"
@@ -95,7 +96,10 @@ run_one() {
   fi
   export ISSUER MCP_URL
   if timeout 180 bash -c "$fn" >"$log" 2>&1; then
-    echo "PASS $name" >"$LOGS/$name.result"
+    # A client that reports the protocol version it negotiated has it printed beside its result.
+    local version
+    version="$(sed -n 's/^negotiated protocol version: //p' "$log" | head -1)"
+    echo "PASS $name${version:+ (protocol $version)}" >"$LOGS/$name.result"
   else
     local reason
     reason="$(grep -E '^(error|Error|FAIL|auto_browser)' "$log" | head -1)"

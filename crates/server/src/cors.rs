@@ -20,8 +20,10 @@ use tower::{Layer, Service};
 /// Allowed methods (a preflight's `Access-Control-Allow-Methods`).
 pub const ALLOW_METHODS: &str = "GET, POST, DELETE, OPTIONS";
 /// Request headers a script may send.
+/// (`mcp-method` and `mcp-name` are MCP 2026-07-28's standard request headers. The `Mcp-Param-*` headers a tool
+/// may declare are not listed: no built-in tool declares one, and a preflight cannot allow a prefix.)
 pub const ALLOW_HEADERS: &str =
-    "authorization, content-type, mcp-protocol-version, mcp-session-id, last-event-id";
+    "authorization, content-type, mcp-protocol-version, mcp-method, mcp-name, mcp-session-id, last-event-id";
 /// Response headers a script may read.
 pub const EXPOSE_HEADERS: &str = "www-authenticate, mcp-session-id";
 /// How long a browser may cache a preflight answer, in seconds.

@@ -90,6 +90,8 @@ async fn preflight_is_answered_on_every_fetchable_route() {
                 "authorization",
                 "content-type",
                 "mcp-protocol-version",
+                "mcp-method",
+                "mcp-name",
                 "mcp-session-id",
                 "last-event-id",
             ] {

@@ -22,6 +22,7 @@ mod guard_example;
 mod idp;
 mod instances;
 mod introspection;
+mod mcp_modern;
 mod multi_instance;
 mod negative;
 mod reaping;
