@@ -7,7 +7,7 @@ use crate::authorize::{choose_scope, AuthorizationRequest, RequestParams};
 use crate::browser::Opener;
 use crate::cache::{ServerEntry, Store};
 use crate::callback::{port_of, CallbackListener};
-use crate::discovery::{discover, Discovered, PROTOCOL_VERSION};
+use crate::discovery::{discover, Discovered};
 use crate::registration::{self, Kind, Registration};
 use crate::secret::{AccessToken, ClientSecret};
 use crate::token::{self, Tokens};
@@ -241,39 +241,9 @@ impl Authenticator {
         self.store.remove_server(&self.key)
     }
 
-    /// An unauthenticated `initialize` POST: a 401 carries the challenge; a success means the server is not
-    /// protected.
+    /// The server's challenge from unauthenticated requests ([`crate::probe`]).
     async fn probe(&self) -> Result<Option<BearerChallenge>> {
-        let body = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": crate::protocol::initialize_params()});
-        let resp = self
-            .http
-            .post(self.server.clone())
-            .header("accept", crate::protocol::ACCEPT)
-            .header("mcp-protocol-version", PROTOCOL_VERSION)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| Error::http(self.server.as_str(), &e))?;
-        let status = resp.status().as_u16();
-        let challenge = resp
-            .headers()
-            .get_all("www-authenticate")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(BearerChallenge::parse);
-        match status {
-            401 => Ok(challenge),
-            200..=299 => Err(Error::NotProtected {
-                url: self.key.clone(),
-            }),
-            _ => {
-                tracing::debug!(
-                    status,
-                    "unexpected answer to the unauthenticated request; going on with discovery"
-                );
-                Ok(challenge)
-            }
-        }
+        crate::probe::challenge(&self.http, &self.server).await
     }
 
     async fn login_locked(
