@@ -28,14 +28,15 @@ pub struct RefusedTool {
 
 impl McpClient {
     /// Starts talking to the server: `server/discover` in 2026-07-28 (retried once with a version the server
-    /// lists in `UnsupportedProtocolVersion`); on any answer that is not a recognised modern error, `initialize`
-    /// as in 2025-11-25. Returns the discover or initialize result.
+    /// lists in `UnsupportedProtocolVersion`); on any answer that is neither a `DiscoverResult` listing that
+    /// version nor a recognised modern error, `initialize` as in 2025-11-25. Returns the discover or initialize result.
     pub async fn connect(&self) -> Result<Value> {
         let mut version = MODERN_VERSION.to_owned();
         for _ in 0..2 {
             self.set_era(Era::Modern(version.clone()));
             let outcome = match self.request_once("server/discover", json!({}), &[]).await {
-                Ok(result) => return Ok(result),
+                Ok(result) if modern::discover_lists(&result, &version) => return Ok(result),
+                Ok(_) => DiscoverOutcome::Legacy,
                 Err(Error::JsonRpc {
                     code,
                     message,

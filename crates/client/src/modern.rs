@@ -317,6 +317,15 @@ pub fn classify_discover(error: Option<&Value>) -> DiscoverOutcome {
     }
 }
 
+/// Whether a `server/discover` result is a `DiscoverResult` that lists `version` ("Discovery" §DiscoverResult).
+/// An older server that answers every method with some result is not taken for a modern one.
+pub fn discover_lists(result: &Value, version: &str) -> bool {
+    result
+        .get("supportedVersions")
+        .and_then(Value::as_array)
+        .is_some_and(|vs| vs.iter().any(|v| v.as_str() == Some(version)))
+}
+
 /// What a result is ("Multi Round-Trip Requests" §Core Types): a missing `resultType` means complete.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResultKind {
@@ -583,6 +592,23 @@ mod tests {
         );
         let not_found = json!({"code": -32601, "message": "Method not found"});
         assert_eq!(classify_discover(Some(&not_found)), DiscoverOutcome::Legacy);
+    }
+
+    #[test]
+    fn only_a_discover_result_listing_the_version_is_modern() {
+        assert!(discover_lists(
+            &json!({"supportedVersions": ["2025-11-25", "2026-07-28"]}),
+            MODERN_VERSION
+        ));
+        assert!(!discover_lists(
+            &json!({"supportedVersions": ["2025-11-25"]}),
+            MODERN_VERSION
+        ));
+        assert!(!discover_lists(&json!({}), MODERN_VERSION));
+        assert!(!discover_lists(
+            &json!({"supportedVersions": "2026-07-28"}),
+            MODERN_VERSION
+        ));
     }
 
     #[test]

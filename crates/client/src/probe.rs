@@ -18,6 +18,8 @@ enum Step {
     Challenged(Option<BearerChallenge>),
     /// A JSON-RPC answer: the error object, or `None` for a result.
     Answered(Option<Value>),
+    /// A result, for the one request whose result is looked at (`server/discover`).
+    Result(Value),
     /// Something else (5xx, a body without a response): let discovery try without a challenge.
     Inconclusive,
 }
@@ -32,10 +34,11 @@ pub async fn challenge(http: &reqwest::Client, server: &Url) -> Result<Option<Be
         match step(&t, &discover).await? {
             Step::Challenged(ch) => return Ok(ch),
             Step::Inconclusive => return Ok(None),
-            Step::Answered(None) => {
+            Step::Result(r) if modern::discover_lists(&r, &version) => {
                 let list = modern_request(2, "tools/list", &version);
                 return listing(&t, &list, server).await;
             }
+            Step::Result(_) | Step::Answered(None) => break,
             Step::Answered(Some(e)) => match modern::classify_discover(Some(&e)) {
                 DiscoverOutcome::RetryWith(v) => version = v,
                 _ => break,
@@ -49,7 +52,7 @@ pub async fn challenge(http: &reqwest::Client, server: &Url) -> Result<Option<Be
     match step(&t, &init).await? {
         Step::Challenged(ch) => return Ok(ch),
         Step::Inconclusive | Step::Answered(Some(_)) => return Ok(None),
-        Step::Answered(None) => {}
+        Step::Answered(None) | Step::Result(_) => {}
     }
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
     if let Reply::Unauthorized(ch) | Reply::Forbidden(ch) =
@@ -72,7 +75,7 @@ fn modern_request(id: i64, method: &str, version: &str) -> Value {
 async fn listing(t: &Transport, msg: &Value, server: &Url) -> Result<Option<BearerChallenge>> {
     match step(t, msg).await? {
         Step::Challenged(ch) => Ok(ch),
-        Step::Answered(None) => Err(Error::NotProtected {
+        Step::Answered(None) | Step::Result(_) => Err(Error::NotProtected {
             url: server.to_string(),
         }),
         Step::Answered(Some(_)) | Step::Inconclusive => Ok(None),
@@ -109,7 +112,7 @@ async fn step(t: &Transport, msg: &Value) -> Result<Step> {
     let v = text.and_then(|t| serde_json::from_str::<Value>(&t).ok());
     Ok(match v {
         Some(v) if v.get("error").is_some() => Step::Answered(v.get("error").cloned()),
-        Some(v) if v.get("result").is_some() => Step::Answered(None),
+        Some(v) if v.get("result").is_some() => Step::Result(v["result"].clone()),
         _ => Step::Inconclusive,
     })
 }
