@@ -414,4 +414,110 @@ mod tests {
         assert!(bodies
             .contains(&"{\"jsonrpc\":\"2.0\",\"id\":\"b\",\"method\":\"tools/list\"}".to_owned()));
     }
+
+    /// A 2026-07-28-only server: `initialize` is refused; every request must carry `_meta` and the headers.
+    fn modern_only(req: &crate::mock::Req, _: &str) -> Resp {
+        let v: Value = serde_json::from_str(&req.body).unwrap();
+        let id = v["id"].clone();
+        if crate::modern::meta_version(&v).is_none()
+            || req.header("mcp-method") != v["method"].as_str()
+        {
+            return Resp::json(
+                400,
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32020, "message": "headers"}}),
+            );
+        }
+        let result = match v["method"].as_str().unwrap() {
+            "server/discover" => {
+                json!({"supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}},
+                "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "modern", "version": "1"}}})
+            }
+            "tools/list" => {
+                json!({"resultType": "complete", "tools": [{"name": "t", "inputSchema": {"type": "object",
+                "properties": {"region": {"type": "string", "x-mcp-header": "Region"}}}}]})
+            }
+            _ => {
+                json!({"resultType": "complete", "content": [], "region": req.header("mcp-param-region")})
+            }
+        };
+        Resp::json(200, json!({"jsonrpc": "2.0", "id": id, "result": result}))
+    }
+
+    async fn bridge_lines(srv: &MockServer, input: &str) -> Vec<Value> {
+        let home = tempfile::tempdir().unwrap();
+        let url = url::Url::parse(&format!("{}/mcp", srv.base)).unwrap();
+        let auth = Authenticator::new(
+            crate::http_client().unwrap(),
+            Store::open(Some(home.path().into())).unwrap(),
+            url,
+            LoginOptions::default(),
+        );
+        let client = Arc::new(McpClient::new(Arc::new(auth)));
+        let (w, mut r) = tokio::io::duplex(64 * 1024);
+        run(client, input.as_bytes(), w).await.unwrap();
+        let mut out = String::new();
+        r.read_to_string(&mut out).await.unwrap();
+        out.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_older_client_is_translated_for_a_modern_only_server() {
+        let srv = MockServer::start(modern_only).await;
+        let input = concat!(
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-06-18\"}}\n",
+            "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n",
+            "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}\n",
+        );
+        let lines = bridge_lines(&srv, input).await;
+        let init = lines.iter().find(|v| v["id"] == 1).unwrap();
+        assert_eq!(init["result"]["protocolVersion"], "2025-06-18");
+        assert_eq!(init["result"]["serverInfo"]["name"], "modern");
+        let list = lines.iter().find(|v| v["id"] == 2).unwrap();
+        assert_eq!(list["result"]["tools"][0]["name"], "t");
+        assert!(srv
+            .requests()
+            .iter()
+            .all(|r| !r.body.contains("notifications/initialized")));
+    }
+
+    #[tokio::test]
+    async fn a_modern_client_gets_the_headers_its_messages_need() {
+        let srv = MockServer::start(modern_only).await;
+        let meta = "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\",\"io.modelcontextprotocol/clientCapabilities\":{}}";
+        let input = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{{{meta}}}}}\n{{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{{\"name\":\"t\",\"arguments\":{{\"region\":\"eu\"}},{meta}}}}}\n"
+        );
+        let lines = bridge_lines(&srv, &input).await;
+        assert!(lines
+            .iter()
+            .any(|v| v["id"] == 1 && v["result"]["tools"][0]["name"] == "t"));
+        let call = lines.iter().find(|v| v["id"] == 2).unwrap();
+        assert!(call["result"].get("content").is_some(), "{call}");
+        let reqs = srv.requests();
+        let call_req = reqs.iter().find(|r| r.body.contains("tools/call")).unwrap();
+        assert_eq!(call_req.header("mcp-name"), Some("t"));
+        assert_eq!(call_req.header("mcp-protocol-version"), Some("2026-07-28"));
+    }
+
+    #[test]
+    fn listed_annotations_become_param_headers_of_later_calls() {
+        let state = State::default();
+        let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28"});
+        let list =
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}});
+        let answer = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"name": "t", "inputSchema": {"type": "object",
+            "properties": {"region": {"type": "string", "x-mcp-header": "Region"}}}}]}});
+        state.note_tools(&list, &answer.to_string());
+        let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "t", "arguments": {"region": "eu west"}, "_meta": meta}});
+        assert_eq!(
+            state.param_headers(&call),
+            vec![("mcp-param-region".to_owned(), "eu west".to_owned())]
+        );
+        let mut older = call.clone();
+        older["params"].as_object_mut().unwrap().remove("_meta");
+        assert!(state.param_headers(&older).is_empty());
+    }
 }
