@@ -167,31 +167,47 @@ impl McpClient {
     }
 
     /// `tools/call`. On 2026-07-28 the tool's definition is looked up first, for its `Mcp-Param-*` headers; a
-    /// tool with invalid annotations is refused.
+    /// tool with invalid annotations is refused; a `HeaderMismatch` answer makes the client look the tool up again
+    /// and retry once ("Transports" §Client Behavior).
     pub async fn call_tool(&self, name: &str, arguments: Value) -> Result<Value> {
-        let mut extra = Vec::new();
-        if matches!(self.era(), Era::Modern(_)) {
-            let (tools, refused) = self.list_tools_checked().await?;
-            if let Some(r) = refused.into_iter().find(|r| r.name == name) {
-                return Err(Error::InvalidTool {
-                    name: r.name,
-                    reason: r.reason,
-                });
-            }
-            let schema = tools
-                .iter()
-                .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
-                .and_then(|t| t.get("inputSchema"));
-            if let Some(hs) = schema.and_then(|s| modern::param_headers(s).ok()) {
-                extra = modern::param_header_values(&hs, &arguments);
-            }
+        let params = json!({"name": name, "arguments": arguments});
+        if !matches!(self.era(), Era::Modern(_)) {
+            return self.request("tools/call", params).await;
         }
-        self.request_with(
-            "tools/call",
-            json!({"name": name, "arguments": arguments}),
-            &extra,
-        )
-        .await
+        let extra = self.param_headers_of(name, &arguments).await?;
+        match self
+            .request_with("tools/call", params.clone(), &extra)
+            .await
+        {
+            Err(Error::JsonRpc { code, .. }) if code == modern::HEADER_MISMATCH => {
+                let extra = self.param_headers_of(name, &arguments).await?;
+                self.request_with("tools/call", params, &extra).await
+            }
+            other => other,
+        }
+    }
+
+    /// The `Mcp-Param-*` headers of a call of `name`, from its listed definition; a refused tool is an error.
+    async fn param_headers_of(
+        &self,
+        name: &str,
+        arguments: &Value,
+    ) -> Result<Vec<(String, String)>> {
+        let (tools, refused) = self.list_tools_checked().await?;
+        if let Some(r) = refused.into_iter().find(|r| r.name == name) {
+            return Err(Error::InvalidTool {
+                name: r.name,
+                reason: r.reason,
+            });
+        }
+        let schema = tools
+            .iter()
+            .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
+            .and_then(|t| t.get("inputSchema"));
+        Ok(schema
+            .and_then(|s| modern::param_headers(s).ok())
+            .map(|hs| modern::param_header_values(&hs, arguments))
+            .unwrap_or_default())
     }
 }
 
@@ -345,5 +361,37 @@ mod tests {
         let last = reqs.last().unwrap();
         assert_eq!(last.header("mcp-protocol-version"), Some("2025-06-18"));
         assert!(body(last)["params"].get("_meta").is_none());
+    }
+
+    /// The first listing lacks the annotation; the server then answers the call with `HeaderMismatch`, and the
+    /// client lists again and retries with the header.
+    #[tokio::test]
+    async fn header_mismatch_lists_again_and_retries_once() {
+        let lists = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let l = lists.clone();
+        let srv = MockServer::start(move |req, _| {
+            let v = body(req);
+            let id = v["id"].clone();
+            let ok = |result: Value| Resp::json(200, json!({"jsonrpc": "2.0", "id": id, "result": result}));
+            match v["method"].as_str().unwrap_or("") {
+                "server/discover" => ok(json!({"supportedVersions": ["2026-07-28"]})),
+                "tools/list" => {
+                    let n = l.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let region = if n == 0 { json!({"type": "string"}) } else { json!({"type": "string", "x-mcp-header": "Region"}) };
+                    ok(json!({"tools": [{"name": "t", "inputSchema": {"type": "object", "properties": {"region": region}}}]}))
+                }
+                _ if req.header("mcp-param-region").is_none() => Resp::json(
+                    400,
+                    json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32020, "message": "missing Mcp-Param-Region"}}),
+                ),
+                _ => ok(json!({"content": []})),
+            }
+        })
+        .await;
+        let home = tempfile::tempdir().unwrap();
+        let c = client(&srv, home.path());
+        c.connect().await.unwrap();
+        c.call_tool("t", json!({"region": "eu"})).await.unwrap();
+        assert_eq!(lists.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }
