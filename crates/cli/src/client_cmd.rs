@@ -6,6 +6,7 @@ use portcullis_client::auth::Authenticator;
 use portcullis_client::browser::Opener;
 use portcullis_client::cache::{ServerEntry, Store};
 use portcullis_client::identity::TokenIdentity;
+use portcullis_client::input::{InputProvider, Preset};
 use portcullis_client::mcp::McpClient;
 use portcullis_client::secret::ClientSecret;
 use portcullis_client::{bridge, discovery, LoginOptions};
@@ -13,6 +14,8 @@ use portcullis_proto::Scope;
 use serde_json::Value;
 use std::io::Read;
 use std::sync::Arc;
+
+use crate::input_prompt::TerminalPrompt;
 
 /// Client commands, flattened into the top-level command enum.
 #[derive(Debug, clap::Subcommand)]
@@ -57,6 +60,11 @@ pub(crate) enum ClientCommand {
         /// The arguments, a JSON object.
         #[arg(long, default_value = "{}")]
         args: String,
+        /// Answers to the server's input requests (MCP 2026-07-28), a JSON object keyed as the server keys them,
+        /// e.g. '{"confirm": {"action": "accept", "content": {"confirmed": true}}}'; others are asked on the
+        /// terminal when there is one.
+        #[arg(long)]
+        input_responses: Option<String>,
     },
     /// Print a valid access token for the server (refreshing it if needed), for scripts.
     Token {
@@ -125,8 +133,14 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
                 print_tools(&tools);
             }
         }
-        ClientCommand::Call { url, tool, args } => {
-            call(store, &url, &tool, &args).await?;
+        ClientCommand::Call {
+            url,
+            tool,
+            args,
+            input_responses,
+        } => {
+            let inputs = input_provider(input_responses.as_deref())?;
+            call(store, &url, &tool, &args, inputs).await?;
         }
         ClientCommand::Token { url } => {
             let auth = authenticator(store, &url, LoginOptions::default())?;
@@ -167,13 +181,19 @@ fn read_client_secret(from_stdin: bool) -> anyhow::Result<Option<ClientSecret>> 
 
 /// `portcullis call`: calls `tool` with the JSON object `args` and prints the result; a result flagged
 /// `isError` is an error of the command.
-async fn call(store: Store, url: &str, tool: &str, args: &str) -> anyhow::Result<()> {
+async fn call(
+    store: Store,
+    url: &str,
+    tool: &str,
+    args: &str,
+    inputs: Option<Arc<dyn InputProvider>>,
+) -> anyhow::Result<()> {
     let args: Value = serde_json::from_str(args)
         .context("--args must be a JSON object, e.g. --args '{\"text\":\"hi\"}'")?;
     if !args.is_object() {
         bail!("--args must be a JSON object, e.g. --args '{{\"text\":\"hi\"}}'");
     }
-    let client = connect(store, url).await?;
+    let client = connect_with(store, url, inputs).await?;
     let result = client.call_tool(tool, args).await;
     client.close().await;
     let result = result?;
@@ -225,13 +245,42 @@ fn authenticator(store: Store, url: &str, opts: LoginOptions) -> anyhow::Result<
 }
 
 async fn connect(store: Store, url: &str) -> anyhow::Result<McpClient> {
-    let client = McpClient::new(Arc::new(authenticator(
+    connect_with(store, url, None).await
+}
+
+/// A connected client (MCP 2026-07-28 first, `initialize` for older servers) answering input requests with
+/// `inputs`.
+async fn connect_with(
+    store: Store,
+    url: &str,
+    inputs: Option<Arc<dyn InputProvider>>,
+) -> anyhow::Result<McpClient> {
+    let mut client = McpClient::new(Arc::new(authenticator(
         store,
         url,
         LoginOptions::default(),
     )?));
-    client.initialize().await?;
+    if let Some(i) = inputs {
+        client = client.with_inputs(i);
+    }
+    client.connect().await?;
     Ok(client)
+}
+
+/// Who answers input requests: the `--input-responses` object, then the terminal when stdin and stderr are one.
+fn input_provider(given: Option<&str>) -> anyhow::Result<Option<Arc<dyn InputProvider>>> {
+    use std::io::IsTerminal;
+    let terminal: Option<Arc<dyn InputProvider>> = (std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal())
+    .then(|| Arc::new(TerminalPrompt) as Arc<dyn InputProvider>);
+    let Some(given) = given else {
+        return Ok(terminal);
+    };
+    let answers = match serde_json::from_str::<Value>(given) {
+        Ok(Value::Object(m)) => m,
+        _ => bail!("--input-responses must be a JSON object keyed by the server's input request keys, e.g. '{{\"confirm\": {{\"action\": \"accept\", \"content\": {{}}}}}}'"),
+    };
+    Ok(Some(Arc::new(Preset::new(answers, terminal))))
 }
 
 fn now() -> u64 {

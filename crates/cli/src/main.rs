@@ -7,6 +7,7 @@ mod admin;
 mod client_cmd;
 mod client_list;
 mod db;
+mod input_prompt;
 mod vault_cmd;
 
 use clap::{Args, Parser, Subcommand};

@@ -84,7 +84,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         opts,
     );
     let client = McpClient::new(Arc::new(auth));
-    client.initialize().await?;
+    client.connect().await?;
     let tools = client.list_tools().await?;
     for tool in &tools {
         let Some(name) = tool.get("name").and_then(Value::as_str) else {

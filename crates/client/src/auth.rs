@@ -7,7 +7,7 @@ use crate::authorize::{choose_scope, AuthorizationRequest, RequestParams};
 use crate::browser::Opener;
 use crate::cache::{ServerEntry, Store};
 use crate::callback::{port_of, CallbackListener};
-use crate::discovery::{discover, Discovered, PROTOCOL_VERSION};
+use crate::discovery::{discover, Discovered};
 use crate::registration::{self, Kind, Registration};
 use crate::secret::{AccessToken, ClientSecret};
 use crate::token::{self, Tokens};
@@ -241,39 +241,9 @@ impl Authenticator {
         self.store.remove_server(&self.key)
     }
 
-    /// An unauthenticated `initialize` POST: a 401 carries the challenge; a success means the server is not
-    /// protected.
+    /// The server's challenge from unauthenticated requests ([`crate::probe`]).
     async fn probe(&self) -> Result<Option<BearerChallenge>> {
-        let body = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": crate::protocol::initialize_params()});
-        let resp = self
-            .http
-            .post(self.server.clone())
-            .header("accept", crate::protocol::ACCEPT)
-            .header("mcp-protocol-version", PROTOCOL_VERSION)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| Error::http(self.server.as_str(), &e))?;
-        let status = resp.status().as_u16();
-        let challenge = resp
-            .headers()
-            .get_all("www-authenticate")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(BearerChallenge::parse);
-        match status {
-            401 => Ok(challenge),
-            200..=299 => Err(Error::NotProtected {
-                url: self.key.clone(),
-            }),
-            _ => {
-                tracing::debug!(
-                    status,
-                    "unexpected answer to the unauthenticated request; going on with discovery"
-                );
-                Ok(challenge)
-            }
-        }
+        crate::probe::challenge(&self.http, &self.server).await
     }
 
     async fn login_locked(
@@ -795,5 +765,92 @@ mod tests {
             opts,
         );
         assert!(matches!(auth.token().await, Err(Error::NotLoggedIn { .. })));
+    }
+
+    /// SEP-2352: the server moves from the authorization server at the root to one at `/as2`. The client registers
+    /// again there and never presents the first server's client there.
+    #[tokio::test]
+    async fn a_new_authorization_server_gets_a_new_registration() {
+        let moved = Arc::new(AtomicBool::new(false));
+        let m = moved.clone();
+        let srv = MockServer::start(move |req, base| {
+            let path = req.path.split('?').next().unwrap_or("");
+            let (prefix, rest) = match path.strip_prefix("/as2") {
+                Some(r) => ("/as2", r),
+                None => ("", path),
+            };
+            match (req.method.as_str(), path) {
+                ("GET", "/.well-known/oauth-protected-resource/mcp") => {
+                    let auth_server = if m.load(Ordering::SeqCst) { format!("{base}/as2") } else { base.to_owned() };
+                    return Resp::json(200, json!({"resource": format!("{base}/mcp"), "authorization_servers": [auth_server]}));
+                }
+                ("GET", "/.well-known/oauth-authorization-server" | "/.well-known/oauth-authorization-server/as2") => {
+                    let issuer = if path.ends_with("/as2") { format!("{base}/as2") } else { base.to_owned() };
+                    return Resp::json(200, json!({"issuer": issuer, "authorization_endpoint": format!("{issuer}/authorize"),
+                        "token_endpoint": format!("{issuer}/token"), "registration_endpoint": format!("{issuer}/register"),
+                        "response_types_supported": ["code"], "code_challenge_methods_supported": ["S256"]}));
+                }
+                _ => {}
+            }
+            match (req.method.as_str(), rest) {
+                ("POST", "/register") => {
+                    let mut v: serde_json::Value = serde_json::from_str(&req.body).unwrap();
+                    v["client_id"] = json!(if prefix.is_empty() { "c-as1" } else { "c-as2" });
+                    Resp::json(201, v)
+                }
+                ("POST", "/token") => Resp::json(200, json!({"access_token": format!("at{prefix}"), "token_type": "Bearer", "expires_in": 60})),
+                _ => Resp::status(404),
+            }
+        })
+        .await;
+        let home = tempfile::tempdir().unwrap();
+        let browser = Opener::Custom(Arc::new(|url: &Url| {
+            let q: std::collections::HashMap<String, String> =
+                url.query_pairs().into_owned().collect();
+            let mut cb = Url::parse(&q["redirect_uri"]).unwrap();
+            cb.query_pairs_mut()
+                .append_pair("code", "c")
+                .append_pair("state", &q["state"]);
+            tokio::spawn(async move { reqwest::get(cb).await.map(|_| ()) });
+            Ok(())
+        }));
+        let auth = Authenticator::new(
+            crate::http_client().unwrap(),
+            Store::open(Some(home.path().to_owned())).unwrap(),
+            Url::parse(&format!("{}/mcp", srv.base)).unwrap(),
+            LoginOptions {
+                opener: browser,
+                ..LoginOptions::default()
+            },
+        );
+        let first = auth.token().await.unwrap();
+        assert_eq!(first.expose(), "at");
+        moved.store(true, Ordering::SeqCst);
+        let second = auth
+            .after_unauthorized(Some(&first), None, false)
+            .await
+            .unwrap();
+        assert_eq!(second.expose(), "at/as2");
+        let as2 = format!("{}/as2", srv.base);
+        assert_eq!(
+            auth.store().registration(&as2).unwrap().unwrap().client_id,
+            "c-as2"
+        );
+        assert_eq!(auth.cached().unwrap().unwrap().issuer, as2);
+        // The first server's registration stays with it, and its client id never reached the second.
+        assert_eq!(
+            auth.store()
+                .registration(&srv.base)
+                .unwrap()
+                .unwrap()
+                .client_id,
+            "c-as1"
+        );
+        let leaked = srv
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/as2"))
+            .any(|r| r.path.contains("c-as1") || r.body.contains("c-as1"));
+        assert!(!leaked);
     }
 }

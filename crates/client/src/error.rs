@@ -195,11 +195,29 @@ pub enum Error {
         code: i64,
         /// Its message.
         message: String,
+        /// Its `data`.
+        data: Option<serde_json::Value>,
     },
     /// The MCP server broke the protocol.
     #[error("the MCP server's answer was not understood: {reason}. Check that the URL points at an MCP endpoint.")]
     Protocol {
         /// What was wrong.
+        reason: String,
+    },
+    /// The server needs input (MCP 2026-07-28 multi round-trip requests) that nobody can give here.
+    #[error("the MCP server needs input to finish {method}: {wants}. Run the command in a terminal to answer, or pass the answers with --input-responses '{{\"KEY\": RESULT}}'.")]
+    InputRequired {
+        /// The request that needs it.
+        method: String,
+        /// What the server asks for, one description per input request.
+        wants: String,
+    },
+    /// A tool whose definition the client must refuse (MCP 2026-07-28 `x-mcp-header` constraints).
+    #[error("the server's definition of the tool {name:?} is invalid ({reason}), so it is not called. Report this to the server operator.")]
+    InvalidTool {
+        /// The tool.
+        name: String,
+        /// Why.
         reason: String,
     },
 }

@@ -18,6 +18,12 @@
 //!   logout.
 //! - [`mcp`]: the Streamable HTTP transport (JSON or SSE responses, sessions) and a small MCP client with the 401 /
 //!   403 retry rules.
+//! - [`modern`]: MCP 2026-07-28 wire values without I/O: the `_meta` envelope, the `Mcp-Method`/`Mcp-Name`/
+//!   `Mcp-Param-*` headers and their encoding, modern error codes, era detection, `input_required` results.
+//! - [`calls`]: the MCP operations of the client: 2026-07-28 first with `initialize` as the fallback, tools
+//!   (invalid `x-mcp-header` tools left out), calls with their custom headers, multi round-trip requests.
+//! - [`input`]: who answers a server's input requests (given answers, a terminal prompt), or the error naming them.
+//! - [`probe`]: the unauthenticated requests `login` makes to find the server's challenge.
 //! - [`protocol`]: the MCP wire values (`Accept`, the `initialize` parameters) the probe and the client share.
 //! - [`bridge`]: stdio ↔ Streamable HTTP, for stdio-only MCP clients.
 //! - [`identity`]: who an access token names (`preferred_username`, `email`, `idp`), decoded for display only.
@@ -28,10 +34,14 @@ pub mod bridge;
 pub mod browser;
 pub mod cache;
 pub mod callback;
+pub mod calls;
 pub mod discovery;
 pub mod error;
 pub mod identity;
+pub mod input;
 pub mod mcp;
+pub mod modern;
+pub mod probe;
 pub mod protocol;
 pub mod registration;
 pub mod secret;

@@ -1,7 +1,9 @@
-//! MCP over Streamable HTTP (MCP "Transports", 2025-06-18 / 2025-11-25): every JSON-RPC message is a POST with
-//! `Accept: application/json, text/event-stream`; the answer is JSON, an SSE stream, or 202 for notifications
-//! and responses. `Mcp-Session-Id` from the initialize answer and `MCP-Protocol-Version` are sent afterwards. A
-//! stream that ends early is resumed with GET and `Last-Event-ID` after the server's `retry` delay.
+//! MCP over Streamable HTTP (MCP "Transports", 2025-06-18 / 2025-11-25 / 2026-07-28): every JSON-RPC message is a
+//! POST with `Accept: application/json, text/event-stream`; the answer is JSON, an SSE stream, or 202 for
+//! notifications and responses. A message carrying the 2026-07-28 `_meta` goes out with the headers mirrored from
+//! its body ([`crate::modern::standard_headers`]) and no session. Otherwise `Mcp-Session-Id` from the initialize
+//! answer and `MCP-Protocol-Version` are sent afterwards, and a stream that ends early is resumed with GET and
+//! `Last-Event-ID` after the server's `retry` delay.
 //!
 //! [`McpClient`] adds authorization: on 401 it refreshes once, then logs in again; on 403 `insufficient_scope` it
 //! steps up with the union of scopes, at most [`MAX_STEP_UPS`] times, and not again once a step-up has already
@@ -9,6 +11,8 @@
 
 use crate::auth::Authenticator;
 use crate::error::snippet;
+use crate::input::InputProvider;
+use crate::modern::{self, Era};
 pub use crate::protocol::{initialize_params, ACCEPT};
 use crate::secret::AccessToken;
 use crate::{Error, Result};
@@ -175,6 +179,22 @@ impl Transport {
         req
     }
 
+    /// The headers of a modern (2026-07-28) message: the standard ones mirrored from its body; no session and no
+    /// remembered version, which belong to the older revisions ("Transports" §Request Metadata).
+    fn modern_headers(
+        mut req: reqwest::RequestBuilder,
+        token: Option<&AccessToken>,
+        msg: &Value,
+    ) -> reqwest::RequestBuilder {
+        if let Some(t) = token {
+            req = req.bearer_auth(t.expose());
+        }
+        for (k, v) in modern::standard_headers(msg) {
+            req = req.header(k, v);
+        }
+        req
+    }
+
     fn remember_session(&self, resp: &reqwest::Response) {
         if let Some(s) = resp
             .headers()
@@ -189,18 +209,42 @@ impl Transport {
 
     /// POSTs one message (`body` is sent byte for byte).
     pub async fn post(&self, token: Option<&AccessToken>, body: &str) -> Result<Reply> {
-        let req = self
+        self.post_with(token, body, &[]).await
+    }
+
+    /// POSTs one message with `extra` headers (the `Mcp-Param-*` of a tool call). A message carrying the modern
+    /// `_meta` gets the 2026-07-28 headers and no session; others the headers of the older revisions. A 4xx whose
+    /// body is a JSON-RPC response (a modern server's `UnsupportedProtocolVersion`, `HeaderMismatch`, …) is an
+    /// answer, returned as [`Reply::Json`].
+    pub async fn post_with(
+        &self,
+        token: Option<&AccessToken>,
+        body: &str,
+        extra: &[(String, String)],
+    ) -> Result<Reply> {
+        let mut req = self
             .http
             .post(self.url.clone())
             .header("accept", ACCEPT)
             .header("content-type", "application/json")
             .body(body.to_owned());
-        let resp = self
-            .headers(req, token)
+        for (k, v) in extra {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let msg = serde_json::from_str::<Value>(body)
+            .ok()
+            .filter(|m| modern::meta_version(m).is_some());
+        let req = match &msg {
+            Some(m) => Self::modern_headers(req, token, m),
+            None => self.headers(req, token),
+        };
+        let resp = req
             .send()
             .await
             .map_err(|e| Error::http(self.url.as_str(), &e))?;
-        self.remember_session(&resp);
+        if msg.is_none() {
+            self.remember_session(&resp);
+        }
         let status = resp.status().as_u16();
         match status {
             401 => return Ok(Reply::Unauthorized(challenge_of(&resp))),
@@ -209,6 +253,9 @@ impl Transport {
             200..=299 => {}
             _ => {
                 let body = resp.text().await.unwrap_or_default();
+                if (400..500).contains(&status) && is_jsonrpc_response(&body) {
+                    return Ok(Reply::Json(body));
+                }
                 return Err(Error::UnexpectedStatus {
                     url: self.url.to_string(),
                     status,
@@ -277,12 +324,23 @@ impl Transport {
     }
 }
 
-/// An MCP client with authorization.
-#[derive(Debug)]
+/// An MCP client with authorization. The protocol operations (era detection, listing, calling, multi round-trip
+/// requests) are in [`crate::calls`].
 pub struct McpClient {
     auth: Arc<Authenticator>,
     transport: Transport,
     next_id: AtomicI64,
+    era: Mutex<Era>,
+    inputs: Option<Arc<dyn InputProvider>>,
+}
+
+impl std::fmt::Debug for McpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpClient")
+            .field("auth", &self.auth)
+            .field("era", &self.era())
+            .finish_non_exhaustive()
+    }
 }
 
 impl McpClient {
@@ -293,12 +351,37 @@ impl McpClient {
             auth,
             transport,
             next_id: AtomicI64::new(1),
+            era: Mutex::new(Era::Unknown),
+            inputs: None,
         }
+    }
+
+    /// Answers the server's input requests (MCP 2026-07-28 multi round-trip requests) with `inputs`.
+    pub fn with_inputs(mut self, inputs: Arc<dyn InputProvider>) -> Self {
+        self.inputs = Some(inputs);
+        self
+    }
+
+    /// Who answers input requests, if anyone.
+    pub fn inputs(&self) -> Option<&Arc<dyn InputProvider>> {
+        self.inputs.as_ref()
     }
 
     /// The transport.
     pub fn transport(&self) -> &Transport {
         &self.transport
+    }
+
+    /// The protocol era in use.
+    pub fn era(&self) -> Era {
+        self.era.lock().map(|g| g.clone()).unwrap_or(Era::Unknown)
+    }
+
+    /// Sets the protocol era (after detection).
+    pub fn set_era(&self, era: Era) {
+        if let Ok(mut g) = self.era.lock() {
+            *g = era;
+        }
     }
 
     /// The current token, without logging in.
@@ -309,10 +392,19 @@ impl McpClient {
     /// POSTs a message with authorization: 401 → refresh once, then a new login; 403 `insufficient_scope` →
     /// step-up, at most [`MAX_STEP_UPS`] times.
     pub async fn send(&self, body: &str) -> Result<Reply> {
+        self.send_with(body, &[]).await
+    }
+
+    /// [`McpClient::send`] with extra headers.
+    pub async fn send_with(&self, body: &str, extra: &[(String, String)]) -> Result<Reply> {
         let mut token = self.auth.current().await?;
         let (mut unauthorized, mut step_ups) = (0u32, 0u32);
         loop {
-            match self.transport.post(token.as_ref(), body).await? {
+            match self
+                .transport
+                .post_with(token.as_ref(), body, extra)
+                .await?
+            {
                 Reply::Unauthorized(ch) => {
                     unauthorized += 1;
                     if unauthorized > 2 {
@@ -360,12 +452,25 @@ impl McpClient {
         }
     }
 
-    /// Sends a request and waits for its response's `result`.
-    pub async fn request(&self, method: &str, params: Value) -> Result<Value> {
+    /// Sends one request and waits for its response's `result` (one round: an `input_required` result is
+    /// returned as is). In the modern era the params get the `_meta` envelope; `extra` headers are added.
+    pub async fn request_once(
+        &self,
+        method: &str,
+        params: Value,
+        extra: &[(String, String)],
+    ) -> Result<Value> {
+        let params = match self.era() {
+            Era::Modern(v) => {
+                let caps = modern::client_capabilities(self.inputs.is_some());
+                modern::with_meta(params, &v, &caps)
+            }
+            _ => params,
+        };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body =
             json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
-        let reply = self.send(&body).await?;
+        let reply = self.send_with(&body, extra).await?;
         let msg = match reply {
             Reply::Json(text) => find_response(&parse(&text)?, id),
             Reply::Stream(s) => self.response_from_stream(s, id).await?,
@@ -382,12 +487,14 @@ impl McpClient {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_owned(),
+                data: e.get("data").cloned(),
             });
         }
         Ok(msg.get("result").cloned().unwrap_or(Value::Null))
     }
 
-    /// Reads a POST's stream until the response `id`, resuming with GET + `Last-Event-ID` if it breaks off.
+    /// Reads a POST's stream until the response `id`, resuming with GET + `Last-Event-ID` if it breaks off (the
+    /// older revisions only: 2026-07-28 has no resumption).
     async fn response_from_stream(&self, mut s: SseStream, id: i64) -> Result<Option<Value>> {
         let mut resumes = 0;
         loop {
@@ -407,7 +514,7 @@ impl McpClient {
                 return Ok(None);
             };
             resumes += 1;
-            if resumes > MAX_RESUMES {
+            if resumes > MAX_RESUMES || matches!(self.era(), Era::Modern(_)) {
                 return Ok(None);
             }
             tokio::time::sleep(Duration::from_millis(s.retry_ms.unwrap_or(1000))).await;
@@ -437,51 +544,18 @@ impl McpClient {
         self.send(&msg.to_string()).await.map(|_| ())
     }
 
-    /// `initialize`, then `notifications/initialized` (MCP "Lifecycle").
-    pub async fn initialize(&self) -> Result<Value> {
-        let result = self.request("initialize", initialize_params()).await?;
-        if let Some(v) = result.get("protocolVersion").and_then(Value::as_str) {
-            self.transport.set_protocol_version(v);
-        }
-        self.notify("notifications/initialized", None).await?;
-        Ok(result)
-    }
-
-    /// All tools (`tools/list`, following `nextCursor`).
-    pub async fn list_tools(&self) -> Result<Vec<Value>> {
-        let mut tools = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..100 {
-            let params = cursor.as_ref().map_or(json!({}), |c| json!({"cursor": c}));
-            let r = self.request("tools/list", params).await?;
-            tools.extend(
-                r.get("tools")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default(),
-            );
-            cursor = r
-                .get("nextCursor")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            if cursor.is_none() {
-                break;
-            }
-        }
-        Ok(tools)
-    }
-
-    /// `tools/call`.
-    pub async fn call_tool(&self, name: &str, arguments: Value) -> Result<Value> {
-        self.request("tools/call", json!({"name": name, "arguments": arguments}))
-            .await
-    }
-
-    /// Ends the session.
+    /// Ends the session (older revisions; a modern server has none).
     pub async fn close(&self) {
         let token = self.auth.current().await.ok().flatten();
         self.transport.close(token.as_ref()).await;
     }
+}
+
+/// Whether an error body is a JSON-RPC response (with an `error` or `result`).
+fn is_jsonrpc_response(body: &str) -> bool {
+    serde_json::from_str::<Value>(body).is_ok_and(|v| {
+        v.get("jsonrpc").is_some() && (v.get("error").is_some() || v.get("result").is_some())
+    })
 }
 
 fn parse(text: &str) -> Result<Value> {
