@@ -17,6 +17,7 @@ mod federation_vault;
 mod gateway;
 mod gateway_failures;
 mod gateway_features;
+mod gateway_modern;
 mod gateway_routes;
 mod guard_example;
 mod idp;

@@ -17,7 +17,7 @@ use super::identity::IDENTITY_HEADER;
 use super::streams::StreamSlot;
 use super::tool_filter::ToolFilter;
 use super::upstream::{rpc_error, too_many_streams, until_closing, Gateway};
-use crate::mcp::{SESSION_HEADER, VERSION_HEADER};
+use crate::mcp::{METHOD_HEADER, NAME_HEADER, SESSION_HEADER, VERSION_HEADER};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -45,8 +45,15 @@ pub const FORWARDED_REQUEST_HEADERS: &[&str] = &[
     "user-agent",
     SESSION_HEADER,
     VERSION_HEADER,
+    METHOD_HEADER,
+    NAME_HEADER,
     "last-event-id",
 ];
+
+/// Request headers passed to the upstream by prefix: the custom headers a tool's `x-mcp-header` parameters
+/// declare (MCP 2026-07-28 "Transports" §Custom Headers, `Mcp-Param-{Name}`). They carry tool arguments the
+/// upstream checks against the body itself; no other prefix is forwarded.
+pub const FORWARDED_REQUEST_PREFIXES: &[&str] = &["mcp-param-"];
 
 /// Response headers passed back to the client; every other header is dropped.
 pub const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
@@ -140,6 +147,15 @@ fn upstream_headers(headers: &HeaderMap, p: &VerifiedToken, extras: &Extras) -> 
         for v in headers.get_all(*name) {
             out.append(HeaderName::from_static(name), v.clone());
         }
+    }
+    // Header names are lower case in `HeaderMap`.
+    let prefixed = |n: &HeaderName| {
+        FORWARDED_REQUEST_PREFIXES
+            .iter()
+            .any(|p| n.as_str().starts_with(p))
+    };
+    for (name, v) in headers.iter().filter(|(n, _)| prefixed(n)) {
+        out.append(name.clone(), v.clone());
     }
     let identity = [
         (SUBJECT_HEADER, p.claims.sub.clone()),

@@ -37,7 +37,7 @@ pub(crate) use upstream::rpc_error;
 use upstream::{too_many_streams, Gateway};
 
 use crate::guard;
-use crate::mcp::SESSION_HEADER;
+use crate::mcp::{envelope, METHOD_HEADER, NAME_HEADER, SESSION_HEADER, VERSION_HEADER};
 use crate::state::AppState;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -217,6 +217,39 @@ fn missing_tool_scope(
     })
 }
 
+/// MCP 2026-07-28 request headers (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) agree with the checked
+/// body ([`envelope::check_agreement`]), each sent at most once, so an upstream that reads the headers acts on
+/// what the per-tool scope check saw; else 400 `HeaderMismatch` (-32020) and the upstream sees nothing.
+/// Nothing is parsed again when none of them is sent (older revisions).
+// The error is the finished response, built on the refusal path only.
+#[allow(clippy::result_large_err)]
+fn headers_agree(headers: &HeaderMap, body: &[u8], id: Value) -> Result<(), Response> {
+    use envelope::{EnvelopeError, Mismatch};
+    let named = [
+        (VERSION_HEADER, "MCP-Protocol-Version"),
+        (METHOD_HEADER, "Mcp-Method"),
+        (NAME_HEADER, "Mcp-Name"),
+    ];
+    if named.iter().all(|(h, _)| !headers.contains_key(*h)) {
+        return Ok(());
+    }
+    let repeated = named
+        .iter()
+        .find(|(h, _)| headers.get_all(*h).iter().nth(1).is_some());
+    let checked = match repeated {
+        Some((_, shown)) => Err(EnvelopeError::HeaderMismatch(Mismatch::Repeated(shown))),
+        // `rpc::inspect` accepted the body, so it is JSON (else null: named headers are then refused).
+        None => {
+            let v = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+            envelope::check_agreement(&crate::mcp::mcp_headers(headers), &v)
+        }
+    };
+    checked.map_err(|e| {
+        tracing::info!(reason = %e, "gateway request refused before the upstream");
+        rpc_error(StatusCode::BAD_REQUEST, id, e.code(), &e.to_string())
+    })
+}
+
 /// `POST` on the MCP endpoint: authenticate, check the session, the JSON-RPC body ([`rpc`]) and per-tool
 /// scopes, forward.
 ///
@@ -258,6 +291,9 @@ async fn handle_post(
                 );
             }
         };
+        if let Err(resp) = headers_agree(&headers, &body, inspected.id()) {
+            return resp;
+        }
         if let Some(needed) = missing_tool_scope(&g.config, &p, &inspected) {
             let refusal = portcullis_guard::Refusal::InsufficientScope(needed);
             return guard::refusal_for(&s, g.resource(&s), &refusal);

@@ -18,6 +18,13 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+/// The members of a 2026-07-28 list result ("Server Features" §Caching; `resultType` on every result).
+const CACHE_MEMBERS: &[&str] = &["resultType", "ttlMs", CACHE_SCOPE];
+/// The cache-scope member of a list result.
+const CACHE_SCOPE: &str = "cacheScope";
+/// `cacheScope` for an answer that differs per user (raw JSON).
+const PRIVATE: &str = "\"private\"";
+
 /// What to hide from which responses of one request.
 #[derive(Debug, Clone)]
 pub struct ToolFilter {
@@ -28,8 +35,9 @@ pub struct ToolFilter {
 }
 
 impl ToolFilter {
-    /// The filter for `body` sent by `p`, or `None` when there is nothing to hide (no `tools/list` request with
-    /// an id, or no tool the token lacks a scope for).
+    /// The filter for `body` sent by `p`, or `None` when there is nothing to do (no `tools/list` request with
+    /// an id, or no per-tool scopes). A caller who may call every tool still gets one: its 2026-07-28 lists are
+    /// marked private too, since another user's differ.
     pub fn for_request(
         tool_scopes: &BTreeMap<String, Scope>,
         p: &VerifiedToken,
@@ -40,7 +48,7 @@ impl ToolFilter {
             .filter(|(_, needed)| !p.scope.includes(needed))
             .map(|(name, _)| name.clone())
             .collect();
-        if hidden.is_empty() {
+        if tool_scopes.is_empty() {
             return None;
         }
         // Ids are compared as values (so `1` matches `1.0` as before); the answer keeps its own bytes.
@@ -98,7 +106,9 @@ impl ToolFilter {
         (Some(object(&members, "result", &new_result)), 1)
     }
 
-    /// A `tools/list` result without the hidden tools; `None` if it has none of them.
+    /// A `tools/list` result without the hidden tools, and when it is a 2026-07-28 result (it has `resultType`,
+    /// `ttlMs` or `cacheScope`) marked `cacheScope: "private"`: the list differs per user, so no shared cache
+    /// may serve it to another ("Server Features" §Caching). `None` if nothing changes.
     fn without_hidden(&self, result: &str) -> Option<String> {
         #[derive(serde::Deserialize)]
         struct Tool<'a> {
@@ -114,15 +124,26 @@ impl ToolFilter {
                 .and_then(|t| t.name)
                 .is_some_and(|name| self.hidden.iter().any(|h| *h == name))
         };
-        if !tools.iter().any(hidden) {
-            return None;
-        }
-        let kept: Vec<&str> = tools
+        let modern = (members.iter()).any(|(k, _)| CACHE_MEMBERS.contains(&k.as_ref()));
+        let private = members
             .iter()
-            .filter(|t| !hidden(t))
-            .map(|t| t.get())
-            .collect();
-        Some(object(&members, "tools", &format!("[{}]", kept.join(","))))
+            .any(|(k, v)| k == CACHE_SCOPE && v.get() == PRIVATE);
+        let any_hidden = tools.iter().any(hidden);
+        let mut changes = Vec::new();
+        let kept;
+        if any_hidden {
+            let names: Vec<&str> = tools
+                .iter()
+                .filter(|t| !hidden(t))
+                .map(|t| t.get())
+                .collect();
+            kept = format!("[{}]", names.join(","));
+            changes.push(("tools", kept.as_str()));
+        }
+        if modern && !private {
+            changes.push((CACHE_SCOPE, PRIVATE));
+        }
+        (!changes.is_empty()).then(|| object_with(&members, &changes))
     }
 
     /// Rewrites a whole JSON body; `None` if it is not JSON (left to the caller's checks).
@@ -164,16 +185,34 @@ impl ToolFilter {
 
 /// The JSON object of `members` (raw values) with the value of `name` replaced by `value` (raw JSON).
 fn object(members: &[(Cow<'_, str>, &RawValue)], name: &str, value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 64);
+    object_with(members, &[(name, value)])
+}
+
+/// The JSON object of `members` (raw values) with each `(name, value)` of `changes` (raw JSON) replacing the
+/// member of that name, or appended when there is none.
+fn object_with(members: &[(Cow<'_, str>, &RawValue)], changes: &[(&str, &str)]) -> String {
+    let mut parts: Vec<(&str, &str)> = members
+        .iter()
+        .map(|(k, v)| {
+            let changed = changes.iter().find(|(n, _)| *n == k.as_ref());
+            (k.as_ref(), changed.map_or(v.get(), |(_, value)| *value))
+        })
+        .collect();
+    for (name, value) in changes {
+        if !members.iter().any(|(k, _)| k == name) {
+            parts.push((name, value));
+        }
+    }
+    let mut out = String::with_capacity(64 + parts.iter().map(|(_, v)| v.len()).sum::<usize>());
     out.push('{');
-    for (i, (k, v)) in members.iter().enumerate() {
+    for (i, (k, v)) in parts.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         // A string always serializes.
-        out.push_str(&serde_json::to_string(k.as_ref()).unwrap_or_default());
+        out.push_str(&serde_json::to_string(k).unwrap_or_default());
         out.push(':');
-        out.push_str(if k == name { value } else { v.get() });
+        out.push_str(v);
     }
     out.push('}');
     out
@@ -397,9 +436,16 @@ mod tests {
     }
 
     #[test]
-    fn filter_only_when_something_is_hidden_from_a_tools_list() {
+    fn filter_only_for_a_tools_list_with_per_tool_scopes() {
         let list = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"});
-        assert!(for_request("mcp:tools mcp:admin", &list).is_none());
+        let text = list.to_string();
+        let inspected = rpc::inspect(text.as_bytes(), &scopes()).expect("well-formed");
+        let none = BTreeMap::new();
+        assert!(ToolFilter::for_request(&none, &principal("mcp:tools"), &inspected).is_none());
+        // Nothing hidden from a caller with every scope: an older list passes byte for byte.
+        let all = for_request("mcp:tools mcp:admin", &list).expect("filter");
+        let legacy = serde_json::to_vec(&list_result(7)).expect("json");
+        assert_eq!(all.rewrite_json(&legacy).expect("same"), legacy);
         let call =
             json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "echo"}});
         assert!(for_request("mcp:tools", &call).is_none());
@@ -432,6 +478,41 @@ mod tests {
         assert_eq!(names(&out[0]), ["echo", "admin_tool"]);
         assert_eq!(names(&out[1]), ["echo"]);
         assert!(f.rewrite_json(b"not json").is_none());
+    }
+
+    /// MCP 2026-07-28 list results differ per user: marked `cacheScope: "private"` whether or not a tool is
+    /// hidden, the other members kept.
+    #[test]
+    fn modern_list_results_are_marked_private() {
+        let modern = |id: i64, cache: Option<&str>| {
+            let mut v = list_result(id);
+            v["result"]["resultType"] = json!("complete");
+            v["result"]["ttlMs"] = json!(60000);
+            if let Some(c) = cache {
+                v["result"]["cacheScope"] = json!(c);
+            }
+            serde_json::to_vec(&v).expect("json")
+        };
+        let list = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"});
+        for scope in ["mcp:tools", "mcp:tools mcp:admin"] {
+            let f = for_request(scope, &list).expect("filter");
+            for cache in [None, Some("public"), Some("private")] {
+                let out: Value =
+                    serde_json::from_slice(&f.rewrite_json(&modern(7, cache)).expect("json"))
+                        .expect("json");
+                assert_eq!(out["result"]["cacheScope"], "private", "{scope} {cache:?}");
+                assert_eq!(out["result"]["resultType"], "complete");
+                assert_eq!(out["result"]["ttlMs"], 60000);
+                let want: &[&str] = if scope == "mcp:tools" {
+                    &["echo"]
+                } else {
+                    &["echo", "admin_tool"]
+                };
+                assert_eq!(names(&out), want);
+            }
+            let other = modern(8, Some("public"));
+            assert_eq!(f.rewrite_json(&other).expect("same"), other);
+        }
     }
 
     /// Ids above `u64` keep their digits, and every other byte of the answer but the hidden tool stays.

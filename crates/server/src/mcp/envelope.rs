@@ -123,6 +123,10 @@ pub enum Mismatch {
     Unreadable(&'static str),
     /// `initialize` (the legacy handshake) sent with a modern `MCP-Protocol-Version`.
     InitializeWithModernVersion,
+    /// `Mcp-Method` or `Mcp-Name` on a batch or a response (they name one request); gateway only.
+    NotOneRequest(&'static str),
+    /// A header sent more than once (a receiver could read either value); gateway only.
+    Repeated(&'static str),
 }
 
 /// Why a message is refused before it is served. Every variant is answered with HTTP 400.
@@ -195,6 +199,8 @@ fn describe(m: &Mismatch) -> String {
             "initialize is the legacy handshake but MCP-Protocol-Version names a 2026-07-28 or later revision"
                 .into()
         }
+        Mismatch::NotOneRequest(h) => format!("the {h} header names one request but the body is not one"),
+        Mismatch::Repeated(h) => format!("the {h} header is sent more than once"),
     }
 }
 
@@ -308,6 +314,39 @@ fn modern(
         notification,
         client_name: envelope.client_name.map(str::to_owned),
     }))
+}
+
+/// The agreement checks a gateway makes before forwarding ("Transports" §Server Validation: an intermediary
+/// routing or authorizing by headers must see them agree with the body): `Mcp-Method` names the body's method,
+/// `Mcp-Name` (decoded) the body's tool, prompt or resource, `MCP-Protocol-Version` the envelope's version when
+/// the body claims one. Unlike [`classify`] nothing is decided about which versions are served and absent
+/// headers are not refused: the upstream decides those, and answers with its own errors.
+pub fn check_agreement(headers: &McpHeaders<'_>, body: &Value) -> Result<(), EnvelopeError> {
+    let named = [(headers.method, "Mcp-Method"), (headers.name, "Mcp-Name")];
+    let Some(method) = body.get("method").and_then(Value::as_str) else {
+        return match named.iter().find(|(v, _)| v.is_some()) {
+            Some((_, h)) => Err(EnvelopeError::HeaderMismatch(Mismatch::NotOneRequest(h))),
+            None => Ok(()),
+        };
+    };
+    let params = body.get("params");
+    if let (Some(h), Some(meta)) = (
+        text(headers.protocol_version, "MCP-Protocol-Version")?,
+        claim(params),
+    ) {
+        let body_version = meta.get(PROTOCOL_VERSION_KEY).and_then(Value::as_str);
+        if body_version.is_some_and(|b| b != h) {
+            return Err(EnvelopeError::HeaderMismatch(Mismatch::Version {
+                header: h.to_owned(),
+                body: body_version.unwrap_or_default().to_owned(),
+            }));
+        }
+    }
+    check_method_header(headers, method)?;
+    if headers.name.is_none() {
+        return Ok(());
+    }
+    check_name_header(headers, method, params)
 }
 
 fn check_method_header(headers: &McpHeaders<'_>, method: &str) -> Result<(), EnvelopeError> {

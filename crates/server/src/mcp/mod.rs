@@ -66,7 +66,7 @@ pub async fn post(
 }
 
 /// The headers [`envelope::classify`] reads.
-fn mcp_headers(headers: &HeaderMap) -> McpHeaders<'_> {
+pub(crate) fn mcp_headers(headers: &HeaderMap) -> McpHeaders<'_> {
     let get = |name: &str| headers.get(name).map(HeaderValue::as_bytes);
     McpHeaders {
         protocol_version: get(VERSION_HEADER),

@@ -455,3 +455,80 @@ fn modern_versions_are_iso_dates_from_2026_07_28() {
         assert_eq!(is_modern(v), MODERN_VERSIONS.contains(v), "{v}");
     }
 }
+
+/// The gateway's checks: agreement only, never a decision about versions or absent headers.
+#[test]
+fn agreement_for_a_gateway() {
+    let agree = |h: &McpHeaders<'_>, body: &Value| check_agreement(h, body);
+    let mismatched = |h: &McpHeaders<'_>, body: &Value| match check_agreement(h, body) {
+        Err(EnvelopeError::HeaderMismatch(m)) => m,
+        other => panic!("expected a header mismatch, got {other:?}"),
+    };
+    // Agreeing headers, no headers, and a version this server does not serve (the upstream decides).
+    assert_eq!(
+        agree(&headers("tools/call", Some("echo")), &call("echo")),
+        Ok(())
+    );
+    assert_eq!(agree(&McpHeaders::default(), &call("echo")), Ok(()));
+    let mut future = call("echo");
+    future["params"]["_meta"][PROTOCOL_VERSION_KEY] = json!("2099-01-01");
+    let future_headers = McpHeaders {
+        protocol_version: Some(b"2099-01-01"),
+        ..headers("tools/call", Some("echo"))
+    };
+    assert_eq!(agree(&future_headers, &future), Ok(()));
+    let legacy =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo"}});
+    let legacy_headers = McpHeaders {
+        protocol_version: Some(b"2025-06-18"),
+        ..McpHeaders::default()
+    };
+    assert_eq!(agree(&legacy_headers, &legacy), Ok(()));
+    // Each disagreement.
+    assert_eq!(
+        mismatched(&headers("tools/call", Some("echo")), &call("admin_tool")),
+        Mismatch::Name {
+            header: "echo".into(),
+            body: "admin_tool".into()
+        }
+    );
+    assert_eq!(
+        mismatched(&headers("tools/list", None), &call("echo")),
+        Mismatch::Method {
+            header: "tools/list".into(),
+            body: "tools/call".into()
+        }
+    );
+    assert!(matches!(
+        mismatched(&future_headers, &call("echo")),
+        Mismatch::Version { .. }
+    ));
+    let disguised = McpHeaders {
+        name: Some(b"=?base64?YWRtaW5fdG9vbA==?="),
+        ..headers("tools/call", None)
+    };
+    assert_eq!(agree(&disguised, &call("admin_tool")), Ok(()));
+    assert!(matches!(
+        mismatched(&disguised, &call("echo")),
+        Mismatch::Name { .. }
+    ));
+    let batch = json!([call("echo")]);
+    assert_eq!(
+        mismatched(&headers("tools/call", None), &batch),
+        Mismatch::NotOneRequest("Mcp-Method")
+    );
+    assert_eq!(agree(&McpHeaders::default(), &batch), Ok(()));
+    let response = json!({"jsonrpc": "2.0", "id": 1, "result": {}});
+    let named = McpHeaders {
+        name: Some(b"echo"),
+        ..McpHeaders::default()
+    };
+    assert_eq!(
+        mismatched(&named, &response),
+        Mismatch::NotOneRequest("Mcp-Name")
+    );
+    assert_eq!(
+        EnvelopeError::HeaderMismatch(Mismatch::Repeated("Mcp-Name")).code(),
+        HEADER_MISMATCH
+    );
+}
