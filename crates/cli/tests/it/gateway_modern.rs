@@ -106,6 +106,7 @@ async fn modern_post(
             &id,
             json!({"tools": [{"name": "echo", "inputSchema": {"type": "object"}}, {"name": "admin_tool", "inputSchema": {"type": "object"}}], "resultType": "complete", "ttlMs": 60000, "cacheScope": "public"}),
         ),
+        ("subscriptions/listen", _) => listen_stream(),
         ("tools/call", "ask") if msg["params"].get("inputResponses").is_none() => ok(
             &id,
             json!({"resultType": "input_required", "inputRequests": {"confirm": {"method": "elicitation/create", "params": {"message": "Sure?", "requestedSchema": {"type": "object", "properties": {}}}}}, "requestState": "opaque-state-1"}),
@@ -116,6 +117,21 @@ async fn modern_post(
         ),
         _ => ok(&id, json!({"resultType": "complete"})),
     }
+}
+
+/// The `subscriptions/listen` answer: one event, then open until the client goes.
+fn listen_stream() -> Response {
+    let first = futures_util::stream::once(async {
+        Ok::<_, std::convert::Infallible>(
+            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/subscriptions/acknowledged\"}\n\n",
+        )
+    });
+    let rest = futures_util::stream::pending();
+    (
+        [(CONTENT_TYPE.as_str(), "text/event-stream")],
+        axum::body::Body::from_stream(futures_util::StreamExt::chain(first, rest)),
+    )
+        .into_response()
 }
 
 /// A 2026-07-28 request: `_meta` envelope in the body.
@@ -347,4 +363,43 @@ async fn input_required_and_its_retry_pass_untouched() {
         retry,
         "the retry reached the upstream byte for byte"
     );
+}
+
+/// `subscriptions/listen` streams count against `gateway_streams_per_caller` like `GET` streams: the one beyond
+/// the cap gets 429 before the upstream is asked, and closing a stream frees its slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_streams_are_capped_like_get_streams() {
+    let (up, s, token) = setup(&["--gateway-streams-per-caller", "2"]).await;
+    let listen = modern(
+        9,
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true}}),
+    )
+    .to_string();
+    let headers = standard("subscriptions/listen", None);
+    let open = || post(&s, &token, &listen, &headers);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut r = open().await;
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+        let first = r.chunk().await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&first).contains("acknowledged"));
+        held.push(r);
+    }
+    let before = up.count();
+    let r = open().await;
+    assert_eq!(r.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().get("retry-after").is_some());
+    assert_eq!(up.count(), before, "the upstream was asked beyond the cap");
+    drop(held.pop());
+    // The slot is released once the gateway notices the client went (its next write or the connection close).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = open().await;
+        if r.status() == reqwest::StatusCode::OK {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "slot never freed");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

@@ -92,7 +92,7 @@ pub(crate) struct Extras {
     identity: Option<HeaderValue>,
     /// The rewrite of `tools/list` answers (`hide_unauthorized_tools`).
     tool_filter: Option<ToolFilter>,
-    /// The server's shutdown signal (used by a `GET` stream, which ends at shutdown).
+    /// The server's shutdown signal (used by a `GET` or `subscriptions/listen` stream, which ends at shutdown).
     closing: Option<tokio::sync::watch::Receiver<u64>>,
     /// The caller's upstream token and its header (`upstream_token_from`, [`super::upstream_token`]).
     upstream_credential: Option<(HeaderName, HeaderValue)>,
@@ -134,7 +134,9 @@ pub(crate) fn extras(
     Extras {
         identity: identity.flatten(),
         tool_filter,
-        closing: body.is_none().then(|| s.stream_closer.subscribe()),
+        closing: body
+            .is_none_or(super::rpc::Inspected::is_listen)
+            .then(|| s.stream_closer.subscribe()),
         upstream_credential: None,
         stream_slot: None,
     }
@@ -274,7 +276,7 @@ pub(crate) async fn forward(
             tracing::info!(sub = %p.claims.sub, client_id = %p.claims.client_id, "gateway stream limit reached");
             return too_many_streams(id);
         };
-        stream_through(g, &method, builder, resp, extras, slot)
+        stream_through(g, builder, resp, extras, slot)
     } else {
         match read_whole(g, resp, deadline, extras).await {
             Ok(buf) => builder.body(Body::from(buf)),
@@ -358,19 +360,17 @@ where
 /// proxy in front of Portcullis is asked not to buffer either. The stream holds the caller's `slot`.
 fn stream_through(
     g: &Gateway,
-    method: &Method,
     builder: axum::http::response::Builder,
     resp: reqwest::Response,
     extras: Extras,
     slot: StreamSlot,
 ) -> Result<Response, axum::http::Error> {
     let builder = builder.header("x-accel-buffering", "no");
-    if method == Method::GET {
-        // The standalone server-to-client stream never ends by itself: end it when the server shuts down.
-        if let Some(closing) = extras.closing {
-            let stream = until_closing(holding(resp.bytes_stream(), slot), closing);
-            return builder.body(Body::from_stream(stream));
-        }
+    // The standalone server-to-client stream (`GET`, or a 2026-07-28 `subscriptions/listen`) never ends by
+    // itself and may be quiet for long: end it when the server shuts down, not when it is idle.
+    if let Some(closing) = extras.closing {
+        let stream = until_closing(holding(resp.bytes_stream(), slot), closing);
+        return builder.body(Body::from_stream(stream));
     }
     // The answer to a request: an upstream that stops sending must not hold the client forever.
     let upstream = until_idle(

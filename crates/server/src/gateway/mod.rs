@@ -278,7 +278,7 @@ async fn handle_post(
         Ok(h) => h,
         Err(resp) => return resp,
     };
-    let (id, extras) = {
+    let (id, extras, listen) = {
         let inspected = match rpc::inspect(&body, &g.config.tool_scopes) {
             Ok(i) => i,
             Err(e) => {
@@ -301,11 +301,19 @@ async fn handle_post(
         (
             inspected.id(),
             forward::extras(&g, &s, &p, Some(&inspected)),
+            inspected.is_listen(),
         )
     };
     // A caller at its stream cap: refused before the upstream sees the request, since its answer may be a
-    // stream (the count itself is taken when it is one, in `forward`).
-    if g.streams.is_full(&p, g.config.streams_per_caller) {
+    // stream (the count itself is taken when it is one, in `forward`). A `subscriptions/listen` is counted
+    // before the upstream is asked, like a `GET` stream.
+    let mut extras = extras;
+    if listen {
+        let Some(slot) = g.streams.acquire(&p, g.config.streams_per_caller) else {
+            return too_many_streams(id);
+        };
+        extras.set_stream_slot(slot);
+    } else if g.streams.is_full(&p, g.config.streams_per_caller) {
         return too_many_streams(id);
     }
     let extras = match with_upstream_token(&s, &g, &p, extras, &id).await {

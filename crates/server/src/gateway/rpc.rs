@@ -22,6 +22,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use unicode_normalization::UnicodeNormalization;
 
+/// The MCP 2026-07-28 subscription stream request.
+pub const SUBSCRIPTIONS_LISTEN: &str = "subscriptions/listen";
 /// The method whose tool the per-tool scope rule checks.
 pub const TOOLS_CALL: &str = "tools/call";
 /// The method whose answer `hide_unauthorized_tools` rewrites.
@@ -100,6 +102,13 @@ pub struct Inspected<'a> {
 }
 
 impl Inspected<'_> {
+    /// Whether the body is one `subscriptions/listen` request: the MCP 2026-07-28 server-to-client stream
+    /// ("Transports" §Subscriptions, replacing the `GET` stream), held and ended like a `GET` stream.
+    pub fn is_listen(&self) -> bool {
+        matches!(self.messages.as_slice(), [one] if !self.batch
+            && one.method.as_deref() == Some(SUBSCRIPTIONS_LISTEN))
+    }
+
     /// The id of a single message (for error bodies), else null.
     pub fn id(&self) -> serde_json::Value {
         match self.messages.as_slice() {
@@ -438,6 +447,17 @@ mod tests {
             i.messages[0].id.map(RawValue::get),
             Some("123456789012345678901234567890")
         );
+    }
+
+    #[test]
+    fn only_one_listen_request_is_a_listen_stream() {
+        let listen = r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{}}"#;
+        let is_listen = |b: &str| inspect(b.as_bytes(), &scoped()).expect("ok").is_listen();
+        assert!(is_listen(listen));
+        assert!(!is_listen(&format!("[{listen}]")));
+        assert!(!is_listen(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#
+        ));
     }
 
     #[test]
