@@ -16,6 +16,10 @@
 //! - [`upstream_token`]: the optional caller's token at an identity provider on the forwarded request
 //!   (`upstream_token_from`), or the 401 challenge sending the user through sign-in again.
 //!
+//! MCP 2026-07-28 passes through with the client's version unchanged (the upstream decides what it speaks and
+//! answers `UnsupportedProtocolVersion` itself); its `Mcp-Method`/`Mcp-Name` headers are checked against the
+//! body first ([`crate::mcp::envelope::check_agreement`]), and `subscriptions/listen` is held like a `GET` stream.
+//!
 //! Every request is authenticated by the guard layer ([`guard::ResourceGuard`]); a session id is only forwarded with the token of
 //! the subject and client that opened it (else 404); a `tools/call` whose tool needs a scope the token lacks gets
 //! 403 `insufficient_scope` before the upstream sees anything.
