@@ -224,7 +224,7 @@ fn missing_tool_scope(
 /// MCP 2026-07-28 request headers (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) agree with the checked
 /// body ([`envelope::check_agreement`]), each sent at most once, so an upstream that reads the headers acts on
 /// what the per-tool scope check saw; else 400 `HeaderMismatch` (-32020) and the upstream sees nothing.
-/// Nothing is parsed again when none of them is sent (older revisions).
+/// Nothing is parsed again for older-revision traffic (no `Mcp-Method`/`Mcp-Name`, no 2026-07-28 version).
 // The error is the finished response, built on the refusal path only.
 #[allow(clippy::result_large_err)]
 fn headers_agree(headers: &HeaderMap, body: &[u8], id: Value) -> Result<(), Response> {
@@ -234,7 +234,15 @@ fn headers_agree(headers: &HeaderMap, body: &[u8], id: Value) -> Result<(), Resp
         (METHOD_HEADER, "Mcp-Method"),
         (NAME_HEADER, "Mcp-Name"),
     ];
-    if named.iter().all(|(h, _)| !headers.contains_key(*h)) {
+    // Without `Mcp-Method`/`Mcp-Name` and with no 2026-07-28 version header, an upstream can only act on the
+    // body, which was checked: older-revision traffic is not parsed twice.
+    let modern_version = headers
+        .get(VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| envelope::is_modern(v.trim()));
+    let named_present = named[1..].iter().any(|(h, _)| headers.contains_key(*h));
+    if !modern_version && !named_present && headers.get_all(VERSION_HEADER).iter().nth(1).is_none()
+    {
         return Ok(());
     }
     let repeated = named
