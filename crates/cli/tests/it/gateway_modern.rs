@@ -403,3 +403,22 @@ async fn listen_streams_are_capped_like_get_streams() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// A `subscriptions/listen` stream, like the `GET` stream, ends at shutdown: SIGTERM does not wait out the
+/// drain timeout (30 s) for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_open_listen_streams() {
+    let (_up, mut s, token) = setup(&[]).await;
+    let listen = modern(9, "subscriptions/listen", json!({"notifications": {}})).to_string();
+    let mut r = post(&s, &token, &listen, &standard("subscriptions/listen", None)).await;
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let first = r.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("acknowledged"));
+    let status = tokio::task::block_in_place(|| s.terminate(std::time::Duration::from_secs(10)));
+    assert!(status.is_some(), "SIGTERM waited for an open listen stream");
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), r.chunk()).await;
+    assert!(
+        matches!(end, Ok(Ok(None)) | Ok(Err(_))),
+        "the listen stream did not end: {end:?}"
+    );
+}
