@@ -5,7 +5,8 @@
 # behind `portcullis serve --upstream` (interop/pairings/upstream.mjs, interop/clients/gateway_pair.mjs). Each
 # client logs in with OAuth through the gateway (the headless browser, tests/support/auto_browser.py), lists the
 # tools and calls one. Prints the negotiated protocol version of each pairing; the v2 client with the v2 upstream
-# must end on 2026-07-28, every other pairing on an older revision both ends speak.
+# must end on 2026-07-28, every other pairing on an older revision both ends speak. Then the `portcullis` client
+# (login, call) against both upstreams, with the revision the upstream saw (2026-07-28 at the v2 upstream).
 #
 #   interop/gateway-pairings.sh
 #
@@ -96,10 +97,35 @@ for client in v1 v2; do
     fi
   done
 done
+# The `portcullis` client (2026-07-28 first, `initialize` as the fallback) through the same gateways: the revision
+# is the one the upstream saw on the tools/call.
+export PORTCULLIS_HOME="$WORK/home"
+mkdir -m 700 "$PORTCULLIS_HOME"
+for upstream in v1 v2; do
+  url="GATEWAY_${upstream^^}"
+  out="$WORK/portcullis-$upstream.out"
+  if BROWSER="$AUTO_BROWSER" timeout 60 "$PORTCULLIS_BIN" login "${!url}" >"$out" 2>&1 </dev/null &&
+    BROWSER=/bin/false timeout 60 "$PORTCULLIS_BIN" call "${!url}" echo >>"$out" 2>&1 </dev/null &&
+    grep -q "echo from the $upstream upstream" "$out"; then
+    version="$(sed -n 's/^seen tools\/call //p' "$WORK/$upstream/upstream.log" | tail -n 1)"
+    want=$([ "$upstream" = v2 ] && echo "$MODERN" || echo 2025-11-25)
+    if [ "$version" = "$want" ]; then
+      echo "PASS: portcullis client, $upstream upstream through the gateway: protocol version $version"
+    else
+      echo "FAIL: portcullis client, $upstream upstream: the upstream saw $version, not $want"
+      failed=$((failed + 1))
+    fi
+  else
+    echo "FAIL: portcullis client, $upstream upstream"
+    sed 's/^/    | /' "$out" | tail -n 25
+    failed=$((failed + 1))
+  fi
+done
+
 if grep -qE 'panicked|ERROR' "$WORK"/*/serve.log; then
   echo "FAIL: the gateway logged an error"
   grep -hE 'panicked|ERROR' "$WORK"/*/serve.log | head -5
   failed=$((failed + 1))
 fi
-echo "gateway-pairings: $((4 - failed < 0 ? 0 : 4 - failed)) of 4 pairings passed, $failed failures"
+echo "gateway-pairings: $((6 - failed < 0 ? 0 : 6 - failed)) of 6 pairings passed, $failed failures"
 [ "$failed" -eq 0 ]

@@ -3,7 +3,8 @@
 //   v1: @modelcontextprotocol/sdk 1.32.2 (McpServer, StreamableHTTPServerTransport): 2025-11-25 and older;
 //   v2: @modelcontextprotocol/server 2.4.0 (McpServer, createMcpHandler): 2026-07-28
 //       first, older revisions as the fallback.
-// Prints `listening URL` once up.
+// Prints `listening URL` once up, then `seen METHOD VERSION` for each request: the revision it was sent in (the
+// `_meta` envelope's, else the `MCP-Protocol-Version` header, else `initialize`'s `protocolVersion`).
 //
 //   node upstream.mjs v1|v2 PORT
 import http from "node:http";
@@ -52,11 +53,30 @@ async function v2(req, res, body) {
   res.end();
 }
 
+/** Logs the method and revision of a POSTed message. */
+function logSeen(req, body) {
+  let msg;
+  try {
+    msg = JSON.parse(body.toString());
+  } catch {
+    return;
+  }
+  if (!msg || Array.isArray(msg) || !msg.method) return;
+  const version =
+    msg.params?._meta?.["io.modelcontextprotocol/protocolVersion"] ??
+    req.headers["mcp-protocol-version"] ??
+    msg.params?.protocolVersion ??
+    "none";
+  console.log(`seen ${msg.method} ${version}`);
+}
+
 const handle = line === "v2" ? v2 : v1;
 http
   .createServer(async (req, res) => {
     try {
-      await handle(req, res, await readBody(req));
+      const body = await readBody(req);
+      logSeen(req, body);
+      await handle(req, res, body);
     } catch (e) {
       console.error(e);
       if (!res.headersSent) res.writeHead(500);
