@@ -16,8 +16,8 @@
 //! - [`cache`]: the on-disk token and registration cache, written atomically, mode 0600, locked around refresh.
 //! - [`auth`]: the [`Authenticator`] that ties the above together: a valid token on demand, login, refresh, step-up,
 //!   logout.
-//! - [`mcp`]: the Streamable HTTP transport (JSON or SSE responses, sessions) and a small MCP client with the 401 /
-//!   403 retry rules.
+//! - [`transport`]: the Streamable HTTP transport (JSON or SSE responses, sessions), without authorization; [`mcp`]:
+//!   a small MCP client on top of it with the 401 / 403 retry rules.
 //! - [`modern`]: MCP 2026-07-28 wire values without I/O: the `_meta` envelope, the `Mcp-Method`/`Mcp-Name`/
 //!   `Mcp-Param-*` headers and their encoding, modern error codes, era detection, `input_required` results.
 //! - [`calls`]: the MCP operations of the client: 2026-07-28 first with `initialize` as the fallback, tools
@@ -46,6 +46,7 @@ pub mod protocol;
 pub mod registration;
 pub mod secret;
 pub mod token;
+pub mod transport;
 pub mod url_check;
 
 #[cfg(test)]

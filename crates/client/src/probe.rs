@@ -4,9 +4,9 @@
 //! success there is followed by a listing call (`tools/list`) before deciding there is nothing to log in to.
 
 use crate::discovery::PROTOCOL_VERSION;
-use crate::mcp::{Reply, Transport};
 use crate::modern::{self, DiscoverOutcome, MODERN_VERSION};
 use crate::protocol::initialize_params;
+use crate::transport::{Reply, Transport};
 use crate::{Error, Result};
 use portcullis_proto::www_authenticate::BearerChallenge;
 use serde_json::{json, Value};
