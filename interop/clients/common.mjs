@@ -60,3 +60,53 @@ export function run(main) {
     },
   );
 }
+
+// The OAuthClientProvider of the SDK clients (v1 and v2 share the interface): an in-memory store, a public
+// client registered dynamically with `clientName` (and `extra` metadata), and redirectToAuthorization handing
+// the URL to the headless browser. `refreshes` counts the tokens saved over earlier ones (refreshes by the SDK).
+export class BrowserProvider {
+  constructor(redirectUrl, clientName, extra = {}) {
+    this.redirect = redirectUrl;
+    this.clientName = clientName;
+    this.extra = extra;
+    this.store = {};
+    this.browser = null;
+    this.refreshes = 0;
+  }
+  get redirectUrl() {
+    return this.redirect;
+  }
+  get clientMetadata() {
+    return {
+      client_name: this.clientName,
+      redirect_uris: [this.redirect],
+      grant_types: ["authorization_code", "refresh_token"],
+      response_types: ["code"],
+      token_endpoint_auth_method: "none",
+      ...this.extra,
+    };
+  }
+  clientInformation() {
+    return this.store.client;
+  }
+  saveClientInformation(info) {
+    this.store.client = info;
+  }
+  tokens() {
+    return this.store.tokens;
+  }
+  saveTokens(tokens) {
+    if (this.store.tokens) this.refreshes += 1;
+    this.store.tokens = tokens;
+  }
+  redirectToAuthorization(url) {
+    this.browser = browse(url);
+    this.browser.catch(() => {});
+  }
+  saveCodeVerifier(v) {
+    this.store.verifier = v;
+  }
+  codeVerifier() {
+    return this.store.verifier;
+  }
+}

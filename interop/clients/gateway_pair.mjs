@@ -4,51 +4,9 @@
 // protocol version, lists the tools and calls `echo`.
 //
 //   node gateway_pair.mjs v1|v2 MCP_URL
-import { browse, callbackServer, run, text } from "./common.mjs";
+import { BrowserProvider, callbackServer, run, text } from "./common.mjs";
 
 const [line, url] = process.argv.slice(2);
-
-class Provider {
-  constructor(redirectUrl) {
-    this.redirect = redirectUrl;
-    this.store = {};
-    this.browser = null;
-  }
-  get redirectUrl() {
-    return this.redirect;
-  }
-  get clientMetadata() {
-    return {
-      client_name: `interop: gateway pairing, TypeScript SDK ${line} client`,
-      redirect_uris: [this.redirect],
-      grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"],
-      token_endpoint_auth_method: "none",
-    };
-  }
-  clientInformation() {
-    return this.store.client;
-  }
-  saveClientInformation(info) {
-    this.store.client = info;
-  }
-  tokens() {
-    return this.store.tokens;
-  }
-  saveTokens(tokens) {
-    this.store.tokens = tokens;
-  }
-  redirectToAuthorization(u) {
-    this.browser = browse(u);
-    this.browser.catch(() => {});
-  }
-  saveCodeVerifier(v) {
-    this.store.verifier = v;
-  }
-  codeVerifier() {
-    return this.store.verifier;
-  }
-}
 
 async function sdk() {
   if (line === "v2") {
@@ -71,7 +29,7 @@ async function sdk() {
 run(async () => {
   const { newClient, Transport, version } = await sdk();
   const callback = await callbackServer();
-  const provider = new Provider(callback.url);
+  const provider = new BrowserProvider(callback.url, `interop: gateway pairing, TypeScript SDK ${line} client`);
   try {
     await newClient().connect(new Transport(new URL(url), { authProvider: provider }));
     throw new Error("connected without authorization");

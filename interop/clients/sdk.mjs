@@ -7,51 +7,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
-import { browse, callbackServer, pastExpiry, run, text } from "./common.mjs";
-
-class Provider {
-  constructor(redirectUrl) {
-    this.redirect = redirectUrl;
-    this.store = {};
-    this.browser = null;
-    this.refreshes = 0;
-  }
-  get redirectUrl() {
-    return this.redirect;
-  }
-  get clientMetadata() {
-    return {
-      client_name: "interop: MCP TypeScript SDK",
-      redirect_uris: [this.redirect],
-      grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"],
-      token_endpoint_auth_method: "none",
-    };
-  }
-  clientInformation() {
-    return this.store.client;
-  }
-  saveClientInformation(info) {
-    this.store.client = info;
-  }
-  tokens() {
-    return this.store.tokens;
-  }
-  saveTokens(tokens) {
-    if (this.store.tokens) this.refreshes += 1;
-    this.store.tokens = tokens;
-  }
-  redirectToAuthorization(url) {
-    this.browser = browse(url);
-    this.browser.catch(() => {});
-  }
-  saveCodeVerifier(v) {
-    this.store.verifier = v;
-  }
-  codeVerifier() {
-    return this.store.verifier;
-  }
-}
+import { BrowserProvider, callbackServer, pastExpiry, run, text } from "./common.mjs";
 
 async function connect(url, provider) {
   const client = new Client({ name: "portcullis-interop-sdk", version: "1.0.0" });
@@ -62,7 +18,7 @@ async function connect(url, provider) {
 run(async () => {
   const url = process.argv[2];
   const callback = await callbackServer();
-  const provider = new Provider(callback.url);
+  const provider = new BrowserProvider(callback.url, "interop: MCP TypeScript SDK");
   let client;
   try {
     client = await connect(url, provider);

@@ -6,54 +6,9 @@
 //
 //   node sdk_v2.mjs MCP_URL
 import { Client, StreamableHTTPClientTransport, UnauthorizedError } from "@modelcontextprotocol/client";
-import { browse, callbackServer, pastExpiry, run, text } from "./common.mjs";
+import { BrowserProvider, callbackServer, pastExpiry, run, text } from "./common.mjs";
 
 const EXPECTED_VERSION = "2026-07-28";
-
-class Provider {
-  constructor(redirectUrl) {
-    this.redirect = redirectUrl;
-    this.store = {};
-    this.browser = null;
-    this.refreshes = 0;
-  }
-  get redirectUrl() {
-    return this.redirect;
-  }
-  get clientMetadata() {
-    return {
-      client_name: "interop: MCP TypeScript SDK v2",
-      redirect_uris: [this.redirect],
-      grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"],
-      token_endpoint_auth_method: "none",
-      application_type: "native",
-    };
-  }
-  clientInformation() {
-    return this.store.client;
-  }
-  saveClientInformation(info) {
-    this.store.client = info;
-  }
-  tokens() {
-    return this.store.tokens;
-  }
-  saveTokens(tokens) {
-    if (this.store.tokens) this.refreshes += 1;
-    this.store.tokens = tokens;
-  }
-  redirectToAuthorization(url) {
-    this.browser = browse(url);
-    this.browser.catch(() => {});
-  }
-  saveCodeVerifier(v) {
-    this.store.verifier = v;
-  }
-  codeVerifier() {
-    return this.store.verifier;
-  }
-}
 
 const newClient = () =>
   new Client({ name: "portcullis-interop-sdk-v2", version: "1.0.0" }, { versionNegotiation: { mode: "auto" } });
@@ -61,7 +16,7 @@ const newClient = () =>
 run(async () => {
   const url = process.argv[2];
   const callback = await callbackServer();
-  const provider = new Provider(callback.url);
+  const provider = new BrowserProvider(callback.url, "interop: MCP TypeScript SDK v2", { application_type: "native" });
   try {
     await newClient().connect(new StreamableHTTPClientTransport(new URL(url), { authProvider: provider }));
     throw new Error("connected without authorization");
